@@ -135,6 +135,17 @@ def _cross_checks(config: ClusterConfig, base: Path) -> list[tuple[Loc, str]]:
         for key, rel in (("component", mod.component), ("schema", mod.schema_)):
             if rel is not None and not (base / rel).is_file():
                 problems.append(((("module", i, key)), f"file not found: {base / rel}"))
+    hosts: list[tuple[Loc, str, str | None]] = [
+        (("manager",), config.manager.host, config.manager.workdir)
+    ]
+    hosts += [(("node", i), n.host, n.workdir) for i, n in enumerate(config.node)]
+    for loc, host, workdir in hosts:
+        effective = workdir or config.defaults.workdir or ""
+        if host != "local" and not effective.startswith("/"):
+            where = (*loc, "workdir") if workdir else ("defaults", "workdir")
+            problems.append(
+                (where, f"{effective!r} must be an absolute path for remote host {host!r}")
+            )
     for i, route in enumerate(config.proxy.route):
         if (route.namespace, route.module) not in seen:
             problems.append(

@@ -61,13 +61,6 @@ class HostSettings(_Strict):
     sudo: bool | None = None
     docker_base_image: str | None = None
 
-    @field_validator("workdir")
-    @classmethod
-    def _absolute(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith("/") and not v.startswith("~"):
-            raise ValueError("must be an absolute path (like /opt/wruntime) or start with ~")
-        return v
-
 
 class Defaults(HostSettings):
     format: Format | None = "systemd"

@@ -58,6 +58,10 @@ def _host_attrs(config: ClusterConfig, host: HostSettings, address: str) -> dict
     attrs = {"host": address}
     for name in ("format", "user", "workdir", "ssh_port", "python"):
         attrs[name] = setting(config, host, name)
+    if address == "local":  # a local workdir may be relative to cluster.toml
+        attrs["workdir"] = str(
+            (config.source.parent / Path(attrs["workdir"]).expanduser()).resolve()
+        )
     if address == "local":
         del attrs["user"], attrs["ssh_port"]
     return attrs

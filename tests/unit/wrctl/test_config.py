@@ -162,7 +162,7 @@ BAD = [
     (
         "relative workdir",
         ('format = "supervisor"', 'format = "supervisor"\nworkdir = "opt"'),
-        "defaults.workdir: must be an absolute path",
+        "defaults.workdir: 'opt' must be an absolute path for remote host '10.0.1.51'",
         6,
     ),
     (
