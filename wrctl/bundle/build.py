@@ -70,7 +70,7 @@ def _manager_bundle(config: ClusterConfig, out_dir: Path, runtime_version: str) 
             cluster=config.cluster.name,
             listen_address=f"{bind}:{m.port}",
             admin_address=f"127.0.0.1:{m.admin_port}",
-            state="sqlite:///@WORKDIR@/manager/data/state.db" if m.state == "sqlite" else m.state,
+            state=m.state,
             heartbeat_timeout_secs=m.heartbeat_timeout_secs,
         ).encode(),
     }
