@@ -99,7 +99,8 @@ class ManagedProcess:
     """A child process owned by a test: output goes to a log file, stop() always ends it.
 
     The child gets its own session (process group) so stop() also ends anything it spawned.
-    `env` holds variables set on top of the current environment.
+    `env` holds variables set on top of the current environment; `user` runs the child as that
+    account (needs root); `stop_signal` is what stop() sends first (PostgreSQL wants SIGINT).
     """
 
     def __init__(
@@ -110,12 +111,16 @@ class ManagedProcess:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         name: str | None = None,
+        user: str | None = None,
+        stop_signal: signal.Signals = signal.SIGTERM,
     ) -> None:
         self.argv = [str(a) for a in argv]
         self.log_path = log_path
         self.env = dict(env or {})
         self.cwd = cwd
         self.name = name or Path(self.argv[0]).name
+        self.user = user
+        self.stop_signal = stop_signal
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ManagedProcess:
@@ -131,6 +136,7 @@ class ManagedProcess:
                 env={**os.environ, **self.env},
                 cwd=self.cwd,
                 start_new_session=True,
+                user=self.user,
             )
         return self
 
@@ -184,11 +190,12 @@ class ManagedProcess:
             raise ProcessNotReady(self._failure(str(exc), what)) from None
 
     def stop(self, grace_s: float = 5.0) -> int | None:
-        """SIGTERM the process group, SIGKILL it after grace_s; return the exit code."""
+        """Send stop_signal (SIGTERM) to the process group, SIGKILL after grace_s; return the
+        exit code."""
         if self._proc is None:
             return None
         if self._proc.poll() is None:
-            self._signal_group(signal.SIGTERM)
+            self._signal_group(self.stop_signal)
             try:
                 self._proc.wait(timeout=grace_s)
             except subprocess.TimeoutExpired:
