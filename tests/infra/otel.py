@@ -133,7 +133,7 @@ def span_collector() -> Iterator[SpanCollector]:
     or clear() between tests."""
     collector = SpanCollector()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, server)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, server)  # type: ignore[no-untyped-call]
     port = server.add_insecure_port(f"{HOST}:0")  # the kernel picks the port: no race
     if port == 0:
         raise RuntimeError(f"OTLP receiver could not bind {HOST}")
