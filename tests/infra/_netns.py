@@ -1,27 +1,33 @@
 """Network namespaces on a private bridge for fake hosts, named after the owning pytest PID.
 
-Names carry the PID of the pytest process that made them (`wrtest-<pid>-<i>`, bridge
-`wrb<pid>`, veth `wrv<pid>h<i>`), so a session only ever removes what it made itself or what a
-dead session left behind — never the namespaces of another test run going on at the same time.
+Names carry the PID of the pytest process that made them plus a letter per network
+(`wrtest-<pid><k>-<i>`, bridge `wrb<pid><k>`, veth `wrv<pid><k>h<i>`: at most 15 characters),
+so a session only ever removes what it made itself or what a dead session left behind, never
+the namespaces of another test run going on at the same time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import re
 import shutil
 import signal
+import string
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.infra.process import wait_until
+
 SUBNET_PREFIX = "10.213"  # used only inside namespaces these fixtures create
 LOCK_PATH = Path("/run/lock/wruntime-test-netns.lock")
-_NS_NAME = re.compile(r"^wrtest-(\d+)-\d+$")
-_LINK_NAME = re.compile(r"^wr(?:b|v)(\d+)(?:[hn]\d+)?$")
+_NS_NAME = re.compile(r"^wrtest-(\d+)[a-z]-\d+$")
+_LINK_NAME = re.compile(r"^wr[bv](\d+)[a-z](?:[hn]\d+)?$")
+_network_letters = itertools.cycle(string.ascii_lowercase)
 
 
 class NamespaceError(RuntimeError):
@@ -57,12 +63,25 @@ def links() -> list[str]:
     return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if line]
 
 
+def process_gone(pid: int) -> bool:
+    """True when pid no longer runs (exited, or a zombie waiting to be reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
 def delete_namespace(ns: str) -> None:
     """Kill every process in ns (sshd and anything started over SSH), then remove it."""
     with contextlib.suppress(NamespaceError):
-        for pid in run(["ip", "netns", "pids", ns]).split():
+        pids = [int(pid) for pid in run(["ip", "netns", "pids", ns]).split()]
+        for pid in pids:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
+        wait_until(
+            lambda: all(process_gone(pid) for pid in pids), 5.0, f"the processes of {ns} to die"
+        )
     with contextlib.suppress(NamespaceError):
         run(["ip", "netns", "delete", ns])
     shutil.rmtree(Path("/etc/netns") / ns, ignore_errors=True)
@@ -114,13 +133,13 @@ def free_subnet() -> int:
 class HostNetwork:
     """A bridge in the root namespace plus one namespace per fake host, all on one /24."""
 
-    owner: int
+    tag: str  # owner PID + a letter
     subnet: int
     namespaces: list[str]
 
     @property
     def bridge(self) -> str:
-        return f"wrb{self.owner}"
+        return f"wrb{self.tag}"
 
     @property
     def gateway(self) -> str:
@@ -130,11 +149,11 @@ class HostNetwork:
         return f"{SUBNET_PREFIX}.{self.subnet}.{10 + index}"
 
     def add_host(self, index: int, hostname: str) -> str:
-        """Create namespace `wrtest-<owner>-<index>` wired to the bridge; return its name."""
+        """Create namespace `wrtest-<tag>-<index>` wired to the bridge; return its name."""
         ns, host_end, ns_end = (
-            f"wrtest-{self.owner}-{index}",
-            f"wrv{self.owner}h{index}",
-            f"wrv{self.owner}n{index}",
+            f"wrtest-{self.tag}-{index}",
+            f"wrv{self.tag}h{index}",
+            f"wrv{self.tag}n{index}",
         )
         run(["ip", "netns", "add", ns])
         self.namespaces.append(ns)
@@ -160,9 +179,9 @@ class HostNetwork:
 
 def create_network() -> HostNetwork:
     """A fresh bridge on a free 10.213.x.0/24 (the root namespace holds .1)."""
-    owner = os.getpid()
+    tag = f"{os.getpid()}{next(_network_letters)}"
     with subnet_lock():
-        net = HostNetwork(owner, free_subnet(), [])
+        net = HostNetwork(tag, free_subnet(), [])
         run(["ip", "link", "add", net.bridge, "type", "bridge"])
         try:
             run(["ip", "addr", "add", f"{net.gateway}/24", "dev", net.bridge])
