@@ -43,6 +43,18 @@ def run(argv: list[str]) -> str:
     return done.stdout
 
 
+def refusal() -> str | None:
+    """Why network/mount/UTS namespaces cannot be made here, or None when they can."""
+    for tool in ("ip", "unshare"):
+        if shutil.which(tool) is None:
+            return f"`{tool}` is not installed"
+    try:
+        run(["unshare", "--net", "--mount", "--uts", "true"])
+    except NamespaceError as exc:
+        return str(exc)
+    return None
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -173,7 +185,10 @@ class HostNetwork:
 
     def destroy(self) -> None:
         for ns in self.namespaces:
-            delete_namespace(ns)  # takes its veth pair with it
+            # Deleting a namespace frees its veth pair only later, in a kernel work queue:
+            # delete the pair now so nothing is left once destroy() returns.
+            delete_link(f"wrv{self.tag}h{ns.rsplit('-', 1)[1]}")
+            delete_namespace(ns)
         delete_link(self.bridge)
 
 

@@ -195,12 +195,17 @@ def remove_stale_sessions(tmp_root: Path) -> None:
 
 
 def _choose_mode() -> Mode:
+    """WRTEST_SSH_MODE if set, else "netns" where namespaces can be made, else "loopback"."""
     forced = os.environ.get("WRTEST_SSH_MODE", "")
     if forced in ("netns", "loopback"):
         return forced  # type: ignore[return-value]
     if forced:
         raise ValueError(f"WRTEST_SSH_MODE={forced!r}: expected 'netns' or 'loopback'")
-    return "netns" if shutil.which("ip") and shutil.which("unshare") else "loopback"
+    reason = _netns.refusal()
+    if reason is None:
+        return "netns"
+    warnings.warn(f"network namespaces refused ({reason}): fake hosts on 127.0.0.x", stacklevel=2)
+    return "loopback"
 
 
 def _check_prerequisites() -> None:
@@ -229,13 +234,7 @@ def fake_ssh_hosts(
     try:
         if mode == "netns":
             _netns.remove_stale()
-            try:
-                net = _netns.create_network()
-            except _netns.NamespaceError as exc:
-                if os.environ.get("WRTEST_SSH_MODE") == "netns":
-                    raise
-                warnings.warn(f"network namespaces refused, using 127.0.0.x: {exc}", stacklevel=1)
-                mode = "loopback"
+            net = _netns.create_network()
         key_path = session / "client_ed25519"
         authorized = session / "authorized_keys"
         authorized.write_text(_keygen(key_path, "wrtest-client") + "\n")
