@@ -162,3 +162,10 @@ def postgres() -> Iterator[PostgresServer]:
 def postgres_dsn(postgres: PostgresServer) -> str:
     """The DSN of a database created for this test run."""
     return postgres.create_database(f"wruntime_test_{os.getpid()}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses `postgres` so `-m "not postgres"` deselects them."""
+    for item in items:
+        if "postgres" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)

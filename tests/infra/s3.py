@@ -83,3 +83,10 @@ def s3_server() -> Iterator[S3Server]:
         server.stop()
         log.unlink(missing_ok=True)
         log.parent.rmdir()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses `s3_server` with `s3`, so `-m "not s3"` deselects them."""
+    for item in items:
+        if "s3_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.s3)

@@ -276,3 +276,10 @@ def ssh_hosts() -> Iterator[list[SshHost]]:
     """Two fake hosts (node-a, node-b) for the session; see SshHost for what each offers."""
     with fake_ssh_hosts() as hosts:
         yield hosts
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses `ssh_hosts` with `ssh`, so `-m "not ssh"` deselects them."""
+    for item in items:
+        if "ssh_hosts" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.ssh)

@@ -25,6 +25,7 @@ def _wrtest_state() -> tuple[set[str], set[str], set[str]]:
     return set(_netns.namespaces()), set(_netns.links()), tmp
 
 
+@pytest.mark.ssh
 def test_namespaced_hosts_are_removed_on_exit() -> None:
     before = _wrtest_state()
     with fake_ssh_hosts(("solo-a", "solo-b"), mode="netns") as hosts:
@@ -41,6 +42,7 @@ def test_namespaced_hosts_are_removed_on_exit() -> None:
         assert _netns.process_gone(left), f"pid {left} outlived its host"
 
 
+@pytest.mark.ssh
 def test_loopback_fallback_hosts(tmp_path: Path) -> None:
     with fake_ssh_hosts(("lo-a", "lo-b"), mode="loopback") as hosts:
         a, b = hosts
@@ -55,6 +57,7 @@ def test_loopback_fallback_hosts(tmp_path: Path) -> None:
     assert not session.exists()
 
 
+@pytest.mark.ssh
 def test_stale_namespaces_and_links_of_dead_runs_are_removed() -> None:
     dead = _dead_pid()
     mine = f"wrtest-{os.getpid()}z-0"

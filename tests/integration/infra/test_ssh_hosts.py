@@ -97,3 +97,17 @@ def test_namespaced_hosts_reach_each_other_but_nothing_outside(ssh_hosts: list[S
         assert conn.run("ip -4 -o addr show dev eth0", hide=True).stdout.count("inet ") == 1
         reach = f"python3 -c \"import socket; socket.create_connection(('{b.address}', 22), 5)\""
         assert conn.run(reach, hide=True, warn=True).ok
+
+
+def test_systemd_units_dir_is_private(ssh_hosts: list[SshHost]) -> None:
+    host = ssh_hosts[0]
+    if host.mode != "netns":
+        pytest.skip("hosts share the machine's /etc in loopback mode")
+    unit = "/etc/systemd/system/wrtest-private.service"
+    with host.connect() as conn:
+        conn.sudo(f"sh -c 'printf \"[Unit]\\n\" > {unit}'", hide=True)
+    assert host.host_path(unit).read_text() == "[Unit]\n"
+    assert not Path(unit).exists()
+    assert host.host_path("/opt") == host.opt_dir
+    with pytest.raises(ValueError, match="'/etc/passwd' is not private to node-a"):
+        host.host_path("/etc/passwd")
