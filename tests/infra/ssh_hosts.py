@@ -54,6 +54,7 @@ class SshHost:
     root_dir: Path
     mode: Mode
     namespace: str | None
+    gateway: str  # this machine's address as the host sees it (bind services here for it)
     sshd: ManagedProcess = field(repr=False)
 
     @property
@@ -216,59 +217,95 @@ def _check_prerequisites() -> None:
             policy.unavailable(f"`{tool}`", INSTALL_HINT)
 
 
+@dataclass
+class _Session:
+    """What all hosts of one fake_ssh_hosts() share: a dir, the client key, known_hosts."""
+
+    dir: Path
+    mode: Mode
+    net: _netns.HostNetwork | None
+
+    @property
+    def key_path(self) -> Path:
+        return self.dir / "client_ed25519"
+
+    @property
+    def authorized_keys(self) -> Path:
+        return self.dir / "authorized_keys"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.dir / "known_hosts"
+
+
+def _start_host(session: _Session, index: int, name: str) -> SshHost:
+    root = _host_root(session.dir, name)
+    net = session.net
+    ns = net.add_host(index, name) if net else None
+    address = net.address(index) if net else f"127.0.0.{2 + index}"
+    port = 22 if net else free_port(address)
+    _keygen(root / "sshd" / "host_ed25519", f"wrtest-{name}")
+    config = _sshd_config(root / "sshd", address, port, session.authorized_keys)
+    argv = _sshd_argv(session.mode, ns, name, root, config)
+    host = SshHost(
+        name=name,
+        address=address,
+        port=port,
+        user=USER,
+        key_path=session.key_path,
+        known_hosts_path=session.known_hosts,
+        host_key_fingerprint=_fingerprint(root / "sshd" / "host_ed25519.pub"),
+        root_dir=root,
+        mode=session.mode,
+        namespace=ns,
+        gateway=net.gateway if net else "127.0.0.1",
+        sshd=ManagedProcess(argv, root / "sshd" / "sshd.log", name=f"sshd of {name}"),
+    )
+    host.sshd.start()
+    return host
+
+
+def _known_hosts_line(host: SshHost) -> str:
+    key = (host.root_dir / "sshd" / "host_ed25519.pub").read_text().split()[:2]
+    target = host.address if host.port == 22 else f"[{host.address}]:{host.port}"
+    return f"{target} {' '.join(key)}\n"
+
+
 @contextlib.contextmanager
 def fake_ssh_hosts(
     names: tuple[str, ...] = HOST_NAMES, mode: Mode | None = None
 ) -> Iterator[list[SshHost]]:
-    """Start one sshd per name and yield the hosts; everything is removed on exit."""
+    """Start one sshd per name and yield the hosts once all accept connections; everything
+    (processes, namespaces, links, files) is removed on exit."""
     _check_prerequisites()
     ensure_deploy_user()
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
     tmp_root = Path(tempfile.gettempdir())
     remove_stale_sessions(tmp_root)
     mode = mode or _choose_mode()
-    session = Path(tempfile.mkdtemp(prefix=f"{SESSION_PREFIX}{os.getpid()}-", dir=tmp_root))
-    session.chmod(0o755)  # sshd reads authorized_keys as `deploy`
+    if mode == "netns":
+        _netns.remove_stale()
+    workdir = Path(tempfile.mkdtemp(prefix=f"{SESSION_PREFIX}{os.getpid()}-", dir=tmp_root))
+    workdir.chmod(0o755)  # sshd reads authorized_keys as `deploy`
     hosts: list[SshHost] = []
-    net: _netns.HostNetwork | None = None
+    session = _Session(workdir, mode, None)
     try:
         if mode == "netns":
-            _netns.remove_stale()
-            net = _netns.create_network()
-        key_path = session / "client_ed25519"
-        authorized = session / "authorized_keys"
-        authorized.write_text(_keygen(key_path, "wrtest-client") + "\n")
-        authorized.chmod(0o644)
-        known_hosts = session / "known_hosts"
-        known_lines = []
+            session.net = _netns.create_network()
+        session.authorized_keys.write_text(_keygen(session.key_path, "wrtest-client") + "\n")
+        session.authorized_keys.chmod(0o644)
         for index, name in enumerate(names):
-            root = _host_root(session, name)
-            ns = net.add_host(index, name) if net else None
-            address = net.address(index) if net else f"127.0.0.{2 + index}"
-            port = 22 if net else free_port(address)
-            host_key = _keygen(root / "sshd" / "host_ed25519", f"wrtest-{name}")
-            config = _sshd_config(root / "sshd", address, port, authorized)
-            sshd = ManagedProcess(
-                _sshd_argv(mode, ns, name, root, config), root / "sshd" / "sshd.log", name=name
-            )
-            host = SshHost(
-                name, address, port, USER, key_path, known_hosts,
-                _fingerprint(root / "sshd" / "host_ed25519.pub"), root, mode, ns, sshd,
-            )  # fmt: skip
-            hosts.append(host)
-            target = address if port == 22 else f"[{address}]:{port}"
-            known_lines.append(f"{target} {' '.join(host_key.split()[:2])}\n")
-            sshd.start()
-        known_hosts.write_text("".join(known_lines))
+            hosts.append(_start_host(session, index, name))
+        session.known_hosts.write_text("".join(_known_hosts_line(h) for h in hosts))
         for host in hosts:
             host.sshd.wait_ready(host.port, READY_DEADLINE_S, host.address)
         yield hosts
     finally:
         for host in hosts:
             host.sshd.stop(grace_s=3)
-        if net is not None:
-            net.destroy()
-        shutil.rmtree(session, ignore_errors=True)
+        if session.net is not None:
+            session.net.destroy()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

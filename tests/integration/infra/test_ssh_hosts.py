@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 
 import paramiko
 import pytest
 
+from tests.infra.process import ManagedProcess, free_port
 from tests.infra.ssh_hosts import SshHost
 
 
@@ -111,3 +113,18 @@ def test_systemd_units_dir_is_private(ssh_hosts: list[SshHost]) -> None:
     assert host.host_path("/opt") == host.opt_dir
     with pytest.raises(ValueError, match="'/etc/passwd' is not private to node-a"):
         host.host_path("/etc/passwd")
+
+
+def test_hosts_reach_a_service_on_the_gateway(ssh_hosts: list[SshHost], tmp_path: Path) -> None:
+    """A service of the test machine bound to `gateway` (e.g. a manager) is reachable."""
+    host = ssh_hosts[1]
+    (tmp_path / "hello.txt").write_text("from the test machine")
+    port = free_port(host.gateway)
+    argv = [sys.executable, "-m", "http.server", "--bind", host.gateway, str(port)]
+    with ManagedProcess(argv, tmp_path / "http.log", cwd=tmp_path) as server:
+        server.wait_ready(port, deadline_s=10, host=host.gateway)
+        url = f"http://{host.gateway}:{port}/hello.txt"
+        code = f"import urllib.request as u; print(u.urlopen('{url}', timeout=5).read().decode())"
+        fetch = f'python3 -c "{code}"'
+        with host.connect() as conn:
+            assert conn.run(fetch, hide=True).stdout.strip() == "from the test machine"
