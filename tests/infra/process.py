@@ -147,11 +147,12 @@ class ManagedProcess:
     @property
     def returncode(self) -> int | None:
         """None while running, else the exit code (negative: killed by that signal)."""
-        return self._require().poll()
+        proc = self._require()
+        return proc.returncode if proc.returncode is not None else self._peek_exit()
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._proc is not None and self.returncode is None
 
     def log_tail(self, n: int = 40) -> str:
         """The last n lines of the process's combined stdout/stderr."""
@@ -192,24 +193,31 @@ class ManagedProcess:
     def stop(self, grace_s: float = 5.0) -> int | None:
         """Send stop_signal (SIGTERM) to the process group, SIGKILL after grace_s; return the
         exit code."""
-        if self._proc is None:
-            return None
-        if self._proc.poll() is None:
+        proc = self._proc
+        if proc is None or proc.returncode is not None:  # never started, or already stopped
+            return None if proc is None else proc.returncode
+        if self._peek_exit() is None:
             self._signal_group(self.stop_signal)
-            try:
-                self._proc.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                self._signal_group(signal.SIGKILL)
-                self._proc.wait(timeout=grace_s)
-        # Children left in the group (e.g. a shell's background job) go too.
+            deadline = time.monotonic() + grace_s
+            while self._peek_exit() is None and time.monotonic() < deadline:
+                time.sleep(POLL_INTERVAL_S)
+        # The leader is not reaped yet, so its PID (= the group id) cannot have been reused:
+        # this reaches only what we started, including children left in the group.
         self._signal_group(signal.SIGKILL)
-        return self._proc.returncode
+        return proc.wait(timeout=max(grace_s, 5.0))
 
     def __enter__(self) -> ManagedProcess:
         return self if self._proc is not None else self.start()
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+    def _peek_exit(self) -> int | None:
+        """The exit code if the child has exited, without reaping it (so its PID stays ours)."""
+        status = os.waitid(os.P_PID, self._require().pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        if status is None:
+            return None
+        return status.si_status if status.si_code == os.CLD_EXITED else -status.si_status
 
     def _signal_group(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError):

@@ -63,6 +63,7 @@ def test_env_and_cwd_reach_the_child(tmp_path: Path) -> None:
     child.start()
     wait_until(lambda: child.returncode is not None, 10, "the child to exit")
     assert child.log_tail() == f"x42 {tmp_path}"
+    assert child.stop() == 0
 
 
 def test_exit_before_ready_fails_at_once_with_the_log(tmp_path: Path) -> None:
