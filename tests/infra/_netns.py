@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.infra import _stale
 from tests.infra.process import wait_until
 
 SUBNET_PREFIX = "10.213"  # used only inside namespaces these fixtures create
@@ -55,16 +56,6 @@ def refusal() -> str | None:
     return None
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def namespaces() -> list[str]:
     return [line.split()[0] for line in run(["ip", "netns", "list"]).splitlines() if line]
 
@@ -75,15 +66,6 @@ def links() -> list[str]:
     return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if line]
 
 
-def process_gone(pid: int) -> bool:
-    """True when pid no longer runs (exited, or a zombie waiting to be reaped)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
-
 def delete_namespace(ns: str) -> None:
     """Kill every process in ns (sshd and anything started over SSH), then remove it."""
     with contextlib.suppress(NamespaceError):
@@ -92,7 +74,9 @@ def delete_namespace(ns: str) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         wait_until(
-            lambda: all(process_gone(pid) for pid in pids), 5.0, f"the processes of {ns} to die"
+            lambda: all(_stale.process_gone(pid) for pid in pids),
+            5.0,
+            f"the processes of {ns} to die",
         )
     with contextlib.suppress(NamespaceError):
         run(["ip", "netns", "delete", ns])
@@ -109,12 +93,12 @@ def remove_stale() -> list[str]:
     removed = []
     for ns in namespaces():
         match = _NS_NAME.match(ns)
-        if match and not pid_alive(int(match.group(1))):
+        if match and not _stale.pid_alive(int(match.group(1))):
             delete_namespace(ns)
             removed.append(ns)
     for link in links():
         match = _LINK_NAME.match(link)
-        if match and not pid_alive(int(match.group(1))):
+        if match and not _stale.pid_alive(int(match.group(1))):
             delete_link(link)
             removed.append(link)
     return removed

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import re
 import shutil
 import signal
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.infra import policy
+from tests.infra import _stale, policy
 from tests.infra.process import ManagedProcess, free_port, wait_until
 
 HOST = "127.0.0.1"
@@ -75,31 +73,6 @@ def _run_as(user: str | None, argv: list[str], what: str) -> None:
         raise RuntimeError(f"{what} failed ({done.returncode}): {done.stderr.strip()}")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale_clusters(tmp_root: Path) -> None:
-    """Kill and delete clusters left by earlier sessions whose pytest process is gone."""
-    for base in tmp_root.glob(f"{DIR_PREFIX}*"):
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            if _pid_alive(int((base / "owner.pid").read_text())):
-                continue
-        with contextlib.suppress(FileNotFoundError, ValueError, IndexError):
-            postmaster = int((base / "data" / "postmaster.pid").read_text().split()[0])
-            cmdline = Path(f"/proc/{postmaster}/cmdline").read_bytes()
-            if str(base).encode() in cmdline:  # still that cluster, not a reused PID
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(postmaster, signal.SIGKILL)
-        shutil.rmtree(base, ignore_errors=True)
-
-
 def _start_cluster(bindir: Path, run_as: str | None, base: Path) -> tuple[ManagedProcess, int]:
     data = base / "data"
     initdb = [str(bindir / "initdb"), "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"]
@@ -129,10 +102,7 @@ def postgres() -> Iterator[PostgresServer]:
         except KeyError:
             policy.unavailable("the `postgres` system user", INSTALL_HINT)
         run_as = "postgres"
-    tmp_root = Path(tempfile.gettempdir())
-    remove_stale_clusters(tmp_root)
-    base = Path(tempfile.mkdtemp(prefix=DIR_PREFIX, dir=tmp_root))
-    (base / "owner.pid").write_text(str(os.getpid()))
+    base = _stale.owned_temp_dir(DIR_PREFIX)
     if run_as is not None:
         shutil.chown(base, run_as, run_as)
     server: ManagedProcess | None = None

@@ -16,6 +16,8 @@ from typing import TypeVar
 
 import pytest
 
+from tests.infra import _stale
+
 T = TypeVar("T")
 
 POLL_INTERVAL_S = 0.02
@@ -98,7 +100,8 @@ class ProcessNotReady(StopWaiting):
 class ManagedProcess:
     """A child process owned by a test: output goes to a log file, stop() always ends it.
 
-    The child gets its own session (process group) so stop() also ends anything it spawned.
+    The child gets its own session (process group) so stop() also ends anything it spawned,
+    and is recorded next to its log so a later run can end it if this one crashes (_stale.py).
     `env` holds variables set on top of the current environment; `user` runs the child as that
     account (needs root); `stop_signal` is what stop() sends first (PostgreSQL wants SIGINT).
     """
@@ -138,6 +141,7 @@ class ManagedProcess:
                 start_new_session=True,
                 user=self.user,
             )
+        _stale.record_process(self.log_path, self._proc.pid)
         return self
 
     @property

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.infra import policy
+from tests.infra import _stale, policy
 from tests.infra.process import ManagedProcess, free_port
 
 HOST = "127.0.0.1"
@@ -62,7 +61,7 @@ def s3_server() -> Iterator[S3Server]:
     if importlib.util.find_spec("moto") is None or importlib.util.find_spec("boto3") is None:
         policy.unavailable("moto[server] and boto3", INSTALL_HINT)
     port = free_port(HOST)
-    log = Path(tempfile.mkdtemp(prefix="wrtest-s3-")) / "moto.log"
+    log = _stale.owned_temp_dir("wrtest-s3-") / "moto.log"
     server = ManagedProcess(
         [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
         log,
@@ -81,8 +80,7 @@ def s3_server() -> Iterator[S3Server]:
         yield s3
     finally:
         server.stop()
-        log.unlink(missing_ok=True)
-        log.parent.rmdir()
+        shutil.rmtree(log.parent, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -6,11 +6,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import re
 import shlex
 import shutil
 import subprocess
-import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 import pytest
 
-from tests.infra import _netns, policy
+from tests.infra import _netns, _stale, policy
 from tests.infra.process import ManagedProcess, free_port
 
 if TYPE_CHECKING:
@@ -188,13 +186,6 @@ def _sshd_argv(mode: Mode, ns: str | None, name: str, root: Path, config: Path) 
     return ["ip", "netns", "exec", ns, *unshare]
 
 
-def remove_stale_sessions(tmp_root: Path) -> None:
-    for old in tmp_root.glob(f"{SESSION_PREFIX}*"):
-        match = re.match(rf"{SESSION_PREFIX}(\d+)-", old.name)
-        if match and not _netns.pid_alive(int(match.group(1))):
-            shutil.rmtree(old, ignore_errors=True)
-
-
 def _choose_mode() -> Mode:
     """WRTEST_SSH_MODE if set, else "netns" where namespaces can be made, else "loopback"."""
     forced = os.environ.get("WRTEST_SSH_MODE", "")
@@ -280,12 +271,10 @@ def fake_ssh_hosts(
     _check_prerequisites()
     ensure_deploy_user()
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
-    tmp_root = Path(tempfile.gettempdir())
-    remove_stale_sessions(tmp_root)
     mode = mode or _choose_mode()
     if mode == "netns":
         _netns.remove_stale()
-    workdir = Path(tempfile.mkdtemp(prefix=f"{SESSION_PREFIX}{os.getpid()}-", dir=tmp_root))
+    workdir = _stale.owned_temp_dir(SESSION_PREFIX)  # also ends sshd of crashed runs
     workdir.chmod(0o755)  # sshd reads authorized_keys as `deploy`
     hosts: list[SshHost] = []
     session = _Session(workdir, mode, None)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra import _netns
-from tests.infra.postgres import remove_stale_clusters
+from tests.infra import _netns, _stale
+from tests.infra.process import ManagedProcess, wait_until
 from tests.infra.ssh_hosts import fake_ssh_hosts
 
 
@@ -39,7 +39,7 @@ def test_namespaced_hosts_are_removed_on_exit() -> None:
         assert len(in_ns) >= 2, "sshd and the left-over sleep"
     assert _wrtest_state() == before
     for left in (pid, *map(int, in_ns)):
-        assert _netns.process_gone(left), f"pid {left} outlived its host"
+        assert _stale.process_gone(left), f"pid {left} outlived its host"
 
 
 @pytest.mark.ssh
@@ -76,14 +76,22 @@ def test_stale_namespaces_and_links_of_dead_runs_are_removed() -> None:
         _netns.delete_link(f"wrb{dead}a")
 
 
-def test_stale_postgres_dirs_of_dead_runs_are_removed(tmp_path: Path) -> None:
-    stale, live = tmp_path / "wrtest-pg-old", tmp_path / "wrtest-pg-live"
-    for base, owner in ((stale, _dead_pid()), (live, os.getpid())):
-        (base / "data").mkdir(parents=True)
-        (base / "owner.pid").write_text(str(owner))
-    remove_stale_clusters(tmp_path)
-    assert not stale.exists()
-    assert live.exists()
+def test_stale_dirs_of_dead_runs_are_removed_with_their_processes(tmp_path: Path) -> None:
+    stale, live = tmp_path / f"wrtest-x-{_dead_pid()}-1", tmp_path / f"wrtest-x-{os.getpid()}-1"
+    sleepers = []
+    for base in (stale, live):
+        sleeper = ManagedProcess(["sleep", "300"], base / "sleep.log").start()
+        sleepers.append(sleeper)
+    try:
+        # A record whose PID now belongs to another process (other start time) is left alone.
+        (stale / "reused.log.wrproc").write_text(f"{sleepers[1].pid} 1\n")
+        assert _stale.remove_stale_dirs("wrtest-x-", tmp_path) == [stale]
+        assert not stale.exists() and live.exists()
+        wait_until(lambda: _stale.process_gone(sleepers[0].pid), 5, "the stale sleeper to die")
+        assert sleepers[1].running
+    finally:
+        for sleeper in sleepers:
+            sleeper.stop()
 
 
 def test_bad_ssh_mode_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
