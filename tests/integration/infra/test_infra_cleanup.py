@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +101,60 @@ def test_bad_ssh_mode_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     expected = "WRTEST_SSH_MODE='bogus': expected 'netns' or 'loopback'"
     with pytest.raises(ValueError, match=expected), fake_ssh_hosts(("x",)):
         pass
+
+
+CRASHING_RUN = """
+import json, time
+from pathlib import Path
+
+def test_then_get_killed(ssh_hosts, postgres):
+    state = {
+        "namespaces": [h.namespace for h in ssh_hosts],
+        "dirs": [str(ssh_hosts[0].root_dir.parent), str(postgres.data_dir.parent)],
+        "pids": [h.sshd.pid for h in ssh_hosts]
+        + [int((postgres.data_dir / "postmaster.pid").read_text().split()[0])],
+    }
+    Path(__file__).with_name("state.json").write_text(json.dumps(state))
+    time.sleep(300)
+"""
+
+
+@pytest.mark.ssh
+@pytest.mark.postgres
+def test_a_crashed_run_is_cleaned_up_by_the_next(tmp_path: Path) -> None:
+    (tmp_path / "test_crash.py").write_text(CRASHING_RUN)
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", os.devnull]
+    argv += [
+        "-p",
+        "tests.infra.ssh_hosts",
+        "-p",
+        "tests.infra.postgres",
+        "--rootdir",
+        str(tmp_path),
+    ]
+    inner = ManagedProcess(
+        [*argv, str(tmp_path / "test_crash.py")],
+        tmp_path / "inner.log",
+        env={"PYTHONPATH": str(Path(__file__).resolve().parents[3]), "WRTEST_SSH_MODE": "netns"},
+        cwd=tmp_path,
+        stop_signal=signal.SIGKILL,  # a crash: no fixture teardown runs
+    )
+    with inner:
+        state_file = tmp_path / "state.json"
+        wait_until(
+            state_file.exists, 60, f"the inner run to start its fixtures:\n{inner.log_tail()}"
+        )
+        state = json.loads(state_file.read_text())
+    assert all(Path(d).exists() for d in state["dirs"]), "the crash left nothing to clean"
+
+    _netns.remove_stale()
+    _stale.remove_stale_dirs("wrtest-ssh-")
+    _stale.remove_stale_dirs("wrtest-pg-")
+
+    assert not set(state["namespaces"]) & set(_netns.namespaces())
+    assert not any(Path(d).exists() for d in state["dirs"])
+    wait_until(
+        lambda: all(_stale.process_gone(pid) for pid in state["pids"]),
+        5,
+        "sshd and postgres to die",
+    )
