@@ -53,7 +53,11 @@ def record_process(log_path: Path, pid: int) -> None:
 def owned_temp_dir(prefix: str) -> Path:
     """A new temp dir `<prefix><pid>-XXXX` owned by this run; stale ones go first."""
     remove_stale_dirs(prefix)
-    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+    path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+    # Earlier versions of these fixtures (still in use on other branches) look for this file
+    # and treat a dir without it as stale.
+    (path / "owner.pid").write_text(f"{os.getpid()}\n")
+    return path
 
 
 def remove_stale_dirs(prefix: str, root: Path | None = None) -> list[Path]:
