@@ -79,11 +79,17 @@ def wait_for_port(host: str, port: int, deadline_s: float) -> None:
     wait_until(lambda: port_is_open(host, port), deadline_s, f"{host}:{port} to accept connections")
 
 
-def http_status(url: str, timeout_s: float = 1.0) -> int:
-    """The status of a GET on url (plain HTTP only; no proxies, no redirects followed)."""
+def _split_http_url(url: str) -> urllib.parse.SplitResult:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme != "http" or parts.hostname is None:
         raise ValueError(f"readiness url {url!r}: expected http://HOST:PORT/PATH")
+    return parts
+
+
+def http_status(url: str, timeout_s: float = 1.0) -> int:
+    """The status of a GET on url (plain HTTP only; no proxies, no redirects followed)."""
+    parts = _split_http_url(url)
+    assert parts.hostname is not None
     conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout_s)
     try:
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -177,6 +183,7 @@ class ManagedProcess:
             def ready() -> bool:
                 return port_is_open(host, target)
         else:
+            _split_http_url(target)  # a malformed URL is an error now, not after the deadline
             what = f"{self.name} to answer 2xx on {target}"
 
             def ready() -> bool:

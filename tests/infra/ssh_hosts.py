@@ -110,7 +110,9 @@ def ensure_deploy_user() -> None:
 
     This is machine set-up, not per-run state, so it stays after the session.
     """
-    with open("/run/lock/wruntime-test-user.lock", "a") as lock:
+    lock_path = Path("/run/lock/wruntime-test-user.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if subprocess.run(["id", "-u", USER], capture_output=True).returncode != 0:
             _run(["useradd", "-m", "-s", "/bin/bash", USER])

@@ -119,3 +119,13 @@ def test_cache_dir_follows_the_environment(
     monkeypatch.setenv("WRUNTIME_CACHE", str(tmp_path / "c"))
     assert cache_dir() == tmp_path / "c"
     assert (tmp_path / "c").is_dir()
+
+
+def test_a_malformed_readiness_url_fails_at_once(tmp_path: Path) -> None:
+    code = "import time; time.sleep(60)"
+    child = ManagedProcess([sys.executable, "-c", code], tmp_path / "x.log").start()
+    try:
+        with pytest.raises(ValueError, match=r"readiness url 'https://x/': expected http://"):
+            child.wait_ready("https://x/", deadline_s=30)
+    finally:
+        child.stop()
