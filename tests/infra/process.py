@@ -225,7 +225,11 @@ class ManagedProcess:
 
     def _peek_exit(self) -> int | None:
         """The exit code if the child has exited, without reaping it (so its PID stays ours)."""
-        status = os.waitid(os.P_PID, self._require().pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        proc = self._require()
+        try:
+            status = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:  # reaped behind our back (someone called os.wait())
+            return proc.poll()
         if status is None:
             return None
         return status.si_status if status.si_code == os.CLD_EXITED else -status.si_status
