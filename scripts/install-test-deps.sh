@@ -2,7 +2,7 @@
 # Debian packages the test infrastructure needs (PostgreSQL, sshd, namespaces tooling).
 # Idempotent and quick when everything is already there; needs root (or sudo).
 set -euo pipefail
-PACKAGES=(postgresql openssh-server sudo iproute2 util-linux procps)
+PACKAGES=(postgresql openssh-server openssh-client sudo iproute2 util-linux procps)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

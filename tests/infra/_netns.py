@@ -68,19 +68,20 @@ def links() -> list[str]:
 
 def delete_namespace(ns: str) -> None:
     """Kill every process in ns (sshd and anything started over SSH), then remove it."""
+    pids: list[int] = []
     with contextlib.suppress(NamespaceError):
         pids = [int(pid) for pid in run(["ip", "netns", "pids", ns]).split()]
+    try:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         wait_until(
-            lambda: all(_stale.process_gone(pid) for pid in pids),
-            5.0,
-            f"the processes of {ns} to die",
+            lambda: all(map(_stale.process_gone, pids)), 5.0, f"the processes of {ns} to die"
         )
-    with contextlib.suppress(NamespaceError):
-        run(["ip", "netns", "delete", ns])
-    shutil.rmtree(Path("/etc/netns") / ns, ignore_errors=True)
+    finally:
+        with contextlib.suppress(NamespaceError):
+            run(["ip", "netns", "delete", ns])
+        shutil.rmtree(Path("/etc/netns") / ns, ignore_errors=True)
 
 
 def delete_link(name: str) -> None:
@@ -101,6 +102,10 @@ def remove_stale() -> list[str]:
         if match and not _stale.pid_alive(int(match.group(1))):
             delete_link(link)
             removed.append(link)
+    for etc in Path("/etc/netns").glob("wrtest-*"):  # left by a run killed mid-teardown
+        match = _NS_NAME.match(etc.name)
+        if match and not _stale.pid_alive(int(match.group(1))):
+            shutil.rmtree(etc, ignore_errors=True)
     return removed
 
 
