@@ -94,7 +94,6 @@ def postgres() -> Iterator[PostgresServer]:
     bindir = find_bindir()
     if bindir is None:
         policy.unavailable("PostgreSQL (initdb)", INSTALL_HINT)
-        raise AssertionError("unreachable")  # unavailable() skips or fails
     run_as: str | None = None
     if os.geteuid() == 0:  # initdb refuses root: run the cluster as the distro's account
         try:
