@@ -81,9 +81,10 @@ class ManagerConfig(BaseModel):
 
 
 def split_host_port(address: str) -> tuple[str, int]:
-    """Split "host:port" (IPv6 as "[::1]:port"); raise ValueError saying what was expected."""
+    """Split "host:port" (IPv6 as "[::1]:port"; port 0 = any free port); raise ValueError
+    saying what was expected."""
     host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"{address!r} is not host:port (expected like 127.0.0.1:9000)")
     return host.strip("[]"), int(port)
 

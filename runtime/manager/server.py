@@ -126,15 +126,18 @@ class ManagerServer:
         return {"ok": True, "store": self.state.backend.kind}
 
     async def stop(self, grace: float = 2.0) -> None:
-        if self.monitor is not None:
-            await self.monitor.stop()
-        if self._server is not None:
-            await self._server.stop(grace)
-        if self._admin is not None:
-            await self._admin.cleanup()
-        if self.state is not None:
-            await self.state.backend.close()
-        log.info("manager stopped")
+        """Stop everything that was started; safe to call more than once."""
+        monitor, server, admin, state = self.monitor, self._server, self._admin, self.state
+        self.monitor, self._server, self._admin, self.state = None, None, None, None
+        if monitor is not None:
+            await monitor.stop()
+        if server is not None:
+            await server.stop(grace)
+        if admin is not None:
+            await admin.cleanup()
+        if state is not None:
+            await state.backend.close()
+            log.info("manager stopped")
 
     async def wait(self) -> None:
         assert self._server is not None

@@ -17,7 +17,7 @@ _COLUMNS = (
 # and its module was reported healthy within the module timeout ($2 = cutoff). $3 limits the
 # recomputation to one engine ('' = all). Only rows whose health flips are written.
 _RECOMPUTE = """
-UPDATE routing_rules AS r SET healthy = NOT r.healthy
+UPDATE routing_rules AS r SET healthy = NOT healthy
 WHERE r.kind = 'default' AND ($3 = '' OR r.engine_id = $3) AND r.healthy <> (
     EXISTS (SELECT 1 FROM engines e WHERE e.engine_id = r.engine_id AND e.last_heartbeat > $1)
     AND EXISTS (
@@ -25,7 +25,7 @@ WHERE r.kind = 'default' AND ($3 = '' OR r.engine_id = $3) AND r.healthy <> (
         WHERE m.engine_id = r.engine_id AND m.namespace = r.destination_namespace
           AND m.name = r.destination_module AND m.version = r.destination_version
           AND m.last_seen IS NOT NULL AND m.last_seen > $2))
-RETURNING r.rule_id, r.healthy
+RETURNING rule_id, healthy
 """
 
 
