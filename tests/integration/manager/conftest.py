@@ -81,4 +81,4 @@ async def manager(start_manager: Callable[..., ManagerServer]) -> ManagerServer:
 @pytest.fixture
 async def stub(manager: ManagerServer) -> AsyncIterator[pb_grpc.ManagerServiceStub]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{manager.grpc_port}") as channel:
-        yield pb_grpc.ManagerServiceStub(channel)  # type: ignore[no-untyped-call]
+        yield pb_grpc.ManagerServiceStub(channel)

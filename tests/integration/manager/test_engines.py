@@ -56,7 +56,9 @@ async def test_heartbeat_makes_routes_healthy_and_staleness_takes_them_out(
     stub: pb_grpc.ManagerServiceStub, manager: ManagerServer, clock: FakeClock
 ) -> None:
     await stub.RegisterEngine(registration(modules=[module("echo"), module("other")]))
-    await stub.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module("echo")]))
+    await stub.Heartbeat(
+        pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module("echo")])
+    )
     table = await _table(stub)
     assert table.version == 2
     health = {r.destination_module: r.healthy for r in table.rules}
@@ -72,7 +74,9 @@ async def test_heartbeat_makes_routes_healthy_and_staleness_takes_them_out(
     assert engines[0].healthy and not any(m.healthy for m in engines[0].modules)
 
     # It comes back with the next heartbeat that lists it.
-    await stub.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module("echo")]))
+    await stub.Heartbeat(
+        pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module("echo")])
+    )
     assert {r.destination_module: r.healthy for r in (await _table(stub)).rules}["echo"]
 
     # No heartbeat for longer than the engine timeout: the monitor takes it out.
@@ -86,7 +90,9 @@ async def test_heartbeat_makes_routes_healthy_and_staleness_takes_them_out(
     assert await _tick(manager) == []  # nothing flips twice
     assert (await _table(stub)).version == 5
 
-    await stub.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module("echo")]))
+    await stub.Heartbeat(
+        pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module("echo")])
+    )
     table = await _table(stub)
     assert {r.destination_module: r.healthy for r in table.rules} == {"echo": True, "other": False}
     assert (await stub.ListEngines(pb.ListEnginesRequest())).engines[0].healthy
@@ -117,7 +123,9 @@ async def test_reregistration_replaces_modules_and_resets_readiness(
     stub: pb_grpc.ManagerServiceStub,
 ) -> None:
     await stub.RegisterEngine(registration(modules=[module("echo")]))
-    await stub.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module("echo")]))
+    await stub.Heartbeat(
+        pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module("echo")])
+    )
     await stub.RegisterEngine(registration(modules=[module("echo", version="1.1.0")], port=9200))
     table = await _table(stub)
     assert [(r.rule_id, r.healthy, r.engine_address) for r in table.rules] == [

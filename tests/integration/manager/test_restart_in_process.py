@@ -1,0 +1,72 @@
+"""Reopening a store keeps everything; a wrong or missing key refuses to start."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import grpc
+import pytest
+
+from runtime.api import wruntime_pb2 as pb
+from runtime.api import wruntime_pb2_grpc as pb_grpc
+from runtime.manager.errors import StartupError
+from runtime.manager.server import ManagerServer
+from tests.integration.manager.builders import KEY_ENV, OTHER_KEY, module, registration, release
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def _populate(stub: pb_grpc.ManagerServiceStub) -> str:
+    await stub.SetSecret(pb.SetSecretRequest(namespace="example", key="api-key", value="v1"))
+    await stub.RegisterEngine(registration(modules=[module(schema=b"fds")]))
+    await stub.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module()]))
+    lock = (await stub.AcquireApplyLock(pb.AcquireApplyLockRequest(holder="alice"))).lock.lock_id
+    await stub.RecordRelease(pb.RecordReleaseRequest(release=release(), lock_id=lock))
+    return lock
+
+
+async def test_restart_keeps_state(start_manager: Callable[..., ManagerServer]) -> None:
+    first = start_manager()
+    await first.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{first.grpc_port}") as channel:
+        before_lock = await _populate(pb_grpc.ManagerServiceStub(channel))
+        before = await pb_grpc.ManagerServiceStub(channel).GetClusterState(
+            pb.GetClusterStateRequest()
+        )
+    await first.stop()
+
+    second = start_manager()
+    await second.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{second.grpc_port}") as channel:
+        stub = pb_grpc.ManagerServiceStub(channel)
+        after = await stub.GetClusterState(pb.GetClusterStateRequest())
+        assert after == before
+        assert after.lock.lock_id == before_lock
+        table = (await stub.GetRoutingTable(pb.GetRoutingTableRequest())).table
+        assert table.version == 2 and [r.healthy for r in table.rules] == [True]
+        schema = await stub.GetSchema(
+            pb.GetSchemaRequest(namespace="example", module="echo", version="1.0.0")
+        )
+        assert schema.proto_schema == b"fds"
+        again = await stub.RegisterEngine(
+            registration("engine-2", secrets=[("example", "api-key")])
+        )
+        assert dict(again.secrets[0].secrets) == {"api-key": "v1"}
+
+
+async def test_wrong_key_refuses_to_start(start_manager: Callable[..., ManagerServer]) -> None:
+    first = start_manager()
+    await first.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{first.grpc_port}") as channel:
+        await pb_grpc.ManagerServiceStub(channel).SetSecret(
+            pb.SetSecretRequest(namespace="example", key="api-key", value="v1")
+        )
+    await first.stop()
+
+    with pytest.raises(StartupError) as err:
+        await start_manager(key=OTHER_KEY).start()
+    message = str(err.value)
+    assert KEY_ENV in message and "\n" not in message
+    with pytest.raises(StartupError) as err:
+        await start_manager(key="").start()
+    assert str(err.value).startswith(f"{KEY_ENV} is not set")
