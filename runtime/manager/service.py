@@ -35,6 +35,12 @@ class ManagerService(pb_grpc.ManagerServiceServicer):
         reg = request.registration
         check.registration(reg)
         version, secrets = await self.state.register_engine(reg)
+        if reg.db_namespaces:
+            # Per-namespace DB roles belong to the db capability (a later issue).
+            log.warning(
+                "db credentials requested but not issued by this manager",
+                extra={"engine_id": reg.engine_id, "db_namespaces": list(reg.db_namespaces)},
+            )
         log.info(
             "engine registered",
             extra={

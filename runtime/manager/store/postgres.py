@@ -21,6 +21,15 @@ log = logging.getLogger(__name__)
 MIGRATION_LOCK_KEY = 0x77726D6772
 RETRIES = 5
 _TRANSIENT = (asyncpg.exceptions.SerializationError, asyncpg.exceptions.DeadlockDetectedError)
+# Errors that mean the database is out of reach rather than the request being wrong.
+_UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+)
 
 
 def _mode(write: bool) -> dict[str, Any]:
@@ -107,13 +116,17 @@ class PostgresBackend:
                 if attempt == RETRIES:
                     raise
                 log.info("retrying transaction after a conflict", extra={"attempt": attempt})
+            except _UNREACHABLE as exc:
+                raise StoreUnavailable(
+                    f"state: PostgreSQL {redact_url(self._url)} unreachable: {exc}"
+                ) from exc
         raise AssertionError("unreachable")
 
     async def ping(self) -> None:
         try:
             async with self._pool.acquire(timeout=5) as conn:
                 await conn.fetchval("SELECT 1")
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (*_UNREACHABLE, asyncpg.PostgresError) as exc:
             raise StoreUnavailable(f"state: PostgreSQL {redact_url(self._url)}: {exc}") from None
 
     async def close(self) -> None:

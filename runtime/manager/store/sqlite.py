@@ -113,7 +113,10 @@ class SqliteBackend:
 
     async def run(self, fn: Callable[[Tx], Awaitable[T]], *, write: bool = True) -> T:
         async with self._lock:
-            await self.call(self.conn.execute, "BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                await self.call(self.conn.execute, "BEGIN IMMEDIATE" if write else "BEGIN")
+            except sqlite3.OperationalError as exc:  # locked by another process, disk gone
+                raise StoreUnavailable(f"state: SQLite database {self.path}: {exc}") from exc
             try:
                 result = await fn(_SqliteTx(self))
             except BaseException:

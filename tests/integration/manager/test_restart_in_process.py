@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Callable
 
 import grpc
@@ -9,8 +11,11 @@ import pytest
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
+from runtime.manager.config import ManagerConfig
 from runtime.manager.errors import StartupError
 from runtime.manager.server import ManagerServer
+from runtime.manager.store import Tx
+from tests.infra.postgres import PostgresServer
 from tests.integration.manager.builders import KEY_ENV, OTHER_KEY, module, registration, release
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -70,3 +75,27 @@ async def test_wrong_key_refuses_to_start(start_manager: Callable[..., ManagerSe
     with pytest.raises(StartupError) as err:
         await start_manager(key="").start()
     assert str(err.value).startswith(f"{KEY_ENV} is not set")
+
+
+@pytest.mark.postgres
+async def test_managers_starting_together_on_postgres_migrate_once(
+    start_manager: Callable[..., ManagerServer], postgres: PostgresServer
+) -> None:
+    config = ManagerConfig(
+        listen_address="127.0.0.1:0",
+        admin_address="127.0.0.1:0",
+        state=postgres.create_database(f"mgr_{uuid.uuid4().hex[:16]}"),
+    )
+    managers = [start_manager(config) for _ in range(3)]
+    await asyncio.gather(*(m.start() for m in managers))
+
+    async def migrations(tx: Tx) -> list[int]:
+        return [int(r["version"]) for r in await tx.fetch("SELECT version FROM schema_migrations")]
+
+    assert await managers[0].backend.run(migrations, write=False) == [1]
+    # Every manager serves the same state.
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{managers[0].grpc_port}") as channel:
+        await pb_grpc.ManagerServiceStub(channel).RegisterEngine(registration())
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{managers[2].grpc_port}") as channel:
+        engines = await pb_grpc.ManagerServiceStub(channel).ListEngines(pb.ListEnginesRequest())
+    assert [e.registration.engine_id for e in engines.engines] == ["engine-1"]
