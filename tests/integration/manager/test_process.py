@@ -3,6 +3,7 @@ admin endpoints, and startup errors."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import urllib.request
@@ -23,6 +24,7 @@ from tests.integration.manager.builders import (
     registration,
     release,
 )
+from tests.integration.manager.conftest import fresh_database
 
 WR_MANAGER = Path(sys.executable).parent / "wr-manager"
 DEADLINE_S = 20.0
@@ -100,10 +102,17 @@ def _exit_code(proc: ManagedProcess) -> int:
 def test_restart_keeps_state(
     store: str, manager_process: Callable[..., ManagerProcess], request: pytest.FixtureRequest
 ) -> None:
-    state = "sqlite"
-    if store == "postgres":
-        state = request.getfixturevalue("postgres").create_database("mgr_process_restart")
-    manager = manager_process(state)
+    with contextlib.ExitStack() as stack:
+        state = "sqlite"
+        if store == "postgres":
+            state = stack.enter_context(fresh_database(request.getfixturevalue("postgres")))
+        manager = manager_process(state)
+        _restart_and_compare(manager)
+        if store == "sqlite":
+            assert (manager.tmp / "data" / "manager.db").is_file()
+
+
+def _restart_and_compare(manager: ManagerProcess) -> None:
     proc = manager.start_ready()
     with manager.channel() as channel:
         stub = pb_grpc.ManagerServiceStub(channel)
@@ -114,7 +123,7 @@ def test_restart_keeps_state(
         before = stub.GetClusterState(pb.GetClusterStateRequest())
     assert proc.stop() == 0  # SIGTERM is a clean shutdown
 
-    manager.start_ready()
+    restarted = manager.start_ready()
     with manager.channel() as channel:
         stub = pb_grpc.ManagerServiceStub(channel)
         after = stub.GetClusterState(pb.GetClusterStateRequest())
@@ -125,8 +134,7 @@ def test_restart_keeps_state(
         secrets = stub.ListSecrets(pb.ListSecretsRequest()).secrets
         assert [(s.namespace, s.key) for s in secrets] == [("example", "api-key")]
         assert stub.GetRoutingTable(pb.GetRoutingTableRequest()).table.version == 1
-    if store == "sqlite":
-        assert (manager.tmp / "data" / "manager.db").is_file()
+    assert restarted.stop() == 0  # before its database is dropped
 
 
 def test_heartbeat_expiry_and_recovery_in_real_time(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable
 
 import grpc
@@ -17,6 +16,7 @@ from runtime.manager.server import ManagerServer
 from runtime.manager.store import Tx
 from tests.infra.postgres import PostgresServer
 from tests.integration.manager.builders import KEY_ENV, OTHER_KEY, module, registration, release
+from tests.integration.manager.conftest import fresh_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -81,13 +81,17 @@ async def test_wrong_key_refuses_to_start(start_manager: Callable[..., ManagerSe
 async def test_managers_starting_together_on_postgres_migrate_once(
     start_manager: Callable[..., ManagerServer], postgres: PostgresServer
 ) -> None:
-    config = ManagerConfig(
-        listen_address="127.0.0.1:0",
-        admin_address="127.0.0.1:0",
-        state=postgres.create_database(f"mgr_{uuid.uuid4().hex[:16]}"),
-    )
-    managers = [start_manager(config) for _ in range(3)]
-    await asyncio.gather(*(m.start() for m in managers))
+    with fresh_database(postgres) as dsn:
+        config = ManagerConfig(listen_address="127.0.0.1:0", admin_address="127.0.0.1:0", state=dsn)
+        managers = [start_manager(config) for _ in range(3)]
+        try:
+            await asyncio.gather(*(m.start() for m in managers))
+            await _check_shared_state(managers)
+        finally:
+            await asyncio.gather(*(m.stop(grace=0.5) for m in managers))
+
+
+async def _check_shared_state(managers: list[ManagerServer]) -> None:
 
     async def migrations(tx: Tx) -> list[int]:
         return [int(r["version"]) for r in await tx.fetch("SELECT version FROM schema_migrations")]
