@@ -15,6 +15,7 @@ import pytest
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
+from tests.infra.otel import SpanCollector
 from tests.infra.process import ManagedProcess, free_port, wait_until
 from tests.integration.manager.builders import (
     KEY,
@@ -165,15 +166,24 @@ def test_heartbeat_expiry_and_recovery_in_real_time(
         assert back.version == expired.version + 1
 
 
-def test_admin_endpoints(manager_process: Callable[..., ManagerProcess]) -> None:
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+
+
+def test_metrics_health_and_traces(
+    manager_process: Callable[..., ManagerProcess], span_collector: SpanCollector
+) -> None:
     # A short timeout makes the monitor (which refreshes the gauges) tick often.
-    manager = manager_process(extra="engine_heartbeat_timeout_secs = 2.0\n")
+    manager = manager_process(
+        extra=f'engine_heartbeat_timeout_secs = 2.0\notlp_endpoint = "{span_collector.endpoint}"\n'
+    )
     manager.start_ready()
     status, body = manager.get("/healthz")
     assert status == 200 and json.loads(body) == {"ok": True, "store": "sqlite"}
     with manager.channel() as channel:
         stub = pb_grpc.ManagerServiceStub(channel)
-        stub.RegisterEngine(registration())
+        traceparent = f"00-{TRACE_ID}-{PARENT_ID}-01"
+        stub.RegisterEngine(registration(), metadata=[("traceparent", traceparent)])
         with pytest.raises(grpc.RpcError):
             stub.DeregisterEngine(pb.DeregisterEngineRequest(engine_id="ghost"))
 
@@ -187,6 +197,10 @@ def test_admin_endpoints(manager_process: Callable[..., ManagerProcess]) -> None
     assert 'wr_manager_rpc_duration_seconds_count{method="RegisterEngine"} 1.0' in text
     assert "wr_manager_engines_healthy 1.0" in text
     assert "wr_manager_routing_table_version 1.0" in text
+
+    span = span_collector.wait_for_span("ManagerService/RegisterEngine")
+    assert span.service_name == "wr-manager"
+    assert (span.trace_id, span.parent_span_id) == (TRACE_ID, PARENT_ID)
 
 
 def _only_line(proc: ManagedProcess) -> str:
