@@ -96,7 +96,7 @@ class ManagerServer:
     async def _start_listeners(self, state: ManagerState) -> None:
         server = grpc.aio.server()
         servicer = ManagerService(state, self.metrics)
-        pb_grpc.add_ManagerServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+        pb_grpc.add_ManagerServiceServicer_to_server(servicer, server)
         host, port = split_host_port(self.config.listen_address)
         try:
             self.grpc_port = server.add_insecure_port(_join(host, port))

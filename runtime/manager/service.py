@@ -19,7 +19,7 @@ log = logging.getLogger("runtime.manager")
 Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
-class ManagerService(pb_grpc.ManagerServiceServicer):
+class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
     """The manager's gRPC API (worker, schedule and discovery RPCs come in later issues)."""
 
     def __init__(self, state: ManagerState, metrics: ManagerMetrics) -> None:
