@@ -110,6 +110,16 @@ async def test_heartbeat_skips_malformed_entries_but_keeps_liveness(
     assert not status.modules[0].healthy
 
 
+async def test_registration_without_peer_address_gives_rules_without_one(
+    stub: pb_grpc.ManagerServiceStub,
+) -> None:
+    req = registration()
+    req.registration.peer_address = ""
+    await stub.RegisterEngine(req)
+    (rule,) = (await _table(stub)).rules
+    assert rule.peer_address == "" and rule.engine_address == "http://127.0.0.1:9100"
+
+
 async def test_heartbeat_from_unknown_engine_is_not_found(
     stub: pb_grpc.ManagerServiceStub,
 ) -> None:
@@ -190,7 +200,7 @@ def _bad(**changes: object) -> pb.RegisterEngineRequest:
     [
         (_bad(engine_id=""), "registration.engine_id"),
         (_bad(address=""), "registration.address"),
-        (_bad(peer_address=" "), "registration.peer_address"),
+        (_bad(address=" "), "registration.address"),
         (_bad(node="Node_A"), "registration.node"),
         (_bad(module_name="Bad_Name"), "registration.modules[1].name"),
         (_bad(module_namespace="x" * 25), "registration.modules[1].namespace"),
