@@ -28,6 +28,8 @@ class ManagerConfig(BaseModel):
     postgres_max_connections: int = Field(default=10, ge=1, le=200)
     engine_heartbeat_timeout_secs: float = Field(default=30.0, gt=0)
     module_heartbeat_timeout_secs: float | None = Field(default=None, gt=0)
+    # Silent or deregistered engines stay listed as unhealthy for this long, then are deleted.
+    engine_retention_secs: float = Field(default=3600.0, gt=0)
     secrets_key_env: str = "WR_SECRETS_KEY"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     otlp_endpoint: str | None = None
@@ -57,7 +59,11 @@ class ManagerConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _module_timeout_default(self) -> ManagerConfig:
+    def _timeouts(self) -> ManagerConfig:
+        if self.engine_retention_secs <= self.engine_heartbeat_timeout_secs:
+            raise ValueError(
+                "engine_retention_secs must be longer than engine_heartbeat_timeout_secs"
+            )
         if self.module_heartbeat_timeout_secs is None:
             object.__setattr__(
                 self, "module_heartbeat_timeout_secs", self.engine_heartbeat_timeout_secs

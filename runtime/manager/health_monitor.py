@@ -40,6 +40,8 @@ class HealthMonitor:
         self._metrics.count_flips(flips)
         for rule_id, healthy in flips:
             log.info("route health changed", extra={"rule_id": rule_id, "healthy": healthy})
+        for engine_id in await self._state.forget_departed():
+            log.info("engine forgotten after the retention", extra={"engine_id": engine_id})
         total, healthy_engines = await self._state.engine_counts()
         self._metrics.engines.set(total)
         self._metrics.engines_healthy.set(healthy_engines)

@@ -36,7 +36,9 @@ async def open_state(
         )
     except StoreUnavailable as exc:
         raise StartupError(str(exc)) from None
-    timeouts = Timeouts(config.engine_heartbeat_timeout_secs, config.module_timeout)
+    timeouts = Timeouts(
+        config.engine_heartbeat_timeout_secs, config.module_timeout, config.engine_retention_secs
+    )
     state = ManagerState(backend, box, timeouts, clock)
     try:
         await state.verify_secrets()

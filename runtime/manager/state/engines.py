@@ -15,10 +15,12 @@ from runtime.manager.store import Row, Tx
 
 @dataclass(frozen=True)
 class Timeouts:
-    """How long an engine heartbeat and a module's healthy report stay valid."""
+    """How long an engine heartbeat and a module's healthy report stay valid, and how long a
+    silent or deregistered engine is kept (unhealthy) before it is forgotten."""
 
     engine_secs: float
     module_secs: float
+    retention_secs: float = 3600.0
 
 
 def _sorted_modules(reg: pb.EngineRegistration) -> list[pb.ModuleDescriptor]:
@@ -47,7 +49,8 @@ async def register(tx: Tx, reg: pb.EngineRegistration, now: float) -> int:
     await tx.execute(
         "INSERT INTO engines (engine_id, node, registration, registered_at, last_heartbeat) "
         "VALUES ($1, $2, $3, $4, $4) ON CONFLICT (engine_id) DO UPDATE "
-        "SET node = $2, registration = $3, registered_at = $4, last_heartbeat = $4",
+        "SET node = $2, registration = $3, registered_at = $4, last_heartbeat = $4, "
+        "deregistered_at = NULL",
         reg.engine_id,
         reg.node,
         _stripped(reg),
@@ -77,11 +80,16 @@ async def register(tx: Tx, reg: pb.EngineRegistration, now: float) -> int:
     return await counters.bump(tx, counters.ROUTING_VERSION)
 
 
-async def deregister(tx: Tx, engine_id: str) -> None:
-    if not await tx.execute("DELETE FROM engines WHERE engine_id = $1", engine_id):
+async def deregister(tx: Tx, engine_id: str, now: float, timeouts: Timeouts) -> None:
+    """Take the engine out of routing now. Its rules stay, unhealthy, until the retention
+    passes: callers get "no healthy instance" (503) rather than "unknown module" meanwhile."""
+    if not await tx.execute(
+        "UPDATE engines SET deregistered_at = $2 WHERE engine_id = $1 AND deregistered_at IS NULL",
+        engine_id,
+        now,
+    ):
         raise NotFound(f"engine_id: no engine {engine_id!r} is registered")
-    if await _forget(tx, engine_id):
-        await counters.bump(tx, counters.ROUTING_VERSION)
+    await refresh_health(tx, now, timeouts, engine_id)
 
 
 async def heartbeat(
@@ -89,7 +97,9 @@ async def heartbeat(
 ) -> list[tuple[str, bool]]:
     """Record liveness and module readiness; return the rules whose health flipped."""
     if not await tx.execute(
-        "UPDATE engines SET last_heartbeat = $2 WHERE engine_id = $1", engine_id, now
+        "UPDATE engines SET last_heartbeat = $2 WHERE engine_id = $1 AND deregistered_at IS NULL",
+        engine_id,
+        now,
     ):
         raise NotFound(f"engine_id: no engine {engine_id!r} is registered (register again)")
     for module in sorted(healthy, key=lambda m: (m.namespace, m.name, m.version)):
@@ -117,6 +127,23 @@ async def refresh_health(
     return flips
 
 
+async def forget_departed(tx: Tx, now: float, timeouts: Timeouts) -> list[str]:
+    """Delete engines silent or deregistered for longer than the retention (engine ids are
+    new on every engine start, so they would pile up); return their ids."""
+    rows = await tx.fetch(
+        "SELECT engine_id FROM engines WHERE COALESCE(deregistered_at, last_heartbeat) < $1 "
+        "ORDER BY engine_id",
+        now - timeouts.retention_secs,
+    )
+    removed_rules = 0
+    for row in rows:
+        await tx.execute("DELETE FROM engines WHERE engine_id = $1", row["engine_id"])
+        removed_rules += await _forget(tx, row["engine_id"])
+    if removed_rules:
+        await counters.bump(tx, counters.ROUTING_VERSION)
+    return [row["engine_id"] for row in rows]
+
+
 def _status(row: Row, modules: list[Row], now: float, timeouts: Timeouts) -> pb.EngineStatus:
     reg = pb.EngineRegistration.FromString(bytes(row["registration"]))
     by_key = {(m.namespace, m.name, m.version): m for m in reg.modules}
@@ -138,10 +165,11 @@ def _status(row: Row, modules: list[Row], now: float, timeouts: Timeouts) -> pb.
 async def list_status(
     tx: Tx, now: float, timeouts: Timeouts, node: str | None = None
 ) -> list[pb.EngineStatus]:
-    """Every registered engine (or those of one node) with its health right now."""
+    """Every registered engine (or those of one node) with its health right now; deregistered
+    ones are left out."""
     rows = await tx.fetch(
         "SELECT engine_id, node, registration, registered_at, last_heartbeat FROM engines "
-        "ORDER BY engine_id"
+        "WHERE deregistered_at IS NULL ORDER BY engine_id"
     )
     module_rows = await tx.fetch(
         "SELECT engine_id, namespace, name, version, last_seen FROM engine_modules "
@@ -162,7 +190,7 @@ async def counts(tx: Tx, now: float, timeouts: Timeouts) -> tuple[int, int]:
     row = await tx.fetchrow(
         "SELECT COUNT(*) AS total, "
         "COALESCE(SUM(CASE WHEN last_heartbeat > $1 THEN 1 ELSE 0 END), 0) AS healthy "
-        "FROM engines",
+        "FROM engines WHERE deregistered_at IS NULL",
         now - timeouts.engine_secs,
     )
     assert row is not None

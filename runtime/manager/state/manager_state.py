@@ -40,7 +40,8 @@ class ManagerState:
         return await self.backend.run(op)
 
     async def deregister_engine(self, engine_id: str) -> None:
-        await self.backend.run(lambda tx: engines.deregister(tx, engine_id))
+        now = self._clock()
+        await self.backend.run(lambda tx: engines.deregister(tx, engine_id, now, self.timeouts))
 
     async def heartbeat(
         self, engine_id: str, healthy: list[pb.ModuleDescriptor]
@@ -60,6 +61,11 @@ class ManagerState:
         """Expire stale engines and modules (and revive fresh ones): the monitor's tick."""
         now = self._clock()
         return await self.backend.run(lambda tx: engines.refresh_health(tx, now, self.timeouts))
+
+    async def forget_departed(self) -> list[str]:
+        """Delete engines gone for longer than the retention, with their routes."""
+        now = self._clock()
+        return await self.backend.run(lambda tx: engines.forget_departed(tx, now, self.timeouts))
 
     async def engine_counts(self) -> tuple[int, int]:
         now = self._clock()

@@ -13,13 +13,16 @@ _COLUMNS = (
     "destination_namespace, destination_module, destination_version, healthy"
 )
 
-# A default rule is healthy when its engine heartbeated within the engine timeout ($1 = cutoff)
-# and its module was reported healthy within the module timeout ($2 = cutoff). $3 limits the
-# recomputation to one engine ('' = all). Only rows whose health flips are written.
+# A default rule is healthy when its engine is registered and heartbeated within the engine
+# timeout ($1 = cutoff) and its module was reported healthy within the module timeout
+# ($2 = cutoff). $3 limits the recomputation to one engine ('' = all). Only rows whose health
+# flips are written.
 _RECOMPUTE = """
 UPDATE routing_rules AS r SET healthy = NOT healthy
 WHERE r.kind = 'default' AND ($3 = '' OR r.engine_id = $3) AND r.healthy <> (
-    EXISTS (SELECT 1 FROM engines e WHERE e.engine_id = r.engine_id AND e.last_heartbeat > $1)
+    EXISTS (
+        SELECT 1 FROM engines e
+        WHERE e.engine_id = r.engine_id AND e.deregistered_at IS NULL AND e.last_heartbeat > $1)
     AND EXISTS (
         SELECT 1 FROM engine_modules m
         WHERE m.engine_id = r.engine_id AND m.namespace = r.destination_namespace

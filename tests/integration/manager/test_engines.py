@@ -146,18 +146,69 @@ async def test_reregistration_replaces_modules_and_resets_readiness(
     assert [m.module.version for m in engines[0].modules] == ["1.1.0"]
 
 
-async def test_deregister_removes_engine_and_its_routes(stub: pb_grpc.ManagerServiceStub) -> None:
+async def test_deregister_takes_engine_out_and_retention_forgets_it(
+    stub: pb_grpc.ManagerServiceStub, manager: ManagerServer, clock: FakeClock
+) -> None:
     await stub.RegisterEngine(registration("engine-1"))
     await stub.RegisterEngine(registration("engine-2", port=9101))
+    await stub.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module()]))
+    assert (await _table(stub)).version == 3
+
     await stub.DeregisterEngine(pb.DeregisterEngineRequest(engine_id="engine-1"))
     engines = (await stub.ListEngines(pb.ListEnginesRequest())).engines
     assert [e.registration.engine_id for e in engines] == ["engine-2"]
     table = await _table(stub)
+    # Its route stays, unhealthy: callers hear "no healthy instance", not "unknown module".
+    assert [(r.engine_id, r.healthy) for r in table.rules] == [
+        ("engine-1", False),
+        ("engine-2", False),
+    ]
+    assert table.version == 4
+    for call in (
+        stub.DeregisterEngine(pb.DeregisterEngineRequest(engine_id="engine-1")),
+        stub.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1")),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+    # engine-2 keeps heartbeating; engine-1 is forgotten once the retention (3600 s) passed.
+    clock.advance(3000)
+    await stub.Heartbeat(pb.HeartbeatRequest(engine_id="engine-2"))
+    clock.advance(601)
+    await _tick(manager)
+    table = await _table(stub)
     assert [r.engine_id for r in table.rules] == ["engine-2"]
-    assert table.version == 3
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.DeregisterEngine(pb.DeregisterEngineRequest(engine_id="engine-1"))
-    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert table.version == 5
+    engines = (await stub.ListEngines(pb.ListEnginesRequest())).engines
+    assert [e.registration.engine_id for e in engines] == ["engine-2"]
+
+
+async def test_silent_engine_is_forgotten_after_the_retention(
+    stub: pb_grpc.ManagerServiceStub, manager: ManagerServer, clock: FakeClock
+) -> None:
+    await stub.RegisterEngine(registration())
+    clock.advance(3599)
+    await _tick(manager)
+    assert [e.healthy for e in (await stub.ListEngines(pb.ListEnginesRequest())).engines] == [False]
+    clock.advance(2)
+    await _tick(manager)
+    assert not (await stub.ListEngines(pb.ListEnginesRequest())).engines
+    assert not (await _table(stub)).rules
+    # Registering again (same id) works as new.
+    await stub.RegisterEngine(registration())
+    assert len((await stub.ListEngines(pb.ListEnginesRequest())).engines) == 1
+
+
+async def test_registering_again_after_deregistering_revives_the_engine(
+    stub: pb_grpc.ManagerServiceStub,
+) -> None:
+    await stub.RegisterEngine(registration())
+    await stub.DeregisterEngine(pb.DeregisterEngineRequest(engine_id="engine-1"))
+    await stub.RegisterEngine(registration())
+    await stub.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module()]))
+    assert [r.healthy for r in (await _table(stub)).rules] == [True]
+    assert len((await stub.ListEngines(pb.ListEnginesRequest())).engines) == 1
 
 
 async def test_get_schema_returns_registered_descriptor_set(

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 import pytest
@@ -14,8 +17,17 @@ from runtime.manager.config import ManagerConfig
 from runtime.manager.errors import StartupError
 from runtime.manager.server import ManagerServer
 from runtime.manager.store import Tx
+from runtime.manager.store.migrations import TABLE_DDL, load_migrations
+from runtime.manager.store.sqlite import SqliteBackend
 from tests.infra.postgres import PostgresServer
-from tests.integration.manager.builders import KEY_ENV, OTHER_KEY, module, registration, release
+from tests.integration.manager.builders import (
+    KEY,
+    KEY_ENV,
+    OTHER_KEY,
+    module,
+    registration,
+    release,
+)
 from tests.integration.manager.conftest import fresh_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -79,11 +91,11 @@ async def test_wrong_key_refuses_to_start(start_manager: Callable[..., ManagerSe
 
 @pytest.mark.postgres
 async def test_managers_starting_together_on_postgres_migrate_once(
-    start_manager: Callable[..., ManagerServer], postgres: PostgresServer
+    postgres: PostgresServer,
 ) -> None:
     with fresh_database(postgres) as dsn:
         config = ManagerConfig(listen_address="127.0.0.1:0", admin_address="127.0.0.1:0", state=dsn)
-        managers = [start_manager(config) for _ in range(3)]
+        managers = [ManagerServer(config, environ={KEY_ENV: KEY}) for _ in range(3)]
         try:
             await asyncio.gather(*(m.start() for m in managers))
             await _check_shared_state(managers)
@@ -96,10 +108,40 @@ async def _check_shared_state(managers: list[ManagerServer]) -> None:
     async def migrations(tx: Tx) -> list[int]:
         return [int(r["version"]) for r in await tx.fetch("SELECT version FROM schema_migrations")]
 
-    assert await managers[0].backend.run(migrations, write=False) == [1]
+    assert sorted(await managers[0].backend.run(migrations, write=False)) == [1, 2]
     # Every manager serves the same state.
     async with grpc.aio.insecure_channel(f"127.0.0.1:{managers[0].grpc_port}") as channel:
         await pb_grpc.ManagerServiceStub(channel).RegisterEngine(registration())
     async with grpc.aio.insecure_channel(f"127.0.0.1:{managers[2].grpc_port}") as channel:
         engines = await pb_grpc.ManagerServiceStub(channel).ListEngines(pb.ListEnginesRequest())
     assert [e.registration.engine_id for e in engines.engines] == ["engine-1"]
+
+
+async def test_sqlite_store_of_an_older_version_is_migrated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    first = load_migrations("sqlite")[0]
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute(TABLE_DDL)
+        conn.executescript(first.sql)
+        conn.execute("INSERT INTO schema_migrations VALUES (1, 'init', 'then')")
+        conn.execute("INSERT INTO engines VALUES ('old-engine', 'node-a', x'', 1.0, 2.0)")
+        conn.commit()
+
+    backend = await SqliteBackend.open(str(path))
+    try:
+
+        async def read(tx: Tx) -> tuple[list[int], list[tuple[str, object]]]:
+            versions = [
+                int(r["version"]) for r in await tx.fetch("SELECT version FROM schema_migrations")
+            ]
+            engines = [
+                (r["engine_id"], r["deregistered_at"])
+                for r in await tx.fetch("SELECT engine_id, deregistered_at FROM engines")
+            ]
+            return sorted(versions), engines
+
+        versions, engines = await backend.run(read, write=False)
+    finally:
+        await backend.close()
+    assert versions == [m.version for m in load_migrations("sqlite")]
+    assert engines == [("old-engine", None)]

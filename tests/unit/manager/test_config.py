@@ -68,6 +68,10 @@ def test_state_urls_resolve_against_data_dir(tmp_path: Path, state: str, expecte
             "secrets_key_env: Value error, expected an environment",
         ),
         ("log_level = 'loud'\n", "log_level: Input should be"),
+        (
+            "engine_heartbeat_timeout_secs = 60\nengine_retention_secs = 30\n",
+            "(top level): Value error, engine_retention_secs must be longer",
+        ),
     ],
 )
 def test_bad_keys_are_named(tmp_path: Path, text: str, message: str) -> None:
