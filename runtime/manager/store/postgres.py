@@ -3,9 +3,10 @@ run under an advisory lock; transient conflicts (deadlock, serialization) retry 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
@@ -107,10 +108,24 @@ class PostgresBackend:
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
 
+    @contextlib.asynccontextmanager
+    async def _connection(
+        self, wait_secs: float | None = None
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; failing to get one at all means the store is unavailable."""
+        try:
+            conn = await self._pool.acquire(timeout=wait_secs)
+        except (*_UNREACHABLE, asyncpg.PostgresError) as exc:
+            raise StoreUnavailable(f"state: PostgreSQL {redact_url(self._url)}: {exc}") from exc
+        try:
+            yield conn
+        finally:
+            await self._pool.release(conn)
+
     async def run(self, fn: Callable[[Tx], Awaitable[T]], *, write: bool = True) -> T:
         for attempt in range(1, RETRIES + 1):
             try:
-                async with self._pool.acquire() as conn, conn.transaction(**_mode(write)):
+                async with self._connection() as conn, conn.transaction(**_mode(write)):
                     return await fn(_PostgresTx(conn))
             except _TRANSIENT:
                 if attempt == RETRIES:
@@ -124,7 +139,7 @@ class PostgresBackend:
 
     async def ping(self) -> None:
         try:
-            async with self._pool.acquire(timeout=5) as conn:
+            async with self._connection(wait_secs=5) as conn:
                 await conn.fetchval("SELECT 1")
         except (*_UNREACHABLE, asyncpg.PostgresError) as exc:
             raise StoreUnavailable(f"state: PostgreSQL {redact_url(self._url)}: {exc}") from None

@@ -129,7 +129,7 @@ class SqliteBackend:
         try:
             async with self._lock:
                 await self.call(self.conn.execute, "SELECT 1")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, RuntimeError) as exc:  # RuntimeError: the store was closed
             raise StoreUnavailable(f"state: SQLite database {self.path}: {exc}") from None
 
     async def close(self) -> None:

@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
 import grpc
 import pytest
 
@@ -145,3 +146,31 @@ async def test_sqlite_store_of_an_older_version_is_migrated_in_place(tmp_path: P
         await backend.close()
     assert versions == [m.version for m in load_migrations("sqlite")]
     assert engines == [("old-engine", None)]
+
+
+@pytest.mark.postgres
+async def test_lost_database_makes_healthz_503_and_rpcs_unavailable(
+    postgres: PostgresServer,
+) -> None:
+    with fresh_database(postgres) as dsn:
+        config = ManagerConfig(listen_address="127.0.0.1:0", admin_address="127.0.0.1:0", state=dsn)
+        manager = ManagerServer(config, environ={KEY_ENV: KEY})
+        await manager.start()
+        try:
+            health = f"http://127.0.0.1:{manager.admin_port}/healthz"
+            async with aiohttp.ClientSession() as http:
+                async with http.get(health) as response:
+                    assert response.status == 200
+                name = dsn.rsplit("/", 1)[1]
+                # Dropping the database under the manager cuts its connections.
+                await asyncio.to_thread(postgres.psql, f'DROP DATABASE "{name}" WITH (FORCE)')
+                async with http.get(health) as response:
+                    assert response.status == 503
+                    report = await response.json()
+                assert report["ok"] is False and name in report["error"]
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{manager.grpc_port}") as channel:
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await pb_grpc.ManagerServiceStub(channel).ListEngines(pb.ListEnginesRequest())
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        finally:
+            await manager.stop(grace=0.5)
