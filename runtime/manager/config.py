@@ -64,16 +64,12 @@ class ManagerConfig(BaseModel):
             raise ValueError(
                 "engine_retention_secs must be longer than engine_heartbeat_timeout_secs"
             )
-        if self.module_heartbeat_timeout_secs is None:
-            object.__setattr__(
-                self, "module_heartbeat_timeout_secs", self.engine_heartbeat_timeout_secs
-            )
         return self
 
     @property
     def module_timeout(self) -> float:
-        assert self.module_heartbeat_timeout_secs is not None
-        return self.module_heartbeat_timeout_secs
+        """module_heartbeat_timeout_secs, defaulting to the engine timeout."""
+        return self.module_heartbeat_timeout_secs or self.engine_heartbeat_timeout_secs
 
     def state_url(self) -> str:
         """The store URL with sqlite paths made absolute ("sqlite:///abs/path" or postgres)."""

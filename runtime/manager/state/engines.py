@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import semver
@@ -23,9 +24,9 @@ class Timeouts:
     retention_secs: float = 3600.0
 
 
-def _sorted_modules(reg: pb.EngineRegistration) -> list[pb.ModuleDescriptor]:
-    # One lock order for every transaction, so concurrent registrations cannot deadlock.
-    return sorted(reg.modules, key=lambda m: (m.namespace, m.name, m.version))
+def _in_lock_order(modules: Iterable[pb.ModuleDescriptor]) -> list[pb.ModuleDescriptor]:
+    # One row order for every transaction, so concurrent writers cannot deadlock (PostgreSQL).
+    return sorted(modules, key=lambda m: (m.namespace, m.name, m.version))
 
 
 def _stripped(reg: pb.EngineRegistration) -> bytes:
@@ -56,7 +57,7 @@ async def register(tx: Tx, reg: pb.EngineRegistration, now: float) -> int:
         _stripped(reg),
         now,
     )
-    for module in _sorted_modules(reg):
+    for module in _in_lock_order(reg.modules):
         await tx.execute(
             "INSERT INTO engine_modules (engine_id, namespace, name, version, digest, last_seen) "
             "VALUES ($1, $2, $3, $4, $5, NULL)",
@@ -102,7 +103,7 @@ async def heartbeat(
         now,
     ):
         raise NotFound(f"engine_id: no engine {engine_id!r} is registered (register again)")
-    for module in sorted(healthy, key=lambda m: (m.namespace, m.name, m.version)):
+    for module in _in_lock_order(healthy):
         await tx.execute(
             "UPDATE engine_modules SET last_seen = $5 "
             "WHERE engine_id = $1 AND namespace = $2 AND name = $3 AND version = $4",

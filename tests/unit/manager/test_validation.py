@@ -7,6 +7,8 @@ import pytest
 from runtime.api import wruntime_pb2 as pb
 from runtime.manager import validation as check
 from runtime.manager.errors import InvalidArgument
+from runtime.manager.health_monitor import tick_interval
+from runtime.manager.store import redact_url
 from runtime.manager.store.sqlite import _statements, _to_sqlite
 
 
@@ -55,3 +57,16 @@ def test_sqlite_placeholders_and_statement_split() -> None:
     assert _to_sqlite("SELECT $1, $2, $1") == "SELECT ?1, ?2, ?1"
     script = "CREATE TABLE a (x INT); -- a comment; with a semicolon\nINSERT INTO a VALUES (1);\n"
     assert _statements(script) == ["CREATE TABLE a (x INT)", "INSERT INTO a VALUES (1)"]
+
+
+def test_store_urls_are_logged_without_passwords() -> None:
+    assert redact_url("postgresql://wr:s3cret@db:5432/x") == "postgresql://wr:***@db:5432/x"
+    assert redact_url("postgresql://wr@db/x") == "postgresql://wr@db/x"
+    assert redact_url("sqlite:///var/lib/wruntime/manager.db").endswith("manager.db")
+
+
+def test_monitor_ticks_five_times_per_timeout_within_bounds() -> None:
+    assert tick_interval(30, 30) == 5.0
+    assert tick_interval(1, 2) == 0.2
+    assert tick_interval(600, 600) == 5.0
+    assert tick_interval(0.01, 0.01) == 0.05
