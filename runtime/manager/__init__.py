@@ -1,0 +1,1 @@
+"""wr-manager: the control plane (engine registry, routing table, secrets, releases, apply lock)."""

@@ -1,0 +1,102 @@
+"""manager.toml: the model of wr-manager's config file and where its state lives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from runtime.tomlconfig import load_config
+
+DEFAULT_DATA_DIR = "/var/lib/wruntime"
+SQLITE_FILE = "manager.db"
+
+
+class ManagerConfig(BaseModel):
+    """Every key of manager.toml; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    listen_address: str = "127.0.0.1:9000"
+    admin_address: str = "127.0.0.1:9090"
+    data_dir: str = DEFAULT_DATA_DIR
+    # "sqlite" (data_dir/manager.db), "sqlite:///abs/path.db", "sqlite:rel/path.db" (relative
+    # to data_dir) or "postgresql://user@host:port/db".
+    state: str = "sqlite"
+    postgres_max_connections: int = Field(default=10, ge=1, le=200)
+    engine_heartbeat_timeout_secs: float = Field(default=30.0, gt=0)
+    module_heartbeat_timeout_secs: float | None = Field(default=None, gt=0)
+    # Silent or deregistered engines stay listed as unhealthy for this long, then are deleted.
+    engine_retention_secs: float = Field(default=3600.0, gt=0)
+    secrets_key_env: str = "WR_SECRETS_KEY"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    otlp_endpoint: str | None = None
+    trace_sample_ratio: float = Field(default=1.0, ge=0, le=1)
+
+    @field_validator("listen_address", "admin_address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        split_host_port(value)
+        return value
+
+    @field_validator("state")
+    @classmethod
+    def _state_url(cls, value: str) -> str:
+        scheme = value.split(":", 1)[0]
+        if scheme not in {"sqlite", "postgres", "postgresql"}:
+            raise ValueError(
+                'expected "sqlite", "sqlite:///path/state.db" or "postgresql://user@host/db"'
+            )
+        return value
+
+    @field_validator("secrets_key_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not value or not value.replace("_", "").isalnum():
+            raise ValueError("expected an environment variable name such as WR_SECRETS_KEY")
+        return value
+
+    @model_validator(mode="after")
+    def _timeouts(self) -> ManagerConfig:
+        if self.engine_retention_secs <= self.engine_heartbeat_timeout_secs:
+            raise ValueError(
+                "engine_retention_secs must be longer than engine_heartbeat_timeout_secs"
+            )
+        return self
+
+    @property
+    def module_timeout(self) -> float:
+        """module_heartbeat_timeout_secs, defaulting to the engine timeout."""
+        return self.module_heartbeat_timeout_secs or self.engine_heartbeat_timeout_secs
+
+    def state_url(self) -> str:
+        """The store URL with sqlite paths made absolute ("sqlite:///abs/path" or postgres)."""
+        if not self.state.startswith("sqlite"):
+            return self.state
+        data_dir = Path(self.data_dir)
+        if self.state == "sqlite":
+            return f"sqlite://{data_dir / SQLITE_FILE}"
+        path = Path(urlsplit(self.state).path)
+        return f"sqlite://{path if path.is_absolute() else data_dir / path}"
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """Split "host:port" (IPv6 as "[::1]:port"; port 0 = any free port); raise ValueError
+    saying what was expected."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"{address!r} is not host:port (expected like 127.0.0.1:9000)")
+    return host.strip("[]"), int(port)
+
+
+def load_manager_config(path: str | Path) -> ManagerConfig:
+    """Load manager.toml; a relative data_dir is taken relative to the file's directory."""
+    config = load_config(path, ManagerConfig)
+    data_dir = Path(config.data_dir)
+    if not data_dir.is_absolute():
+        config = config.model_copy(
+            update={"data_dir": str((Path(path).resolve().parent / data_dir).resolve())}
+        )
+    return config

@@ -1,0 +1,50 @@
+"""Prometheus metrics of one manager (its own registry, so several can share a process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class ManagerMetrics:
+    """RPC counts and latency by method and code; engine and routing gauges."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.rpcs = Counter(
+            "wr_manager_rpcs",
+            "gRPC calls handled, by method and status code",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self.rpc_seconds = Histogram(
+            "wr_manager_rpc_duration_seconds",
+            "gRPC handling time, by method",
+            ["method"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+        self.engines = Gauge("wr_manager_engines", "Registered engines", registry=self.registry)
+        self.engines_healthy = Gauge(
+            "wr_manager_engines_healthy",
+            "Registered engines with a heartbeat within the timeout",
+            registry=self.registry,
+        )
+        self.routing_version = Gauge(
+            "wr_manager_routing_table_version",
+            "Current routing table version",
+            registry=self.registry,
+        )
+        self.health_flips = Counter(
+            "wr_manager_rule_health_changes",
+            "Default routing rules whose health flipped, by new state",
+            ["healthy"],
+            registry=self.registry,
+        )
+
+    def observe_rpc(self, method: str, code: str, seconds: float) -> None:
+        self.rpcs.labels(method, code).inc()
+        self.rpc_seconds.labels(method).observe(seconds)
+
+    def count_flips(self, flips: list[tuple[str, bool]]) -> None:
+        for _, healthy in flips:
+            self.health_flips.labels(str(healthy).lower()).inc()

@@ -1,0 +1,262 @@
+"""ManagerService over grpc.aio: validate, run one state operation, answer."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import grpc
+
+from runtime.api import wruntime_pb2 as pb
+from runtime.api import wruntime_pb2_grpc as pb_grpc
+from runtime.manager import validation as check
+from runtime.manager.errors import InvalidArgument
+from runtime.manager.metrics import ManagerMetrics
+from runtime.manager.rpc_errors import rpc
+from runtime.manager.state.manager_state import ManagerState
+
+log = logging.getLogger("runtime.manager")
+Ctx = grpc.aio.ServicerContext[Any, Any]
+
+
+class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
+    """The manager's gRPC API (worker, schedule and discovery RPCs come in later issues)."""
+
+    def __init__(self, state: ManagerState, metrics: ManagerMetrics) -> None:
+        self.state = state
+        self.metrics = metrics
+
+    # ── engines ──────────────────────────────────────────────────────────
+
+    @rpc
+    async def RegisterEngine(
+        self, request: pb.RegisterEngineRequest, context: Ctx
+    ) -> pb.RegisterEngineResponse:
+        reg = request.registration
+        check.registration(reg)
+        version, secrets = await self.state.register_engine(reg)
+        if reg.db_namespaces:
+            # Per-namespace DB roles belong to the db capability (a later issue).
+            log.warning(
+                "db credentials requested but not issued by this manager",
+                extra={"engine_id": reg.engine_id, "db_namespaces": list(reg.db_namespaces)},
+            )
+        log.info(
+            "engine registered",
+            extra={
+                "engine_id": reg.engine_id,
+                "node": reg.node,
+                "address": reg.address,
+                "modules": [f"{m.namespace}.{m.name}@{m.version}" for m in reg.modules],
+                "routing_version": version,
+            },
+        )
+        return pb.RegisterEngineResponse(accepted=True, secrets=secrets)
+
+    @rpc
+    async def DeregisterEngine(
+        self, request: pb.DeregisterEngineRequest, context: Ctx
+    ) -> pb.DeregisterEngineResponse:
+        check.non_empty(request.engine_id, "engine_id")
+        await self.state.deregister_engine(request.engine_id)
+        log.info("engine deregistered", extra={"engine_id": request.engine_id})
+        return pb.DeregisterEngineResponse()
+
+    @rpc
+    async def Heartbeat(self, request: pb.HeartbeatRequest, context: Ctx) -> pb.HeartbeatResponse:
+        check.non_empty(request.engine_id, "engine_id")
+        healthy = []
+        for i, module in enumerate(request.healthy_modules):
+            try:
+                check.module(module, f"healthy_modules[{i}]")
+            except InvalidArgument as exc:
+                # A bad entry must not cost the engine its liveness: skip it, say so.
+                log.warning(
+                    "heartbeat entry skipped",
+                    extra={"engine_id": request.engine_id, "why": str(exc)},
+                )
+                continue
+            healthy.append(module)
+        flips = await self.state.heartbeat(request.engine_id, healthy)
+        self._report_flips(flips)
+        return pb.HeartbeatResponse()
+
+    @rpc
+    async def ListEngines(
+        self, request: pb.ListEnginesRequest, context: Ctx
+    ) -> pb.ListEnginesResponse:
+        return pb.ListEnginesResponse(engines=await self.state.list_engines())
+
+    def _report_flips(self, flips: list[tuple[str, bool]]) -> None:
+        self.metrics.count_flips(flips)
+        for rule_id, healthy in flips:
+            log.info("route health changed", extra={"rule_id": rule_id, "healthy": healthy})
+
+    # ── routing ──────────────────────────────────────────────────────────
+
+    @rpc
+    async def GetRoutingTable(
+        self, request: pb.GetRoutingTableRequest, context: Ctx
+    ) -> pb.GetRoutingTableResponse:
+        table = await self.state.routing_table(request.known_version)
+        return (
+            pb.GetRoutingTableResponse()
+            if table is None
+            else pb.GetRoutingTableResponse(table=table)
+        )
+
+    @rpc
+    async def UpsertRoutingRule(
+        self, request: pb.RoutingRule, context: Ctx
+    ) -> pb.UpsertRoutingRuleResponse:
+        check.routing_rule(request)
+        version = await self.state.upsert_rule(request)
+        log.info("routing rule set", extra={"rule_id": request.rule_id, "routing_version": version})
+        return pb.UpsertRoutingRuleResponse()
+
+    @rpc
+    async def DeleteRoutingRule(
+        self, request: pb.DeleteRoutingRuleRequest, context: Ctx
+    ) -> pb.DeleteRoutingRuleResponse:
+        check.non_empty(request.rule_id, "rule_id")
+        version = await self.state.delete_rule(request.rule_id)
+        log.info(
+            "routing rule deleted", extra={"rule_id": request.rule_id, "routing_version": version}
+        )
+        return pb.DeleteRoutingRuleResponse()
+
+    # ── schemas and secrets ──────────────────────────────────────────────
+
+    @rpc
+    async def GetSchema(self, request: pb.GetSchemaRequest, context: Ctx) -> pb.GetSchemaResponse:
+        check.name(request.namespace, "namespace")
+        check.name(request.module, "module")
+        if request.version:
+            check.version(request.version, "version")
+        schema = await self.state.schema(request.namespace, request.module, request.version)
+        return pb.GetSchemaResponse(proto_schema=schema)
+
+    @rpc
+    async def SetSecret(self, request: pb.SetSecretRequest, context: Ctx) -> pb.SetSecretResponse:
+        check.secret(request.namespace, request.key)
+        check.secret_value(request.value)
+        serial = await self.state.set_secret(request.namespace, request.key, request.value)
+        log.info(
+            "secret set", extra={"secret": f"{request.namespace}/{request.key}", "serial": serial}
+        )
+        return pb.SetSecretResponse()
+
+    @rpc
+    async def DeleteSecret(
+        self, request: pb.DeleteSecretRequest, context: Ctx
+    ) -> pb.DeleteSecretResponse:
+        check.secret(request.namespace, request.key)
+        serial = await self.state.delete_secret(request.namespace, request.key)
+        log.info(
+            "secret deleted",
+            extra={"secret": f"{request.namespace}/{request.key}", "serial": serial},
+        )
+        return pb.DeleteSecretResponse()
+
+    @rpc
+    async def ListSecrets(
+        self, request: pb.ListSecretsRequest, context: Ctx
+    ) -> pb.ListSecretsResponse:
+        if request.namespace:
+            check.name(request.namespace, "namespace")
+        return pb.ListSecretsResponse(secrets=await self.state.list_secrets(request.namespace))
+
+    # ── wrctl: cluster state, releases, apply lock ──────────────────────
+
+    @rpc
+    async def GetClusterState(
+        self, request: pb.GetClusterStateRequest, context: Ctx
+    ) -> pb.GetClusterStateResponse:
+        return await self.state.cluster_state()
+
+    @rpc
+    async def RecordRelease(
+        self, request: pb.RecordReleaseRequest, context: Ctx
+    ) -> pb.RecordReleaseResponse:
+        if not request.HasField("release"):
+            raise InvalidArgument("release: missing")
+        check.release(request.release)
+        serial = await self.state.record_release(request.release, request.lock_id)
+        log.info(
+            "release recorded",
+            extra={
+                "target": request.release.target,
+                "bundle_digest": request.release.bundle_digest,
+                "status": request.release.status or "applied",
+                "serial": serial,
+            },
+        )
+        return pb.RecordReleaseResponse(serial=serial)
+
+    @rpc
+    async def DeleteRelease(
+        self, request: pb.DeleteReleaseRequest, context: Ctx
+    ) -> pb.DeleteReleaseResponse:
+        check.target(request.target, "target")
+        serial = await self.state.delete_release(request.target, request.lock_id)
+        log.info("release deleted", extra={"target": request.target, "serial": serial})
+        return pb.DeleteReleaseResponse(serial=serial)
+
+    @rpc
+    async def AcquireApplyLock(
+        self, request: pb.AcquireApplyLockRequest, context: Ctx
+    ) -> pb.AcquireApplyLockResponse:
+        check.non_empty(request.holder, "holder")
+        ttl = check.lock_ttl(request.ttl_secs)
+        acquired, lock = await self.state.acquire_lock(request.holder, request.reason, ttl)
+        log.info(
+            "apply lock acquired" if acquired else "apply lock busy",
+            extra={"lock_id": lock.lock_id, "holder": lock.holder, "requested_by": request.holder},
+        )
+        return pb.AcquireApplyLockResponse(acquired=acquired, lock=lock)
+
+    @rpc
+    async def RenewApplyLock(
+        self, request: pb.RenewApplyLockRequest, context: Ctx
+    ) -> pb.RenewApplyLockResponse:
+        check.non_empty(request.lock_id, "lock_id")
+        lock = await self.state.renew_lock(request.lock_id, check.lock_ttl(request.ttl_secs))
+        return pb.RenewApplyLockResponse(lock=lock)
+
+    @rpc
+    async def ReleaseApplyLock(
+        self, request: pb.ReleaseApplyLockRequest, context: Ctx
+    ) -> pb.ReleaseApplyLockResponse:
+        check.non_empty(request.lock_id, "lock_id")
+        await self.state.release_lock(request.lock_id)
+        log.info("apply lock released", extra={"lock_id": request.lock_id})
+        return pb.ReleaseApplyLockResponse()
+
+    @rpc
+    async def ForceUnlock(
+        self, request: pb.ForceUnlockRequest, context: Ctx
+    ) -> pb.ForceUnlockResponse:
+        check.non_empty(request.lock_id, "lock_id")
+        await self.state.force_unlock(request.lock_id)
+        log.warning("apply lock force-unlocked", extra={"lock_id": request.lock_id})
+        return pb.ForceUnlockResponse()
+
+    # ── later issues ─────────────────────────────────────────────────────
+
+    async def _later(self, method: str, context: Ctx, what: str) -> Any:
+        self.metrics.observe_rpc(method, grpc.StatusCode.UNIMPLEMENTED.name, 0.0)
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED, f"{method}: {what} is not implemented yet"
+        )
+
+    async def ListManagers(self, request: pb.ListManagersRequest, context: Ctx) -> Any:
+        return await self._later("ListManagers", context, "manager discovery (HA)")
+
+    async def UpsertSchedule(self, request: pb.UpsertScheduleRequest, context: Ctx) -> Any:
+        return await self._later("UpsertSchedule", context, "the job scheduler")
+
+    async def DeleteSchedule(self, request: pb.DeleteScheduleRequest, context: Ctx) -> Any:
+        return await self._later("DeleteSchedule", context, "the job scheduler")
+
+    async def ListSchedules(self, request: pb.ListSchedulesRequest, context: Ctx) -> Any:
+        return await self._later("ListSchedules", context, "the job scheduler")

@@ -1,0 +1,1 @@
+"""The manager's domain operations, each one transaction over a store backend."""

@@ -1,0 +1,149 @@
+"""ManagerState: every manager operation as one transaction over a store backend."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from runtime.api import wruntime_pb2 as pb
+from runtime.manager.secretbox import SecretBox
+from runtime.manager.state import apply_lock, engines, releases, routing, secrets
+from runtime.manager.state.engines import Timeouts
+from runtime.manager.store import Backend, Tx
+
+Clock = Callable[[], float]
+
+
+class ManagerState:
+    """The manager's state, whichever backend holds it. `clock` is injectable for tests."""
+
+    def __init__(
+        self, backend: Backend, box: SecretBox, timeouts: Timeouts, clock: Clock = time.time
+    ) -> None:
+        self.backend = backend
+        self.timeouts = timeouts
+        self._box = box
+        self._clock = clock
+
+    # ── engines ──────────────────────────────────────────────────────────
+
+    async def register_engine(
+        self, reg: pb.EngineRegistration
+    ) -> tuple[int, list[pb.NamespaceSecrets]]:
+        """Resolve the requested secrets, then store the registration: all or nothing."""
+
+        async def op(tx: Tx) -> tuple[int, list[pb.NamespaceSecrets]]:
+            resolved = await secrets.resolve(tx, self._box, reg.secrets)
+            version = await engines.register(tx, reg, self._clock())
+            return version, resolved
+
+        return await self.backend.run(op)
+
+    async def deregister_engine(self, engine_id: str) -> None:
+        now = self._clock()
+        await self.backend.run(lambda tx: engines.deregister(tx, engine_id, now, self.timeouts))
+
+    async def heartbeat(
+        self, engine_id: str, healthy: list[pb.ModuleDescriptor]
+    ) -> list[tuple[str, bool]]:
+        now = self._clock()
+        return await self.backend.run(
+            lambda tx: engines.heartbeat(tx, engine_id, healthy, now, self.timeouts)
+        )
+
+    async def list_engines(self) -> list[pb.EngineStatus]:
+        now = self._clock()
+        return await self.backend.run(
+            lambda tx: engines.list_status(tx, now, self.timeouts), write=False
+        )
+
+    async def refresh_health(self) -> list[tuple[str, bool]]:
+        """Expire stale engines and modules (and revive fresh ones): the monitor's tick."""
+        now = self._clock()
+        return await self.backend.run(lambda tx: engines.refresh_health(tx, now, self.timeouts))
+
+    async def forget_departed(self) -> list[str]:
+        """Delete engines gone for longer than the retention, with their routes."""
+        now = self._clock()
+        return await self.backend.run(lambda tx: engines.forget_departed(tx, now, self.timeouts))
+
+    async def engine_counts(self) -> tuple[int, int]:
+        now = self._clock()
+        return await self.backend.run(
+            lambda tx: engines.counts(tx, now, self.timeouts), write=False
+        )
+
+    async def schema(self, namespace: str, name: str, version: str) -> bytes:
+        return await self.backend.run(
+            lambda tx: engines.schema(tx, namespace, name, version), write=False
+        )
+
+    # ── routing ──────────────────────────────────────────────────────────
+
+    async def routing_table(self, known_version: int = 0) -> pb.RoutingTable | None:
+        """The table, or None when known_version (non-zero) is already the current version."""
+
+        async def op(tx: Tx) -> pb.RoutingTable | None:
+            if known_version and await routing.current_version(tx) == known_version:
+                return None
+            return await routing.table(tx)
+
+        return await self.backend.run(op, write=False)
+
+    async def routing_version(self) -> int:
+        return await self.backend.run(routing.current_version, write=False)
+
+    async def upsert_rule(self, rule: pb.RoutingRule) -> int:
+        return await self.backend.run(lambda tx: routing.upsert(tx, rule))
+
+    async def delete_rule(self, rule_id: str) -> int:
+        return await self.backend.run(lambda tx: routing.delete(tx, rule_id))
+
+    # ── secrets ──────────────────────────────────────────────────────────
+
+    async def set_secret(self, namespace: str, key: str, value: str) -> int:
+        now = self._clock()
+        return await self.backend.run(
+            lambda tx: secrets.put(tx, self._box, namespace, key, value, now)
+        )
+
+    async def delete_secret(self, namespace: str, key: str) -> int:
+        return await self.backend.run(lambda tx: secrets.delete(tx, namespace, key))
+
+    async def list_secrets(self, namespace: str) -> list[pb.SecretEntry]:
+        return await self.backend.run(lambda tx: secrets.list_keys(tx, namespace), write=False)
+
+    async def verify_secrets(self) -> int:
+        """Decrypt every stored secret once (startup check of the key); return the count."""
+        return await self.backend.run(lambda tx: secrets.verify_all(tx, self._box), write=False)
+
+    # ── releases, cluster state, apply lock ─────────────────────────────
+
+    async def cluster_state(self) -> pb.GetClusterStateResponse:
+        now = self._clock()
+        return await self.backend.run(
+            lambda tx: releases.cluster_state(tx, now, self.timeouts), write=False
+        )
+
+    async def record_release(self, release: pb.ReleaseRecord, lock_id: str) -> int:
+        now = self._clock()
+        return await self.backend.run(lambda tx: releases.record(tx, release, lock_id, now))
+
+    async def delete_release(self, target: str, lock_id: str) -> int:
+        now = self._clock()
+        return await self.backend.run(lambda tx: releases.delete(tx, target, lock_id, now))
+
+    async def acquire_lock(self, holder: str, reason: str, ttl: float) -> tuple[bool, pb.ApplyLock]:
+        now = self._clock()
+        return await self.backend.run(lambda tx: apply_lock.acquire(tx, holder, reason, ttl, now))
+
+    async def renew_lock(self, lock_id: str, ttl: float) -> pb.ApplyLock:
+        now = self._clock()
+        return await self.backend.run(lambda tx: apply_lock.renew(tx, lock_id, ttl, now))
+
+    async def release_lock(self, lock_id: str) -> None:
+        await self.backend.run(lambda tx: apply_lock.release(tx, lock_id))
+
+    async def force_unlock(self, lock_id: str) -> None:
+        # Same effect as release; a separate name so logs and metrics tell them apart.
+        await self.backend.run(lambda tx: apply_lock.release(tx, lock_id))
