@@ -64,6 +64,7 @@ def _record_live(address: str, cluster: Path) -> None:
                     pb.ReleaseRecord(
                         target=target,
                         bundle_digest="sha256:" + "0" * 64,
+                        runtime_version="0.1.0",
                         status="applied",
                         attributes=encode_resources(resources),
                     ),
@@ -71,6 +72,43 @@ def _record_live(address: str, cluster: Path) -> None:
                 )
     finally:
         client.close()
+    _register_engines(address, plan)
+
+
+def _register_engines(address: str, plan: object) -> None:
+    """One live, healthy engine per node carrying its modules, as after a real apply."""
+    import uuid
+
+    import grpc
+
+    from runtime.api import wruntime_pb2_grpc as pb_grpc
+
+    resources = plan.desired.resources.values()  # type: ignore[attr-defined]
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.ManagerServiceStub(channel)
+        for node in (r for r in resources if r.kind == "node"):
+            name = node.address.removeprefix("node.")
+            modules = [
+                pb.ModuleDescriptor(
+                    namespace=r.address.split(".")[1],
+                    name=r.address.split(".")[2],
+                    version=r.attributes["version"],
+                    digest=r.attributes["component"],
+                )
+                for r in resources
+                if r.kind == "module" and name in r.targets
+            ]
+            engine_id = str(uuid.uuid4())
+            registration = pb.EngineRegistration(
+                engine_id=engine_id,
+                address="http://127.0.0.1:9100",
+                proxy_address="http://127.0.0.1:9001",
+                modules=modules,
+                node=name,
+                runtime_version="0.1.0",
+            )
+            stub.RegisterEngine(pb.RegisterEngineRequest(registration=registration))
+            stub.Heartbeat(pb.HeartbeatRequest(engine_id=engine_id, healthy_modules=modules))
 
 
 def main() -> None:
