@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import httptools
 
@@ -57,8 +57,7 @@ class ClientConnection(asyncio.Protocol):
 
     # ---- asyncio callbacks --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.last_active = self.router.loop.time()
         self.router.connections.add(self)
 
@@ -237,6 +236,6 @@ class ClientConnection(asyncio.Protocol):
         self.transport.close()
 
     def close_if_idle(self, now: float, idle_timeout: float) -> None:
-        if self.current is None and self.transport is not None:
-            if now - self.last_active > idle_timeout:
-                self.transport.close()
+        idle = now - self.last_active > idle_timeout
+        if idle and self.current is None and self.transport is not None:
+            self.transport.close()

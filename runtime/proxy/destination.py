@@ -44,6 +44,10 @@ class Destination:
         return self.module is not None
 
 
+def _show(raw: bytes) -> str:
+    return repr(raw[:200].decode("latin-1"))
+
+
 def _valid_host(host: bytes) -> bool:
     if host.startswith(b"[") and host.endswith(b"]"):
         try:
@@ -62,23 +66,23 @@ def _parse(raw: bytes) -> Destination:
         tls, rest = True, raw[8:]
     else:
         raise BadDestination(
-            f"x-wr-destination {raw[:200]!r} must be an http:// or https:// URL "
+            f"x-wr-destination {_show(raw)} must be an http:// or https:// URL "
             "(e.g. http://namespace.module/pkg.Service/Method)"
         )
     slash = rest.find(b"/")
     authority, path = (rest, b"/") if slash < 0 else (rest[:slash], rest[slash:])
     if b"?" in authority or b"#" in authority or b"@" in authority or not authority:
-        raise BadDestination(f"x-wr-destination {raw[:200]!r} has no usable host")
+        raise BadDestination(f"x-wr-destination {_show(raw)} has no usable host")
     authority = authority.lower()
     host, port = authority, 443 if tls else 80
     colon = authority.rfind(b":")
     if colon > authority.rfind(b"]"):
         host, port_text = authority[:colon], authority[colon + 1 :]
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise BadDestination(f"x-wr-destination {raw[:200]!r} has a bad port")
+            raise BadDestination(f"x-wr-destination {_show(raw)} has a bad port")
         port = int(port_text)
     if not _valid_host(host):
-        raise BadDestination(f"x-wr-destination {raw[:200]!r}: {host!r} is not a valid host")
+        raise BadDestination(f"x-wr-destination {_show(raw)}: {_show(host)} is not a valid host")
     if b"#" in path:
         path = path[: path.find(b"#")]
     text = host.decode("ascii")

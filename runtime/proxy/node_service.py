@@ -7,6 +7,7 @@ heartbeats acknowledged) and replays what the manager missed once it answers aga
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import grpc
 
@@ -15,10 +16,15 @@ from runtime.api import wruntime_pb2_grpc as pb_grpc
 
 log = logging.getLogger("wr-proxy.control")
 
+_Context = grpc.aio.ServicerContext[Any, Any]
 _AWAY = frozenset((grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED))
 
 
-class NodeControl(pb_grpc.NodeServiceServicer):  # type: ignore[misc]
+def _engine(request: pb.HeartbeatRequest) -> dict[str, str]:
+    return {"engine_id": request.engine_id}
+
+
+class NodeControl(pb_grpc.NodeServiceServicer):
     """Relays engine lifecycle calls and keeps the registrations of this node's engines."""
 
     def __init__(self, stub: pb_grpc.ManagerServiceStub, timeout: float = 3.0) -> None:
@@ -30,7 +36,7 @@ class NodeControl(pb_grpc.NodeServiceServicer):  # type: ignore[misc]
         self.last_heartbeats: dict[str, pb.HeartbeatRequest] = {}
 
     async def RegisterEngine(
-        self, request: pb.RegisterEngineRequest, context: grpc.aio.ServicerContext
+        self, request: pb.RegisterEngineRequest, context: _Context
     ) -> pb.RegisterEngineResponse:
         engine_id = request.registration.engine_id
         if not engine_id:
@@ -54,7 +60,7 @@ class NodeControl(pb_grpc.NodeServiceServicer):  # type: ignore[misc]
         return response
 
     async def Heartbeat(
-        self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext
+        self, request: pb.HeartbeatRequest, context: _Context
     ) -> pb.HeartbeatResponse:
         self.last_heartbeats[request.engine_id] = request
         if request.engine_id in self.unsynced:
@@ -66,10 +72,7 @@ class NodeControl(pb_grpc.NodeServiceServicer):  # type: ignore[misc]
                 return pb.HeartbeatResponse()
             if exc.code() == grpc.StatusCode.NOT_FOUND and request.engine_id in self.registrations:
                 # The manager lost the engine (e.g. restarted without state): register again.
-                log.info(
-                    "manager forgot engine, registering again",
-                    extra={"engine_id": request.engine_id},
-                )
+                log.info("manager forgot the engine: registering it again", extra=_engine(request))
                 self.unsynced.add(request.engine_id)
                 await self.replay()
                 return pb.HeartbeatResponse()
@@ -77,7 +80,7 @@ class NodeControl(pb_grpc.NodeServiceServicer):  # type: ignore[misc]
         return pb.HeartbeatResponse()
 
     async def DeregisterEngine(
-        self, request: pb.DeregisterEngineRequest, context: grpc.aio.ServicerContext
+        self, request: pb.DeregisterEngineRequest, context: _Context
     ) -> pb.DeregisterEngineResponse:
         self.registrations.pop(request.engine_id, None)
         self.last_heartbeats.pop(request.engine_id, None)

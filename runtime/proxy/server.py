@@ -86,7 +86,7 @@ class ProxyServer:
             loop=loop,
         )
         self._channel = grpc.aio.insecure_channel(cfg.manager_address)
-        stub = pb_grpc.ManagerServiceStub(self._channel)
+        stub = pb_grpc.ManagerServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self.control = NodeControl(stub)
         self.table = RoutingTableCache(
             stub, cfg.cache.routing_table_poll_ms / 1000, self._install_table, self.control.replay
@@ -125,7 +125,7 @@ class ProxyServer:
         if self._admin is not None:
             await self._admin.cleanup()
         if self._channel is not None:
-            await self._channel.close()
+            await self._channel.close(None)
         if self._tracing:
             shutdown_tracing()
 
@@ -156,7 +156,7 @@ class ProxyServer:
 
     async def _start_control(self) -> None:
         server = grpc.aio.server()
-        pb_grpc.add_NodeServiceServicer_to_server(self.control, server)
+        pb_grpc.add_NodeServiceServicer_to_server(self.control, server)  # type: ignore[no-untyped-call]
         host, port = split_host_port(self.config.control_address)
         bound = server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
         if bound == 0:

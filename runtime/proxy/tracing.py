@@ -27,7 +27,7 @@ def _parse(value: bytes) -> tuple[int, int, int] | None:
     """(trace_id, span_id, flags) of a version-00 traceparent, None when malformed."""
     if len(value) != 55 or value[2:3] != b"-" or value[35:36] != b"-" or value[52:53] != b"-":
         return None
-    if not value[:2] == b"00" or not _HEX.issuperset(value[3:35] + value[36:52] + value[53:]):
+    if value[:2] != b"00" or not _HEX.issuperset(value[3:35] + value[36:52] + value[53:]):
         return None
     trace_id, span_id = int(value[3:35], 16), int(value[36:52], 16)
     if trace_id == 0 or span_id == 0:
