@@ -45,6 +45,20 @@ def fresh_engines(engines: list[Engine]) -> list[Engine]:
     return engines
 
 
+@pytest.fixture(scope="session")
+def shared_proxy(
+    tmp_path_factory: pytest.TempPathFactory, manager: FakeManager, engines: list[Engine]
+) -> Iterator[ProxyProcess]:
+    """One wr-proxy (node "node-a", default settings) for the tests that need no special config;
+    each test installs its own rules and waits for them with `wait_table`."""
+    proxy = ProxyProcess(
+        tmp_path_factory.mktemp("shared-proxy"), manager, '[node]\nname = "node-a"'
+    )
+    proxy.start()
+    yield proxy
+    proxy.stop()
+
+
 @pytest.fixture
 def start_proxy(tmp_path: Path, manager: FakeManager) -> Iterator[Callable[..., ProxyProcess]]:
     started: list[ProxyProcess] = []

@@ -178,7 +178,8 @@ class Engine:
 
     async def _echo(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse()
-        response.enable_chunked_encoding()
+        if request.version >= (1, 1):  # HTTP/1.0 gets an EOF-delimited body
+            response.enable_chunked_encoding()
         await response.prepare(request)
         async for chunk in request.content.iter_any():
             await response.write(chunk)
