@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
 import socket
@@ -308,3 +309,29 @@ def raw_exchange(
             if until is not None and until in received:
                 break
         return received
+
+
+class Hangup:
+    """An upstream that reads a request head and closes the connection without answering."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.requests: list[bytes] = []
+        self._server: asyncio.Server | None = None
+
+    @property
+    def address(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            self.requests.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.close()
