@@ -87,7 +87,7 @@ def _parse(raw: bytes) -> Destination:
         path = path[: path.find(b"#")]
     text = host.decode("ascii")
     labels = text.split(".")
-    if len(labels) == 2 and colon < 0 and all(NAME_RE.match(label) for label in labels):
+    if not tls and len(labels) == 2 and colon < 0 and all(NAME_RE.match(x) for x in labels):
         return Destination(authority, text, port, tls, path, labels[0], labels[1])
     return Destination(authority, text.strip("[]"), port, tls, path, None, None)
 
