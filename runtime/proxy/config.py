@@ -25,7 +25,7 @@ class _Strict(BaseModel):
 def split_host_port(address: str) -> tuple[str, int]:
     """Split "host:port" or "[v6]:port" into (host, port); ValueError says what was expected."""
     host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"{address!r} is not host:port (e.g. 127.0.0.1:9001 or [::1]:9001)")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

@@ -42,10 +42,12 @@ def _header(trace_id: int, span_id: int, sampled: bool) -> bytes:
 class HopTracer:
     """Starts hop spans and says which traceparent header to send upstream."""
 
-    def __init__(self, enabled: bool, sample_ratio: float) -> None:
+    def __init__(
+        self, enabled: bool, sample_ratio: float, provider: trace.TracerProvider | None = None
+    ) -> None:
         self.enabled = enabled
         self._ratio = sample_ratio
-        self._tracer = trace.get_tracer("wruntime.proxy")
+        self._tracer = (provider or trace.get_tracer_provider()).get_tracer("wruntime.proxy")
 
     def begin(
         self, incoming: bytes | None, name: str, attributes: dict[str, str]
