@@ -1,0 +1,132 @@
+"""bench/plan.py: how long `wrctl plan` takes for 1-1000 modules on 1-100 nodes against a live
+manager (target: under 1 s for 1000 modules / 100 nodes, schema compilation excluded).
+
+    python bench/plan.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._results import Metric, print_table, save
+from runtime.api import wruntime_pb2 as pb
+from wrctl.config import load_cluster
+from wrctl.managerapi import ManagerClient
+from wrctl.plan import make_plan, render_text
+from wrctl.plan.live import encode_resources, observe
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cluster(root: Path, modules: int, nodes: int, port: int) -> Path:
+    lines = ['[cluster]\nname = "bench"\n', f'[manager]\nhost = "local"\nport = {port}\n']
+    lines += [f'[[node]]\nname = "n{i}"\nhost = "local"\n' for i in range(nodes)]
+    for i in range(modules):
+        wasm = root / f"m{i}.wasm"
+        wasm.write_bytes(os.urandom(64) * 256)  # 16 KiB each; digests are part of the cost
+        lines.append(
+            f'[[module]]\nnamespace = "bench"\nname = "m{i}"\nversion = "1.0.0"\n'
+            f'component = "m{i}.wasm"\nnodes = ["n{i % nodes}"]\n'
+            f'env = {{ LEVEL = "info", KEY = {{ secret = "k{i % 10}" }} }}\n'
+        )
+    path = root / "cluster.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _record_live(address: str, cluster: Path) -> None:
+    """Make the manager's live state equal to the desired state (as a converged apply would)."""
+    plan = make_plan(load_cluster(cluster), live=observe(address))
+    client = ManagerClient(address)
+    try:
+        with client.apply_lock("bench") as lock:
+            by_target: dict[str, list] = {}
+            for resource in plan.desired.resources.values():
+                for target in resource.targets:
+                    by_target.setdefault(target, []).append(resource)
+            for target, resources in by_target.items():
+                resources.sort(key=lambda r: r.kind != "node" and r.kind != "manager")
+                client.record(
+                    pb.ReleaseRecord(
+                        target=target,
+                        bundle_digest="sha256:" + "0" * 64,
+                        status="applied",
+                        attributes=encode_resources(resources),
+                    ),
+                    lock.lock_id,
+                )
+    finally:
+        client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
+    args = parser.parse_args()
+    sizes = (
+        [(1, 1), (100, 10), (1000, 100)]
+        if args.quick
+        else [(m, n) for m in (1, 100, 1000) for n in (1, 10, 100)]
+    )
+    repeats = 3 if args.quick else 7
+    metrics: list[Metric] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        port = _free_port()
+        admin = _free_port()
+        conf = Path(tmp) / "manager.toml"
+        conf.write_text(
+            f'listen_address = "127.0.0.1:{port}"\nadmin_address = "127.0.0.1:{admin}"\n'
+            f'data_dir = "{tmp}/data"\n'
+        )
+        env = {**os.environ, "WR_SECRETS_KEY": base64.b64encode(os.urandom(32)).decode()}
+        manager = subprocess.Popen(
+            [str(Path(sys.executable).parent / "wr-manager"), "--config", str(conf)],
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            ManagerClient(f"127.0.0.1:{port}").wait_ready(20)
+            for modules, nodes in sizes:
+                if nodes > modules and modules > 1:
+                    continue
+                root = Path(tmp) / f"c{modules}x{nodes}"
+                root.mkdir()
+                cluster = _cluster(root, modules, nodes, port)
+                _record_live(f"127.0.0.1:{port}", cluster)
+                times = []
+                for _ in range(repeats):
+                    started = time.perf_counter()
+                    plan = make_plan(load_cluster(cluster))
+                    render_text(plan.actions)
+                    times.append(time.perf_counter() - started)
+                assert not plan.actions, (
+                    f"expected a converged plan, got {len(plan.actions)} actions"
+                )
+                best = sorted(times)[len(times) // 2]
+                target = 1.0 if (modules, nodes) == (1000, 100) else None
+                metrics.append(
+                    Metric(f"plan_{modules}_modules_{nodes}_nodes", round(best, 4), "s", target)
+                )
+        finally:
+            manager.terminate()
+            manager.wait(10)
+    print_table("wrctl plan against a live manager (median)", metrics)
+    print(f"saved {save('plan', metrics)}")
+
+
+if __name__ == "__main__":
+    main()

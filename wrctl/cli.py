@@ -1,0 +1,157 @@
+"""The wrctl command line. Only argument parsing and printing live here; every command calls
+into wrctl's libraries (config, plan, bundle, deploy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from wrctl.console import EXIT_CHANGES, errors_to_exit
+
+app = typer.Typer(
+    name="wrctl",
+    help="Declarative deploys for wruntime clusters: plan, apply, bundle, invoke.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ClusterFile = Annotated[Path, typer.Argument(help="The cluster description.")]
+
+
+@app.command()
+def version() -> None:
+    """Print wrctl's (and the runtime's) version."""
+    from runtime.version import __version__
+
+    typer.echo(f"wrctl {__version__}")
+
+
+@app.command()
+def validate(cluster: ClusterFile = Path("cluster.toml")) -> None:
+    """Check cluster.toml and the files it names, without contacting anything."""
+    from wrctl.config import load_cluster
+    from wrctl.console import out
+
+    with errors_to_exit():
+        config = load_cluster(cluster)
+    out.print(
+        f"[green]{cluster} is valid[/green]: cluster {config.cluster.name}, "
+        f"{len(config.node)} node(s), {len(config.module)} module(s)"
+    )
+
+
+@app.command()
+def plan(
+    cluster: ClusterFile = Path("cluster.toml"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    out_file: Annotated[
+        Path | None, typer.Option("-out", "--out", help="Save the plan for `wrctl apply FILE`.")
+    ] = None,
+    detailed_exitcode: Annotated[
+        bool, typer.Option("--detailed-exitcode", help="Exit 2 when there are changes.")
+    ] = False,
+) -> None:
+    """Show what apply would change: cluster.toml against the live cluster."""
+    from wrctl.commands.plan import run_plan
+
+    with errors_to_exit():
+        changes = run_plan(cluster, json_out, out_file)
+    if detailed_exitcode and changes:
+        raise typer.Exit(EXIT_CHANGES)
+
+
+@app.command()
+def apply(
+    target: Annotated[Path, typer.Argument(help="cluster.toml, or a plan saved with -out.")] = Path(
+        "cluster.toml"
+    ),
+    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Do not ask.")] = False,
+    health_timeout: Annotated[
+        float, typer.Option(help="Seconds a node has to pass its health gate.")
+    ] = 60.0,
+) -> None:
+    """Converge the cluster: show the plan, confirm, then deploy manager and nodes."""
+    from wrctl.commands.apply import run_apply
+
+    with errors_to_exit():
+        run_apply(target, auto_approve, health_timeout)
+
+
+@app.command()
+def destroy(
+    cluster: ClusterFile = Path("cluster.toml"),
+    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Do not ask.")] = False,
+) -> None:
+    """Remove everything apply created: node services, the manager and its state."""
+    from wrctl.commands.apply import run_destroy
+
+    with errors_to_exit():
+        run_destroy(cluster, auto_approve)
+
+
+@app.command()
+def status(
+    cluster: Annotated[
+        Path | None, typer.Option("-c", "--cluster", help="Use this cluster.toml's manager.")
+    ] = None,
+    manager: Annotated[str | None, typer.Option(help="Manager host:port.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Nodes, engines, modules, versions, health and the applied releases."""
+    from wrctl.commands.status import run_status
+
+    with errors_to_exit():
+        run_status(cluster, manager, json_out)
+
+
+@app.command()
+def invoke(
+    target: Annotated[str, typer.Argument(help="NAMESPACE.MODULE/PATH, e.g. example.caller/run")],
+    data: Annotated[str | None, typer.Option("--data", "-d", help="Request body (JSON).")] = None,
+    data_file: Annotated[
+        Path | None, typer.Option(help="Read the request body from a file.")
+    ] = None,
+    version: Annotated[str | None, typer.Option(help="Semver requirement, e.g. ^1.2")] = None,
+    proxy: Annotated[
+        str, typer.Option(envvar="WR_PROXY", help="Proxy data address.")
+    ] = "127.0.0.1:9001",
+    manager: Annotated[
+        str, typer.Option(envvar="WR_MANAGER", help="Manager address.")
+    ] = "127.0.0.1:9000",
+    method: Annotated[str, typer.Option("-X", "--method", help="HTTP method.")] = "POST",
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+) -> None:
+    """Send one request to a module through the proxy and print the reply."""
+    from wrctl.commands.invoke import run_invoke
+
+    with errors_to_exit():
+        ok = run_invoke(target, data, data_file, version, proxy, manager, method, json_out)
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command("force-unlock")
+def force_unlock(
+    lock_id: Annotated[str, typer.Argument(help="The lock id shown by the failed apply.")],
+    manager: Annotated[
+        str, typer.Option(envvar="WR_MANAGER", help="Manager address.")
+    ] = "127.0.0.1:9000",
+) -> None:
+    """Release an apply lock whose holder died."""
+    from wrctl.console import out
+    from wrctl.managerapi import ManagerClient
+
+    with errors_to_exit():
+        client = ManagerClient(manager)
+        try:
+            client.force_unlock(lock_id)
+        finally:
+            client.close()
+    out.print(f"Lock {lock_id} released.")
+
+
+def main() -> None:
+    app()

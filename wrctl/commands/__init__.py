@@ -1,0 +1,1 @@
+"""One module per wrctl command: resolve arguments, call the libraries, report."""

@@ -1,0 +1,70 @@
+"""`wrctl status`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from google.protobuf import json_format
+from rich.table import Table
+
+from runtime.api import wruntime_pb2 as pb
+from wrctl.console import out, print_json
+from wrctl.managerapi import ManagerClient
+
+
+def _address(cluster: Path | None, manager: str | None) -> str:
+    if manager:
+        return manager
+    if cluster is not None:
+        from wrctl.config import load_cluster
+        from wrctl.plan import manager_address
+
+        return manager_address(load_cluster(cluster))
+    return "127.0.0.1:9000"
+
+
+def run_status(cluster: Path | None, manager: str | None, json_out: bool) -> None:
+    client = ManagerClient(_address(cluster, manager))
+    try:
+        state = client.state()
+    finally:
+        client.close()
+    if json_out:
+        print_json(json_format.MessageToDict(state, preserving_proto_field_name=True))
+        return
+    out.print(
+        f"Manager {client.address} (runtime {state.manager_version or '?'}), "
+        f"state serial {state.serial}"
+    )
+    if state.HasField("lock"):
+        out.print(f"[yellow]Apply lock held by {state.lock.holder} ({state.lock.reason})[/yellow]")
+    table = Table("node", "release", "applied", "engine", "health", "modules")
+    for node in state.nodes:
+        release = node.release if node.HasField("release") else None
+        applied = (
+            f"{release.applied_at.ToDatetime():%Y-%m-%d %H:%M} by {release.applied_by}"
+            if release
+            else "-"
+        )
+        digest = release.bundle_digest[7:19] if release else "-"
+        engines: list[pb.EngineStatus | None] = [*node.engines] or [None]
+        for i, engine in enumerate(engines):
+            table.add_row(
+                node.name if i == 0 else "",
+                digest if i == 0 else "",
+                applied if i == 0 else "",
+                *_engine_cells(engine),
+            )
+    out.print(table)
+
+
+def _engine_cells(engine: pb.EngineStatus | None) -> tuple[str, str, str]:
+    if engine is None:
+        return "-", "[red]no engines[/red]", "-"
+    health = "[green]healthy[/green]" if engine.healthy else "[red]unhealthy[/red]"
+    modules = ", ".join(
+        f"{m.module.namespace}.{m.module.name}@{m.module.version}"
+        + ("" if m.healthy else " [red](unhealthy)[/red]")
+        for m in engine.modules
+    )
+    return engine.registration.engine_id[:8], health, modules or "-"

@@ -1,0 +1,219 @@
+"""The cluster.toml model: what a user may declare, with defaults and per-field rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import semver
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from runtime.names import NAME_RE, NAME_RULE
+
+Format = Literal["systemd", "docker", "supervisor"]
+Capability = Literal["db", "blobstore", "tracing", "llm"]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def _valid_name(v: str) -> str:
+    if not NAME_RE.match(v):
+        raise ValueError(f"{v!r} is not a valid name ({NAME_RULE})")
+    return v
+
+
+def _valid_version(v: str) -> str:
+    if not semver.Version.is_valid(v):
+        raise ValueError(f"{v!r} is not a semantic version (expected like 1.2.0)")
+    return v
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClusterSection(_Strict):
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _valid_name(v)
+
+
+class HostSettings(_Strict):
+    """How a host is reached and run; [defaults] sets them, [manager]/[[node]] override."""
+
+    format: Format | None = None
+    user: str | None = None
+    ssh_key: str | None = None
+    ssh_port: Port | None = None
+    jump_host: str | None = None
+    workdir: str | None = None
+    python: str | None = None
+    sudo: bool | None = None
+    docker_base_image: str | None = None
+
+
+class Defaults(HostSettings):
+    format: Format | None = "systemd"
+    user: str | None = "deploy"
+    ssh_port: Port | None = 22
+    workdir: str | None = "/opt/wruntime"
+    python: str | None = "python3"
+    sudo: bool | None = False
+
+
+class ManagerSection(HostSettings):
+    host: str = "local"
+    port: Port = 9000
+    admin_port: Port = 9090
+    state: str = "sqlite"
+    heartbeat_timeout_secs: Annotated[int, Field(ge=1, le=3600)] = 30
+
+    @field_validator("state")
+    @classmethod
+    def _state(cls, v: str) -> str:
+        if v != "sqlite" and not v.startswith(("postgres://", "postgresql://")):
+            raise ValueError('expected "sqlite" or a postgres://... URL')
+        return v
+
+
+class NodeSection(HostSettings):
+    name: str
+    host: str
+    engines: Annotated[int, Field(ge=1, le=64)] = 1
+    data_port: Port = 9001
+    control_port: Port = 9002
+    admin_port: Port = 9091
+    peer_port: Port = 9443
+    engine_port: Port = 9100
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _valid_name(v)
+
+
+class SecretRef(_Strict):
+    secret: str
+
+    @field_validator("secret")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        return _valid_name(v)
+
+
+def _env_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, dict | SecretRef):
+        return "SecretRef"
+    return None
+
+
+EnvValue = Annotated[
+    Annotated[str, Tag("str")] | Annotated[SecretRef, Tag("SecretRef")],
+    Discriminator(
+        _env_kind,
+        custom_error_type="env_value",
+        custom_error_message='expected a string or { secret = "name" }',
+    ),
+]
+UNION_TAGS = frozenset({"str", "SecretRef"})
+
+
+class ModuleSection(_Strict):
+    namespace: str
+    name: str
+    version: str
+    component: str
+    schema_: str | None = Field(default=None, alias="schema")
+    nodes: list[str] | None = None
+    replicas: Annotated[int, Field(ge=1, le=64)] = 1
+    env: dict[str, EnvValue] = {}
+    request_timeout_secs: Annotated[int, Field(ge=1, le=3600)] = 30
+    memory_limit_mb: Annotated[int, Field(ge=16, le=4096)] = 256
+    capabilities: list[Capability] = []
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("namespace", "name")
+    @classmethod
+    def _names(cls, v: str) -> str:
+        return _valid_name(v)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        return _valid_version(v)
+
+    @field_validator("env")
+    @classmethod
+    def _env_keys(cls, v: dict[str, str | SecretRef]) -> dict[str, str | SecretRef]:
+        for key in v:
+            if (
+                not key
+                or not (key[0].isalpha() or key[0] == "_")
+                or not all(c.isalnum() or c == "_" for c in key)
+            ):
+                raise ValueError(
+                    f"env name {key!r} is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)"
+                )
+        return v
+
+    @property
+    def address(self) -> str:
+        return f"module.{self.namespace}.{self.name}"
+
+
+class ExternalRoute(_Strict):
+    path: str
+    namespace: str
+    module: str
+    methods: list[str] = []
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("must start with /")
+        return v
+
+
+class CircuitBreaker(_Strict):
+    failure_threshold: Annotated[int, Field(ge=1)] = 5
+    open_duration_secs: Annotated[int, Field(ge=1)] = 30
+
+
+class ProxySection(_Strict):
+    egress_allowlist: list[str] = []
+    external_port: Port | None = None
+    request_timeout_secs: Annotated[int, Field(ge=1, le=3600)] = 30
+    route: list[ExternalRoute] = []
+    circuit_breaker: CircuitBreaker = CircuitBreaker()
+
+
+class ClusterConfig(_Strict):
+    """A whole cluster.toml. `source` is the file it came from (paths resolve against it)."""
+
+    cluster: ClusterSection
+    manager: ManagerSection = ManagerSection()
+    defaults: Defaults = Defaults()
+    node: list[NodeSection] = []
+    module: list[ModuleSection] = []
+    proxy: ProxySection = ProxySection()
+    source: Path = Field(default=Path("cluster.toml"), exclude=True)
+
+    @model_validator(mode="after")
+    def _has_nodes(self) -> ClusterConfig:
+        if not self.node:
+            raise ValueError("at least one [[node]] is required")
+        return self

@@ -1,0 +1,69 @@
+"""All of wrctl's terminal output: styling, progress lines, and the one place that maps
+errors to exit codes (0 ok, 1 error, 2 changes present with --detailed-exitcode)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from wrctl.errors import ConfigError, WrctlError
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+_LINE_STYLES = {"+": "green", "-": "red", "~": "yellow", "-/+": "magenta", "#": "dim"}
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def abort(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    err.print(Text("Error: ", style="bold red") + Text(message))
+    raise typer.Exit(code)
+
+
+@contextmanager
+def errors_to_exit() -> Iterator[None]:
+    """Turn wrctl's errors into a message and exit 1; Ctrl-C into exit 130."""
+    try:
+        yield
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err.print(Text("Error: ", style="bold red") + Text(problem))
+        raise typer.Exit(EXIT_ERROR) from None
+    except WrctlError as exc:
+        abort(str(exc))
+    except KeyboardInterrupt:
+        err.print("[yellow]Interrupted.[/yellow]")
+        raise typer.Exit(130) from None
+
+
+def print_plan(text: str) -> None:
+    """Colour a rendered plan by each line's leading symbol."""
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        symbol = stripped.split(" ", 1)[0] if stripped else ""
+        style = _LINE_STYLES.get(symbol, "bold" if line.startswith("Plan:") else "")
+        out.print(Text(line, style=style))
+
+
+def print_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def step_reporter() -> Callable[[str, str], None]:
+    def report(target: str, message: str) -> None:
+        err.print(Text(f"{target}: ", style="bold cyan") + Text(message))
+
+    return report
+
+
+def confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        abort("confirmation needed but stdin is not a terminal; pass --auto-approve")
+    return typer.confirm(question, default=False)

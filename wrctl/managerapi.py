@@ -1,0 +1,107 @@
+"""wrctl's client for the manager: cluster state, releases and the apply lock (a lease that a
+background thread renews while an apply runs)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+import grpc
+
+from runtime.api import wruntime_pb2 as pb
+from runtime.api import wruntime_pb2_grpc as pb_grpc
+from wrctl.errors import LockHeldError, ManagerUnreachable, WrctlError
+
+
+def holder_name() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}"
+
+
+class ManagerClient:
+    def __init__(self, address: str, timeout: float = 10.0) -> None:
+        self.address = address
+        self._timeout = timeout
+        self._channel = grpc.insecure_channel(address)
+        self._stub = pb_grpc.ManagerServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: str, request: object) -> object:
+        try:
+            return getattr(self._stub, method)(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            code = exc.code() if isinstance(exc, grpc.Call) else None
+            details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise ManagerUnreachable(f"manager at {self.address}: {details}") from None
+            raise WrctlError(f"manager {method}: {details}") from None
+
+    def state(self) -> pb.GetClusterStateResponse:
+        response = self._call("GetClusterState", pb.GetClusterStateRequest())
+        assert isinstance(response, pb.GetClusterStateResponse)
+        return response
+
+    def wait_ready(self, deadline_s: float) -> None:
+        """Wait until the manager answers (right after it was started)."""
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=deadline_s)
+        except grpc.FutureTimeoutError:
+            raise ManagerUnreachable(
+                f"manager at {self.address} did not come up within {deadline_s:.0f}s"
+            ) from None
+
+    def record(self, release: pb.ReleaseRecord, lock_id: str) -> int:
+        response = self._call(
+            "RecordRelease", pb.RecordReleaseRequest(release=release, lock_id=lock_id)
+        )
+        assert isinstance(response, pb.RecordReleaseResponse)
+        return int(response.serial)
+
+    def delete_release(self, target: str, lock_id: str) -> None:
+        self._call("DeleteRelease", pb.DeleteReleaseRequest(target=target, lock_id=lock_id))
+
+    def force_unlock(self, lock_id: str) -> None:
+        self._call("ForceUnlock", pb.ForceUnlockRequest(lock_id=lock_id))
+
+    @contextmanager
+    def apply_lock(self, reason: str, ttl_s: int = 60) -> Iterator[pb.ApplyLock]:
+        """Hold the apply lock for the block; LockHeldError when someone else has it."""
+        response = self._call(
+            "AcquireApplyLock",
+            pb.AcquireApplyLockRequest(holder=holder_name(), reason=reason, ttl_secs=ttl_s),
+        )
+        assert isinstance(response, pb.AcquireApplyLockResponse)
+        lock = response.lock
+        if not response.acquired:
+            raise LockHeldError(
+                f"the apply lock is held by {lock.holder} ({lock.reason}) since "
+                f"{lock.acquired_at.ToDatetime():%Y-%m-%d %H:%M:%S} UTC, lease until "
+                f"{lock.expires_at.ToDatetime():%H:%M:%S} UTC; lock id {lock.lock_id}. "
+                "Wait for it, or `wrctl force-unlock LOCK_ID` if that apply is dead."
+            )
+        stop = threading.Event()
+        renewer = threading.Thread(
+            target=self._renew, args=(lock.lock_id, ttl_s, stop), daemon=True
+        )
+        renewer.start()
+        try:
+            yield lock
+        finally:
+            stop.set()
+            renewer.join()
+            with suppress(WrctlError):  # on failure the lease expires by itself
+                self._call("ReleaseApplyLock", pb.ReleaseApplyLockRequest(lock_id=lock.lock_id))
+
+    def _renew(self, lock_id: str, ttl_s: int, stop: threading.Event) -> None:
+        while not stop.wait(ttl_s / 3):
+            try:
+                self._call(
+                    "RenewApplyLock", pb.RenewApplyLockRequest(lock_id=lock_id, ttl_secs=ttl_s)
+                )
+            except WrctlError:
+                continue  # retried at the next tick; the lease outlives one missed renewal

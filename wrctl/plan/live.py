@@ -1,0 +1,73 @@
+"""Live state: what the manager reports (releases recorded by apply, engines live now) [I/O]."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+
+from runtime.api import wruntime_pb2 as pb
+from runtime.api import wruntime_pb2_grpc as pb_grpc
+from runtime.names import module_key
+from wrctl.errors import ManagerUnreachable
+from wrctl.plan.state import ClusterState, EngineHealth, Resource
+
+RESOURCES_KEY = "resources"
+
+
+def encode_resources(resources: list[Resource]) -> dict[str, str]:
+    """ReleaseRecord.attributes that let a later plan rebuild what this release applied."""
+    return {RESOURCES_KEY: json.dumps([r.to_json() for r in resources], sort_keys=True)}
+
+
+def from_cluster_state(response: pb.GetClusterStateResponse) -> ClusterState:
+    """Rebuild resources from the recorded releases; the newest record wins for a module
+    that several nodes carry."""
+    releases = [n.release for n in response.nodes if n.HasField("release")]
+    if response.HasField("manager_release"):
+        releases.append(response.manager_release)
+    releases.sort(key=lambda r: r.applied_at.ToDatetime())
+    resources: dict[str, Resource] = {}
+    for release in releases:
+        if release.status == "rolled-back" or RESOURCES_KEY not in release.attributes:
+            continue
+        for item in json.loads(release.attributes[RESOURCES_KEY]):
+            resource = Resource.from_json(item)
+            resources[resource.address] = resource
+    engines = tuple(_engine(node.name, e) for node in response.nodes for e in node.engines)
+    return ClusterState(resources=resources, engines=engines, serial=response.serial)
+
+
+def _engine(node: str, status: pb.EngineStatus) -> EngineHealth:
+    reg = status.registration
+    digests = {module_key(m.namespace, m.name, m.version): m.digest for m in reg.modules}
+    healthy = frozenset(
+        module_key(h.module.namespace, h.module.name, h.module.version)
+        for h in status.modules
+        if h.healthy
+    )
+    return EngineHealth(reg.engine_id, node, status.healthy, digests, healthy)
+
+
+def observe(manager_address: str, timeout: float = 5.0) -> ClusterState:
+    """Ask the manager for the live state; ManagerUnreachable when it does not answer."""
+    with grpc.insecure_channel(manager_address) as channel:
+        stub = pb_grpc.ManagerServiceStub(channel)
+        try:
+            response = stub.GetClusterState(pb.GetClusterStateRequest(), timeout=timeout)
+        except grpc.RpcError as exc:
+            code = exc.code() if isinstance(exc, grpc.Call) else None
+            raise ManagerUnreachable(
+                f"manager at {manager_address} did not answer GetClusterState "
+                f"({code.name if code else 'error'}: {_details(exc)})"
+            ) from None
+    return from_cluster_state(response)
+
+
+def _details(exc: grpc.RpcError) -> str:
+    return exc.details() if isinstance(exc, grpc.Call) else str(exc)
+
+
+def nothing_yet() -> ClusterState:
+    """Live state of a cluster whose manager does not exist yet: everything is to be created."""
+    return ClusterState(resources={}, reachable=False)
