@@ -1,0 +1,375 @@
+"""wr-proxy against a direct upstream, nginx and haproxy: throughput, latency, CPU per request.
+
+Everything runs on 127.0.0.1: one single-process aiohttp upstream, a fake manager serving a
+routing table (two rules for the module, so round robin and version filtering are exercised),
+an OTLP receiver that discards spans (so tracing is on with the default sampling), wr-proxy,
+and nginx/haproxy configured for upstream keep-alive (facts in reference/proxy-anchors.md).
+wrk drives each target in turn; the proxy's CPU time comes from /proc/PID/stat.
+
+    .venv/bin/python bench/proxy.py [--quick] [--connections 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._results import Metric, print_table, save
+from runtime.api import wruntime_pb2 as pb
+from runtime.api import wruntime_pb2_grpc as pb_grpc
+
+REPO = Path(__file__).resolve().parents[1]
+HZ = os.sysconf("SC_CLK_TCK")
+DEST = "http://bench.echo/pkg.Echo/Say"
+UPSTREAM = """
+import sys
+from aiohttp import web
+async def answer(request):
+    return web.Response(body=b"hello from the upstream\\n", content_type="text/plain")
+app = web.Application()
+app.router.add_route("*", "/{tail:.*}", answer)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, deadline_s: float = 20.0) -> None:
+    import socket
+
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {deadline_s} s")
+
+
+class _Manager(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
+    def __init__(self, upstream_port: int) -> None:
+        address = f"http://127.0.0.1:{upstream_port}"
+        rules = [
+            pb.RoutingRule(
+                rule_id=f"bench-{i}",
+                destination_namespace="bench",
+                destination_module="echo",
+                destination_version=version,
+                engine_address=address,
+                engine_id=f"engine-{i}",
+                healthy=True,
+            )
+            for i, version in enumerate(("1.0.0", "1.0.0", "0.9.0"))
+        ]
+        self.table = pb.RoutingTable(rules=rules, version=1)
+
+    def GetRoutingTable(self, request: Any, context: Any) -> Any:
+        if request.known_version == self.table.version:
+            return pb.GetRoutingTableResponse()
+        return pb.GetRoutingTableResponse(table=self.table)
+
+
+class _Discard(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+    spans = 0
+
+    def Export(self, request: Any, context: Any) -> Any:
+        for resource in request.resource_spans:
+            for scope in resource.scope_spans:
+                _Discard.spans += len(scope.spans)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+@dataclass
+class Result:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+    cpu_us: float | None
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / HZ
+
+
+def run_wrk(
+    name: str, port: int, pids: list[int], seconds: float, warmup: float, conns: int
+) -> Result:
+    base = [
+        "wrk",
+        "-t1",
+        f"-c{conns}",
+        "-H",
+        f"x-wr-destination: {DEST}",
+        "-H",
+        "x-wr-version: ^1.0",
+    ]
+    url = f"http://127.0.0.1:{port}/pkg.Echo/Say"
+    subprocess.run([*base, f"-d{warmup:g}s", url], capture_output=True, check=True, timeout=60)
+    before = _cpu_seconds(pids) if pids else 0.0
+    out = subprocess.run(
+        [*base, f"-d{seconds:g}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    after = _cpu_seconds(pids) if pids else 0.0
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errors = 0
+    if match := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        errors += int(match.group(1))
+    if match := re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    ):
+        errors += sum(int(g) for g in match.groups())
+    return Result(
+        name=name,
+        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        p50_ms=_ms(re.search(r"\s50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        p99_ms=_ms(re.search(r"\s99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        requests=requests,
+        errors=errors,
+        cpu_us=(after - before) / requests * 1e6 if pids and requests else None,
+    )
+
+
+def nginx_conf(work: Path, port: int, upstream: int) -> Path:
+    conf = work / "nginx.conf"
+    conf.write_text(f"""
+worker_processes 1;
+daemon off;
+master_process on;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  keepalive_requests 100000;
+  client_body_temp_path {work}/nginx-body;
+  proxy_temp_path {work}/nginx-proxy;
+  fastcgi_temp_path {work}/nginx-fastcgi;
+  uwsgi_temp_path {work}/nginx-uwsgi;
+  scgi_temp_path {work}/nginx-scgi;
+  upstream engine {{ server 127.0.0.1:{upstream}; keepalive 64; keepalive_requests 100000; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://engine;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header x-wr-module echo;
+      proxy_set_header x-wr-namespace bench;
+      proxy_buffering off;
+      proxy_request_buffering off;
+    }}
+  }}
+}}
+""")
+    return conf
+
+
+def haproxy_conf(work: Path, port: int, upstream: int) -> Path:
+    conf = work / "haproxy.cfg"
+    conf.write_text(f"""
+global
+  nbthread 1
+defaults
+  mode http
+  option http-keep-alive
+  http-reuse safe
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend bench
+  bind 127.0.0.1:{port}
+  http-request set-header x-wr-module echo
+  http-request set-header x-wr-namespace bench
+  default_backend engine
+backend engine
+  server e1 127.0.0.1:{upstream}
+""")
+    return conf
+
+
+def _start(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs (< 1 minute)")
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    seconds, warmup = (3.0, 1.0) if args.quick else (8.0, 2.0)
+    missing = [tool for tool in ("wrk", "nginx", "haproxy") if not shutil.which(tool)]
+    if "wrk" in missing:
+        print("wrk is missing: run scripts/install-bench-deps.sh", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="wr-bench-proxy-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    servers: list[grpc.Server] = []
+    try:
+        upstream = free_port()
+        procs.append(_start([sys.executable, "-c", UPSTREAM, str(upstream)], work / "upstream.log"))
+        wait_port(upstream)
+
+        grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        pb_grpc.add_ManagerServiceServicer_to_server(_Manager(upstream), grpc_server)
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Discard(), grpc_server)
+        manager_port = grpc_server.add_insecure_port("127.0.0.1:0")
+        grpc_server.start()
+        servers.append(grpc_server)
+
+        proxy_port, admin_port = free_port(), free_port()
+        (work / "proxy.toml").write_text(
+            f'listen_address = "127.0.0.1:{proxy_port}"\n'
+            f'control_address = "127.0.0.1:{free_port()}"\n'
+            f'admin_address = "127.0.0.1:{admin_port}"\n'
+            f'manager_address = "127.0.0.1:{manager_port}"\n'
+            f'[tracing]\nendpoint = "http://127.0.0.1:{manager_port}"\n'
+        )
+        proxy = _start(
+            [str(REPO / ".venv/bin/wr-proxy"), "--config", str(work / "proxy.toml")],
+            work / "wr-proxy.log",
+        )
+        procs.append(proxy)
+        wait_port(admin_port)
+
+        results = [run_wrk("direct", upstream, [], seconds, warmup, args.connections)]
+        results.append(
+            run_wrk("wr-proxy", proxy_port, [proxy.pid], seconds, warmup, args.connections)
+        )
+        if "nginx" not in missing:
+            port = free_port()
+            nginx = _start(
+                ["nginx", "-c", str(nginx_conf(work, port, upstream)), "-p", str(work)],
+                work / "nginx.log",
+            )
+            procs.append(nginx)
+            wait_port(port)
+            pids = [nginx.pid, *_children(nginx.pid)]
+            results.append(run_wrk("nginx", port, pids, seconds, warmup, args.connections))
+            _stop(nginx)
+        if "haproxy" not in missing:
+            port = free_port()
+            haproxy = _start(
+                ["haproxy", "-db", "-f", str(haproxy_conf(work, port, upstream))],
+                work / "haproxy.log",
+            )
+            procs.append(haproxy)
+            wait_port(port)
+            results.append(
+                run_wrk("haproxy", port, [haproxy.pid], seconds, warmup, args.connections)
+            )
+            _stop(haproxy)
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+        for server in servers:
+            server.stop(None)
+
+    direct = results[0]
+    print(
+        f"\n{'target':10} {'req/s':>9} {'% direct':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'added p50':>10} {'CPU us/req':>11} {'errors':>7}"
+    )
+    for r in results:
+        cpu = f"{r.cpu_us:.1f}" if r.cpu_us is not None else "-"
+        added = f"{r.p50_ms - direct.p50_ms:+.3f}" if r is not direct else "-"
+        print(
+            f"{r.name:10} {r.rps:9.0f} {100 * r.rps / direct.rps:9.1f} {r.p50_ms:8.3f} "
+            f"{r.p99_ms:8.3f} {added:>10} {cpu:>11} {r.errors:7d}"
+        )
+    metrics = [Metric("direct_rps", direct.rps, "req/s", None, "higher")]
+    for r in results[1:]:
+        key = r.name.replace("-", "_")
+        ours = r.name == "wr-proxy"
+        metrics += [
+            Metric(f"{key}_rps", r.rps, "req/s", None, "higher"),
+            Metric(
+                f"{key}_pct_of_direct",
+                100 * r.rps / direct.rps,
+                "%",
+                80.0 if ours else None,
+                "higher",
+            ),
+            Metric(
+                f"{key}_added_p50", r.p50_ms - direct.p50_ms, "ms", 0.2 if ours else None, "lower"
+            ),
+            Metric(f"{key}_p99", r.p99_ms, "ms", None, "lower"),
+            Metric(
+                f"{key}_cpu_per_request", r.cpu_us or 0.0, "us", 35.0 if ours else None, "lower"
+            ),
+            Metric(f"{key}_errors", float(r.errors), "responses", 0.0 if ours else None, "lower"),
+        ]
+    print()
+    print_table(f"proxy ({'quick' if args.quick else 'full'}, wrk -c{args.connections})", metrics)
+    path = save(
+        "proxy",
+        metrics,
+        {
+            "settings": {
+                "quick": args.quick,
+                "seconds": seconds,
+                "connections": args.connections,
+                "spans_exported": _Discard.spans,
+            }
+        },
+    )
+    print(f"wrote {path}")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
