@@ -24,7 +24,7 @@ def _engine(request: pb.HeartbeatRequest) -> dict[str, str]:
     return {"engine_id": request.engine_id}
 
 
-class NodeControl(pb_grpc.NodeServiceServicer):
+class NodeControl(pb_grpc.NodeServiceServicer):  # type: ignore[misc]
     """Relays engine lifecycle calls and keeps the registrations of this node's engines."""
 
     def __init__(self, stub: pb_grpc.ManagerServiceStub, timeout: float = 3.0) -> None:

@@ -51,11 +51,23 @@ class Router:
         self.metrics = metrics
         self.tracer = tracer
         self.loop = loop
-        self.index = RoutingIndex(None, own_peer_address, breakers)
+        self._index = RoutingIndex(None, own_peer_address, breakers)
+        # (destination, x-wr-version, mode) -> (destination, group, label) for the current index
+        self._plans: dict[tuple[bytes, bytes | None, int], tuple[Destination, CandidateGroup, str]]
+        self._plans = {}
         self.destinations = DestinationParser()
         self.active: set[Exchange] = set()
         self.connections: set[ClientConnection] = set()
         self._egress_groups: dict[tuple[str, int, bool], CandidateGroup] = {}
+
+    @property
+    def index(self) -> RoutingIndex:
+        return self._index
+
+    @index.setter
+    def index(self, index: RoutingIndex) -> None:
+        self._index = index
+        self._plans = {}
 
     def plan(self, ex: Exchange) -> None:
         """Resolve ex to a candidate group and start its span; RouteError when it cannot go."""
@@ -73,6 +85,31 @@ class Router:
             raise RouteError(
                 400, "missing x-wr-destination header (expected http://namespace.module/path)"
             )
+        key = (raw, ex.version_req, mode)
+        known = self._plans.get(key)
+        if known is None:
+            self._resolve(ex, raw, mode)
+            if len(self._plans) >= 4096:
+                self._plans.clear()
+            assert ex.dest is not None and ex.group is not None
+            self._plans[key] = (ex.dest, ex.group, ex.label)
+        else:
+            ex.dest, ex.group, ex.label = known
+        if self.tracer.enabled:
+            ex.span, ex.trace_line = self.tracer.begin(
+                ex.traceparent,
+                f"wr-proxy {ex.label}",
+                {
+                    "wr.destination": raw.decode("latin-1"),
+                    "wr.source": (ex.source or b"").decode("latin-1"),
+                    "wr.node": self.node_id,
+                    "http.request.method": ex.method.decode("latin-1"),
+                },
+            )
+        elif ex.traceparent is not None:
+            ex.trace_line = b"traceparent: " + ex.traceparent + b"\r\n"
+
+    def _resolve(self, ex: Exchange, raw: bytes, mode: int) -> None:
         try:
             dest = ex.dest = self.destinations.parse(raw)
         except BadDestination as exc:
@@ -96,19 +133,6 @@ class Router:
             if not self.egress.allows(dest.host):
                 raise RouteError(403, self.egress.refusal(dest.host))
             ex.group = self._egress_group(dest)
-        if self.tracer.enabled:
-            ex.span, ex.trace_line = self.tracer.begin(
-                ex.traceparent,
-                f"wr-proxy {ex.label}",
-                {
-                    "wr.destination": raw.decode("latin-1"),
-                    "wr.source": (ex.source or b"").decode("latin-1"),
-                    "wr.node": self.node_id,
-                    "http.request.method": ex.method.decode("latin-1"),
-                },
-            )
-        elif ex.traceparent is not None:
-            ex.trace_line = b"traceparent: " + ex.traceparent + b"\r\n"
 
     def request_head(self, ex: Exchange, candidate: Candidate) -> bytes:
         """The request line and headers sent to the chosen upstream."""

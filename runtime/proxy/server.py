@@ -86,7 +86,7 @@ class ProxyServer:
             loop=loop,
         )
         self._channel = grpc.aio.insecure_channel(cfg.manager_address)
-        stub = pb_grpc.ManagerServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        stub = pb_grpc.ManagerServiceStub(self._channel)
         self.control = NodeControl(stub)
         self.table = RoutingTableCache(
             stub, cfg.cache.routing_table_poll_ms / 1000, self._install_table, self.control.replay
@@ -156,7 +156,7 @@ class ProxyServer:
 
     async def _start_control(self) -> None:
         server = grpc.aio.server()
-        pb_grpc.add_NodeServiceServicer_to_server(self.control, server)  # type: ignore[no-untyped-call]
+        pb_grpc.add_NodeServiceServicer_to_server(self.control, server)
         host, port = split_host_port(self.config.control_address)
         bound = server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
         if bound == 0:
