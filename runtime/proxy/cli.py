@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -21,6 +22,7 @@ from runtime.version import __version__
 async def _serve(config: ProxyConfig) -> None:
     server = ProxyServer(config)
     await server.start()
+    gc.freeze()  # what start-up allocated stays put: the collector need not scan it again
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

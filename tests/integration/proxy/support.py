@@ -141,6 +141,7 @@ class Engine:
     status: int = 200  # what ordinary requests answer
     delay: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
+    generated: int = 0  # bytes /stream/generate has handed to aiohttp so far
     runner: web.AppRunner | None = None
 
     @property
@@ -201,8 +202,9 @@ class Engine:
         left = size
         while left > 0:
             piece = block[: min(left, len(block))]
-            await response.write(piece)
+            await response.write(piece)  # waits while the reader is slow
             left -= len(piece)
+            self.generated += len(piece)
         return response
 
 

@@ -93,6 +93,34 @@ def proxy(
     return shared_proxy
 
 
+def test_slow_reader_holds_the_upstream_back(
+    proxy: ProxyProcess, fresh_engines: list[Engine]
+) -> None:
+    size = 256 * 1024 * 1024
+    engine = fresh_engines[0]
+    engine.generated = 0
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=60) as sock:
+        sock.sendall(
+            b"GET /stream/generate/%d HTTP/1.1\r\nhost: x\r\n"
+            b"x-wr-destination: http://example.echo/stream/generate/%d\r\n\r\n" % (size, size)
+        )
+        # Not reading for a bounded while: the proxy must stop reading the upstream, so what
+        # the upstream manages to hand over stays near the socket buffers on the way.
+        watch_until = time.monotonic() + 2.0
+        while time.monotonic() < watch_until:
+            assert engine.generated < 48 * 1024 * 1024, engine.generated
+            time.sleep(0.05)  # sampling interval of the observation, not synchronisation
+        got, head = 0, b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(65536)
+        got = len(head.partition(b"\r\n\r\n")[2])
+        while got < size:
+            data = sock.recv(1 << 20)
+            assert data, "connection closed early"
+            got += len(data)
+    assert got == size and engine.generated == size
+
+
 @pytest.mark.timeout(180)
 def test_one_gib_echoed_through_the_proxy_with_bounded_memory(proxy: ProxyProcess) -> None:
     watch = _RssWatch(proxy.process.pid)
