@@ -54,6 +54,7 @@ class ClientConnection(asyncio.Protocol):
         self.eof = False
         self.header_bytes = 0
         self.last_active = 0.0
+        self.broken: tuple[int, str] | None = None  # unparsable bytes after the current request
 
     # ---- asyncio callbacks --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -63,6 +64,8 @@ class ClientConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_active = self.router.loop.time()
+        if self.broken is not None:
+            return  # the parser gave up on this stream; only the answers owed are left
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -188,6 +191,10 @@ class ClientConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
+        if self.broken is not None and not self.queue:
+            self.write_error(*self.broken, (), False, True)
+            transport.close()
+            return
         if ex.close_client or not ex.keep_alive or (self.eof and not self.queue):
             transport.close()
             return
@@ -229,10 +236,15 @@ class ClientConnection(asyncio.Protocol):
         ex = self.current
         if ex is None:
             self.write_error(status, reason, (), False, True)
-        elif ex is self.parsing and not ex.response_started:
-            ex.keep_alive = False
-            ex.request_done = True
-            ex.fail(status, reason)
+        elif ex is self.parsing:
+            if not ex.response_started:
+                ex.keep_alive = False
+                ex.request_done = True
+                ex.fail(status, reason)
+        else:  # answer what came before first, then say what was wrong and close
+            self.broken = (status, reason)
+            self.pause(PIPELINED)
+            return
         self.transport.close()
 
     def close_if_idle(self, now: float, idle_timeout: float) -> None:

@@ -236,13 +236,12 @@ class Exchange:
 
     def on_response_complete(self) -> None:
         conn = self.upstream
-        self.upstream = None
         self.response_done = True
-        if conn is not None:
-            if conn.keep_alive and self.request_done:
-                self.router.pool.release(conn)
-            else:
-                conn.close()
+        if conn is not None and conn.keep_alive and self.request_done:
+            self.upstream = None
+            self.router.pool.release(conn)
+        else:  # unread request body or "connection: close": the connection cannot be reused
+            self._drop_upstream()
         if self.request_done:
             self.finish()
 
@@ -256,6 +255,7 @@ class Exchange:
 
     def on_upstream_lost(self, conn: UpstreamConnection) -> None:
         self.upstream = None
+        self.client.resume(UPSTREAM_FULL)
         if self.response_done:
             return
         if self.response_started:
@@ -286,14 +286,19 @@ class Exchange:
             self.client.resume(UPSTREAM_FULL)
 
     # ---- endings ------------------------------------------------------------------------
-    def on_deadline(self) -> None:
-        """The request timeout passed before the response headers arrived."""
-        if self.head_received or self.response_done:
-            return
+    def _drop_upstream(self) -> None:
+        """Close the upstream connection (if any) and undo the pause its full buffer caused."""
         conn = self.upstream
         self.upstream = None
         if conn is not None:
             conn.close()
+            self.client.resume(UPSTREAM_FULL)
+
+    def on_deadline(self) -> None:
+        """The request timeout passed before the response headers arrived."""
+        if self.head_received or self.response_done:
+            return
+        self._drop_upstream()
         if self.candidate is not None:
             self.candidate.breaker.failure()
         if self.response_started:
@@ -308,10 +313,7 @@ class Exchange:
             return
         self.status = status
         self.response_done = True
-        conn = self.upstream
-        self.upstream = None
-        if conn is not None:
-            conn.close()
+        self._drop_upstream()
         client = self.client
         client.resume(CONNECTING | UPSTREAM_FULL)
         client.write_error(status, reason, headers, self.head_only, not self.keep_alive)
@@ -323,10 +325,7 @@ class Exchange:
         self.status = status
         self.response_done = True
         self.close_client = True
-        conn = self.upstream
-        self.upstream = None
-        if conn is not None:
-            conn.close()
+        self._drop_upstream()
         self.finish()
 
     def abandon(self) -> None:
@@ -338,10 +337,7 @@ class Exchange:
             if self.candidate is not None:
                 self.candidate.breaker.release_probe()
         self.response_done = True
-        conn = self.upstream
-        self.upstream = None
-        if conn is not None:
-            conn.close()
+        self._drop_upstream()
         self.finish()
 
     def finish(self) -> None:

@@ -108,14 +108,20 @@ class ProxyServer:
         self._tasks.append(loop.create_task(self._sweep()))
         log.info("wr-proxy started", extra={"ports": self.ports, "node": cfg.node.node_id})
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting, let requests in flight finish (up to grace seconds), then close."""
+        for server in self._servers:
+            server.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while loop.time() < deadline and any(c.current for c in self.router.connections):
+            self.router.close_idle(0.0)
+            await asyncio.sleep(0.05)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for server in self._servers:
-            server.close()
         for conn in list(self.router.connections):
             if conn.transport is not None:
                 conn.transport.close()

@@ -166,3 +166,14 @@ def test_oversized_headers_get_431(proxy: ProxyProcess) -> None:
         while chunk := sock.recv(65536):
             data += chunk
     assert data.startswith(b"HTTP/1.1 431")
+
+
+def test_garbage_after_a_pipelined_request_is_answered_after_it(proxy: ProxyProcess) -> None:
+    with _connect(proxy) as sock:
+        sock.sendall(b"GET /ok HTTP/1.1\r\nhost: x\r\n%s\r\nNOT HTTP AT ALL\r\n\r\n" % DEST)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    first, _, rest = data.partition(b"HTTP/1.1 400")
+    assert first.startswith(b"HTTP/1.1 200") and b'"engine"' in first
+    assert b"malformed HTTP request" in rest

@@ -120,3 +120,21 @@ def test_stale_pooled_connection_after_upstream_restart(
     for method in ("GET", "POST"):  # bodiless: safe to resend on a fresh connection
         status, _, body = shared_proxy.request(DEST, method=method)
         assert status == 200, body
+
+
+def test_sigterm_lets_requests_in_flight_finish(
+    manager: FakeManager, fresh_engines: list[Engine], start_proxy: Callable[..., ProxyProcess]
+) -> None:
+    import threading
+
+    slow = fresh_engines[0]
+    slow.delay = 1.0
+    proxy = start_proxy()
+    proxy.wait_table(manager.set_rules([rule(slow)]))
+    outcome: list[int] = []
+    caller = threading.Thread(target=lambda: outcome.append(proxy.request(DEST)[0]))
+    caller.start()
+    wait_until(lambda: slow.requests, 5, "the request to reach the engine")
+    assert proxy.process.stop() == 0
+    caller.join(10)
+    assert outcome == [200]
