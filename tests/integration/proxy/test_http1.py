@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import time
+from collections.abc import Callable
 
 import httptools
 import pytest
@@ -177,3 +179,18 @@ def test_garbage_after_a_pipelined_request_is_answered_after_it(proxy: ProxyProc
     first, _, rest = data.partition(b"HTTP/1.1 400")
     assert first.startswith(b"HTTP/1.1 200") and b'"engine"' in first
     assert b"malformed HTTP request" in rest
+
+
+def test_idle_client_connections_are_closed(
+    manager: FakeManager, fresh_engines: list[Engine], start_proxy: Callable[..., ProxyProcess]
+) -> None:
+    idle_proxy = start_proxy(client_idle_timeout_secs=0.5)
+    idle_proxy.wait_table(manager.set_rules([rule(fresh_engines[0])]))
+    with _connect(idle_proxy) as sock:
+        sock.sendall(b"GET /i HTTP/1.1\r\nhost: x\r\n%s\r\n" % DEST)
+        [(status, _, _)] = _read_responses(sock, 1)
+        assert status == 200
+        sock.settimeout(5)
+        started = time.monotonic()
+        assert sock.recv(65536) == b""  # closed by the proxy, not by the 5 s timeout
+        assert time.monotonic() - started < 3
