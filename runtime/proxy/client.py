@@ -144,6 +144,9 @@ class ClientConnection(asyncio.Protocol):
             ex.headers.append(b"content-length: %s\r\n" % value)
         elif lname == b"traceparent":
             ex.traceparent = value
+        elif lname == b"expect":
+            ex.expect_continue = value.lower() == b"100-continue"
+            ex.headers.append(b"%s: %s\r\n" % (name, value))
         else:
             ex.headers.append(b"%s: %s\r\n" % (name, value))
 

@@ -35,6 +35,7 @@ class Exchange:
         "deadline",
         "dest",
         "destination",
+        "expect_continue",
         "finished",
         "fresh",
         "group",
@@ -85,6 +86,7 @@ class Exchange:
         self.keep_alive = True
         self.chunked = False
         self.has_body = False
+        self.expect_continue = False
         self.head_only = False
         self.dest: Destination | None = None
         self.group: CandidateGroup | None = None
@@ -316,6 +318,11 @@ class Exchange:
         self._drop_upstream()
         client = self.client
         client.resume(CONNECTING | UPSTREAM_FULL)
+        if self.expect_continue and not self.request_done:
+            # The client waits for "100 Continue" and may never send the body: the rest of
+            # the stream cannot be parsed reliably, so answer and close.
+            self.keep_alive = False
+            self.request_done = True
         client.write_error(status, reason, headers, self.head_only, not self.keep_alive)
         if self.request_done:
             self.finish()

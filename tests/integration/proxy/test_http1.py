@@ -194,3 +194,15 @@ def test_idle_client_connections_are_closed(
         started = time.monotonic()
         assert sock.recv(65536) == b""  # closed by the proxy, not by the 5 s timeout
         assert time.monotonic() - started < 3
+
+
+def test_refused_expect_continue_request_is_answered_and_closed(proxy: ProxyProcess) -> None:
+    with _connect(proxy) as sock:
+        sock.sendall(
+            b"POST /e HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\nexpect: 100-continue\r\n"
+            b"x-wr-destination: http://example.unknown/x\r\n\r\n"
+        )
+        data = b""
+        while chunk := sock.recv(65536):  # no body sent: the proxy must not wait for it
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 404") and b"connection: close" in data
