@@ -111,6 +111,15 @@ class Exchange:
         self.t0 = 0.0
         self.deadline = 0.0
 
+    def span_description(self) -> tuple[str, dict[str, str]]:
+        """Name and attributes of this hop's span (asked only for sampled requests)."""
+        return f"wr-proxy {self.label}", {
+            "wr.destination": (self.destination or b"").decode("latin-1"),
+            "wr.source": (self.source or b"").decode("latin-1"),
+            "wr.node": self.router.node_id,
+            "http.request.method": self.method.decode("latin-1"),
+        }
+
     # ---- request side (called by the client connection) ----------------------------------
     def start(self) -> None:
         """Route the request and send it to an upstream (the headers are complete)."""

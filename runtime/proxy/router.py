@@ -96,16 +96,7 @@ class Router:
         else:
             ex.dest, ex.group, ex.label = known
         if self.tracer.enabled:
-            ex.span, ex.trace_line = self.tracer.begin(
-                ex.traceparent,
-                f"wr-proxy {ex.label}",
-                {
-                    "wr.destination": raw.decode("latin-1"),
-                    "wr.source": (ex.source or b"").decode("latin-1"),
-                    "wr.node": self.node_id,
-                    "http.request.method": ex.method.decode("latin-1"),
-                },
-            )
+            ex.span, ex.trace_line = self.tracer.begin(ex.traceparent, ex.span_description)
         elif ex.traceparent is not None:
             ex.trace_line = b"traceparent: " + ex.traceparent + b"\r\n"
 

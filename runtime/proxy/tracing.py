@@ -8,6 +8,7 @@ provider is therefore set up with ratio 1.0 and follows the parent's sampled fla
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 from opentelemetry import trace
 from opentelemetry.trace import (
@@ -50,9 +51,13 @@ class HopTracer:
         self._tracer = (provider or trace.get_tracer_provider()).get_tracer("wruntime.proxy")
 
     def begin(
-        self, incoming: bytes | None, name: str, attributes: dict[str, str]
+        self, incoming: bytes | None, describe: Callable[[], tuple[str, dict[str, str]]]
     ) -> tuple[Span | None, bytes]:
-        """Return the span to end later (None when not sampled) and the header line to send."""
+        """Return the span to end later (None when not sampled) and the header line to send.
+
+        `describe` gives the span's name and attributes; it is only called for sampled
+        requests, so unsampled ones build nothing.
+        """
         parsed = _parse(incoming) if incoming is not None else None
         if parsed is not None:
             trace_id, span_id, flags = parsed
@@ -67,6 +72,7 @@ class HopTracer:
         else:  # not sampled: start a trace anyway so every later hop takes the same decision
             ids = b"%048x" % random.getrandbits(192)
             return None, b"traceparent: 00-" + ids[:32] + b"-" + ids[32:] + b"-00\r\n"
+        name, attributes = describe()
         span = self._tracer.start_span(
             name, context=context, kind=SpanKind.SERVER, attributes=attributes
         )

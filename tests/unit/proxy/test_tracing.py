@@ -32,7 +32,9 @@ def exporter() -> Iterator[InMemorySpanExporter]:
 
 def test_sampled_parent_gets_a_child_span(exporter: InMemorySpanExporter) -> None:
     tracer = _tracer(0.0)
-    span, header = tracer.begin(b"00-%s-%s-01" % (TRACE, PARENT), "hop", {"wr.source": "a"})
+    span, header = tracer.begin(
+        b"00-%s-%s-01" % (TRACE, PARENT), lambda: ("hop", {"wr.source": "a"})
+    )
     assert span is not None
     tracer.end(span, 503, "http://e:1", "1.0.0")
     [finished] = exporter.get_finished_spans()
@@ -46,14 +48,14 @@ def test_sampled_parent_gets_a_child_span(exporter: InMemorySpanExporter) -> Non
 
 def test_unsampled_parent_passes_through(exporter: InMemorySpanExporter) -> None:
     incoming = b"00-%s-%s-00" % (TRACE, PARENT)
-    span, header = _tracer(1.0).begin(incoming, "hop", {})
+    span, header = _tracer(1.0).begin(incoming, lambda: ("hop", {}))
     assert span is None and header == b"traceparent: " + incoming + b"\r\n"
     assert exporter.get_finished_spans() == ()
 
 
 @pytest.mark.parametrize("bad", [b"garbage", b"00-" + b"0" * 32 + b"-" + PARENT + b"-01"])
 def test_malformed_parent_is_replaced(exporter: InMemorySpanExporter, bad: bytes) -> None:
-    span, header = _tracer(0.0).begin(bad, "hop", {})
+    span, header = _tracer(0.0).begin(bad, lambda: ("hop", {}))
     assert span is None
     assert header.startswith(b"traceparent: 00-") and header.endswith(b"-00\r\n")
     assert bad not in header
@@ -61,7 +63,7 @@ def test_malformed_parent_is_replaced(exporter: InMemorySpanExporter, bad: bytes
 
 def test_root_sampling_ratio(exporter: InMemorySpanExporter) -> None:
     always, never = _tracer(1.0), _tracer(0.0)
-    span, header = always.begin(None, "hop", {})
+    span, header = always.begin(None, lambda: ("hop", {}))
     assert span is not None and header.endswith(b"-01\r\n")
     span.end()
-    assert never.begin(None, "hop", {})[0] is None
+    assert never.begin(None, lambda: ("hop", {}))[0] is None
