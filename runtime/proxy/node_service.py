@@ -27,8 +27,16 @@ def _engine(request: pb.HeartbeatRequest) -> dict[str, str]:
 class NodeControl(pb_grpc.NodeServiceServicer):  # type: ignore[misc]
     """Relays engine lifecycle calls and keeps the registrations of this node's engines."""
 
-    def __init__(self, stub: pb_grpc.ManagerServiceStub, timeout: float = 3.0) -> None:
+    def __init__(
+        self,
+        stub: pb_grpc.ManagerServiceStub,
+        peer_address: str,
+        node_name: str,
+        timeout: float = 3.0,
+    ) -> None:
         self._stub = stub
+        self._peer_address = peer_address
+        self._node_name = node_name
         self._timeout = timeout
         self.registrations: dict[str, pb.RegisterEngineRequest] = {}
         self.unsynced: set[str] = set()  # accepted while the manager was away
@@ -41,6 +49,11 @@ class NodeControl(pb_grpc.NodeServiceServicer):  # type: ignore[misc]
         engine_id = request.registration.engine_id
         if not engine_id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "registration.engine_id is empty")
+        # The node's identity is the proxy's business: fill in what the engine left out.
+        if not request.registration.peer_address:
+            request.registration.peer_address = self._peer_address
+        if not request.registration.node and self._node_name:
+            request.registration.node = self._node_name
         self.registrations[engine_id] = request
         self.unsynced_deregistrations.discard(engine_id)
         try:

@@ -87,7 +87,7 @@ class ProxyServer:
         )
         self._channel = grpc.aio.insecure_channel(cfg.manager_address)
         stub = pb_grpc.ManagerServiceStub(self._channel)
-        self.control = NodeControl(stub)
+        self.control = NodeControl(stub, cfg.node.peer_address, cfg.node.name)
         self.table = RoutingTableCache(
             stub, cfg.cache.routing_table_poll_ms / 1000, self._install_table, self.control.replay
         )

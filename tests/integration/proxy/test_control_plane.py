@@ -22,7 +22,6 @@ def _registration(engine_id: str, engine: Engine) -> pb.RegisterEngineRequest:
             engine_id=engine_id,
             address=engine.address,
             modules=[pb.ModuleDescriptor(name="echo", namespace="example", version="1.0.0")],
-            peer_address="https://127.0.0.1:9443",
         )
     )
 
@@ -40,7 +39,7 @@ def test_engine_lifecycle_relayed_and_replayed_after_manager_outage(
 ) -> None:
     engine = fresh_engines[0]
     own_manager.set_rules([rule(engine)])
-    proxy = ProxyProcess(tmp_path, own_manager)
+    proxy = ProxyProcess(tmp_path, own_manager, '[node]\nname = "node-x"')
     proxy.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{proxy.control_port}")
     node = pb_grpc.NodeServiceStub(channel)
@@ -48,7 +47,11 @@ def test_engine_lifecycle_relayed_and_replayed_after_manager_outage(
         # Manager up: calls go straight through.
         assert node.RegisterEngine(_registration("e1", engine), timeout=5).accepted
         node.Heartbeat(pb.HeartbeatRequest(engine_id="e1"), timeout=5)
-        assert [r.registration.engine_id for r in own_manager.registrations] == ["e1"]
+        [relayed] = own_manager.registrations
+        assert relayed.registration.engine_id == "e1"
+        # What the engine left out the proxy fills in: its peer address and node name.
+        assert relayed.registration.peer_address == "https://127.0.0.1:9443"
+        assert relayed.registration.node == "node-x"
         assert [h.engine_id for h in own_manager.heartbeats] == ["e1"]
 
         # Manager away: routing goes on from the cached table, engines are still answered.
