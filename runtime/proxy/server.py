@@ -60,6 +60,31 @@ class ProxyServer:
     async def start(self) -> None:
         cfg = self.config
         loop = asyncio.get_running_loop()
+        self.router = self._build_router(loop)
+        self._channel = grpc.aio.insecure_channel(cfg.manager_address)
+        stub = pb_grpc.ManagerServiceStub(self._channel)
+        self.control = NodeControl(stub, cfg.node.peer_address, cfg.node.name)
+        self.table = RoutingTableCache(
+            stub, cfg.cache.routing_table_poll_ms / 1000, self._install_table, self.control.replay
+        )
+        await self.table.poll_once()  # a manager that is not up yet is not fatal
+        await self._listen("data", cfg.listen_address, INTERNAL, None)
+        if cfg.node.tls is not None:
+            address = f"{cfg.node.peer_listen_host}:{cfg.node.peer_port}"
+            await self._listen("peer", address, PEER, peer_server_context(cfg.node.tls))
+        if cfg.external is not None:
+            await self._listen("external", cfg.external.listen_address, EXTERNAL, None)
+        await self._start_control()
+        admin_host, admin_port = split_host_port(cfg.admin_address)
+        admin = admin_app(self._health, self.registry)
+        self._admin = await start_admin(admin, admin_host, admin_port)
+        self.ports["admin"] = _bound_port(self._admin)
+        self._tasks.append(loop.create_task(self.table.run()))
+        self._tasks.append(loop.create_task(self._sweep()))
+        log.info("wr-proxy started", extra={"ports": self.ports, "node": cfg.node.node_id})
+
+    def _build_router(self, loop: asyncio.AbstractEventLoop) -> Router:
+        cfg = self.config
         # The hop tracer samples requests that arrive without a trace itself (see tracing.py).
         self._tracing = setup_tracing(
             "wr-proxy", cfg.tracing.endpoint, 1.0, exporter=self._span_exporter
@@ -71,7 +96,7 @@ class ProxyServer:
             cfg.circuit_breaker.open_duration_secs,
             metrics.breaker_state,
         )
-        self.router = Router(
+        return Router(
             node_id=cfg.node.node_id,
             own_peer_address=cfg.node.peer_address,
             request_timeout=cfg.request_timeout_secs,
@@ -85,28 +110,6 @@ class ProxyServer:
             tracer=HopTracer(self._tracing, cfg.tracing.sample_ratio),
             loop=loop,
         )
-        self._channel = grpc.aio.insecure_channel(cfg.manager_address)
-        stub = pb_grpc.ManagerServiceStub(self._channel)
-        self.control = NodeControl(stub, cfg.node.peer_address, cfg.node.name)
-        self.table = RoutingTableCache(
-            stub, cfg.cache.routing_table_poll_ms / 1000, self._install_table, self.control.replay
-        )
-        await self.table.poll_once()  # a manager that is not up yet is not fatal
-        await self._listen("data", cfg.listen_address, INTERNAL, None)
-        if tls is not None:
-            address = f"{cfg.node.peer_listen_host}:{cfg.node.peer_port}"
-            await self._listen("peer", address, PEER, peer_server_context(tls))
-        if cfg.external is not None:
-            await self._listen("external", cfg.external.listen_address, EXTERNAL, None)
-        await self._start_control()
-        admin_host, admin_port = split_host_port(cfg.admin_address)
-        self._admin = await start_admin(
-            admin_app(self._health, self.registry), admin_host, admin_port
-        )
-        self.ports["admin"] = _bound_port(self._admin)
-        self._tasks.append(loop.create_task(self.table.run()))
-        self._tasks.append(loop.create_task(self._sweep()))
-        log.info("wr-proxy started", extra={"ports": self.ports, "node": cfg.node.node_id})
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, let requests in flight finish (up to grace seconds), then close."""
