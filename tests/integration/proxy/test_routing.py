@@ -132,3 +132,32 @@ def test_loop_guard_refuses_a_request_that_passed_this_node(
     status, _, body = proxy.request(DEST, headers={"x-wr-via-proxy": "node-b"})
     assert status == 200
     assert json.loads(body)["headers"]["x-wr-via-proxy"] == "node-b, node-a"
+
+
+def test_concurrent_clients_get_their_own_answers(
+    manager: FakeManager, fresh_engines: list[Engine], shared_proxy: ProxyProcess
+) -> None:
+    """Many keep-alive clients at once over pooled upstream connections: no cross-talk."""
+    import http.client
+    from concurrent.futures import ThreadPoolExecutor
+
+    shared_proxy.wait_table(manager.set_rules([rule(e) for e in fresh_engines]))
+    destination = "http://example.echo/stream/echo"
+
+    def client(n: int) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", shared_proxy.port, timeout=30)
+        try:
+            for i in range(60):
+                body = f"client {n} request {i} ".encode() * (1 + (n * 7 + i) % 50)
+                conn.request(
+                    "POST", "/stream/echo", body=body, headers={"x-wr-destination": destination}
+                )
+                response = conn.getresponse()
+                assert response.status == 200
+                assert response.read() == body, (n, i)
+            return 60
+        finally:
+            conn.close()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert sum(pool.map(client, range(8))) == 480

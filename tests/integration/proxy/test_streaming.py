@@ -179,3 +179,17 @@ def test_sized_bodies_both_ways(proxy: ProxyProcess) -> None:
             assert data, "connection closed early"
             got += len(data)
         assert got == size
+
+
+def test_client_leaving_mid_response_does_not_poison_the_pool(proxy: ProxyProcess) -> None:
+    size = 512 * 1024 * 1024
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as sock:
+        sock.sendall(
+            b"GET /stream/generate/%d HTTP/1.1\r\nhost: x\r\n"
+            b"x-wr-destination: http://example.echo/stream/generate/%d\r\n\r\n" % (size, size)
+        )
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    # The half-read upstream connection must have been closed, not pooled.
+    for _ in range(5):
+        status, _, body = proxy.request("http://example.echo/pkg.Echo/Say")
+        assert status == 200 and json.loads(body)["engine"] == "engine-0"
