@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 import time
 from typing import TYPE_CHECKING
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
     from runtime.proxy.destination import Destination
     from runtime.proxy.router import Router
     from runtime.proxy.upstream import UpstreamConnection
+
+log = logging.getLogger("wr-proxy.exchange")
 
 CONNECTING = 4  # client read-pause reason: waiting for an upstream connection
 UPSTREAM_FULL = 2  # client read-pause reason: the upstream's write buffer is full
@@ -325,6 +328,13 @@ class Exchange:
         self.status = status
         self.response_done = True
         self._drop_upstream()
+        if status in (502, 504):  # an upstream misbehaved; the breaker bounds how often
+            log.warning(
+                "upstream failure answered with %d: %s",
+                status,
+                reason,
+                extra={"destination": self.label, "status": status},
+            )
         client = self.client
         client.resume(CONNECTING | UPSTREAM_FULL)
         if self.expect_continue and not self.request_done:
