@@ -63,10 +63,12 @@ def shared_proxy(
 def start_proxy(tmp_path: Path, manager: FakeManager) -> Iterator[Callable[..., ProxyProcess]]:
     started: list[ProxyProcess] = []
 
-    def start(extra_toml: str = "", name: str = "", **top: Any) -> ProxyProcess:
+    def start(
+        extra_toml: str = "", name: str = "", env: dict[str, str] | None = None, **top: Any
+    ) -> ProxyProcess:
         workdir = tmp_path / (name or f"proxy{len(started)}")
         workdir.mkdir()
-        proxy = ProxyProcess(workdir, manager, extra_toml, **top)
+        proxy = ProxyProcess(workdir, manager, extra_toml, env, **top)
         started.append(proxy)
         return proxy.start()
 

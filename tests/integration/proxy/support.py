@@ -212,7 +212,14 @@ class Engine:
 class ProxyProcess:
     """wr-proxy started from a proxy.toml the test writes; helpers to talk to it."""
 
-    def __init__(self, workdir: Path, manager: FakeManager, extra_toml: str = "", **top: Any):
+    def __init__(
+        self,
+        workdir: Path,
+        manager: FakeManager,
+        extra_toml: str = "",
+        env: dict[str, str] | None = None,
+        **top: Any,
+    ):
         self.workdir = workdir
         self.port = free_port()
         self.control_port = free_port()
@@ -232,6 +239,7 @@ class ProxyProcess:
         self.process = ManagedProcess(
             [str(REPO / ".venv/bin/wr-proxy"), "--config", str(self.config_path)],
             workdir / "wr-proxy.log",
+            env=env,
             name="wr-proxy",
         )
 

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
 
 from tests.infra.process import free_port
-from tests.integration.proxy.support import Engine, FakeManager, ProxyProcess, rule
+from tests.integration.proxy.certs import ClusterCA
+from tests.integration.proxy.support import (
+    BackgroundLoop,
+    Engine,
+    FakeManager,
+    ProxyProcess,
+    rule,
+)
 
 
 def test_egress_allowlist(
@@ -29,6 +40,49 @@ def test_egress_allowlist(
         status, _, body = proxy.request(refused)
         assert status == 403, (refused, body)
         assert b"not in [egress] allowed_domains" in body
+
+
+def test_https_egress_verifies_the_server(
+    tmp_path: Path,
+    manager: FakeManager,
+    fresh_engines: list[Engine],
+    start_proxy: Callable[..., ProxyProcess],
+    background: BackgroundLoop,
+) -> None:
+    ca = ClusterCA(tmp_path)  # stands in for a public CA: the proxy trusts it via SSL_CERT_FILE
+    cert, key = ca.issue("api")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert), str(key))
+    port = free_port()
+
+    async def serve() -> web.AppRunner:
+        async def answer(request: web.Request) -> web.Response:
+            return web.json_response({"path": request.path, "secure": request.secure})
+
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", answer)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+        return runner
+
+    runner = background.run(serve())
+    try:
+        proxy = start_proxy(
+            extra_toml='[egress]\nallowed_domains = ["localhost"]',
+            env={"SSL_CERT_FILE": str(ca.ca_path)},
+        )
+        proxy.wait_table(manager.set_rules([rule(fresh_engines[0])]))
+        status, _, body = proxy.request(f"https://localhost:{port}/v2/ping")
+        assert status == 200, body
+        assert json.loads(body) == {"path": "/v2/ping", "secure": True}
+        # Without trusting that CA the certificate is refused: no silent plain connection.
+        strict = start_proxy(extra_toml='[egress]\nallowed_domains = ["localhost"]')
+        strict.wait_table(manager.set_rules([rule(fresh_engines[0])]))
+        status, _, body = strict.request(f"https://localhost:{port}/v2/ping")
+        assert status == 502 and b"CERTIFICATE_VERIFY_FAILED" in body
+    finally:
+        background.run(runner.cleanup())
 
 
 def test_egress_refused_without_allowlist(shared_proxy: ProxyProcess) -> None:
