@@ -61,7 +61,16 @@ class ProxyServer:
         cfg = self.config
         loop = asyncio.get_running_loop()
         self.router = self._build_router(loop)
-        self._channel = grpc.aio.insecure_channel(cfg.manager_address)
+        # Short reconnect backoff: a manager that comes back is noticed within seconds, not
+        # after grpc's default of up to two minutes.
+        self._channel = grpc.aio.insecure_channel(
+            cfg.manager_address,
+            options=[
+                ("grpc.initial_reconnect_backoff_ms", 200),
+                ("grpc.min_reconnect_backoff_ms", 200),
+                ("grpc.max_reconnect_backoff_ms", 2000),
+            ],
+        )
         stub = pb_grpc.ManagerServiceStub(self._channel)
         self.control = NodeControl(stub, cfg.node.peer_address, cfg.node.name)
         self.table = RoutingTableCache(
