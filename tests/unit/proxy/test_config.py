@@ -71,3 +71,14 @@ def test_errors_name_file_and_key(tmp_path: Path, text: str, expected: str) -> N
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_proxy_config(tmp_path / "nope.toml")
+
+
+def test_addresses() -> None:
+    from runtime.proxy.config import is_loopback, split_host_port
+
+    assert split_host_port("[::1]:9001") == ("::1", 9001)
+    assert split_host_port("localhost:0") == ("localhost", 0)
+    assert is_loopback("::1") and is_loopback("127.0.0.2") and is_loopback("LOCALHOST")
+    assert not is_loopback("10.0.0.1") and not is_loopback("node-a")
+    with pytest.raises(ValueError, match="host:port"):
+        split_host_port("9001")
