@@ -80,6 +80,8 @@ class ClientConnection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.eof = True
+        if self.parsing is not None:
+            return False  # a request cut off half-way can never complete: close (and abandon)
         return self.current is not None  # keep the write side open to finish the answer
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -206,3 +206,24 @@ def test_refused_expect_continue_request_is_answered_and_closed(proxy: ProxyProc
         while chunk := sock.recv(65536):  # no body sent: the proxy must not wait for it
             data += chunk
     assert data.startswith(b"HTTP/1.1 404") and b"connection: close" in data
+
+
+def test_half_close_after_a_whole_request_still_gets_the_answer(proxy: ProxyProcess) -> None:
+    with _connect(proxy) as sock:
+        sock.sendall(b"GET /h HTTP/1.1\r\nhost: x\r\n%s\r\n" % DEST)
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200")
+
+
+def test_half_close_in_the_middle_of_a_body_closes(proxy: ProxyProcess) -> None:
+    with _connect(proxy) as sock:
+        sock.sendall(b"POST /h HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n%s\r\nonly" % DEST)
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(5)
+        data = b""
+        while chunk := sock.recv(65536):  # ends with the proxy's close, not the timeout
+            data += chunk
+    assert b"HTTP/1.1 200" not in data
