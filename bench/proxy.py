@@ -29,6 +29,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._proxy_hotpath import cost_per_request
 from bench._results import Metric, print_table, save
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
@@ -383,6 +384,15 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     _print_results(results)
     metrics = _metrics(results)
+    traced, untraced = cost_per_request(tracing=True), cost_per_request(tracing=False)
+    print(
+        f"\nPython work per request (in-memory transports): {traced:.2f} us with tracing "
+        f"(1% sampled), {untraced:.2f} us without"
+    )
+    metrics += [
+        Metric("wr_proxy_python_us_per_request", traced, "us", None, "lower"),
+        Metric("wr_proxy_python_us_per_request_no_tracing", untraced, "us", None, "lower"),
+    ]
     print()
     print_table(f"proxy ({'quick' if args.quick else 'full'}, wrk -c{args.connections})", metrics)
     settings = {
