@@ -8,6 +8,7 @@ handled explicitly here.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from http import HTTPStatus
 from typing import TYPE_CHECKING, cast
@@ -18,6 +19,8 @@ from runtime.proxy.exchange import Exchange
 
 if TYPE_CHECKING:
     from runtime.proxy.router import Router
+
+log = logging.getLogger("wr-proxy.client")
 
 INTERNAL = 0  # the data port: engines on this node
 PEER = 1  # the mTLS peer port: other nodes' proxies; delivers to local engines only
@@ -55,6 +58,7 @@ class ClientConnection(asyncio.Protocol):
         self.header_bytes = 0
         self.last_active = 0.0
         self.broken: tuple[int, str] | None = None  # unparsable bytes after the current request
+        self.closing = False  # we closed (or are closing) it: nothing more is read or written
 
     # ---- asyncio callbacks --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -64,7 +68,7 @@ class ClientConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_active = self.router.loop.time()
-        if self.broken is not None:
+        if self.broken is not None or self.closing:
             return  # the parser gave up on this stream; only the answers owed are left
         try:
             self.parser.feed_data(data)
@@ -73,8 +77,9 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, _HeadersTooLarge):
                 self._refuse(431, f"request headers exceed {_MAX_HEADER_BYTES} bytes")
-            else:
-                raise
+            else:  # a bug of ours: say so, and do not go on with a state we cannot trust
+                log.error("internal error handling a request", exc_info=exc.__context__)
+                self._refuse(500, "internal proxy error")
         except httptools.HttpParserError as exc:
             self._refuse(400, f"malformed HTTP request: {exc}")
 
@@ -85,6 +90,7 @@ class ClientConnection(asyncio.Protocol):
         return self.current is not None  # keep the write side open to finish the answer
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
         transport, self.transport = self.transport, None
         self.router.connections.discard(self)
         if transport is None:
@@ -160,6 +166,8 @@ class ClientConnection(asyncio.Protocol):
         ex.head_only = ex.method == b"HEAD"
         ex.http10 = parser.get_http_version() == "1.0"
         ex.keep_alive = parser.should_keep_alive()  # llhttp forgets it once the message ends
+        if self.closing:
+            return  # bytes after a request that closes the connection: not answered
         if self.current is None:
             self.current = ex
             ex.start()
@@ -193,15 +201,15 @@ class ClientConnection(asyncio.Protocol):
         if ex is not self.current:
             return
         self.current = None
-        transport = self.transport
-        if transport is None:
+        if self.transport is None or self.closing:
             return
         if self.broken is not None and not self.queue:
-            self.write_error(*self.broken, (), False, True)
-            transport.close()
+            if self.broken[0]:  # status 0: bytes after "connection: close", left unanswered
+                self.write_error(*self.broken, (), False, True)
+            self.close()
             return
         if ex.close_client or not ex.keep_alive or (self.eof and not self.queue):
-            transport.close()
+            self.close()
             return
         if self.queue:
             following = self.current = self.queue.popleft()
@@ -218,7 +226,7 @@ class ClientConnection(asyncio.Protocol):
         close: bool,
     ) -> None:
         transport = self.transport
-        if transport is None:
+        if transport is None or self.closing:
             return
         body = reason.encode("utf-8", "replace") + b"\n"
         lines = [
@@ -247,12 +255,19 @@ class ClientConnection(asyncio.Protocol):
                 ex.request_done = True
                 ex.fail(status, reason)
         else:  # answer what came before first, then say what was wrong and close
-            self.broken = (status, reason)
+            last = self.queue[-1] if self.queue else ex
+            self.broken = (status, reason) if last.keep_alive else (0, "")
             self.pause(PIPELINED)
             return
-        self.transport.close()
+        self.close()
 
     def close_if_idle(self, now: float, idle_timeout: float) -> None:
         idle = now - self.last_active > idle_timeout
-        if idle and self.current is None and self.transport is not None:
+        if idle and self.current is None:
+            self.close()
+
+    def close(self) -> None:
+        """Close after what was written is sent; reading and answering stop now."""
+        if self.transport is not None and not self.closing:
+            self.closing = True
             self.transport.close()

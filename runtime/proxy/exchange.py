@@ -231,9 +231,9 @@ class Exchange:
     # ---- response side (called by the upstream connection) ------------------------------
     def on_response_data(self, data: bytes) -> None:
         self.response_started = True
-        transport = self.client.transport
-        if transport is not None:
-            transport.write(data)
+        client = self.client
+        if not client.closing:
+            client.transport.write(data)  # type: ignore[union-attr] # set until closing
 
     def on_response_head(self, status: int, keep_alive: bool) -> None:
         self.status = status

@@ -135,8 +135,7 @@ class ProxyServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for conn in list(self.router.connections):
-            if conn.transport is not None:
-                conn.transport.close()
+            conn.close()
         self.router.pool.close_all()
         if self._grpc is not None:
             await self._grpc.stop(grace=1.0)

@@ -227,3 +227,15 @@ def test_half_close_in_the_middle_of_a_body_closes(proxy: ProxyProcess) -> None:
         while chunk := sock.recv(65536):  # ends with the proxy's close, not the timeout
             data += chunk
     assert b"HTTP/1.1 200" not in data
+
+
+def test_nothing_is_answered_after_connection_close(proxy: ProxyProcess) -> None:
+    with _connect(proxy) as sock:
+        sock.sendall(
+            b"GET /1 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n%s\r\n"
+            b"GET /2 HTTP/1.1\r\nhost: x\r\n%s\r\n" % (DEST, DEST)
+        )
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.count(b"HTTP/1.1 ") == 1 and data.startswith(b"HTTP/1.1 200"), data
