@@ -260,6 +260,8 @@ class Exchange:
             self.finish()
 
     def on_response_invalid(self, reason: str) -> None:
+        if self.response_done:
+            return  # extra bytes after a complete response: only the connection suffers
         if self.candidate is not None:
             self.candidate.breaker.failure()
         if self.response_started:

@@ -51,7 +51,12 @@ class UpstreamConnection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            exchange.on_response_invalid(f"invalid HTTP response from upstream: {exc}")
+            self.close()  # a connection that broke the protocol is never reused
+            if self.message_done:  # the answer was whole; what followed it was not asked for
+                exchange.close_client = True  # its bytes went out too: end the client stream
+                exchange.on_response_complete()
+            else:
+                exchange.on_response_invalid(f"invalid HTTP response from upstream: {exc}")
             return
         if self.message_done:
             exchange.on_response_complete()
@@ -74,11 +79,14 @@ class UpstreamConnection(asyncio.Protocol):
 
     # httptools callbacks: record only, the exchange acts after feed_data returns
     def on_headers_complete(self) -> None:
+        if self.message_done:
+            raise ValueError("a second response to one request")
         status = self.parser.get_status_code()
         if 100 <= status < 200:
             return  # interim response (100 Continue): relayed, the exchange goes on
         self.keep_alive = self.parser.should_keep_alive()
-        assert self.exchange is not None
+        if self.exchange is None:
+            raise ValueError("a response nobody asked for")
         self.exchange.on_response_head(status, self.keep_alive)
         if self.head_only:
             self.message_done = True

@@ -28,6 +28,13 @@ def _breaker_state(proxy: ProxyProcess, address: str) -> float | None:
     return None
 
 
+def _upstream_connects(proxy: ProxyProcess) -> float:
+    for line in proxy.metrics().splitlines():
+        if line.startswith("wr_proxy_upstream_connects_total"):
+            return float(line.split()[1])
+    raise AssertionError("wr_proxy_upstream_connects_total missing from /metrics")
+
+
 def test_breaker_opens_after_five_failures_then_probes(
     manager: FakeManager, fresh_engines: list[Engine], start_proxy: Callable[..., ProxyProcess]
 ) -> None:
@@ -138,3 +145,39 @@ def test_sigterm_lets_requests_in_flight_finish(
     assert proxy.process.stop() == 0
     caller.join(10)
     assert outcome == [200]
+
+
+def test_upstream_sending_two_responses_is_not_pooled(
+    manager: FakeManager,
+    fresh_engines: list[Engine],
+    shared_proxy: ProxyProcess,
+    background: BackgroundLoop,
+) -> None:
+    import asyncio
+
+    port = free_port()
+    answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            writer.write(answer + answer)  # one request, two responses
+            await writer.drain()
+        writer.close()
+
+    async def start() -> asyncio.Server:
+        return await asyncio.start_server(serve, "127.0.0.1", port)
+
+    server = background.run(start())
+    try:
+        shared_proxy.wait_table(manager.set_rules([rule(f"http://127.0.0.1:{port}")]))
+        before = _upstream_connects(shared_proxy)
+        for _ in range(3):  # each on a fresh upstream connection: the broken one is dropped
+            status, _, body = shared_proxy.request(DEST)
+            assert (status, body) == (200, b"ok")
+        assert _upstream_connects(shared_proxy) - before == 3
+    finally:
+        server.close()
