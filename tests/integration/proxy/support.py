@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import http.client
 import json
+import re
 import socket
 import threading
 import time
@@ -209,6 +210,19 @@ class Engine:
 
 
 # ---- the proxy process -----------------------------------------------------------------------
+def metric_sample(metrics: str, name: str, **labels: str) -> float | None:
+    """Find `name{labels...} value` in Prometheus text; extra labels on the line are fine."""
+    for line in metrics.splitlines():
+        head, _, value = line.rpartition(" ")
+        metric, _, label_text = head.partition("{")
+        if metric != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', label_text))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(value)
+    return None
+
+
 class ProxyProcess:
     """wr-proxy started from a proxy.toml the test writes; helpers to talk to it."""
 
@@ -266,6 +280,10 @@ class ProxyProcess:
             return conn.getresponse().read().decode()
         finally:
             conn.close()
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        """The value of one /metrics sample whose labels include `labels`, None if absent."""
+        return metric_sample(self.metrics(), name, **labels)
 
     def wait_table(self, version: int, deadline_s: float = 5.0) -> None:
         wait_until(

@@ -7,21 +7,17 @@ import re
 from collections.abc import Callable
 
 from tests.infra.otel import SpanCollector
-from tests.integration.proxy.support import Engine, FakeManager, ProxyProcess, rule
+from tests.integration.proxy.support import (
+    Engine,
+    FakeManager,
+    ProxyProcess,
+    metric_sample,
+    rule,
+)
 
 DEST = "http://example.echo/pkg.Echo/Say"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
-
-
-def _sample(metrics: str, name: str, **labels: str) -> float | None:
-    for line in metrics.splitlines():
-        if not line.startswith(name + "{"):
-            continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
-        if all(found.get(k) == v for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 def test_metrics_count_requests_latency_and_breakers(
@@ -33,27 +29,18 @@ def test_metrics_count_requests_latency_and_breakers(
         assert proxy.request(DEST)[0] == 200
     assert proxy.request("http://example.missing/x")[0] == 404
     metrics = proxy.metrics()
-    assert (
-        _sample(metrics, "wr_proxy_requests_total", destination="example.echo", status="200") == 3
-    )
-    assert (
-        _sample(metrics, "wr_proxy_requests_total", destination="example.missing", status="404")
-        == 1
-    )
-    count = _sample(metrics, "wr_proxy_request_duration_seconds_count", destination="example.echo")
-    assert count == 3
-    assert (
-        _sample(
-            metrics,
-            "wr_proxy_request_duration_seconds_bucket",
-            destination="example.echo",
-            le="+Inf",
-        )
-        == 3
-    )
-    assert (
-        _sample(metrics, "wr_proxy_circuit_breaker_state", upstream=fresh_engines[0].address) == 0
-    )
+
+    def sample(name: str, **labels: str) -> float | None:
+        return metric_sample(metrics, name, **labels)
+
+    requests, latency = "wr_proxy_requests_total", "wr_proxy_request_duration_seconds"
+    assert sample(requests, destination="example.echo", status="200") == 3
+    assert sample(requests, destination="example.missing", status="404") == 1
+    assert sample(f"{latency}_count", destination="example.echo") == 3
+    assert sample(f"{latency}_bucket", destination="example.echo", le="+Inf") == 3
+    assert sample(f"{latency}_bucket", destination="example.echo", le="10.0") == 3
+    breaker = "wr_proxy_circuit_breaker_state"
+    assert sample(breaker, upstream=fresh_engines[0].address) == 0
 
 
 def test_span_per_hop_and_traceparent_propagation(

@@ -21,20 +21,6 @@ DEST = "http://example.echo/pkg.Echo/Say"
 FAST_BREAKER = "[circuit_breaker]\nfailure_threshold = 5\nopen_duration_secs = 1"
 
 
-def _breaker_state(proxy: ProxyProcess, address: str) -> float | None:
-    for line in proxy.metrics().splitlines():
-        if line.startswith(f'wr_proxy_circuit_breaker_state{{upstream="{address}"}}'):
-            return float(line.split()[-1])
-    return None
-
-
-def _upstream_connects(proxy: ProxyProcess) -> float:
-    for line in proxy.metrics().splitlines():
-        if line.startswith("wr_proxy_upstream_connects_total"):
-            return float(line.split()[1])
-    raise AssertionError("wr_proxy_upstream_connects_total missing from /metrics")
-
-
 def test_breaker_opens_after_five_failures_then_probes(
     manager: FakeManager, fresh_engines: list[Engine], start_proxy: Callable[..., ProxyProcess]
 ) -> None:
@@ -45,7 +31,7 @@ def test_breaker_opens_after_five_failures_then_probes(
     served = Counter(json.loads(proxy.request(DEST)[2])["engine"] for _ in range(20))
     assert served["engine-0"] == 5  # skipped once its breaker opened
     assert served["engine-1"] == 15
-    assert _breaker_state(proxy, bad.address) == 1.0
+    assert proxy.sample("wr_proxy_circuit_breaker_state", upstream=bad.address) == 1.0
     assert proxy.health()["breakers"][bad.address] == "open"
 
     # With the failing instance alone, requests are refused while its breaker is open.
@@ -58,7 +44,7 @@ def test_breaker_opens_after_five_failures_then_probes(
     bad.status = 200
     wait_until(lambda: proxy.request(DEST)[0] == 200, 3, "the half-open probe to succeed")
     assert proxy.health()["breakers"][bad.address] == "closed"
-    assert _breaker_state(proxy, bad.address) == 0.0
+    assert proxy.sample("wr_proxy_circuit_breaker_state", upstream=bad.address) == 0.0
 
 
 def test_connection_refused_is_retried_on_another_instance(
@@ -174,10 +160,10 @@ def test_upstream_sending_two_responses_is_not_pooled(
     server = background.run(start())
     try:
         shared_proxy.wait_table(manager.set_rules([rule(f"http://127.0.0.1:{port}")]))
-        before = _upstream_connects(shared_proxy)
+        before = shared_proxy.sample("wr_proxy_upstream_connects_total")
         for _ in range(3):  # each on a fresh upstream connection: the broken one is dropped
             status, _, body = shared_proxy.request(DEST)
             assert (status, body) == (200, b"ok")
-        assert _upstream_connects(shared_proxy) - before == 3
+        assert shared_proxy.sample("wr_proxy_upstream_connects_total") - before == 3
     finally:
         server.close()
