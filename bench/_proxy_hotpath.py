@@ -1,8 +1,7 @@
-"""Python-side cost of one proxied request, with in-memory transports (no sockets, no kernel).
+"""Python-side cost of one proxied request, with in-memory transports (no sockets, no kernel)."""
 
-The wrk numbers of bench/proxy.py include the kernel and move with the machine's load; this
-isolates what the proxy's own code costs per request, with tracing on and off.
-"""
+# The wrk numbers of bench/proxy.py include the kernel and move with the machine's load; this
+# isolates what the proxy's own code costs per request, with tracing on and off.
 
 from __future__ import annotations
 

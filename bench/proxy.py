@@ -1,13 +1,12 @@
-"""wr-proxy against a direct upstream, nginx and haproxy: throughput, latency, CPU per request.
+"""wr-proxy against a direct upstream, nginx and haproxy: throughput, latency, CPU per request."""
 
-Everything runs on 127.0.0.1: one single-process aiohttp upstream, a fake manager serving a
-routing table (two rules for the module, so round robin and version filtering are exercised),
-an OTLP receiver that discards spans (so tracing is on with the default sampling), wr-proxy,
-and nginx/haproxy configured for upstream keep-alive (facts in reference/proxy-anchors.md).
-wrk drives each target in turn; the proxy's CPU time comes from /proc/PID/stat.
-
-    .venv/bin/python bench/proxy.py [--quick] [--connections 16]
-"""
+# Everything runs on 127.0.0.1: one single-process aiohttp upstream, a fake manager serving a
+# routing table (two rules for the module, so round robin and version filtering are exercised),
+# an OTLP receiver that discards spans (so tracing is on with the default sampling), wr-proxy,
+# and nginx/haproxy configured for upstream keep-alive (facts in reference/proxy-anchors.md).
+# wrk drives each target in turn; the proxy's CPU time comes from /proc/PID/stat.
+#
+#     .venv/bin/python bench/proxy.py [--quick] [--connections 16]
 
 from __future__ import annotations
 

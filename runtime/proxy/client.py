@@ -1,9 +1,8 @@
-"""Client side of the data path: one asyncio.Protocol per inbound connection, httptools-parsed.
+"""Client side of the data path: one asyncio.Protocol per inbound connection, httptools-parsed."""
 
-Parser callbacks only record what they saw into the Exchange being parsed; keep-alive,
-pipelining (requests parsed ahead wait in a queue with reading paused) and flow control are
-handled explicitly here.
-"""
+# Parser callbacks only record what they saw into the Exchange being parsed; keep-alive,
+# pipelining (requests parsed ahead wait in a queue with reading paused) and flow control are
+# handled explicitly here.
 
 from __future__ import annotations
 

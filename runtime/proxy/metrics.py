@@ -1,9 +1,8 @@
-"""Prometheus metrics of the proxy. Per-request counts are plain ints, exported at scrape time.
+"""Prometheus metrics of the proxy. Per-request counts are plain ints, exported at scrape time."""
 
-prometheus_client's own Counter/Histogram take a lock and walk label dicts on every call; the
-data path runs on one event loop, so it keeps its counts in dicts and a collector turns them
-into metric families only when /metrics is read.
-"""
+# prometheus_client's own Counter/Histogram take a lock and walk label dicts on every call; the
+# data path runs on one event loop, so it keeps its counts in dicts and a collector turns them
+# into metric families only when /metrics is read.
 
 from __future__ import annotations
 

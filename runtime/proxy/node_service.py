@@ -1,8 +1,7 @@
-"""NodeService on the control port: engine register/heartbeat/deregister relayed to the manager.
+"""NodeService on the control port: engine register/heartbeat/deregister relayed to the manager."""
 
-While the manager is away the proxy answers from what it knows (registrations are accepted,
-heartbeats acknowledged) and replays what the manager missed once it answers again.
-"""
+# While the manager is away the proxy answers from what it knows (registrations are accepted,
+# heartbeats acknowledged) and replays what the manager missed once it answers again.
 
 from __future__ import annotations
 

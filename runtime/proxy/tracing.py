@@ -1,9 +1,8 @@
-"""One OpenTelemetry span per proxy hop, with W3C traceparent propagation kept cheap.
+"""One OpenTelemetry span per proxy hop, with W3C traceparent propagation kept cheap."""
 
-The sampling decision for requests that arrive without a trace is taken here (one random()
-call) rather than by the SDK, so unsampled requests never build SDK objects; the process's
-provider is therefore set up with ratio 1.0 and follows the parent's sampled flag.
-"""
+# The sampling decision for requests that arrive without a trace is taken here (one random()
+# call) rather than by the SDK, so unsampled requests never build SDK objects; the process's
+# provider is therefore set up with ratio 1.0 and follows the parent's sampled flag.
 
 from __future__ import annotations
 

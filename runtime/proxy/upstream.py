@@ -1,8 +1,7 @@
-"""Upstream side of the data path: keep-alive connections to engines/peers and their pool.
+"""Upstream side of the data path: keep-alive connections to engines/peers and their pool."""
 
-Response bytes are relayed to the client unchanged as they arrive; the response parser only
-watches them to learn the status, keep-alive and where the message ends.
-"""
+# Response bytes are relayed to the client unchanged as they arrive; the response parser only
+# watches them to learn the status, keep-alive and where the message ends.
 
 from __future__ import annotations
 
