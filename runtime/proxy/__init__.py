@@ -1,0 +1,1 @@
+"""wr-proxy: the node data plane (routing, load balancing, streaming) and control plane."""

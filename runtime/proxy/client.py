@@ -1,0 +1,272 @@
+"""Client side of the data path: one asyncio.Protocol per inbound connection, httptools-parsed."""
+
+# Parser callbacks only record what they saw into the Exchange being parsed; keep-alive,
+# pipelining (requests parsed ahead wait in a queue with reading paused) and flow control are
+# handled explicitly here.
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from http import HTTPStatus
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from runtime.proxy.exchange import Exchange
+
+if TYPE_CHECKING:
+    from runtime.proxy.router import Router
+
+log = logging.getLogger("wr-proxy.client")
+
+INTERNAL = 0  # the data port: engines on this node
+PEER = 1  # the mTLS peer port: other nodes' proxies; delivers to local engines only
+EXTERNAL = 2  # public ingress: x-wr-* stripped, configured routes only
+
+PIPELINED = 1  # read-pause reason: a parsed request waits behind the current one
+_MAX_HEADER_BYTES = 64 * 1024
+
+# Request headers the proxy reads, replaces or drops instead of forwarding as they came.
+_HOP_BY_HOP = frozenset(
+    (b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade")
+)
+_PHRASES = {s.value: s.phrase.encode() for s in HTTPStatus}
+_PHRASES[499] = b"Client Closed Request"
+
+
+class _HeadersTooLarge(Exception):
+    pass
+
+
+class ClientConnection(asyncio.Protocol):
+    """One inbound HTTP/1.x connection."""
+
+    def __init__(self, router: Router, mode: int) -> None:
+        self.router = router
+        self.mode = mode
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.parsing: Exchange | None = None  # the request whose bytes the parser is reading
+        self.current: Exchange | None = None  # the request being answered
+        self.queue: deque[Exchange] = deque()
+        self.pauses = 0
+        self.write_paused = False
+        self.eof = False
+        self.header_bytes = 0
+        self.last_active = 0.0
+        self.broken: tuple[int, str] | None = None  # unparsable bytes after the current request
+        self.closing = False  # we closed (or are closing) it: nothing more is read or written
+
+    # ---- asyncio callbacks --------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.last_active = self.router.loop.time()
+        self.router.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = self.router.loop.time()
+        if self.broken is not None or self.closing:
+            return  # the parser gave up on this stream; only the answers owed are left
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._refuse(501, "protocol upgrades and CONNECT are not supported")
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _HeadersTooLarge):
+                self._refuse(431, f"request headers exceed {_MAX_HEADER_BYTES} bytes")
+            else:  # a bug of ours: say so, and do not go on with a state we cannot trust
+                log.error("internal error handling a request", exc_info=exc.__context__)
+                self._refuse(500, "internal proxy error")
+        except httptools.HttpParserError as exc:
+            self._refuse(400, f"malformed HTTP request: {exc}")
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        if self.parsing is not None:
+            return False  # a request cut off half-way can never complete: close (and abandon)
+        return self.current is not None  # keep the write side open to finish the answer
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        transport, self.transport = self.transport, None
+        self.router.connections.discard(self)
+        if transport is None:
+            return
+        if self.current is not None:
+            self.current.abandon()
+        while self.queue:
+            self.queue.popleft().abandon()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        current = self.current
+        if current is not None and current.upstream is not None:
+            current.upstream.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        current = self.current
+        if current is not None and current.upstream is not None:
+            current.upstream.resume_reading()
+
+    # ---- httptools callbacks ------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.parsing = Exchange(self, self.router)
+        self.header_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        assert self.parsing is not None
+        self.parsing.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        ex = self.parsing
+        assert ex is not None
+        self.header_bytes += len(name) + len(value)
+        if self.header_bytes > _MAX_HEADER_BYTES:
+            raise _HeadersTooLarge
+        lname = name.lower()
+        if lname.startswith(b"x-wr-"):
+            if self.mode == EXTERNAL:
+                return  # never trust routing headers from outside
+            if lname == b"x-wr-destination":
+                ex.destination = value
+            elif lname == b"x-wr-version":
+                ex.version_req = value
+            elif lname == b"x-wr-via-proxy":
+                ex.via = value if ex.via is None else ex.via + b", " + value
+            elif lname == b"x-wr-source":
+                ex.source = value
+            elif lname == b"x-wr-source-ns":
+                ex.source_ns = value
+            elif lname not in (b"x-wr-module", b"x-wr-namespace"):
+                ex.wr_other.append(b"%s: %s\r\n" % (name, value))
+        elif lname == b"host" or lname in _HOP_BY_HOP:
+            return
+        elif lname == b"transfer-encoding":
+            ex.chunked = ex.has_body = True
+        elif lname == b"content-length":
+            ex.has_body = value != b"0"
+            ex.headers.append(b"content-length: %s\r\n" % value)
+        elif lname == b"traceparent":
+            ex.traceparent = value
+        elif lname == b"expect":
+            ex.expect_continue = value.lower() == b"100-continue"
+            ex.headers.append(b"%s: %s\r\n" % (name, value))
+        else:
+            ex.headers.append(b"%s: %s\r\n" % (name, value))
+
+    def on_headers_complete(self) -> None:
+        ex = self.parsing
+        assert ex is not None
+        parser = self.parser
+        ex.method = parser.get_method()
+        ex.head_only = ex.method == b"HEAD"
+        ex.http10 = parser.get_http_version() == "1.0"
+        ex.keep_alive = parser.should_keep_alive()  # llhttp forgets it once the message ends
+        if self.closing:
+            return  # bytes after a request that closes the connection: not answered
+        if self.current is None:
+            self.current = ex
+            ex.start()
+        else:
+            self.queue.append(ex)
+            self.pause(PIPELINED)
+
+    def on_body(self, body: bytes) -> None:
+        assert self.parsing is not None
+        self.parsing.request_body(body)
+
+    def on_message_complete(self) -> None:
+        ex, self.parsing = self.parsing, None
+        assert ex is not None
+        ex.request_complete()
+
+    # ---- used by exchanges --------------------------------------------------------------
+    def pause(self, reason: int) -> None:
+        if not self.pauses and self.transport is not None:
+            self.transport.pause_reading()
+        self.pauses |= reason
+
+    def resume(self, reasons: int) -> None:
+        if self.pauses & reasons:
+            self.pauses &= ~reasons
+            if not self.pauses and self.transport is not None:
+                self.transport.resume_reading()
+
+    def exchange_finished(self, ex: Exchange) -> None:
+        """The exchange answered and consumed its request: close or go on with the next."""
+        if ex is not self.current:
+            return
+        self.current = None
+        if self.transport is None or self.closing:
+            return
+        if self.broken is not None and not self.queue:
+            if self.broken[0]:  # status 0: bytes after "connection: close", left unanswered
+                self.write_error(*self.broken, (), False, True)
+            self.close()
+            return
+        if ex.close_client or not ex.keep_alive or (self.eof and not self.queue):
+            self.close()
+            return
+        if self.queue:
+            following = self.current = self.queue.popleft()
+            if not self.queue:
+                self.resume(PIPELINED)
+            following.start()
+
+    def write_error(
+        self,
+        status: int,
+        reason: str,
+        headers: tuple[tuple[str, str], ...],
+        head_only: bool,
+        close: bool,
+    ) -> None:
+        transport = self.transport
+        if transport is None or self.closing:
+            return
+        body = reason.encode("utf-8", "replace") + b"\n"
+        lines = [
+            b"HTTP/1.1 %d %s\r\n" % (status, _PHRASES.get(status, b"Error")),
+            b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n" % len(body),
+            b"x-wr-proxy-error: %s\r\n" % self.router.node_id_bytes,
+        ]
+        lines.extend(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers)
+        if close:
+            lines.append(b"connection: close\r\n")
+        lines.append(b"\r\n")
+        if not head_only:
+            lines.append(body)
+        transport.write(b"".join(lines))
+
+    def _refuse(self, status: int, reason: str) -> None:
+        """The byte stream cannot be parsed further: answer if nothing is in flight, close."""
+        if self.transport is None:
+            return
+        ex = self.current
+        if ex is None:
+            self.write_error(status, reason, (), False, True)
+        elif ex is self.parsing:
+            if not ex.response_started:
+                ex.keep_alive = False
+                ex.request_done = True
+                ex.fail(status, reason)
+        else:  # answer what came before first, then say what was wrong and close
+            last = self.queue[-1] if self.queue else ex
+            self.broken = (status, reason) if last.keep_alive else (0, "")
+            self.pause(PIPELINED)
+            return
+        self.close()
+
+    def close_if_idle(self, now: float, idle_timeout: float) -> None:
+        idle = now - self.last_active > idle_timeout
+        if idle and self.current is None:
+            self.close()
+
+    def close(self) -> None:
+        """Close after what was written is sent; reading and answering stop now."""
+        if self.transport is not None and not self.closing:
+            self.closing = True
+            self.transport.close()

@@ -1,0 +1,246 @@
+"""The wr-proxy config file (proxy.toml) as a pydantic model, with address checks."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from runtime.names import check_name
+from runtime.tomlconfig import load_config
+
+_LOOPBACK_NAMES = {"localhost"}
+_METHOD_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_DOMAIN_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """Split "host:port" or "[v6]:port" into (host, port); ValueError says what was expected."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"{address!r} is not host:port (e.g. 127.0.0.1:9001 or [::1]:9001)")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback IP literals."""
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _loopback_address(value: str) -> str:
+    host, _ = split_host_port(value)
+    if not is_loopback(host):
+        raise ValueError(f"{value!r} must bind a loopback address (127.0.0.1, ::1 or localhost)")
+    return value
+
+
+def _host_port(value: str) -> str:
+    split_host_port(value)
+    return value
+
+
+def url_authority(host: str, port: int) -> str:
+    """host:port with IPv6 literals bracketed."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class NodeTls(_Strict):
+    """Certificates of this node for the mutual-TLS peer listener and client."""
+
+    cert_path: Path
+    key_path: Path
+    ca_cert_path: Path
+
+
+class NodeSection(_Strict):
+    """Who this node is and how peers reach it."""
+
+    name: str = ""
+    proxy_address: str = "http://127.0.0.1:9001"
+    peer_port: int = Field(default=9443, gt=0, lt=65536)
+    peer_listen_host: str = "0.0.0.0"
+    tls: NodeTls | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_name(value, "node.name") if value else value
+
+    @field_validator("proxy_address")
+    @classmethod
+    def _proxy_address(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError(f"{value!r} must be an absolute http(s) URL with a host")
+        return value
+
+    @property
+    def peer_host(self) -> str:
+        host = urlsplit(self.proxy_address).hostname
+        assert host is not None  # checked by the validator
+        return host
+
+    @property
+    def peer_address(self) -> str:
+        """The address routing rules use for this node: https://{proxy host}:{peer_port}."""
+        return f"https://{url_authority(self.peer_host, self.peer_port)}"
+
+    @property
+    def node_id(self) -> str:
+        """How this node names itself in x-wr-via-proxy: its name, else its peer authority."""
+        return self.name or url_authority(self.peer_host, self.peer_port)
+
+
+class CacheSection(_Strict):
+    """Routing-table cache: how often the manager is polled with known_version."""
+
+    routing_table_poll_ms: int = Field(default=500, gt=0, le=60_000)
+
+
+class EgressSection(_Strict):
+    """Non-cluster hosts guests may call: exact names or `*.domain` (exactly one label)."""
+
+    allowed_domains: list[str] = []
+
+    @field_validator("allowed_domains")
+    @classmethod
+    def _domains(cls, values: list[str]) -> list[str]:
+        out = []
+        for value in values:
+            name = value.lower()
+            bare = name[2:] if name.startswith("*.") else name
+            if not bare or not all(_DOMAIN_LABEL_RE.match(label) for label in bare.split(".")):
+                raise ValueError(
+                    f"{value!r} is not a domain name or '*.domain' (e.g. api.example.com)"
+                )
+            out.append(name)
+        return out
+
+
+class CircuitBreakerSection(_Strict):
+    """Per-upstream breaker: consecutive failures that open it, and for how long."""
+
+    failure_threshold: int = Field(default=5, gt=0)
+    open_duration_secs: float = Field(default=30.0, gt=0)
+
+
+class ExternalRoute(_Strict):
+    """A public path pattern (`/items/{id}`) mapped to a module."""
+
+    path: str
+    methods: list[str] = []
+    module: str
+    namespace: str
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} must start with '/'")
+        for segment in value.split("/")[1:]:
+            if ("{" in segment or "}" in segment) and not re.fullmatch(
+                r"\{[A-Za-z_]\w*\}", segment
+            ):
+                raise ValueError(f"{value!r}: a parameter must be a whole segment like {{id}}")
+        return value
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not _METHOD_RE.match(value):
+                raise ValueError(f"{value!r} is not an HTTP method token")
+        return [value.upper() for value in values]
+
+    @field_validator("module")
+    @classmethod
+    def _module(cls, value: str) -> str:
+        return check_name(value, "module")
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        return check_name(value, "namespace")
+
+
+class ExternalSection(_Strict):
+    """The public ingress listener and its routes."""
+
+    listen_address: Annotated[str, Field(default="0.0.0.0:8080")]
+    route: list[ExternalRoute] = []
+
+    @field_validator("listen_address")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        return _host_port(value)
+
+    @model_validator(mode="after")
+    def _no_conflicts(self) -> ExternalSection:
+        seen: dict[str, str] = {}
+        for route in self.route:
+            shape = re.sub(r"\{[^}]*\}", "{}", route.path)
+            if shape in seen:
+                raise ValueError(f"route {route.path!r} conflicts with {seen[shape]!r}")
+            seen[shape] = route.path
+        return self
+
+
+class TracingSection(_Strict):
+    """OpenTelemetry export; sample_ratio applies to requests that arrive without a trace."""
+
+    endpoint: str | None = None
+    sample_ratio: float = Field(default=0.01, ge=0.0, le=1.0)
+
+
+class ProxyConfig(_Strict):
+    """Everything wr-proxy reads from proxy.toml."""
+
+    listen_address: str = "127.0.0.1:9001"
+    control_address: str = "127.0.0.1:9002"
+    admin_address: str = "127.0.0.1:9091"
+    manager_address: str = "127.0.0.1:9000"
+    request_timeout_secs: float = Field(default=30.0, gt=0)
+    client_idle_timeout_secs: float = Field(default=75.0, gt=0)
+    node: NodeSection = NodeSection()
+    cache: CacheSection = CacheSection()
+    egress: EgressSection = EgressSection()
+    circuit_breaker: CircuitBreakerSection = CircuitBreakerSection()
+    external: ExternalSection | None = None
+    tracing: TracingSection = TracingSection()
+
+    @field_validator("listen_address", "control_address")
+    @classmethod
+    def _loopback(cls, value: str) -> str:
+        return _loopback_address(value)
+
+    @field_validator("admin_address")
+    @classmethod
+    def _admin(cls, value: str) -> str:
+        return _host_port(value)
+
+    @field_validator("manager_address")
+    @classmethod
+    def _manager(cls, value: str) -> str:
+        bare = value.split("://", 1)[1] if "://" in value else value
+        _host_port(bare.rstrip("/"))
+        return bare.rstrip("/")
+
+
+def load_proxy_config(path: str | Path) -> ProxyConfig:
+    """Read and validate proxy.toml; raises runtime.tomlconfig.ConfigError naming file and key."""
+    return load_config(path, ProxyConfig)

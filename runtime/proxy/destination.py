@@ -1,0 +1,113 @@
+"""Parse x-wr-destination: `http://{namespace}.{module}/{path}` or an external http(s) URL."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from runtime.names import NAME_RE
+
+_LABEL = re.compile(rb"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_CACHE_LIMIT = 4096
+
+
+class BadDestination(ValueError):
+    """x-wr-destination is missing or not a usable URL."""
+
+
+class Destination:
+    """A parsed destination. `namespace`/`module` are set for cluster modules, else None."""
+
+    __slots__ = ("authority", "host", "label", "module", "namespace", "path", "port", "tls")
+
+    def __init__(
+        self,
+        authority: bytes,
+        host: str,
+        port: int,
+        tls: bool,
+        path: bytes,
+        namespace: str | None,
+        module: str | None,
+    ) -> None:
+        self.authority = authority
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.path = path
+        self.namespace = namespace
+        self.module = module
+        self.label = f"{namespace}.{module}" if module is not None else f"egress:{host}"
+
+    @property
+    def is_module(self) -> bool:
+        return self.module is not None
+
+
+def _show(raw: bytes) -> str:
+    return repr(raw[:200].decode("latin-1"))
+
+
+def _valid_host(host: bytes) -> bool:
+    if host.startswith(b"[") and host.endswith(b"]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1].decode("ascii"))
+        except (ValueError, UnicodeDecodeError):
+            return False
+        return True
+    return all(_LABEL.match(label) for label in host.split(b"."))
+
+
+def _parse(raw: bytes) -> Destination:
+    lowered = raw[:8].lower()
+    if lowered.startswith(b"http://"):
+        tls, rest = False, raw[7:]
+    elif lowered.startswith(b"https://"):
+        tls, rest = True, raw[8:]
+    else:
+        raise BadDestination(
+            f"x-wr-destination {_show(raw)} must be an http:// or https:// URL "
+            "(e.g. http://namespace.module/pkg.Service/Method)"
+        )
+    slash = rest.find(b"/")
+    authority, path = (rest, b"/") if slash < 0 else (rest[:slash], rest[slash:])
+    if b"?" in authority or b"#" in authority or b"@" in authority or not authority:
+        raise BadDestination(f"x-wr-destination {_show(raw)} has no usable host")
+    authority = authority.lower()
+    host, port = authority, 443 if tls else 80
+    colon = authority.rfind(b":")
+    if colon > authority.rfind(b"]"):
+        host, port_text = authority[:colon], authority[colon + 1 :]
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise BadDestination(f"x-wr-destination {_show(raw)} has a bad port")
+        port = int(port_text)
+    if not _valid_host(host):
+        raise BadDestination(f"x-wr-destination {_show(raw)}: {_show(host)} is not a valid host")
+    if b"#" in path:
+        path = path[: path.find(b"#")]
+    text = host.decode("ascii")
+    labels = text.split(".")
+    if not tls and len(labels) == 2 and colon < 0 and all(NAME_RE.match(x) for x in labels):
+        return Destination(authority, text, port, tls, path, labels[0], labels[1])
+    return Destination(authority, text.strip("[]"), port, tls, path, None, None)
+
+
+class DestinationParser:
+    """Parses destinations, remembering recent results (the same few recur on the hot path)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[bytes, Destination | str] = {}
+
+    def parse(self, raw: bytes) -> Destination:
+        found = self._cache.get(raw)
+        if found is None:
+            try:
+                found = _parse(raw)
+            except BadDestination as exc:
+                found = str(exc)
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[raw] = found
+        if isinstance(found, str):
+            raise BadDestination(found)
+        return found

@@ -1,0 +1,197 @@
+"""Per-request decisions shared by all connections: where a request goes and what is sent."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from runtime.proxy.breaker import BreakerRegistry
+from runtime.proxy.client import EXTERNAL, INTERNAL, PEER
+from runtime.proxy.destination import BadDestination, Destination, DestinationParser
+from runtime.proxy.egress import EgressPolicy
+from runtime.proxy.ingress import IngressRouter
+from runtime.proxy.metrics import ProxyMetrics
+from runtime.proxy.routing import Candidate, CandidateGroup, RouteError, RoutingIndex, Upstream
+from runtime.proxy.tracing import HopTracer
+from runtime.proxy.upstream import UpstreamPool
+
+if TYPE_CHECKING:
+    from runtime.proxy.client import ClientConnection
+    from runtime.proxy.exchange import Exchange
+
+_HTTP10 = b" HTTP/1.0\r\nhost: "
+_HTTP11 = b" HTTP/1.1\r\nhost: "
+
+
+class Router:
+    """Routing state (the current index, egress policy, pool, breakers) and the per-request plan."""
+
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        own_peer_address: str,
+        request_timeout: float,
+        egress: EgressPolicy,
+        ingress: IngressRouter | None,
+        pool: UpstreamPool,
+        breakers: BreakerRegistry,
+        metrics: ProxyMetrics,
+        tracer: HopTracer,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.node_id = node_id
+        self.node_id_bytes = node_id.encode()
+        self.own_peer_address = own_peer_address
+        self.request_timeout = request_timeout
+        self.egress = egress
+        self.ingress = ingress
+        self.pool = pool
+        self.breakers = breakers
+        self.metrics = metrics
+        self.tracer = tracer
+        self.loop = loop
+        self._index = RoutingIndex(None, own_peer_address, breakers)
+        # (destination, x-wr-version, mode) -> (destination, group, label) for the current index
+        self._plans: dict[tuple[bytes, bytes | None, int], tuple[Destination, CandidateGroup, str]]
+        self._plans = {}
+        self.destinations = DestinationParser()
+        self.active: set[Exchange] = set()
+        self.connections: set[ClientConnection] = set()
+        self._egress_groups: dict[tuple[str, int, bool], CandidateGroup] = {}
+
+    @property
+    def index(self) -> RoutingIndex:
+        return self._index
+
+    @index.setter
+    def index(self, index: RoutingIndex) -> None:
+        self._index = index
+        self._plans = {}
+
+    def plan(self, ex: Exchange) -> None:
+        """Resolve ex to a candidate group and start its span; RouteError when it cannot go."""
+        mode = ex.client.mode
+        if mode == EXTERNAL:
+            self._ingress(ex)
+        if ex.via is not None and self._is_loop(ex.via):
+            raise RouteError(
+                508,
+                f"loop detected: this request already passed through node {self.node_id} "
+                f"(x-wr-via-proxy: {ex.via.decode('latin-1')})",
+            )
+        raw = ex.destination
+        if raw is None:
+            raise RouteError(
+                400, "missing x-wr-destination header (expected http://namespace.module/path)"
+            )
+        key = (raw, ex.version_req, mode)
+        known = self._plans.get(key)
+        if known is None:
+            self._resolve(ex, raw, mode)
+            if len(self._plans) >= 4096:
+                self._plans.clear()
+            assert ex.dest is not None and ex.group is not None
+            self._plans[key] = (ex.dest, ex.group, ex.label)
+        else:
+            ex.dest, ex.group, ex.label = known
+        if self.tracer.enabled:
+            ex.span, ex.trace_line = self.tracer.begin(ex.traceparent, ex.span_description)
+        elif ex.traceparent is not None:
+            ex.trace_line = b"traceparent: " + ex.traceparent + b"\r\n"
+
+    def _resolve(self, ex: Exchange, raw: bytes, mode: int) -> None:
+        try:
+            dest = ex.dest = self.destinations.parse(raw)
+        except BadDestination as exc:
+            raise RouteError(400, str(exc)) from None
+        ex.label = dest.label
+        if dest.module is not None:
+            assert dest.namespace is not None
+            requirement = ex.version_req.decode("latin-1") if ex.version_req is not None else None
+            try:
+                ex.group = self.index.resolve(
+                    dest.namespace, dest.module, requirement, mode == PEER
+                )
+            except RouteError as exc:
+                if exc.status != 404 or mode != INTERNAL or not self.egress.allows(dest.host):
+                    raise
+                ex.group = self._egress_group(dest)
+                ex.label = f"egress:{dest.host}"
+        else:
+            if mode != INTERNAL:
+                raise RouteError(403, f"egress to {dest.host} is only for this node's engines")
+            if not self.egress.allows(dest.host):
+                raise RouteError(403, self.egress.refusal(dest.host))
+            ex.group = self._egress_group(dest)
+
+    def request_head(self, ex: Exchange, candidate: Candidate) -> bytes:
+        """The request line and headers sent to the chosen upstream."""
+        dest = ex.dest
+        assert dest is not None and ex.destination is not None
+        parts = [
+            ex.method,
+            b" ",
+            dest.path,
+            _HTTP10 if ex.http10 else _HTTP11,
+            dest.authority,
+            b"\r\n",
+            *ex.headers,
+        ]
+        if candidate.module:
+            parts.append(candidate.route_headers)
+            parts.extend(ex.wr_other)
+            via = self.node_id_bytes if ex.via is None else ex.via + b", " + self.node_id_bytes
+            parts.append(b"x-wr-via-proxy: " + via + b"\r\n")
+            if not candidate.local:  # the peer routes again from the destination
+                parts.append(b"x-wr-destination: " + ex.destination + b"\r\n")
+                if ex.source is not None:
+                    parts.append(b"x-wr-source: " + ex.source + b"\r\n")
+                if ex.source_ns is not None:
+                    parts.append(b"x-wr-source-ns: " + ex.source_ns + b"\r\n")
+        parts.append(ex.trace_line)
+        if ex.chunked:
+            parts.append(b"transfer-encoding: chunked\r\n")
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
+    def sweep(self) -> None:
+        """Answer requests whose deadline passed and close idle client connections."""
+        now = self.loop.time()
+        for ex in [ex for ex in self.active if ex.deadline <= now]:
+            self.active.discard(ex)
+            ex.on_deadline()
+
+    def close_idle(self, idle_timeout: float) -> None:
+        now = self.loop.time()
+        for conn in list(self.connections):
+            conn.close_if_idle(now, idle_timeout)
+
+    def _ingress(self, ex: Exchange) -> None:
+        assert self.ingress is not None
+        match = self.ingress.match(ex.method.decode("latin-1"), ex.url.decode("latin-1"))
+        route = match.route
+        if route is None:
+            headers = (("allow", match.allow),) if match.allow else ()
+            raise RouteError(match.status, match.reason, headers)
+        ex.destination = b"http://%s.%s%s" % (
+            route.namespace.encode(),
+            route.module.encode(),
+            ex.url,
+        )
+        ex.source = b"external"
+
+    def _is_loop(self, via: bytes) -> bool:
+        return any(hop.strip() == self.node_id_bytes for hop in via.split(b","))
+
+    def _egress_group(self, dest: Destination) -> CandidateGroup:
+        key = (dest.host, dest.port, dest.tls)
+        group = self._egress_groups.get(key)
+        if group is None:
+            scheme = "https" if dest.tls else "http"
+            host = f"[{dest.host}]" if ":" in dest.host else dest.host
+            upstream = Upstream(f"{scheme}://{host}:{dest.port}", public_tls=True)
+            breaker = self.breakers.get(upstream.address)
+            candidate = Candidate("egress", "", "", "", upstream, breaker, local=True)
+            group = self._egress_groups[key] = CandidateGroup([candidate])
+        return group

@@ -1,0 +1,217 @@
+"""ProxyServer: wires config, listeners, routing-table cache, control plane and admin together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from typing import Any
+
+import grpc
+from aiohttp import web
+from opentelemetry.sdk.trace.export import SpanExporter
+from prometheus_client import CollectorRegistry
+
+from runtime.admin import admin_app, start_admin
+from runtime.api import wruntime_pb2 as pb
+from runtime.api import wruntime_pb2_grpc as pb_grpc
+from runtime.proxy.breaker import BreakerRegistry
+from runtime.proxy.client import EXTERNAL, INTERNAL, PEER, ClientConnection
+from runtime.proxy.config import ProxyConfig, split_host_port
+from runtime.proxy.egress import EgressPolicy
+from runtime.proxy.ingress import IngressRouter
+from runtime.proxy.metrics import ProxyMetrics
+from runtime.proxy.node_service import NodeControl
+from runtime.proxy.peer_tls import peer_client_context, peer_server_context
+from runtime.proxy.router import Router
+from runtime.proxy.routing import RoutingIndex
+from runtime.proxy.table_cache import RoutingTableCache
+from runtime.proxy.tracing import HopTracer
+from runtime.proxy.upstream import UpstreamPool
+from runtime.telemetry import setup_tracing, shutdown_tracing
+
+log = logging.getLogger("wr-proxy")
+
+
+class ProxyServer:
+    """One wr-proxy: call `start()`, then `stop()`; bound ports are in `ports` (0 picks one)."""
+
+    def __init__(
+        self,
+        config: ProxyConfig,
+        registry: CollectorRegistry | None = None,
+        span_exporter: SpanExporter | None = None,
+    ) -> None:
+        self.config = config
+        self.registry = registry or CollectorRegistry()
+        self._span_exporter = span_exporter
+        self.ports: dict[str, int] = {}
+        self._servers: list[asyncio.Server] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._grpc: grpc.aio.Server | None = None
+        self._admin: web.AppRunner | None = None
+        self._channel: grpc.aio.Channel | None = None
+        self._tracing = False
+        self.router: Router
+        self.control: NodeControl
+        self.table: RoutingTableCache
+
+    async def start(self) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        self.router = self._build_router(loop)
+        # Short reconnect backoff: a manager that comes back is noticed within seconds, not
+        # after grpc's default of up to two minutes.
+        self._channel = grpc.aio.insecure_channel(
+            cfg.manager_address,
+            options=[
+                ("grpc.initial_reconnect_backoff_ms", 200),
+                ("grpc.min_reconnect_backoff_ms", 200),
+                ("grpc.max_reconnect_backoff_ms", 2000),
+            ],
+        )
+        stub = pb_grpc.ManagerServiceStub(self._channel)
+        self.control = NodeControl(stub, cfg.node.peer_address, cfg.node.name)
+        self.table = RoutingTableCache(
+            stub, cfg.cache.routing_table_poll_ms / 1000, self._install_table, self.control.replay
+        )
+        await self.table.poll_once()  # a manager that is not up yet is not fatal
+        await self._listen("data", cfg.listen_address, INTERNAL, None)
+        if cfg.node.tls is not None:
+            address = f"{cfg.node.peer_listen_host}:{cfg.node.peer_port}"
+            await self._listen("peer", address, PEER, peer_server_context(cfg.node.tls))
+        if cfg.external is not None:
+            await self._listen("external", cfg.external.listen_address, EXTERNAL, None)
+        await self._start_control()
+        admin_host, admin_port = split_host_port(cfg.admin_address)
+        admin = admin_app(self._health, self.registry)
+        self._admin = await start_admin(admin, admin_host, admin_port)
+        self.ports["admin"] = _bound_port(self._admin)
+        self._tasks.append(loop.create_task(self.table.run()))
+        self._tasks.append(loop.create_task(self._sweep()))
+        log.info("wr-proxy started", extra={"ports": self.ports, "node": cfg.node.node_id})
+
+    def _build_router(self, loop: asyncio.AbstractEventLoop) -> Router:
+        cfg = self.config
+        # The hop tracer samples requests that arrive without a trace itself (see tracing.py).
+        self._tracing = setup_tracing(
+            "wr-proxy", cfg.tracing.endpoint, 1.0, exporter=self._span_exporter
+        )
+        tls = cfg.node.tls
+        metrics = ProxyMetrics(self.registry)
+        breakers = BreakerRegistry(
+            cfg.circuit_breaker.failure_threshold,
+            cfg.circuit_breaker.open_duration_secs,
+            metrics.breaker_state,
+        )
+        return Router(
+            node_id=cfg.node.node_id,
+            own_peer_address=cfg.node.peer_address,
+            request_timeout=cfg.request_timeout_secs,
+            egress=EgressPolicy(cfg.egress.allowed_domains),
+            ingress=IngressRouter(cfg.external.route) if cfg.external else None,
+            pool=UpstreamPool(
+                peer_client_context(tls) if tls else None, min(cfg.request_timeout_secs, 10.0)
+            ),
+            breakers=breakers,
+            metrics=metrics,
+            tracer=HopTracer(self._tracing, cfg.tracing.sample_ratio),
+            loop=loop,
+        )
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting, let requests in flight finish (up to grace seconds), then close."""
+        for server in self._servers:
+            server.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while loop.time() < deadline and any(c.current for c in self.router.connections):
+            self.router.close_idle(0.0)
+            await asyncio.sleep(0.05)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for conn in list(self.router.connections):
+            conn.close()
+        self.router.pool.close_all()
+        if self._grpc is not None:
+            await self._grpc.stop(grace=1.0)
+        if self._admin is not None:
+            await self._admin.cleanup()
+        if self._channel is not None:
+            await self._channel.close(None)
+        if self._tracing:
+            shutdown_tracing()
+
+    def _install_table(self, table: pb.RoutingTable) -> None:
+        index = RoutingIndex(table, self.config.node.peer_address, self.router.breakers)
+        if index.invalid_rules:
+            log.warning(
+                "routing rules ignored (bad address or version)",
+                extra={"rules": index.invalid_rules},
+            )
+        self.router.index = index
+
+    async def _listen(
+        self, name: str, address: str, mode: int, context: ssl.SSLContext | None
+    ) -> None:
+        host, port = split_host_port(address)
+        router = self.router
+        server = await asyncio.get_running_loop().create_server(
+            lambda: ClientConnection(router, mode),
+            host,
+            port,
+            ssl=context,
+            reuse_address=True,
+            backlog=1024,
+        )
+        self._servers.append(server)
+        self.ports[name] = server.sockets[0].getsockname()[1]
+
+    async def _start_control(self) -> None:
+        server = grpc.aio.server()
+        pb_grpc.add_NodeServiceServicer_to_server(self.control, server)
+        host, port = split_host_port(self.config.control_address)
+        bound = server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        if bound == 0:
+            raise OSError(f"control_address {self.config.control_address}: cannot bind")
+        await server.start()
+        self._grpc = server
+        self.ports["control"] = bound
+
+    async def _sweep(self) -> None:
+        interval = min(0.25, self.config.request_timeout_secs / 4)
+        ticks_per_idle_check = max(1, int(1.0 / interval))
+        tick = 0
+        while True:
+            await asyncio.sleep(interval)
+            self.router.sweep()
+            tick += 1
+            if tick % ticks_per_idle_check == 0:
+                self.router.close_idle(self.config.client_idle_timeout_secs)
+
+    async def _health(self) -> dict[str, Any]:
+        index = self.router.index
+        return {
+            "ok": True,
+            "node": self.config.node.node_id,
+            "manager_reachable": self.table.reachable,
+            "manager_error": self.table.last_error,
+            "routing_table_version": index.version,
+            "rules": index.rule_count,
+            "modules": sorted(index.modules()),
+            "breakers": self.router.breakers.states(),
+            "unsynced_registrations": sorted(self.control.unsynced),
+            "ports": self.ports,
+        }
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    for site in runner.sites:
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            return int(server.sockets[0].getsockname()[1])
+    return 0

@@ -1,0 +1,73 @@
+"""The local copy of the manager's routing table, refreshed by polling with known_version."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import grpc
+
+from runtime.api import wruntime_pb2 as pb
+from runtime.api import wruntime_pb2_grpc as pb_grpc
+
+log = logging.getLogger("wr-proxy.table")
+
+
+class RoutingTableCache:
+    """Polls GetRoutingTable; hands every new table to on_table and tells when the manager is back.
+
+    When the manager is away the last table stays in use, so routing goes on unchanged.
+    """
+
+    def __init__(
+        self,
+        stub: pb_grpc.ManagerServiceStub,
+        poll_interval: float,
+        on_table: Callable[[pb.RoutingTable], None],
+        on_manager_back: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._stub = stub
+        self._interval = poll_interval
+        self._on_table = on_table
+        self._on_back = on_manager_back
+        self.version = 0
+        self.reachable = False
+        self.polls = 0
+        self.last_error = ""
+
+    async def poll_once(self) -> bool:
+        """One GetRoutingTable call; True when the manager answered."""
+        self.polls += 1
+        request = pb.GetRoutingTableRequest(known_version=self.version)
+        try:
+            response = await self._stub.GetRoutingTable(request, timeout=max(self._interval, 1.0))
+        except grpc.aio.AioRpcError as exc:
+            self.last_error = f"{exc.code().name}: {exc.details()}"
+            if self.reachable:
+                log.warning("manager unreachable, routing from the cached table: %s", exc.details())
+            self.reachable = False
+            return False
+        if not self.reachable:
+            self.reachable = True
+            self.last_error = ""
+            log.info("manager reachable", extra={"routing_table_version": self.version})
+            await self._on_back()
+        if response.HasField("table") and (
+            response.table.version != self.version or self.version == 0
+        ):
+            self.version = response.table.version
+            self._on_table(response.table)
+            log.info(
+                "routing table updated",
+                extra={"version": self.version, "rules": len(response.table.rules)},
+            )
+        return True
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.poll_once()
+            except Exception:  # a bad table must not stop the refreshes
+                log.exception("routing table refresh failed")
+            await asyncio.sleep(self._interval)

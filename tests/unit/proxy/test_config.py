@@ -1,0 +1,84 @@
+"""proxy.toml loading: defaults, loopback enforcement, clear errors naming file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runtime.proxy.config import load_proxy_config
+from runtime.tomlconfig import ConfigError
+
+
+def _load(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
+    path = tmp_path / "proxy.toml"
+    path.write_text(text)
+    return load_proxy_config(path)
+
+
+def test_defaults(tmp_path: Path) -> None:
+    config = _load(tmp_path, "")
+    assert config.listen_address == "127.0.0.1:9001"
+    assert config.control_address == "127.0.0.1:9002"
+    assert config.request_timeout_secs == 30
+    assert config.circuit_breaker.failure_threshold == 5
+    assert config.circuit_breaker.open_duration_secs == 30
+    assert config.cache.routing_table_poll_ms <= 1000
+    assert config.node.peer_address == "https://127.0.0.1:9443"
+    assert config.external is None
+
+
+def test_peer_address_from_proxy_address_and_peer_port(tmp_path: Path) -> None:
+    config = _load(tmp_path, '[node]\nproxy_address = "http://[fd00::5]:9001"\npeer_port = 9444\n')
+    assert config.node.peer_address == "https://[fd00::5]:9444"
+    assert config.node.node_id == "[fd00::5]:9444"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            'listen_address = "0.0.0.0:9001"',
+            "listen_address: Value error, '0.0.0.0:9001' must bind",
+        ),
+        ('control_address = "10.0.0.1:9002"', "control_address: Value error"),
+        ('listen_address = "127.0.0.1"', "is not host:port"),
+        ("request_timeout_secs = 0", "request_timeout_secs"),
+        ("surprise = 1", "surprise: Extra inputs are not permitted"),
+        ('[node]\nproxy_address = "node-a:9001"', "node.proxy_address"),
+        ('[egress]\nallowed_domains = ["*.*.x.com"]', "egress.allowed_domains"),
+        ("[circuit_breaker]\nfailure_threshold = 0", "circuit_breaker.failure_threshold"),
+        (
+            '[external]\n[[external.route]]\npath = "/a/{x}"\nmodule = "m"\nnamespace = "n"\n'
+            '[[external.route]]\npath = "/a/{y}"\nmodule = "m"\nnamespace = "n"',
+            "conflicts with",
+        ),
+        (
+            '[external]\n[[external.route]]\npath = "/a"\nmodule = "Bad"\nnamespace = "n"',
+            "external.route[0].module",
+        ),
+        ("[tracing]\nsample_ratio = 2", "tracing.sample_ratio"),
+    ],
+)
+def test_errors_name_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        _load(tmp_path, text)
+    message = str(raised.value)
+    assert message.startswith(str(tmp_path / "proxy.toml"))
+    assert expected in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_proxy_config(tmp_path / "nope.toml")
+
+
+def test_addresses() -> None:
+    from runtime.proxy.config import is_loopback, split_host_port
+
+    assert split_host_port("[::1]:9001") == ("::1", 9001)
+    assert split_host_port("localhost:0") == ("localhost", 0)
+    assert is_loopback("::1") and is_loopback("127.0.0.2") and is_loopback("LOCALHOST")
+    assert not is_loopback("10.0.0.1") and not is_loopback("node-a")
+    with pytest.raises(ValueError, match="host:port"):
+        split_host_port("9001")

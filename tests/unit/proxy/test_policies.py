@@ -1,0 +1,70 @@
+"""Egress allowlist, ingress route matching and circuit breaker state machine."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from runtime.proxy.breaker import CLOSED, HALF_OPEN, OPEN, BreakerRegistry
+from runtime.proxy.config import ExternalRoute
+from runtime.proxy.egress import EgressPolicy
+from runtime.proxy.ingress import IngressRouter
+
+
+def test_egress_wildcard_matches_exactly_one_label() -> None:
+    policy = EgressPolicy(["api.github.com", "*.openai.com"])
+    assert policy.allows("api.github.com") and policy.allows("API.GitHub.com")
+    assert policy.allows("api.openai.com")
+    assert not policy.allows("openai.com")
+    assert not policy.allows("a.b.openai.com")
+    assert not policy.allows("github.com")
+    assert "not in [egress]" in policy.refusal("x.org")
+    assert "no [egress]" in EgressPolicy([]).refusal("x.org")
+
+
+def _route(path: str, methods: list[str]) -> ExternalRoute:
+    return ExternalRoute(path=path, methods=methods, module="inv", namespace="shop")
+
+
+def test_ingress_static_beats_parameter_and_methods_are_checked() -> None:
+    router = IngressRouter(
+        [_route("/items/{id}", ["GET"]), _route("/items/new", ["POST"]), _route("/", [])]
+    )
+    assert router.match("GET", "/items/42?x").route == _route("/items/{id}", ["GET"])
+    assert router.match("POST", "/items/new").route == _route("/items/new", ["POST"])
+    assert router.match("DELETE", "/").route is not None  # no methods: all methods
+    refused = router.match("PUT", "/items/42")
+    assert (refused.status, refused.allow) == (405, "GET")
+    assert router.match("GET", "/other/x").status == 404
+
+
+def test_breaker_opens_half_opens_and_closes() -> None:
+    changes: list[tuple[str, int]] = []
+    registry = BreakerRegistry(3, 0.05, lambda address, state: changes.append((address, state)))
+    breaker = registry.get("http://e:1")
+    for _ in range(2):
+        breaker.failure()
+    breaker.success()  # consecutive failures only
+    for _ in range(3):
+        assert breaker.allow()
+        breaker.failure()
+    assert breaker.state == OPEN and not breaker.allow()
+    assert breaker.retry_after() == 1
+    time.sleep(0.06)  # the open period is wall-clock time by definition
+    assert breaker.allow() and breaker.state == HALF_OPEN
+    assert not breaker.allow()  # one probe at a time
+    breaker.failure()
+    assert breaker.state == OPEN
+    time.sleep(0.06)
+    assert breaker.allow()
+    breaker.success()
+    assert breaker.state == CLOSED and breaker.allow()
+    assert [s for _, s in changes] == [CLOSED, OPEN, HALF_OPEN, OPEN, HALF_OPEN, CLOSED]
+    assert registry.states() == {"http://e:1": "closed"}
+
+
+@pytest.mark.parametrize("bad", ["items", "/items/{id", "/items/x{id}"])
+def test_ingress_route_paths_are_validated(bad: str) -> None:
+    with pytest.raises(ValueError):
+        _route(bad, [])
