@@ -1,0 +1,114 @@
+"""A local cluster driven through the real wrctl CLI: cluster.toml on free ports, built
+components, and a teardown that stops whatever apply started."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.infra.process import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+WRCTL = str(Path(sys.executable).parent / "wrctl")
+
+
+@dataclass
+class LocalCluster:
+    root: Path
+    manager_port: int
+    proxy_port: int
+    template: str
+
+    @property
+    def file(self) -> Path:
+        return self.root / "cluster.toml"
+
+    def write(self, **replace: str) -> None:
+        text = self.template
+        for old, new in replace.items():
+            assert old in text, old
+            text = text.replace(old, new)
+        self.file.write_text(text)
+
+    def wrctl(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "WR_PROXY": f"127.0.0.1:{self.proxy_port}",
+            "WR_MANAGER": f"127.0.0.1:{self.manager_port}",
+            "COLUMNS": "200",
+        }
+        return subprocess.run(
+            [WRCTL, *args],
+            cwd=self.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+def _kill_supervisord(workdir: Path) -> None:
+    pidfile = workdir / "run" / "supervisord.pid"
+    if pidfile.exists():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.killpg(os.getpgid(int(pidfile.read_text().strip())), signal.SIGTERM)
+
+
+@pytest.fixture
+def local_cluster(tmp_path: Path, components: dict[str, Path]) -> Iterator[LocalCluster]:
+    ports = {name: free_port() for name in ("m", "ma", "d", "c", "a", "p", "e")}
+    template = f"""\
+[cluster]
+name = "e2e"
+
+[manager]
+host = "local"
+port = {ports["m"]}
+admin_port = {ports["ma"]}
+heartbeat_timeout_secs = 10
+
+[defaults]
+format = "supervisor"
+workdir = "wr"
+
+[[node]]
+name = "local"
+host = "local"
+data_port = {ports["d"]}
+control_port = {ports["c"]}
+admin_port = {ports["a"]}
+peer_port = {ports["p"]}
+engine_port = {ports["e"]}
+
+[[module]]
+namespace = "example"
+name = "echo"
+version = "1.0.0"
+component = "{components["echo"]}"
+schema = "{REPO / "examples/echo/schemas/echo.proto"}"
+
+[[module]]
+namespace = "example"
+name = "caller"
+version = "1.0.0"
+component = "{components["caller"]}"
+schema = "{REPO / "examples/echo/schemas/echo.proto"}"
+env = {{ GREETING = "hello" }}
+"""
+    cluster = LocalCluster(tmp_path, ports["m"], ports["d"], template)
+    cluster.write()
+    try:
+        yield cluster
+    finally:
+        if (tmp_path / "wr" / "run" / "supervisord.pid").exists():
+            cluster.wrctl("destroy", "--auto-approve", timeout=60)
+        _kill_supervisord(tmp_path / "wr")

@@ -1,0 +1,108 @@
+"""wrctl on the local target, for real: plan -> apply -> invoke -> change env -> plan `~` ->
+apply -> invoke sees it -> no-op apply -> lock contention -> stale saved plan -> destroy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import grpc
+import pytest
+
+from runtime.api import wruntime_pb2 as pb
+from runtime.api import wruntime_pb2_grpc as pb_grpc
+from tests.e2e.conftest import LocalCluster
+from wrctl.managerapi import ManagerClient
+
+pytestmark = pytest.mark.slow
+
+
+def _ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def test_full_cycle(local_cluster: LocalCluster) -> None:
+    c = local_cluster
+    first = c.wrctl("plan", "--detailed-exitcode")
+    assert first.returncode == 2, first.stderr
+    assert "Plan: 4 to add, 0 to change, 0 to destroy." in first.stdout
+    assert "everything is to be created" in first.stderr
+
+    out = _ok(c.wrctl("apply", "--auto-approve"))
+    assert "Apply complete." in out
+    assert "node-local: healthy" in out
+
+    reply = c.wrctl("invoke", "example.caller/run", "--json")
+    _ok(reply)
+    body = json.loads(reply.stdout)
+    assert body["status"] == 200 and len(body["trace_id"]) == 32
+    assert "hello" in json.dumps(body["body"])
+
+    echo = c.wrctl("invoke", "example.echo/echo.EchoService/Echo", "--data", '{"message": "hi"}')
+    _ok(echo)
+    assert json.loads(echo.stdout) == {"message": "hi"}
+
+    again = _ok(c.wrctl("apply", "--auto-approve"))
+    assert "No changes." in again and "bundle" not in again
+
+    c.write(**{'GREETING = "hello"': 'GREETING = "bonjour"'})
+    changed = c.wrctl("plan", "--detailed-exitcode")
+    assert changed.returncode == 2
+    assert '~ env.GREETING = "hello" -> "bonjour"' in changed.stdout
+    assert "Plan: 0 to add, 1 to change, 0 to destroy." in changed.stdout
+    _ok(c.wrctl("apply", "--auto-approve"))
+    assert "bonjour" in _ok(c.wrctl("invoke", "example.caller/run"))
+    assert c.wrctl("plan", "--detailed-exitcode").returncode == 0
+
+    status_run = c.wrctl("status", "--json", "--manager", f"127.0.0.1:{c.manager_port}")
+    _ok(status_run)
+    status = json.loads(status_run.stdout)
+    [node] = status["nodes"]
+    assert node["name"] == "local" and node["release"]["status"] == "applied"
+
+    # Another apply holds the lock: this one fails clearly and changes nothing.
+    c.write(**{'GREETING = "hello"': 'GREETING = "hola"'})
+    client = ManagerClient(f"127.0.0.1:{c.manager_port}")
+    try:
+        with client.apply_lock("test holder"):
+            blocked = c.wrctl("apply", "--auto-approve")
+    finally:
+        client.close()
+    assert blocked.returncode == 1
+    assert "the apply lock is held by" in blocked.stderr and "test holder" in blocked.stderr
+    assert "bonjour" in _ok(c.wrctl("invoke", "example.caller/run"))
+
+    # A saved plan whose live state moved is refused.
+    _ok(c.wrctl("plan", "-out", "plan.json"))
+    with grpc.insecure_channel(f"127.0.0.1:{c.manager_port}") as channel:
+        pb_grpc.ManagerServiceStub(channel).SetSecret(
+            pb.SetSecretRequest(namespace="example", key="unrelated", value="x")
+        )
+    stale = c.wrctl("apply", "plan.json")
+    assert stale.returncode == 1
+    assert "changed since this plan was made" in stale.stderr
+
+    # A fresh saved plan applies without asking.
+    _ok(c.wrctl("plan", "-out", "plan.json"))
+    _ok(c.wrctl("apply", "plan.json"))
+    assert "hola" in _ok(c.wrctl("invoke", "example.caller/run"))
+
+    gone = _ok(c.wrctl("destroy", "--auto-approve"))
+    assert "Destroy complete." in gone
+    workdir = c.root / "wr"
+    assert not (workdir / "manager").exists() and not (workdir / "node-local").exists()
+    assert not (workdir / "run" / "supervisord.pid").exists()
+    after = c.wrctl("plan", "--detailed-exitcode")
+    assert after.returncode == 2 and "Plan: 4 to add" in after.stdout
+
+
+def test_bad_cluster_file_is_reported_with_its_place(local_cluster: LocalCluster) -> None:
+    local_cluster.write(**{'name = "e2e"': 'nmae = "e2e"'})
+    result = local_cluster.wrctl("plan")
+    assert result.returncode == 1
+    assert (
+        f"{Path('cluster.toml')}:2:1: cluster.nmae: unknown key; did you mean 'name'?"
+        in result.stderr
+    )
