@@ -150,7 +150,9 @@ def fingerprint(pub: Path) -> str:
     return _run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(pub)]).split()[1]
 
 
-def _sshd_config(host_dir: Path, address: str, port: int, authorized_keys: Path) -> Path:
+def _sshd_config(
+    host_dir: Path, address: str, port: int, authorized_keys: Path, extra: tuple[str, ...]
+) -> Path:
     config = host_dir / "sshd_config"
     config.write_text(
         "\n".join(
@@ -171,6 +173,7 @@ def _sshd_config(host_dir: Path, address: str, port: int, authorized_keys: Path)
                 "PrintMotd no",
                 "LogLevel VERBOSE",
                 "Subsystem sftp internal-sftp",
+                *extra,
                 "",
             ]
         )
@@ -228,6 +231,7 @@ class _Session:
     dir: Path
     mode: Mode
     net: _netns.HostNetwork | None
+    extra_sshd_config: tuple[str, ...] = ()
 
     @property
     def key_path(self) -> Path:
@@ -249,7 +253,9 @@ def _start_host(session: _Session, index: int, name: str) -> SshHost:
     address = net.address(index) if net else f"127.0.0.{2 + index}"
     port = 22 if net else free_port(address)
     keygen(root / "sshd" / "host_ed25519", f"wrtest-{name}")
-    config = _sshd_config(root / "sshd", address, port, session.authorized_keys)
+    config = _sshd_config(
+        root / "sshd", address, port, session.authorized_keys, session.extra_sshd_config
+    )
     argv = _sshd_argv(session.mode, ns, name, root, config)
     host = SshHost(
         name=name,
@@ -282,10 +288,13 @@ def _known_hosts_line(host: SshHost) -> str:
 
 @contextlib.contextmanager
 def fake_ssh_hosts(
-    names: tuple[str, ...] = HOST_NAMES, mode: Mode | None = None
+    names: tuple[str, ...] = HOST_NAMES,
+    mode: Mode | None = None,
+    extra_sshd_config: tuple[str, ...] = (),
 ) -> Iterator[list[SshHost]]:
     """Start one sshd per name and yield the hosts once all accept connections; everything
-    (processes, namespaces, links, files) is removed on exit."""
+    (processes, namespaces, links, files) is removed on exit. `extra_sshd_config` lines are
+    added to every host's sshd_config (e.g. `SetEnv DOCKER_HOST=...`)."""
     _check_prerequisites()
     ensure_deploy_user()
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
@@ -295,7 +304,7 @@ def fake_ssh_hosts(
     workdir = _stale.owned_temp_dir(SESSION_PREFIX)  # also ends sshd of crashed runs
     workdir.chmod(0o755)  # sshd reads authorized_keys as `deploy`
     hosts: list[SshHost] = []
-    session = _Session(workdir, mode, None)
+    session = _Session(workdir, mode, None, extra_sshd_config)
     try:
         if mode == "netns":
             session.net = _netns.create_network()

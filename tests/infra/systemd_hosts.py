@@ -176,13 +176,26 @@ def _start_host(session: Path, net: _netns.HostNetwork, index: int, name: str) -
     ns = net.add_host(index, name)
     root = _host_root(session, name, address, (session / "client_ed25519.pub").read_text())
     cgroups = _cgroups.create(ns)  # same name as the namespace: wrtest-<pid><k>-<i>
+    try:
+        host = _host(session, net, index, name, root, cgroups)
+        host.boot.start()
+    except BaseException:
+        _cgroups.remove(cgroups)
+        raise
+    return host
+
+
+def _host(
+    session: Path, net: _netns.HostNetwork, index: int, name: str, root: Path, cgroups: list[Path]
+) -> SystemdHost:
+    ns = net.namespaces[index]
     init = root / "init.sh"
     init.write_text(_systemd_boot.init_script(root, name))
     boot = root / "boot.sh"
     boot.write_text(_systemd_boot.boot_script(_cgroups.join_command(cgroups), ns, init))
-    host = SystemdHost(
+    return SystemdHost(
         name=name,
-        address=address,
+        address=net.address(index),
         port=22,
         user=USER,
         key_path=session / "client_ed25519",
@@ -195,8 +208,6 @@ def _start_host(session: Path, net: _netns.HostNetwork, index: int, name: str) -
         boot=ManagedProcess(["/bin/sh", str(boot)], root / "boot.log", name=f"boot of {name}"),
         cgroups=cgroups,
     )
-    host.boot.start()
-    return host
 
 
 def _remove_stale() -> None:

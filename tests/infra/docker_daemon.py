@@ -1,0 +1,249 @@
+"""A Docker daemon the tests start by hand (own socket, data-root, exec-root, no iptables),
+and fake SSH hosts whose `deploy` user drives it with the docker CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.infra import _netns, _stale, policy
+from tests.infra.process import ManagedProcess, ProcessNotReady, StopWaiting, wait_until
+from tests.infra.ssh_hosts import USER, SshHost, fake_ssh_hosts
+
+SESSION_PREFIX = "wrtest-docker-"
+READY_DEADLINE_S = 30.0
+BRIDGE = "docker0"
+INSTALL_HINT = (
+    "run `bash scripts/install-docker-deps.sh` (apt-get install docker.io docker-compose)"
+)
+
+
+@dataclass
+class DockerDaemon:
+    """A running dockerd. `env()` is what a docker client needs (DOCKER_HOST, and
+    DOCKER_BUILDKIT=0: only the legacy builder works without a registry); `docker()` runs
+    the CLI against it. Ports published with `-p 127.0.0.1:PORT:...` are on this machine."""
+
+    dir: Path
+    process: ManagedProcess
+    made_bridge: bool = False
+
+    @property
+    def socket_path(self) -> Path:
+        return self.dir / "docker.sock"
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    def env(self) -> dict[str, str]:
+        return {"DOCKER_HOST": self.host, "DOCKER_BUILDKIT": "0"}
+
+    def docker(
+        self, *args: str, timeout_s: float = 300.0, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """`docker ARGS` against this daemon; raises with the CLI's stderr on failure."""
+        argv = [docker_cli(), *args]
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env={**os.environ, **self.env()},
+        )
+        if check and done.returncode != 0:
+            raise RuntimeError(
+                f"`docker {' '.join(args)}` failed ({done.returncode}): {done.stderr}"
+            )
+        return done
+
+    def ping(self) -> bool:
+        """True when the daemon answers `GET /_ping` on its socket."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2)
+            sock.connect(str(self.socket_path))
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            reply = sock.recv(4096)
+        return reply.startswith(b"HTTP/1.") and reply.rstrip().endswith(b"OK")
+
+
+def docker_cli() -> str:
+    found = shutil.which("docker")
+    if found is None:
+        policy.unavailable("the docker CLI", INSTALL_HINT)
+    return found
+
+
+def _check_prerequisites() -> None:
+    if os.geteuid() != 0:
+        policy.unavailable("root (dockerd runs as root)", "run the tests as root")
+    for tool in ("dockerd", "containerd", "runc", "docker-proxy"):
+        if shutil.which(tool) is None:
+            policy.unavailable(f"`{tool}`", INSTALL_HINT)
+    docker_cli()
+
+
+def _dockerd_argv(workdir: Path, bridge: str) -> list[str]:
+    return [
+        "dockerd",
+        "--host",
+        f"unix://{workdir / 'docker.sock'}",
+        "--data-root",
+        str(workdir / "data"),
+        "--exec-root",
+        str(workdir / "exec"),
+        "--pidfile",
+        str(workdir / "dockerd.pid"),
+        "--group",
+        "docker",
+        # Leave this machine's firewall and sysctls alone: published ports go through
+        # docker-proxy, which needs neither.
+        "--iptables=false",
+        "--ip-forward=false",
+        "--ip-masq=false",
+        "--bridge",
+        bridge,
+        "--storage-driver",
+        "overlay2",
+    ]
+
+
+def mounts_under(path: Path) -> list[str]:
+    """Mount points at or below path in this namespace, deepest first."""
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if point == str(path) or point.startswith(f"{path}/"):
+            points.append(point)
+    return sorted(points, key=len, reverse=True)
+
+
+def pids_mentioning(path: Path) -> list[int]:
+    """Processes whose command line names path (containerd and its shims, after a crash)."""
+    needle = str(path).encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) != os.getpid():
+            with contextlib.suppress(OSError):
+                if needle in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+    return found
+
+
+def clean_up(workdir: Path, made_bridge: bool) -> None:
+    """Kill what is left of a daemon in workdir, unmount its layers, delete the bridge it
+    made and the dir. Used on teardown and for the dirs of crashed runs."""
+    pids = pids_mentioning(workdir)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
+    wait_until(lambda: all(map(_stale.process_gone, pids)), 10.0, f"the processes of {workdir}")
+    for point in mounts_under(workdir):
+        subprocess.run(["umount", "-l", point], capture_output=True, timeout=30)
+    if made_bridge and BRIDGE in _netns.links():
+        _netns.delete_link(BRIDGE)
+    if not mounts_under(workdir):  # never delete through a mount that would not go away
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _remove_stale() -> None:
+    for path in Path("/tmp").glob(f"{SESSION_PREFIX}*"):
+        owner = path.name.removeprefix(SESSION_PREFIX).split("-", 1)[0]
+        if owner.isdigit() and not _stale.pid_alive(int(owner)):
+            clean_up(path, made_bridge=(path / "made-bridge").exists())
+
+
+@contextlib.contextmanager
+def docker_daemon_process(bridge: str = BRIDGE) -> Iterator[DockerDaemon]:
+    """Start dockerd in a fresh temp dir; on exit remove its containers, stop it, and clean
+    up (`bridge="none"` gives a daemon without a default bridge network)."""
+    _check_prerequisites()
+    _remove_stale()
+    workdir = _stale.owned_temp_dir(SESSION_PREFIX)
+    workdir.chmod(0o755)  # the deploy user of docker_hosts reaches the socket through it
+    made_bridge = bridge == BRIDGE and BRIDGE not in _netns.links()
+    if made_bridge:
+        (workdir / "made-bridge").touch()  # so a later run removes it if this one crashes
+    daemon = DockerDaemon(
+        workdir,
+        ManagedProcess(_dockerd_argv(workdir, bridge), workdir / "dockerd.log", name="dockerd"),
+        made_bridge,
+    )
+    try:
+        daemon.process.start()
+        _wait_ready(daemon)
+        yield daemon
+    finally:
+        if daemon.process.running:
+            ids = daemon.docker("ps", "-aq", check=False).stdout.split()
+            if ids:
+                daemon.docker("rm", "-f", *ids, check=False)
+        daemon.process.stop(grace_s=15)
+        clean_up(workdir, made_bridge)
+
+
+def _wait_ready(daemon: DockerDaemon) -> None:
+    def ready() -> bool:
+        if not daemon.process.running:
+            raise StopWaiting(f"dockerd exited with {daemon.process.returncode}")
+        return daemon.socket_path.exists() and daemon.ping()
+
+    try:
+        wait_until(ready, READY_DEADLINE_S, "dockerd to answer /_ping")
+    except (StopWaiting, TimeoutError) as exc:
+        raise ProcessNotReady(f"{exc}\n--- dockerd log ---\n{daemon.process.log_tail()}") from None
+
+
+@pytest.fixture(scope="session")
+def docker_daemon() -> Iterator[DockerDaemon]:
+    """One dockerd for the session (see DockerDaemon)."""
+    with docker_daemon_process() as daemon:
+        yield daemon
+
+
+def ensure_deploy_in_docker_group() -> None:
+    """Let `deploy` use the daemon socket (group `docker`), as on a real Docker host.
+    Machine set-up like the account itself: it stays."""
+    groups = subprocess.run(["id", "-nG", USER], capture_output=True, text=True).stdout.split()
+    if "docker" not in groups:
+        subprocess.run(["usermod", "-aG", "docker", USER], check=True, timeout=30)
+
+
+@contextlib.contextmanager
+def fake_docker_hosts(
+    daemon: DockerDaemon, names: Sequence[str] = ("node-a", "node-b")
+) -> Iterator[list[SshHost]]:
+    """Fake SSH hosts whose SSH sessions get DOCKER_HOST (and DOCKER_BUILDKIT=0) for `daemon`
+    and whose `deploy` user is in group `docker`: `docker build/run/compose` over SSH just
+    works. The daemon is shared: images and containers are seen by every host."""
+    ensure_deploy_in_docker_group()
+    env = " ".join(f"{key}={value}" for key, value in daemon.env().items())
+    with fake_ssh_hosts(tuple(names), extra_sshd_config=(f"SetEnv {env}",)) as hosts:
+        yield hosts
+
+
+@pytest.fixture(scope="session")
+def docker_hosts(docker_daemon: DockerDaemon) -> Iterator[list[SshHost]]:
+    """Two fake SSH hosts (node-a, node-b) that drive the session's docker_daemon."""
+    with fake_docker_hosts(docker_daemon) as hosts:
+        yield hosts
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "docker: needs the test Docker daemon")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the daemon (directly or through hosts/image) `docker`."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & {"docker_daemon", "docker_hosts", "docker_base_image"}:
+            item.add_marker(pytest.mark.docker)
