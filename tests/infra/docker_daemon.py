@@ -151,10 +151,13 @@ def clean_up(workdir: Path, made_bridge: bool) -> None:
     if made_bridge and BRIDGE in _netns.links():
         _netns.delete_link(BRIDGE)
     if not mounts_under(workdir):  # never delete through a mount that would not go away
-        shutil.rmtree(workdir, ignore_errors=True)
+        # rm is several times faster than shutil.rmtree on an image's many small files.
+        rm = ["rm", "-rf", "--one-file-system", str(workdir)]
+        subprocess.run(rm, capture_output=True, timeout=120)
 
 
-def _remove_stale() -> None:
+def remove_stale() -> None:
+    """Clean up the daemons of test runs that are gone (processes, mounts, bridge, dir)."""
     for path in Path("/tmp").glob(f"{SESSION_PREFIX}*"):
         owner = path.name.removeprefix(SESSION_PREFIX).split("-", 1)[0]
         if owner.isdigit() and not _stale.pid_alive(int(owner)):
@@ -166,7 +169,7 @@ def docker_daemon_process(bridge: str = BRIDGE) -> Iterator[DockerDaemon]:
     """Start dockerd in a fresh temp dir; on exit remove its containers, stop it, and clean
     up (`bridge="none"` gives a daemon without a default bridge network)."""
     _check_prerequisites()
-    _remove_stale()
+    remove_stale()
     workdir = _stale.owned_temp_dir(SESSION_PREFIX)
     workdir.chmod(0o755)  # the deploy user of docker_hosts reaches the socket through it
     made_bridge = bridge == BRIDGE and BRIDGE not in _netns.links()

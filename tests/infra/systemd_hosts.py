@@ -210,7 +210,8 @@ def _host(
     )
 
 
-def _remove_stale() -> None:
+def remove_stale() -> None:
+    """Remove the namespaces, links and cgroups of test runs that are gone."""
     _netns.remove_stale()
     _cgroups.remove_stale()
 
@@ -221,7 +222,7 @@ def fake_systemd_hosts(names: tuple[str, ...] = HOST_NAMES) -> Iterator[list[Sys
     them off and remove every process, namespace, link, cgroup and file they had."""
     _check_prerequisites()
     ensure_deploy_user()
-    _remove_stale()
+    remove_stale()
     session = _stale.owned_temp_dir(SESSION_PREFIX)
     hosts: list[SystemdHost] = []
     net: _netns.HostNetwork | None = None

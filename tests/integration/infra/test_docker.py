@@ -7,7 +7,9 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -19,8 +21,9 @@ from tests.infra.docker_daemon import (
     docker_daemon_process,
     mounts_under,
     pids_mentioning,
+    remove_stale,
 )
-from tests.infra.process import free_port, wait_until
+from tests.infra.process import ManagedProcess, free_port, wait_until
 from tests.infra.ssh_hosts import SshHost
 
 HELLO_DOCKERFILE = """\
@@ -119,3 +122,48 @@ def test_a_stopped_daemon_leaves_nothing_behind(tmp_path: Path) -> None:
     for pid in pids:
         assert _stale.process_gone(pid), f"pid {pid} outlived the daemon"
     assert not mounts_under(workdir)
+
+
+CRASHING_RUN = """
+import json, sys, time
+from pathlib import Path
+sys.path.insert(0, {tests_dir!r})
+from tests.infra.docker_daemon import docker_daemon_process, pids_mentioning
+from test_docker import _sleep_image
+
+def test_then_get_killed(tmp_path):
+    with docker_daemon_process(bridge="none") as daemon:
+        image = _sleep_image(daemon, tmp_path)
+        daemon.docker("run", "-d", "--network", "none", image, "/bin/sleep", "300")
+        pids = [daemon.process.pid, *pids_mentioning(daemon.dir)]
+        state = {{"dir": str(daemon.dir), "pids": pids}}
+        Path(__file__).with_name("state.json").write_text(json.dumps(state))
+        time.sleep(300)
+"""
+
+
+@pytest.mark.docker
+def test_a_crashed_runs_daemon_is_removed_by_the_next(tmp_path: Path) -> None:
+    here = Path(__file__).resolve().parent
+    (tmp_path / "test_crash.py").write_text(CRASHING_RUN.format(tests_dir=str(here)))
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", os.devnull]
+    inner = ManagedProcess(
+        [*argv, "--rootdir", str(tmp_path), str(tmp_path / "test_crash.py")],
+        tmp_path / "inner.log",
+        env={"PYTHONPATH": str(here.parents[2])},
+        cwd=tmp_path,
+        stop_signal=signal.SIGKILL,  # a crash: no teardown runs
+    )
+    with inner:
+        state_file = tmp_path / "state.json"
+        wait_until(state_file.exists, 60, f"the inner run to start dockerd:\n{inner.log_tail()}")
+        state = json.loads(state_file.read_text())
+    workdir = Path(state["dir"])
+    assert mounts_under(workdir) and all(map(_stale.pid_alive, state["pids"]))
+
+    remove_stale()
+
+    assert not workdir.exists()
+    assert not mounts_under(workdir)
+    for pid in state["pids"]:
+        assert _stale.process_gone(pid), f"pid {pid} of the crashed run's daemon still runs"

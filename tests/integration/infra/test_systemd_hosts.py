@@ -4,7 +4,10 @@ from this machine's own /tmp, /etc and devices, and gone without a trace after p
 from __future__ import annotations
 
 import io
+import json
 import os
+import signal
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -12,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.infra import _cgroups, _netns, _stale
-from tests.infra.process import wait_until
-from tests.infra.systemd_hosts import SystemdHost, fake_systemd_hosts
+from tests.infra.process import ManagedProcess, wait_until
+from tests.infra.systemd_hosts import SystemdHost, fake_systemd_hosts, remove_stale
 
 HELLO_PORT = 8000
 UNIT = "wrtest-hello.service"
@@ -157,3 +160,48 @@ def test_boot_deploy_poweroff_leaves_this_machine_untouched(tmp_path: Path) -> N
             assert _stale.process_gone(pid), f"pid {pid} outlived its host"
     finally:
         canary.unlink(missing_ok=True)
+
+
+CRASHING_RUN = """
+import json, time
+from pathlib import Path
+from tests.infra.systemd_hosts import fake_systemd_hosts
+
+def test_then_get_killed():
+    with fake_systemd_hosts(("crash-a",)) as (host,):
+        state = {
+            "namespace": host.namespace,
+            "dir": str(host.root_dir.parent),
+            "cgroups": [str(c) for c in host.cgroups],
+            "pids": [host.boot.pid, host.systemd_pid()],
+        }
+        Path(__file__).with_name("state.json").write_text(json.dumps(state))
+        time.sleep(300)
+"""
+
+
+@pytest.mark.systemd
+def test_a_crashed_runs_systemd_host_is_removed_by_the_next(tmp_path: Path) -> None:
+    (tmp_path / "test_crash.py").write_text(CRASHING_RUN)
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", os.devnull]
+    inner = ManagedProcess(
+        [*argv, "--rootdir", str(tmp_path), str(tmp_path / "test_crash.py")],
+        tmp_path / "inner.log",
+        env={"PYTHONPATH": str(Path(__file__).resolve().parents[3])},
+        cwd=tmp_path,
+        stop_signal=signal.SIGKILL,  # a crash: no teardown runs
+    )
+    with inner:
+        state_file = tmp_path / "state.json"
+        wait_until(state_file.exists, 60, f"the inner run to boot its host:\n{inner.log_tail()}")
+        state = json.loads(state_file.read_text())
+    assert Path(state["dir"]).exists() and all(map(_stale.pid_alive, state["pids"]))
+
+    remove_stale()
+    _stale.remove_stale_dirs("wrtest-systemd-")
+
+    assert state["namespace"] not in _netns.namespaces()
+    assert not Path(state["dir"]).exists()
+    assert not any(Path(c).exists() for c in state["cgroups"])
+    for pid in state["pids"]:
+        assert _stale.process_gone(pid), f"pid {pid} of the crashed run's host still runs"
