@@ -22,7 +22,12 @@ PRIVATE_DIRS = {
     "/etc/hostname": "hostname",
     "/var/lib": "var-lib",
     "/var/log": "var-log",  # holds the host's persistent journal, /var/log/journal
+    "/etc/hosts": "hosts",
+    # Last, so the dirs above win in SystemdHost.host_path(): /etc is an overlay of this
+    # machine's /etc, and whatever the host writes there lands in `etc-upper`.
+    "/etc": "etc-upper",
 }
+ETC_OVERLAY_WORKDIR = "etc-work"
 
 # Masked (linked to /dev/null in /run/systemd/system.control, which outranks every other
 # unit dir). The first group is the recipe's list; the second keeps the host's systemd from
@@ -94,15 +99,23 @@ def boot_script(cgroup_join: str, namespace: str, init_script: Path) -> str:
 
 def init_script(host_dir: Path, hostname: str) -> str:
     q = shlex.quote
+    overlay = (
+        f"lowerdir=/etc,upperdir={host_dir / PRIVATE_DIRS['/etc']},"
+        f"workdir={host_dir / ETC_OVERLAY_WORKDIR}"
+    )
     binds = [
-        f"mount --bind {q(str(host_dir / sub))} {q(remote)}" for remote, sub in PRIVATE_DIRS.items()
+        f"mount --bind {q(str(host_dir / sub))} {q(remote)}"
+        for remote, sub in PRIVATE_DIRS.items()
+        if remote != "/etc"
     ]
     masks = " ".join(q(unit) for unit in MASKED_UNITS)
     nodes = [f"mknod -m 666 /dev/{n} c {a} {b}" for n, (a, b) in {**DEVICES, **DEVICES_TTY}.items()]
     must_be_mounts = " ".join(["/run", "/dev", "/tmp", "/var/tmp", *PRIVATE_DIRS])
     lines = [
         "set -eu",
-        "# 1. The host's own dirs over the machine's (host_dir is under the real /tmp, so first).",
+        "# 1. The host's own dirs over the machine's (host_dir is under the real /tmp, so first):",
+        "# a writable overlay of /etc, then private dirs (some of them on top of that overlay).",
+        f"mount -t overlay overlay -o {q(overlay)} /etc",
         *binds,
         "# 2. The rest of the machine is read-only in here.",
         "mount -o remount,bind,ro /",
@@ -130,8 +143,8 @@ def init_script(host_dir: Path, hostname: str) -> str:
         f'    echo "$dir is not private: not booting" >&2; exit {NOT_ISOLATED}',
         "  fi",
         "done",
-        "if touch /etc/.wrtest-write-probe 2>/dev/null; then",
-        "  rm -f /etc/.wrtest-write-probe",
+        "if touch /usr/.wrtest-write-probe 2>/dev/null; then",
+        "  rm -f /usr/.wrtest-write-probe",
         f'  echo "/ is writable: not booting" >&2; exit {NOT_ISOLATED}',
         "fi",
         f"hostname {q(hostname)}",

@@ -146,12 +146,14 @@ def _sshd_config(address: str, port: int) -> str:
 
 def _host_root(session: Path, name: str, address: str, client_pub: str) -> Path:
     """The host's private dirs: ssh config and key, deploy's authorized_keys, ssh.service
-    enabled, an empty /opt, /var/lib and /var/log (with a journal dir), and /etc/hostname."""
+    enabled, an empty /opt, /var/lib and /var/log (with a journal dir), /etc/hostname and
+    /etc/hosts, and the upper dir of its /etc overlay."""
     root = session / name
-    for sub in _systemd_boot.PRIVATE_DIRS.values():
-        if sub != "hostname":
+    for sub in (*_systemd_boot.PRIVATE_DIRS.values(), _systemd_boot.ETC_OVERLAY_WORKDIR):
+        if sub not in ("hostname", "hosts"):
             (root / sub).mkdir(parents=True)
     (root / "hostname").write_text(f"{name}\n")
+    (root / "hosts").write_text(f"127.0.0.1 localhost\n{address} {name}\n")
     (root / "console.log").touch()
     keygen(root / "etc-ssh" / "ssh_host_ed25519_key", f"wrtest-{name}")
     (root / "etc-ssh" / "sshd_config").write_text(_sshd_config(address, 22))

@@ -100,15 +100,21 @@ def test_a_unit_deployed_over_ssh_serves_and_logs(systemd_hosts: list[SystemdHos
     assert not other.host_path(f"/etc/systemd/system/{UNIT}").exists()
 
 
-def test_the_machine_is_read_only_to_the_host(systemd_hosts: list[SystemdHost]) -> None:
+def test_the_machine_is_read_only_to_the_host_but_etc_is_its_own(
+    systemd_hosts: list[SystemdHost],
+) -> None:
     host = systemd_hosts[1]
     marker = f"wrtest-private-{os.getpid()}"
     with host.connect() as conn:
-        denied = conn.sudo("touch /etc/wrtest-probe /usr/wrtest-probe", hide=True, warn=True)
+        denied = conn.sudo("touch /usr/wrtest-probe", hide=True, warn=True)
+        conn.sudo(f"sh -c 'echo {host.name} > /etc/{marker}'", hide=True)
         conn.run(f"touch /tmp/{marker}", hide=True)
         mounts = conn.run("findmnt -n -o FSTYPE /tmp; findmnt -n -o FSTYPE /run", hide=True)
     assert denied.failed and "Read-only file system" in denied.stderr
-    assert not Path("/etc/wrtest-probe").exists()
+    assert not Path("/usr/wrtest-probe").exists()
+    # /etc is an overlay: the host's writes land in its own dir, never in this machine's /etc.
+    assert host.host_path(f"/etc/{marker}").read_text() == f"{host.name}\n"
+    assert not Path(f"/etc/{marker}").exists()
     assert not Path(f"/tmp/{marker}").exists()
     assert mounts.stdout.split() == ["tmpfs", "tmpfs"]
 
