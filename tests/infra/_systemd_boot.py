@@ -17,6 +17,7 @@ from pathlib import Path
 PRIVATE_DIRS = {
     "/opt": "opt",
     "/home/deploy": "home",
+    "/root": "root-home",  # root's HOME (pip caches, ...) as on a real host
     "/etc/systemd/system": "etc-systemd-system",
     "/etc/ssh": "etc-ssh",
     "/etc/hostname": "hostname",

@@ -152,6 +152,7 @@ def _host_root(session: Path, name: str, address: str, client_pub: str) -> Path:
     for sub in (*_systemd_boot.PRIVATE_DIRS.values(), _systemd_boot.ETC_OVERLAY_WORKDIR):
         if sub not in ("hostname", "hosts"):
             (root / sub).mkdir(parents=True)
+    (root / "root-home").chmod(0o700)
     (root / "hostname").write_text(f"{name}\n")
     (root / "hosts").write_text(f"127.0.0.1 localhost\n{address} {name}\n")
     (root / "console.log").touch()

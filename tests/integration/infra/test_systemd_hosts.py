@@ -108,6 +108,7 @@ def test_the_machine_is_read_only_to_the_host_but_etc_is_its_own(
     with host.connect() as conn:
         denied = conn.sudo("touch /usr/wrtest-probe", hide=True, warn=True)
         conn.sudo(f"sh -c 'echo {host.name} > /etc/{marker}'", hide=True)
+        conn.sudo(f"touch /root/{marker}", hide=True)
         conn.run(f"touch /tmp/{marker}", hide=True)
         mounts = conn.run("findmnt -n -o FSTYPE /tmp; findmnt -n -o FSTYPE /run", hide=True)
     assert denied.failed and "Read-only file system" in denied.stderr
@@ -115,6 +116,8 @@ def test_the_machine_is_read_only_to_the_host_but_etc_is_its_own(
     # /etc is an overlay: the host's writes land in its own dir, never in this machine's /etc.
     assert host.host_path(f"/etc/{marker}").read_text() == f"{host.name}\n"
     assert not Path(f"/etc/{marker}").exists()
+    assert host.host_path(f"/root/{marker}").exists()
+    assert not Path(f"/root/{marker}").exists()
     assert not Path(f"/tmp/{marker}").exists()
     assert mounts.stdout.split() == ["tmpfs", "tmpfs"]
 
@@ -154,7 +157,9 @@ def test_boot_deploy_poweroff_leaves_this_machine_untouched(tmp_path: Path) -> N
             ]
             assert len(in_host) >= 5, "systemd, journald, dbus, sshd and the hello service"
             started = time.monotonic()
-            host.poweroff()
+            # A clean poweroff: the kernel ends a PID namespace whose init powers off with
+            # SIGINT (a teardown kill would be SIGTERM/SIGKILL).
+            assert host.poweroff() == -signal.SIGINT
             assert time.monotonic() - started < 10
             assert not host.boot.running
         assert canary.read_text() == "must survive"
