@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -224,12 +225,24 @@ def ensure_deploy_in_docker_group() -> None:
 def fake_docker_hosts(
     daemon: DockerDaemon, names: Sequence[str] = ("node-a", "node-b")
 ) -> Iterator[list[SshHost]]:
-    """Fake SSH hosts whose SSH sessions get DOCKER_HOST (and DOCKER_BUILDKIT=0) for `daemon`
-    and whose `deploy` user is in group `docker`: `docker build/run/compose` over SSH just
-    works. The daemon is shared: images and containers are seen by every host."""
+    """Fake SSH hosts that look like Docker hosts for `daemon`: its socket is the host's
+    /var/run/docker.sock (namespaced hosts: a private /run), every SSH session gets
+    DOCKER_HOST (and DOCKER_BUILDKIT=0), and `deploy` is in group `docker`, so the docker
+    CLI, docker-compose and SDKs that dial /var/run/docker.sock over SSH all reach it. The
+    daemon is shared: images and containers are seen by every host."""
     ensure_deploy_in_docker_group()
     env = " ".join(f"{key}={value}" for key, value in daemon.env().items())
-    with fake_ssh_hosts(tuple(names), extra_sshd_config=(f"SetEnv {env}",)) as hosts:
+    setup = (
+        # /run is this machine's own dir here: give the host a private one, with what sshd
+        # needs (its privilege separation dir) and the daemon's socket at the usual place.
+        "mount -t tmpfs -o mode=755,nosuid,nodev tmpfs /run",
+        "mkdir -p /run/sshd /run/lock",
+        "touch /run/docker.sock",
+        f"mount --bind {shlex.quote(str(daemon.socket_path))} /run/docker.sock",
+    )
+    with fake_ssh_hosts(
+        tuple(names), extra_sshd_config=(f"SetEnv {env}",), host_setup=setup
+    ) as hosts:
         yield hosts
 
 

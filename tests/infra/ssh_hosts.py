@@ -191,13 +191,15 @@ def _host_root(session: Path, name: str) -> Path:
     return root
 
 
-def _sshd_argv(mode: Mode, ns: str | None, name: str, root: Path, config: Path) -> list[str]:
+def _sshd_argv(
+    mode: Mode, ns: str | None, name: str, root: Path, config: Path, setup: tuple[str, ...]
+) -> list[str]:
     sshd = ["/usr/sbin/sshd", "-D", "-e", "-f", str(config)]
     if mode == "loopback":
         return sshd
     assert ns is not None
     mounts = [f"mount --bind {root / sub} {remote}" for remote, sub in PRIVATE_DIRS.items()]
-    script = "; ".join(["set -e", f"hostname {name}", *mounts, f"exec {shlex.join(sshd)}"])
+    script = "; ".join(["set -e", f"hostname {name}", *mounts, *setup, f"exec {shlex.join(sshd)}"])
     unshare = ["unshare", "--uts", "--mount", "--propagation", "private", "sh", "-c", script]
     return ["ip", "netns", "exec", ns, *unshare]
 
@@ -232,6 +234,7 @@ class _Session:
     mode: Mode
     net: _netns.HostNetwork | None
     extra_sshd_config: tuple[str, ...] = ()
+    host_setup: tuple[str, ...] = ()
 
     @property
     def key_path(self) -> Path:
@@ -256,7 +259,7 @@ def _start_host(session: _Session, index: int, name: str) -> SshHost:
     config = _sshd_config(
         root / "sshd", address, port, session.authorized_keys, session.extra_sshd_config
     )
-    argv = _sshd_argv(session.mode, ns, name, root, config)
+    argv = _sshd_argv(session.mode, ns, name, root, config, session.host_setup)
     host = SshHost(
         name=name,
         address=address,
@@ -291,10 +294,12 @@ def fake_ssh_hosts(
     names: tuple[str, ...] = HOST_NAMES,
     mode: Mode | None = None,
     extra_sshd_config: tuple[str, ...] = (),
+    host_setup: tuple[str, ...] = (),
 ) -> Iterator[list[SshHost]]:
     """Start one sshd per name and yield the hosts once all accept connections; everything
     (processes, namespaces, links, files) is removed on exit. `extra_sshd_config` lines are
-    added to every host's sshd_config (e.g. `SetEnv DOCKER_HOST=...`)."""
+    added to every host's sshd_config (e.g. `SetEnv DOCKER_HOST=...`); `host_setup` shell
+    commands run in each namespaced host's private mount namespace before sshd starts."""
     _check_prerequisites()
     ensure_deploy_user()
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
@@ -304,7 +309,7 @@ def fake_ssh_hosts(
     workdir = _stale.owned_temp_dir(SESSION_PREFIX)  # also ends sshd of crashed runs
     workdir.chmod(0o755)  # sshd reads authorized_keys as `deploy`
     hosts: list[SshHost] = []
-    session = _Session(workdir, mode, None, extra_sshd_config)
+    session = _Session(workdir, mode, None, extra_sshd_config, host_setup)
     try:
         if mode == "netns":
             session.net = _netns.create_network()

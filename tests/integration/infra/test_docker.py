@@ -88,6 +88,10 @@ def test_deploy_user_on_a_docker_host_builds_and_runs_over_ssh(
         out = conn.run(f"docker run --rm {tag} cat /built", hide=True).stdout
         conn.run("rm -r ctx", hide=True)
         compose = conn.run("docker-compose version --short", hide=True, warn=True)
+        if host.mode == "netns":
+            # Without DOCKER_HOST the CLI dials /var/run/docker.sock, as on a real host.
+            default = conn.run("env -u DOCKER_HOST docker images -q " + tag, hide=True)
+            assert default.stdout.strip()
     assert out.strip() == f"built-on-{host.name}"
     # The image is on the shared daemon: this machine sees it too.
     assert docker_daemon.docker("image", "inspect", tag, check=False).returncode == 0
