@@ -139,6 +139,16 @@ def pids_mentioning(path: Path) -> list[int]:
     return found
 
 
+def _dockerd_running() -> bool:
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        with contextlib.suppress(OSError):
+            if comm.read_text().strip() == "dockerd" and not _stale.process_gone(
+                int(comm.parent.name)
+            ):
+                return True
+    return False
+
+
 def clean_up(workdir: Path, made_bridge: bool) -> None:
     """Kill what is left of a daemon in workdir, unmount its layers, delete the bridge it
     made and the dir. Used on teardown and for the dirs of crashed runs."""
@@ -149,8 +159,11 @@ def clean_up(workdir: Path, made_bridge: bool) -> None:
     wait_until(lambda: all(map(_stale.process_gone, pids)), 10.0, f"the processes of {workdir}")
     for point in mounts_under(workdir):
         subprocess.run(["umount", "-l", point], capture_output=True, timeout=30)
-    if made_bridge and BRIDGE in _netns.links():
+    # Another test run's daemon may be using the bridge we made: then it is theirs to remove.
+    if made_bridge and BRIDGE in _netns.links() and not _dockerd_running():
         _netns.delete_link(BRIDGE)
+        if BRIDGE in _netns.links():
+            raise RuntimeError(f"could not delete the {BRIDGE} bridge this daemon made")
     if not mounts_under(workdir):  # never delete through a mount that would not go away
         # rm is several times faster than shutil.rmtree on an image's many small files.
         rm = ["rm", "-rf", "--one-file-system", str(workdir)]
