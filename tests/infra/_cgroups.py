@@ -21,7 +21,7 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 _NAME = re.compile(r"^wrtest-(\d+)[a-z]-\d+$")
 
 
-def _own_parents() -> list[Path]:
+def own_parents() -> list[Path]:
     """This process's cgroup dir in every mounted hierarchy (v1 controllers, name=, v2)."""
     parents = []
     for line in Path("/proc/self/cgroup").read_text().splitlines():
@@ -42,7 +42,7 @@ def create(name: str) -> list[Path]:
     """Make cgroup `name` under this process's cgroup in every hierarchy; return the dirs."""
     made = []
     try:
-        for parent in _own_parents():
+        for parent in own_parents():
             path = parent / name
             path.mkdir()
             made.append(path)
@@ -101,7 +101,7 @@ def _rmdir(path: Path) -> bool:
 def remove_stale() -> list[Path]:
     """Remove the host cgroups of pytest runs that are gone; return them."""
     stale = []
-    for parent in _own_parents():
+    for parent in own_parents():
         for path in parent.glob("wrtest-*"):
             match = _NAME.match(path.name)
             if match and path.is_dir() and not _stale.pid_alive(int(match.group(1))):

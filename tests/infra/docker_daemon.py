@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra import _netns, _stale, policy
+from tests.infra import _cgroups, _netns, _stale, policy
 from tests.infra.process import ManagedProcess, ProcessNotReady, StopWaiting, wait_until
 from tests.infra.ssh_hosts import USER, SshHost, fake_ssh_hosts
 
@@ -93,8 +93,24 @@ def _check_prerequisites() -> None:
 
 
 def _dockerd_argv(workdir: Path, bridge: str) -> list[str]:
+    # dockerd and its containerd keep some state at fixed places in /run (plugins dir, shim
+    # sockets): give them a private /run in their own mount namespace, where the layers they
+    # mount also stay (they vanish with the daemon's last process).
+    private_run = 'mount -t tmpfs -o mode=755,nosuid,nodev tmpfs /run && exec "$@"'
     return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "/bin/sh",
+        "-c",
+        private_run,
+        "sh",
         "dockerd",
+        # Containers' cgroups go under <dockerd's cgroup>/<workdir name>: clean_up finds
+        # every container process there, also after a crash.
+        "--cgroup-parent",
+        workdir.name,
         "--host",
         f"unix://{workdir / 'docker.sock'}",
         "--data-root",
@@ -117,10 +133,10 @@ def _dockerd_argv(workdir: Path, bridge: str) -> list[str]:
     ]
 
 
-def mounts_under(path: Path) -> list[str]:
-    """Mount points at or below path in this namespace, deepest first."""
+def mounts_under(path: Path, pid: int | str = "self") -> list[str]:
+    """Mount points at or below path in the mount namespace of pid, deepest first."""
     points = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+    for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
         point = line.split()[4].replace("\\040", " ")
         if point == str(path) or point.startswith(f"{path}/"):
             points.append(point)
@@ -157,6 +173,10 @@ def clean_up(workdir: Path, made_bridge: bool) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, 9)
     wait_until(lambda: all(map(_stale.process_gone, pids)), 10.0, f"the processes of {workdir}")
+    # Container processes name nothing of workdir; they are in its cgroups (--cgroup-parent).
+    _cgroups.remove(
+        [p / workdir.name for p in _cgroups.own_parents() if (p / workdir.name).exists()]
+    )
     for point in mounts_under(workdir):
         subprocess.run(["umount", "-l", point], capture_output=True, timeout=30)
     # Another test run's daemon may be using the bridge we made: then it is theirs to remove.

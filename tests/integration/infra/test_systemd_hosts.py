@@ -132,7 +132,7 @@ def _leftovers() -> tuple[set[str], set[str], set[str], set[Path]]:
     return (
         {n for n in _netns.namespaces() if mine in n},
         {link for link in _netns.links() if mine in link},
-        {str(p) for parent in _cgroups._own_parents() for p in parent.glob(f"wrtest-{mine}*")},
+        {str(p) for parent in _cgroups.own_parents() for p in parent.glob(f"wrtest-{mine}*")},
         set(Path("/tmp").glob(f"wrtest-systemd-{mine}-*")),
     )
 
