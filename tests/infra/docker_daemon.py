@@ -291,8 +291,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses the daemon (directly or through hosts/image) `docker`."""
+    """Mark every test that uses the daemon (directly or through hosts/image) `docker`,
+    and those that use docker_hosts also `ssh`."""
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         if names & {"docker_daemon", "docker_hosts", "docker_base_image"}:
             item.add_marker(pytest.mark.docker)
+        if "docker_hosts" in names:
+            item.add_marker(pytest.mark.ssh)
