@@ -99,34 +99,53 @@ def boot_script(cgroup_join: str, namespace: str, init_script: Path) -> str:
 
 
 def init_script(host_dir: Path, hostname: str) -> str:
-    q = shlex.quote
-    overlay = (
-        f"lowerdir=/etc,upperdir={host_dir / PRIVATE_DIRS['/etc']},"
-        f"workdir={host_dir / ETC_OVERLAY_WORKDIR}"
-    )
-    binds = [
-        f"mount --bind {q(str(host_dir / sub))} {q(remote)}"
-        for remote, sub in PRIVATE_DIRS.items()
-        if remote != "/etc"
-    ]
-    masks = " ".join(q(unit) for unit in MASKED_UNITS)
-    nodes = [f"mknod -m 666 /dev/{n} c {a} {b}" for n, (a, b) in {**DEVICES, **DEVICES_TTY}.items()]
-    must_be_mounts = " ".join(["/run", "/dev", "/tmp", "/var/tmp", *PRIVATE_DIRS])
     lines = [
         "set -eu",
-        "# 1. The host's own dirs over the machine's (host_dir is under the real /tmp, so first):",
-        "# a writable overlay of /etc, then private dirs (some of them on top of that overlay).",
-        f"mount -t overlay overlay -o {q(overlay)} /etc",
-        *binds,
+        *_private_dirs(host_dir),
         "# 2. The rest of the machine is read-only in here.",
         "mount -o remount,bind,ro /",
         "# 3. A fresh /run holding the masks.",
         "mount -t tmpfs -o mode=755,nosuid,nodev tmpfs /run",
         "mkdir -p /run/systemd/system.control",
-        f"for unit in {masks}; do ln -s /dev/null /run/systemd/system.control/$unit; done",
+        f"for unit in {' '.join(map(shlex.quote, MASKED_UNITS))}; do",
+        "  ln -s /dev/null /run/systemd/system.control/$unit",
+        "done",
+        *_private_dev(host_dir),
+        "# 5. Fresh /tmp and /var/tmp, last: they hide host_dir.",
+        "mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp",
+        "mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /var/tmp",
+        *_isolation_checks(),
+        f"hostname {shlex.quote(hostname)}",
+        "exec env -i container=wruntime-test"
+        " /lib/systemd/systemd --system --unit=multi-user.target",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _private_dirs(host_dir: Path) -> list[str]:
+    overlay = (
+        f"lowerdir=/etc,upperdir={host_dir / PRIVATE_DIRS['/etc']},"
+        f"workdir={host_dir / ETC_OVERLAY_WORKDIR}"
+    )
+    return [
+        "# 1. The host's own dirs over the machine's (host_dir is under the real /tmp, so first):",
+        "# a writable overlay of /etc, then private dirs (some of them on top of that overlay).",
+        f"mount -t overlay overlay -o {shlex.quote(overlay)} /etc",
+        *(
+            f"mount --bind {shlex.quote(str(host_dir / sub))} {shlex.quote(remote)}"
+            for remote, sub in PRIVATE_DIRS.items()
+            if remote != "/etc"
+        ),
+    ]
+
+
+def _private_dev(host_dir: Path) -> list[str]:
+    devices = {**DEVICES, **DEVICES_TTY}.items()
+    return [
         "# 4. A private /dev: no real consoles, no /dev/log or /dev/kmsg of the machine.",
         "mount -t tmpfs -o mode=755,nosuid tmpfs /dev",
-        *nodes,
+        *(f"mknod -m 666 /dev/{name} c {major} {minor}" for name, (major, minor) in devices),
         "mkdir /dev/pts /dev/shm",
         "mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts",
         "ln -s pts/ptmx /dev/ptmx",
@@ -134,10 +153,13 @@ def init_script(host_dir: Path, hostname: str) -> str:
         "ln -s /proc/self/fd /dev/fd",
         "for i in 0:stdin 1:stdout 2:stderr; do ln -s /proc/self/fd/${i%%:*} /dev/${i#*:}; done",
         "touch /dev/console",
-        f"mount --bind {q(str(host_dir / 'console.log'))} /dev/console",
-        "# 5. Fresh /tmp and /var/tmp, last: they hide host_dir.",
-        "mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp",
-        "mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /var/tmp",
+        f"mount --bind {shlex.quote(str(host_dir / 'console.log'))} /dev/console",
+    ]
+
+
+def _isolation_checks() -> list[str]:
+    must_be_mounts = " ".join(["/run", "/dev", "/tmp", "/var/tmp", *PRIVATE_DIRS])
+    return [
         "# 6. Boot only if all of that holds.",
         f"for dir in {must_be_mounts}; do",
         '  if ! mountpoint -q "$dir"; then',
@@ -148,9 +170,4 @@ def init_script(host_dir: Path, hostname: str) -> str:
         "  rm -f /usr/.wrtest-write-probe",
         f'  echo "/ is writable: not booting" >&2; exit {NOT_ISOLATED}',
         "fi",
-        f"hostname {q(hostname)}",
-        "exec env -i container=wruntime-test"
-        " /lib/systemd/systemd --system --unit=multi-user.target",
-        "",
     ]
-    return "\n".join(lines)

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import urllib.request
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra import _cgroups, _netns, _stale
+from tests.infra import _cgroups, _netns, _stale, _systemd_boot
 from tests.infra.process import ManagedProcess, wait_until
 from tests.infra.systemd_hosts import SystemdHost, fake_systemd_hosts, remove_stale
 
@@ -216,3 +217,12 @@ def test_a_crashed_runs_systemd_host_is_removed_by_the_next(tmp_path: Path) -> N
     assert not any(Path(c).exists() for c in state["cgroups"])
     for pid in state["pids"]:
         assert _stale.process_gone(pid), f"pid {pid} of the crashed run's host still runs"
+
+
+def test_init_refuses_to_boot_on_this_machines_own_dirs() -> None:
+    """The guard before `exec systemd`, run as-is here (nothing private mounted): it stops."""
+    checks = "\n".join(["set -eu", *_systemd_boot._isolation_checks(), "echo would-boot"])
+    done = subprocess.run(["sh", "-c", checks], capture_output=True, text=True, timeout=10)
+    assert done.returncode == _systemd_boot.NOT_ISOLATED
+    assert "is not private: not booting" in done.stderr
+    assert "would-boot" not in done.stdout
