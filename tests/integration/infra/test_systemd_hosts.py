@@ -71,6 +71,8 @@ def test_boots_to_running_with_systemd_as_pid_1(systemd_hosts: list[SystemdHost]
         assert host.failed_units() == []
         with host.connect() as conn:
             out = conn.run("ps -o comm= -p 1; hostname; ip -4 -o addr show dev eth0", hide=True)
+            # What sd_booted() and deploy preflights look at (absent on plain ssh_hosts).
+            assert conn.run("test -d /run/systemd/system", hide=True, warn=True).ok
         comm, hostname, addr = out.stdout.splitlines()
         assert (comm, hostname) == ("systemd", host.name)
         assert f"inet {host.address}/24" in addr
