@@ -179,3 +179,22 @@ def test_a_crashed_runs_daemon_is_removed_by_the_next(tmp_path: Path) -> None:
     assert not workdir.exists()
     for pid in state["pids"]:
         assert _stale.process_gone(pid), f"pid {pid} of the crashed run's daemon still runs"
+
+
+def test_containers_reach_a_service_on_the_hosts_gateway(
+    docker_hosts: list[SshHost],
+    docker_daemon: DockerDaemon,
+    docker_base_image: str,
+    tmp_path: Path,
+) -> None:
+    """Where a deploy test binds its manager (host.gateway), containers reach it too."""
+    gateway = docker_hosts[0].gateway
+    (tmp_path / "hello.txt").write_text("from the test machine")
+    port = free_port(gateway)
+    argv = [sys.executable, "-m", "http.server", "--bind", gateway, str(port)]
+    with ManagedProcess(argv, tmp_path / "http.log", cwd=tmp_path) as server:
+        server.wait_ready(port, deadline_s=10, host=gateway)
+        url = f"http://{gateway}:{port}/hello.txt"
+        code = f"import urllib.request as u; print(u.urlopen('{url}', timeout=5).read().decode())"
+        out = docker_daemon.docker("run", "--rm", docker_base_image, "python3", "-c", code)
+    assert out.stdout.strip() == "from the test machine"
