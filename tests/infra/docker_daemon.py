@@ -92,7 +92,7 @@ def _check_prerequisites() -> None:
     docker_cli()
 
 
-def _dockerd_argv(workdir: Path, bridge: str) -> list[str]:
+def _dockerd_argv(workdir: Path) -> list[str]:
     # dockerd and its containerd keep some state at fixed places in /run (plugins dir, shim
     # sockets): give them a private /run in their own mount namespace, where the layers they
     # mount also stay (they vanish with the daemon's last process).
@@ -126,8 +126,6 @@ def _dockerd_argv(workdir: Path, bridge: str) -> list[str]:
         "--iptables=false",
         "--ip-forward=false",
         "--ip-masq=false",
-        "--bridge",
-        bridge,
         "--storage-driver",
         "overlay2",
     ]
@@ -192,6 +190,7 @@ def clean_up(workdir: Path, made_bridge: bool) -> None:
 
 def remove_stale() -> None:
     """Clean up the daemons of test runs that are gone (processes, mounts, bridge, dir)."""
+    _netns.remove_stale()  # the namespaces of own_network daemons
     for path in Path("/tmp").glob(f"{SESSION_PREFIX}*"):
         owner = path.name.removeprefix(SESSION_PREFIX).split("-", 1)[0]
         if owner.isdigit() and not _stale.pid_alive(int(owner)):
@@ -199,19 +198,28 @@ def remove_stale() -> None:
 
 
 @contextlib.contextmanager
-def docker_daemon_process(bridge: str = BRIDGE) -> Iterator[DockerDaemon]:
+def docker_daemon_process(own_network: bool = False) -> Iterator[DockerDaemon]:
     """Start dockerd in a fresh temp dir; on exit remove its containers, stop it, and clean
-    up (`bridge="none"` gives a daemon without a default bridge network)."""
+    up. `own_network=True` runs it in a network namespace of its own (its docker0 and ports
+    stay in there): for a second daemon next to the session's, which must not share docker0
+    (a daemon removes or reconfigures the default bridge at start-up)."""
     _check_prerequisites()
     remove_stale()
     workdir = _stale.owned_temp_dir(SESSION_PREFIX)
     workdir.chmod(0o755)  # the deploy user of docker_hosts reaches the socket through it
-    made_bridge = bridge == BRIDGE and BRIDGE not in _netns.links()
+    ns = _netns.create_namespace() if own_network else None
+    made_bridge = ns is None and BRIDGE not in _netns.links()
     if made_bridge:
         (workdir / "made-bridge").touch()  # so a later run removes it if this one crashes
+    argv = _dockerd_argv(workdir)
     daemon = DockerDaemon(
         workdir,
-        ManagedProcess(_dockerd_argv(workdir, bridge), workdir / "dockerd.log", name="dockerd"),
+        ManagedProcess(
+            # nsenter, not `ip netns exec`: that remounts /sys, hiding the cgroup mounts.
+            ["nsenter", f"--net=/run/netns/{ns}", *argv] if ns else argv,
+            workdir / "dockerd.log",
+            name="dockerd",
+        ),
         made_bridge,
     )
     try:
@@ -225,6 +233,8 @@ def docker_daemon_process(bridge: str = BRIDGE) -> Iterator[DockerDaemon]:
                 daemon.docker("rm", "-f", *ids, check=False)
         daemon.process.stop(grace_s=15)
         clean_up(workdir, made_bridge)
+        if ns is not None:
+            _netns.delete_namespace(ns)
 
 
 def _wait_ready(daemon: DockerDaemon) -> None:

@@ -118,10 +118,10 @@ def _docker_run_state() -> set[str]:
 
 @pytest.mark.docker
 def test_a_stopped_daemon_leaves_nothing_behind(tmp_path: Path) -> None:
-    """A second daemon, without a bridge (the session's owns docker0), with a container
-    running: after exit no process, mount or file of it is left."""
+    """A second daemon (in its own network namespace: the session's owns docker0) with a
+    container running: after exit no process, mount or file of it is left."""
     run_before = _docker_run_state()
-    with docker_daemon_process(bridge="none") as daemon:
+    with docker_daemon_process(own_network=True) as daemon:
         image = _sleep_image(daemon, tmp_path)
         cid = daemon.docker("run", "-d", "--network", "none", image, "/bin/sleep", "300").stdout
         inspect = daemon.docker("inspect", "-f", "{{.State.Pid}}", cid.strip())
@@ -144,7 +144,7 @@ from tests.infra.docker_daemon import docker_daemon_process, pids_mentioning
 from test_docker import _sleep_image
 
 def test_then_get_killed(tmp_path):
-    with docker_daemon_process(bridge="none") as daemon:
+    with docker_daemon_process(own_network=True) as daemon:
         image = _sleep_image(daemon, tmp_path)
         cid = daemon.docker("run", "-d", "--network", "none", image, "/bin/sleep", "300")
         inspect = daemon.docker("inspect", "-f", "{{{{.State.Pid}}}}", cid.stdout.strip())
