@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Debian packages the test infrastructure needs (PostgreSQL, sshd, namespaces tooling).
+# Debian packages the test infrastructure needs (PostgreSQL, sshd, systemd for the fake
+# systemd hosts, namespaces tooling). Docker: scripts/install-docker-deps.sh.
 # Idempotent and quick when everything is already there; needs root (or sudo).
 set -euo pipefail
-PACKAGES=(postgresql openssh-server openssh-client sudo iproute2 util-linux procps)
+PACKAGES=(postgresql openssh-server openssh-client sudo iproute2 util-linux procps systemd dbus python3-venv)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -181,6 +181,18 @@ class HostNetwork:
         delete_link(self.bridge)
 
 
+def create_namespace() -> str:
+    """A standalone namespace `wrtest-<pid><k>-0` with only `lo` up, removed like the rest."""
+    ns = f"wrtest-{os.getpid()}{next(_network_letters)}-0"
+    run(["ip", "netns", "add", ns])
+    try:
+        run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"])
+    except NamespaceError:
+        delete_namespace(ns)
+        raise
+    return ns
+
+
 def create_network() -> HostNetwork:
     """A fresh bridge on a free 10.213.x.0/24 (the root namespace holds .1)."""
     tag = f"{os.getpid()}{next(_network_letters)}"

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import pytest
 
@@ -38,9 +38,9 @@ PRIVATE_DIRS = {
 
 
 @dataclass
-class SshHost:
-    """One fake host. In "netns" mode the host sees `opt_dir` as /opt (`remote_opt`); in
-    "loopback" mode hosts share the real filesystem, so `remote_opt` is `opt_dir` itself."""
+class HostAccess:
+    """How tests (and deploy code under test) reach one fake host over SSH, and where the
+    host's private files live on this machine. SshHost and SystemdHost both are one."""
 
     name: str
     address: str
@@ -53,7 +53,8 @@ class SshHost:
     mode: Mode
     namespace: str | None
     gateway: str  # this machine's address as the host sees it (bind services here for it)
-    sshd: ManagedProcess = field(repr=False)
+    # Remote path -> subdir of root_dir that the host sees there (namespaced hosts only).
+    private_dirs: ClassVar[dict[str, str]] = PRIVATE_DIRS
 
     @property
     def opt_dir(self) -> Path:
@@ -67,10 +68,12 @@ class SshHost:
         """Where a file the host sees at `remote` lives on this machine (private dirs only)."""
         if self.mode == "loopback":
             return Path(remote)
-        for prefix, sub in PRIVATE_DIRS.items():
+        for prefix, sub in self.private_dirs.items():
             if remote == prefix or remote.startswith(prefix + "/"):
                 return self.root_dir / sub / remote[len(prefix) :].lstrip("/")
-        raise ValueError(f"{remote!r} is not private to {self.name}: one of {list(PRIVATE_DIRS)}")
+        raise ValueError(
+            f"{remote!r} is not private to {self.name}: one of {list(self.private_dirs)}"
+        )
 
     def connect(self, known_hosts: Path | None = None, connect_timeout: int = 10) -> Connection:
         """A fabric Connection that checks the host key against known_hosts (default: the
@@ -94,6 +97,14 @@ class SshHost:
         conn.client.set_missing_host_key_policy(RejectPolicy())
         conn.client.load_system_host_keys(str(known_hosts or self.known_hosts_path))
         return conn
+
+
+@dataclass
+class SshHost(HostAccess):
+    """One fake host. In "netns" mode the host sees `opt_dir` as /opt (`remote_opt`); in
+    "loopback" mode hosts share the real filesystem, so `remote_opt` is `opt_dir` itself."""
+
+    sshd: ManagedProcess = field(repr=False, kw_only=True)
 
 
 def _run(argv: list[str]) -> str:
@@ -129,17 +140,19 @@ def ensure_deploy_user() -> None:
             staged.replace(sudoers)
 
 
-def _keygen(path: Path, comment: str) -> str:
+def keygen(path: Path, comment: str) -> str:
     """Make an ed25519 key pair at path; return the public key line."""
     _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)])
     return path.with_suffix(".pub").read_text().strip()
 
 
-def _fingerprint(pub: Path) -> str:
+def fingerprint(pub: Path) -> str:
     return _run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(pub)]).split()[1]
 
 
-def _sshd_config(host_dir: Path, address: str, port: int, authorized_keys: Path) -> Path:
+def _sshd_config(
+    host_dir: Path, address: str, port: int, authorized_keys: Path, extra: tuple[str, ...]
+) -> Path:
     config = host_dir / "sshd_config"
     config.write_text(
         "\n".join(
@@ -160,6 +173,7 @@ def _sshd_config(host_dir: Path, address: str, port: int, authorized_keys: Path)
                 "PrintMotd no",
                 "LogLevel VERBOSE",
                 "Subsystem sftp internal-sftp",
+                *extra,
                 "",
             ]
         )
@@ -177,13 +191,15 @@ def _host_root(session: Path, name: str) -> Path:
     return root
 
 
-def _sshd_argv(mode: Mode, ns: str | None, name: str, root: Path, config: Path) -> list[str]:
+def _sshd_argv(
+    mode: Mode, ns: str | None, name: str, root: Path, config: Path, setup: tuple[str, ...]
+) -> list[str]:
     sshd = ["/usr/sbin/sshd", "-D", "-e", "-f", str(config)]
     if mode == "loopback":
         return sshd
     assert ns is not None
     mounts = [f"mount --bind {root / sub} {remote}" for remote, sub in PRIVATE_DIRS.items()]
-    script = "; ".join(["set -e", f"hostname {name}", *mounts, f"exec {shlex.join(sshd)}"])
+    script = "; ".join(["set -e", f"hostname {name}", *mounts, *setup, f"exec {shlex.join(sshd)}"])
     unshare = ["unshare", "--uts", "--mount", "--propagation", "private", "sh", "-c", script]
     return ["ip", "netns", "exec", ns, *unshare]
 
@@ -217,6 +233,8 @@ class _Session:
     dir: Path
     mode: Mode
     net: _netns.HostNetwork | None
+    extra_sshd_config: tuple[str, ...] = ()
+    host_setup: tuple[str, ...] = ()
 
     @property
     def key_path(self) -> Path:
@@ -237,9 +255,11 @@ def _start_host(session: _Session, index: int, name: str) -> SshHost:
     ns = net.add_host(index, name) if net else None
     address = net.address(index) if net else f"127.0.0.{2 + index}"
     port = 22 if net else free_port(address)
-    _keygen(root / "sshd" / "host_ed25519", f"wrtest-{name}")
-    config = _sshd_config(root / "sshd", address, port, session.authorized_keys)
-    argv = _sshd_argv(session.mode, ns, name, root, config)
+    keygen(root / "sshd" / "host_ed25519", f"wrtest-{name}")
+    config = _sshd_config(
+        root / "sshd", address, port, session.authorized_keys, session.extra_sshd_config
+    )
+    argv = _sshd_argv(session.mode, ns, name, root, config, session.host_setup)
     host = SshHost(
         name=name,
         address=address,
@@ -247,7 +267,7 @@ def _start_host(session: _Session, index: int, name: str) -> SshHost:
         user=USER,
         key_path=session.key_path,
         known_hosts_path=session.known_hosts,
-        host_key_fingerprint=_fingerprint(root / "sshd" / "host_ed25519.pub"),
+        host_key_fingerprint=fingerprint(root / "sshd" / "host_ed25519.pub"),
         root_dir=root,
         mode=session.mode,
         namespace=ns,
@@ -258,18 +278,28 @@ def _start_host(session: _Session, index: int, name: str) -> SshHost:
     return host
 
 
-def _known_hosts_line(host: SshHost) -> str:
-    key = (host.root_dir / "sshd" / "host_ed25519.pub").read_text().split()[:2]
-    target = host.address if host.port == 22 else f"[{host.address}]:{host.port}"
+def known_hosts_line(address: str, port: int, host_pub_key: Path) -> str:
+    """The known_hosts entry for a host key served on address:port."""
+    key = host_pub_key.read_text().split()[:2]
+    target = address if port == 22 else f"[{address}]:{port}"
     return f"{target} {' '.join(key)}\n"
+
+
+def _known_hosts_line(host: SshHost) -> str:
+    return known_hosts_line(host.address, host.port, host.root_dir / "sshd" / "host_ed25519.pub")
 
 
 @contextlib.contextmanager
 def fake_ssh_hosts(
-    names: tuple[str, ...] = HOST_NAMES, mode: Mode | None = None
+    names: tuple[str, ...] = HOST_NAMES,
+    mode: Mode | None = None,
+    extra_sshd_config: tuple[str, ...] = (),
+    host_setup: tuple[str, ...] = (),
 ) -> Iterator[list[SshHost]]:
     """Start one sshd per name and yield the hosts once all accept connections; everything
-    (processes, namespaces, links, files) is removed on exit."""
+    (processes, namespaces, links, files) is removed on exit. `extra_sshd_config` lines are
+    added to every host's sshd_config (e.g. `SetEnv DOCKER_HOST=...`); `host_setup` shell
+    commands run in each namespaced host's private mount namespace before sshd starts."""
     _check_prerequisites()
     ensure_deploy_user()
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
@@ -279,11 +309,11 @@ def fake_ssh_hosts(
     workdir = _stale.owned_temp_dir(SESSION_PREFIX)  # also ends sshd of crashed runs
     workdir.chmod(0o755)  # sshd reads authorized_keys as `deploy`
     hosts: list[SshHost] = []
-    session = _Session(workdir, mode, None)
+    session = _Session(workdir, mode, None, extra_sshd_config, host_setup)
     try:
         if mode == "netns":
             session.net = _netns.create_network()
-        session.authorized_keys.write_text(_keygen(session.key_path, "wrtest-client") + "\n")
+        session.authorized_keys.write_text(keygen(session.key_path, "wrtest-client") + "\n")
         session.authorized_keys.chmod(0o644)
         for index, name in enumerate(names):
             hosts.append(_start_host(session, index, name))
