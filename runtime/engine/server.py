@@ -1,0 +1,65 @@
+"""The engine's HTTP front (aiohttp): `/__health`, `/metrics` and module requests."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from runtime.engine.metrics import LATENCY, REQUESTS
+from runtime.engine.pool import WorkerPool
+from runtime.engine.routing import select_module
+
+log = logging.getLogger("wr-engine.front")
+
+# Not passed to the guest, nor copied back from it: the front frames the messages itself.
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade",
+               "proxy-connection", "te", "trailer"}
+
+HealthReport = Callable[[], Awaitable[dict[str, object]]]
+
+
+def make_app(pool: WorkerPool, timeouts: dict[str, float], health: HealthReport) -> web.Application:
+    """timeouts maps each served `namespace.module` to its request deadline in seconds."""
+
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        key, guest_path = select_module(request.headers, request.path_qs)
+        if key is None:
+            if request.path == "/__health":
+                report = await health()
+                return web.json_response(report, status=200 if report.get("ok") else 503)
+            if request.path == "/metrics":
+                return web.Response(body=generate_latest(REGISTRY),
+                                    headers={"Content-Type": CONTENT_TYPE_LATEST})
+            return _text(404, f"no module selected: send x-wr-module and x-wr-namespace, or a "
+                              f"path /{{namespace}}.{{module}}/..., got {request.path!r}")
+        timeout = timeouts.get(key)
+        if timeout is None:
+            return _text(404, f"unknown module {key!r}: this engine serves "
+                              + (", ".join(sorted(timeouts)) or "no modules"))
+        started = time.perf_counter()
+        body = await request.read()
+        headers = [(k.lower(), v) for k, v in request.headers.items()
+                   if k.lower() not in _HOP_BY_HOP]
+        reply = await pool.call(key, request.method, guest_path, headers, body, timeout)
+        if reply.error is not None:
+            log.warning("request failed", extra={"wr_module": key, "status": reply.status,
+                                                 "reason": reply.error})
+        REQUESTS.labels(key, str(reply.status)).inc()
+        LATENCY.labels(key).observe(time.perf_counter() - started)
+        response = web.Response(status=reply.status, body=reply.body)
+        for k, v in reply.headers:
+            if k.lower() not in _HOP_BY_HOP:
+                response.headers.add(k, v)
+        return response
+
+    app = web.Application(client_max_size=1 << 40)  # no cap: bodies go to the guest whole
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app
+
+
+def _text(status: int, message: str) -> web.Response:
+    return web.Response(status=status, text=message + "\n")
