@@ -1,0 +1,279 @@
+"""Fake hosts reached over SSH: one OpenSSH sshd per host, each in its own network namespace
+with its own address, hostname and /opt (or, where namespaces are refused, on 127.0.0.x)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import pytest
+
+from tests.infra import _netns, policy
+from tests.infra.process import ManagedProcess, free_port
+
+if TYPE_CHECKING:
+    from fabric import Connection
+
+Mode = Literal["netns", "loopback"]
+USER = "deploy"
+HOST_NAMES = ("node-a", "node-b")
+READY_DEADLINE_S = 20.0
+SESSION_PREFIX = "wrtest-ssh-"
+INSTALL_HINT = "run `bash scripts/install-test-deps.sh` (apt-get install openssh-server sudo)"
+# Remote dirs each namespaced host gets privately (remote path -> subdir of the host's root).
+PRIVATE_DIRS = {
+    "/opt": "opt",
+    f"/home/{USER}": "home",
+    "/etc/systemd/system": "etc-systemd-system",
+}
+
+
+@dataclass
+class SshHost:
+    """One fake host. In "netns" mode the host sees `opt_dir` as /opt (`remote_opt`); in
+    "loopback" mode hosts share the real filesystem, so `remote_opt` is `opt_dir` itself."""
+
+    name: str
+    address: str
+    port: int
+    user: str
+    key_path: Path
+    known_hosts_path: Path
+    host_key_fingerprint: str
+    root_dir: Path
+    mode: Mode
+    namespace: str | None
+    sshd: ManagedProcess = field(repr=False)
+
+    @property
+    def opt_dir(self) -> Path:
+        return self.root_dir / "opt"
+
+    @property
+    def remote_opt(self) -> str:
+        return "/opt" if self.mode == "netns" else str(self.opt_dir)
+
+    def host_path(self, remote: str) -> Path:
+        """Where a file the host sees at `remote` lives on this machine (private dirs only)."""
+        if self.mode == "loopback":
+            return Path(remote)
+        for prefix, sub in PRIVATE_DIRS.items():
+            if remote == prefix or remote.startswith(prefix + "/"):
+                return self.root_dir / sub / remote[len(prefix) :].lstrip("/")
+        raise ValueError(f"{remote!r} is not private to {self.name}: one of {list(PRIVATE_DIRS)}")
+
+    def connect(self, known_hosts: Path | None = None, connect_timeout: int = 10) -> Connection:
+        """A fabric Connection that checks the host key against known_hosts (default: the
+        fixture's) and refuses unknown keys (paramiko.RejectPolicy); nothing from ~/.ssh."""
+        from fabric import Config, Connection
+        from paramiko import RejectPolicy
+
+        conn = Connection(
+            self.address,
+            user=self.user,
+            port=self.port,
+            # No ~/.ssh/config; never read the test process's stdin (pytest captures it).
+            config=Config(overrides={"load_ssh_configs": False, "run": {"in_stream": False}}),
+            connect_timeout=connect_timeout,
+            connect_kwargs={
+                "key_filename": str(self.key_path),
+                "look_for_keys": False,
+                "allow_agent": False,
+            },
+        )
+        conn.client.set_missing_host_key_policy(RejectPolicy())
+        conn.client.load_system_host_keys(str(known_hosts or self.known_hosts_path))
+        return conn
+
+
+def _run(argv: list[str]) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"`{shlex.join(argv)}` failed ({done.returncode}): {done.stderr.strip()}"
+        )
+    return done.stdout
+
+
+def ensure_deploy_user() -> None:
+    """Create the `deploy` account (unlocked, key-only) with passwordless sudo, once per machine.
+
+    This is machine set-up, not per-run state, so it stays after the session.
+    """
+    with open("/run/lock/wruntime-test-user.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if subprocess.run(["id", "-u", USER], capture_output=True).returncode != 0:
+            _run(["useradd", "-m", "-s", "/bin/bash", USER])
+        # useradd leaves the account locked ("!"), and sshd refuses locked accounts even for keys.
+        if _run(["getent", "shadow", USER]).split(":")[1] != "*":
+            _run(["usermod", "-p", "*", USER])
+        sudoers = Path("/etc/sudoers.d") / USER
+        rule = f"{USER} ALL=(ALL) NOPASSWD:ALL\n"
+        if not sudoers.exists() or sudoers.read_text() != rule:
+            staged = sudoers.with_name(f".{USER}.tmp")
+            staged.write_text(rule)
+            staged.chmod(0o440)
+            _run(["visudo", "-c", "-q", "-f", str(staged)])
+            staged.replace(sudoers)
+
+
+def _keygen(path: Path, comment: str) -> str:
+    """Make an ed25519 key pair at path; return the public key line."""
+    _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)])
+    return path.with_suffix(".pub").read_text().strip()
+
+
+def _fingerprint(pub: Path) -> str:
+    return _run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(pub)]).split()[1]
+
+
+def _sshd_config(host_dir: Path, address: str, port: int, authorized_keys: Path) -> Path:
+    config = host_dir / "sshd_config"
+    config.write_text(
+        "\n".join(
+            [
+                f"ListenAddress {address}:{port}",
+                f"HostKey {host_dir / 'host_ed25519'}",
+                f"PidFile {host_dir / 'sshd.pid'}",
+                # One key file for the session, outside ~deploy (shared in loopback mode);
+                # it lives under /tmp, which StrictModes would reject.
+                f"AuthorizedKeysFile {authorized_keys}",
+                "StrictModes no",
+                f"AllowUsers {USER}",
+                "PubkeyAuthentication yes",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "UsePAM no",
+                "PermitRootLogin no",
+                "PrintMotd no",
+                "LogLevel VERBOSE",
+                "Subsystem sftp internal-sftp",
+                "",
+            ]
+        )
+    )
+    return config
+
+
+def _host_root(session: Path, name: str) -> Path:
+    root = session / name
+    deploy = (int(_run(["id", "-u", USER])), int(_run(["id", "-g", USER])))
+    for sub in PRIVATE_DIRS.values():
+        (root / sub).mkdir(parents=True)
+    os.chown(root / "home", *deploy)
+    (root / "sshd").mkdir()
+    return root
+
+
+def _sshd_argv(mode: Mode, ns: str | None, name: str, root: Path, config: Path) -> list[str]:
+    sshd = ["/usr/sbin/sshd", "-D", "-e", "-f", str(config)]
+    if mode == "loopback":
+        return sshd
+    assert ns is not None
+    mounts = [f"mount --bind {root / sub} {remote}" for remote, sub in PRIVATE_DIRS.items()]
+    script = "; ".join(["set -e", f"hostname {name}", *mounts, f"exec {shlex.join(sshd)}"])
+    unshare = ["unshare", "--uts", "--mount", "--propagation", "private", "sh", "-c", script]
+    return ["ip", "netns", "exec", ns, *unshare]
+
+
+def remove_stale_sessions(tmp_root: Path) -> None:
+    for old in tmp_root.glob(f"{SESSION_PREFIX}*"):
+        match = re.match(rf"{SESSION_PREFIX}(\d+)-", old.name)
+        if match and not _netns.pid_alive(int(match.group(1))):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _choose_mode() -> Mode:
+    forced = os.environ.get("WRTEST_SSH_MODE", "")
+    if forced in ("netns", "loopback"):
+        return forced  # type: ignore[return-value]
+    if forced:
+        raise ValueError(f"WRTEST_SSH_MODE={forced!r}: expected 'netns' or 'loopback'")
+    return "netns" if shutil.which("ip") and shutil.which("unshare") else "loopback"
+
+
+def _check_prerequisites() -> None:
+    if os.geteuid() != 0:
+        policy.unavailable("root (sshd must log users in as `deploy`)", "run the tests as root")
+    for tool in ("/usr/sbin/sshd", "ssh-keygen", "sudo", "visudo", "useradd"):
+        if not shutil.which(tool):
+            policy.unavailable(f"`{tool}`", INSTALL_HINT)
+
+
+@contextlib.contextmanager
+def fake_ssh_hosts(
+    names: tuple[str, ...] = HOST_NAMES, mode: Mode | None = None
+) -> Iterator[list[SshHost]]:
+    """Start one sshd per name and yield the hosts; everything is removed on exit."""
+    _check_prerequisites()
+    ensure_deploy_user()
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
+    tmp_root = Path(tempfile.gettempdir())
+    remove_stale_sessions(tmp_root)
+    mode = mode or _choose_mode()
+    session = Path(tempfile.mkdtemp(prefix=f"{SESSION_PREFIX}{os.getpid()}-", dir=tmp_root))
+    session.chmod(0o755)  # sshd reads authorized_keys as `deploy`
+    hosts: list[SshHost] = []
+    net: _netns.HostNetwork | None = None
+    try:
+        if mode == "netns":
+            _netns.remove_stale()
+            try:
+                net = _netns.create_network()
+            except _netns.NamespaceError as exc:
+                if os.environ.get("WRTEST_SSH_MODE") == "netns":
+                    raise
+                warnings.warn(f"network namespaces refused, using 127.0.0.x: {exc}", stacklevel=1)
+                mode = "loopback"
+        key_path = session / "client_ed25519"
+        authorized = session / "authorized_keys"
+        authorized.write_text(_keygen(key_path, "wrtest-client") + "\n")
+        authorized.chmod(0o644)
+        known_hosts = session / "known_hosts"
+        known_lines = []
+        for index, name in enumerate(names):
+            root = _host_root(session, name)
+            ns = net.add_host(index, name) if net else None
+            address = net.address(index) if net else f"127.0.0.{2 + index}"
+            port = 22 if net else free_port(address)
+            host_key = _keygen(root / "sshd" / "host_ed25519", f"wrtest-{name}")
+            config = _sshd_config(root / "sshd", address, port, authorized)
+            sshd = ManagedProcess(
+                _sshd_argv(mode, ns, name, root, config), root / "sshd" / "sshd.log", name=name
+            )
+            host = SshHost(
+                name, address, port, USER, key_path, known_hosts,
+                _fingerprint(root / "sshd" / "host_ed25519.pub"), root, mode, ns, sshd,
+            )  # fmt: skip
+            hosts.append(host)
+            target = address if port == 22 else f"[{address}]:{port}"
+            known_lines.append(f"{target} {' '.join(host_key.split()[:2])}\n")
+            sshd.start()
+        known_hosts.write_text("".join(known_lines))
+        for host in hosts:
+            host.sshd.wait_ready(host.port, READY_DEADLINE_S, host.address)
+        yield hosts
+    finally:
+        for host in hosts:
+            host.sshd.stop(grace_s=3)
+        if net is not None:
+            net.destroy()
+        shutil.rmtree(session, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ssh_hosts() -> Iterator[list[SshHost]]:
+    """Two fake hosts (node-a, node-b) for the session; see SshHost for what each offers."""
+    with fake_ssh_hosts() as hosts:
+        yield hosts
