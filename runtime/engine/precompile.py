@@ -26,7 +26,8 @@ def main() -> None:
     try:
         precompile(Path(sys.argv[1]), Path(sys.argv[2]))
     except wasmtime.WasmtimeError as exc:
-        sys.exit(f"{sys.argv[1]}: not a valid WASM component: {exc}")
+        reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        sys.exit(f"{sys.argv[1]}: not a valid WASM component: {reason[:300]}")
 
 
 if __name__ == "__main__":
