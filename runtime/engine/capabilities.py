@@ -43,6 +43,6 @@ def check_imports(module: str, imports: Iterable[str], granted: Iterable[str]) -
             )
         if capability not in IMPLEMENTED:
             raise ImportRejected(
-                f"module {module}: capability \"{capability}\" is granted, but this engine "
+                f'module {module}: capability "{capability}" is granted, but this engine '
                 "does not provide its host side yet"
             )

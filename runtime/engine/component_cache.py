@@ -47,7 +47,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 class ComponentCache:
@@ -96,10 +96,13 @@ class ComponentCache:
                 check=False,
             )
             if proc.returncode != 0:
-                raise CompileError(proc.stderr.strip().splitlines()[-1] if proc.stderr else
-                                   f"{wasm}: precompile failed (exit {proc.returncode})")
+                raise CompileError(
+                    proc.stderr.strip().splitlines()[-1]
+                    if proc.stderr
+                    else f"{wasm}: precompile failed (exit {proc.returncode})"
+                )
             digest = file_sha256(tmp)
-            os.replace(tmp, entry)
+            tmp.replace(entry)
             _write_atomic(checksum, (digest + "\n").encode())
         finally:
             tmp.unlink(missing_ok=True)

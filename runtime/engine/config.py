@@ -35,7 +35,9 @@ class NodeConfig(_Strict):
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
-            raise ValueError(f"expected an http:// URL such as http://127.0.0.1:9001, got {value!r}")
+            raise ValueError(
+                f"expected an http:// URL such as http://127.0.0.1:9001, got {value!r}"
+            )
         return value.rstrip("/")
 
 

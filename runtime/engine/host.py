@@ -1,4 +1,4 @@
-"""The wasmtime host inside a worker: linker with the wruntime imports, one fresh instance per call."""
+"""The wasmtime host in a worker: a linker with the wruntime imports, a fresh instance per call."""
 
 from __future__ import annotations
 
@@ -26,8 +26,12 @@ log = logging.getLogger("wr-engine.guest")
 
 HANDLER_EXPORT = "wruntime:runtime/handler@0.1.0"
 GUEST_IO_DIR = "/wr-io"
-LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
-              "error": logging.ERROR}
+LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 @dataclass
@@ -79,7 +83,7 @@ class _Slot:
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path, ignore_errors=True)
             else:
-                os.unlink(entry.path)
+                Path(entry.path).unlink()
 
 
 class WasmHost:
@@ -139,8 +143,11 @@ class WasmHost:
     def _log_write(self, _store: Any, level: str, message: str) -> None:
         try:
             spec = self._current().spec
-            log.log(LOG_LEVELS.get(level, logging.INFO), message,
-                    extra={"wr_module": spec.key, "version": spec.version})
+            log.log(
+                LOG_LEVELS.get(level, logging.INFO),
+                message,
+                extra={"wr_module": spec.key, "version": spec.version},
+            )
         except Exception:
             pass
 
@@ -162,8 +169,12 @@ class WasmHost:
             current.on_park(True)
             try:
                 reply = self._proxy.send(
-                    current.call, req.method, req.url, [tuple(h) for h in req.headers],
-                    getattr(req, "body-file"), req.version,
+                    current.call,
+                    getattr(req, "method"),  # noqa: B009 (Record fields are dynamic)
+                    getattr(req, "url"),  # noqa: B009
+                    [tuple(h) for h in getattr(req, "headers")],  # noqa: B009
+                    getattr(req, "body-file"),
+                    getattr(req, "version"),  # noqa: B009
                 )
             finally:
                 current.on_park(False)
@@ -211,7 +222,11 @@ class WasmHost:
             slot.reset()
 
     def _call(
-        self, module: LoadedModule, slot: _Slot, method: str, path: str,
+        self,
+        module: LoadedModule,
+        slot: _Slot,
+        method: str,
+        path: str,
         headers: list[tuple[str, str]],
     ) -> Outcome:
         spec = module.spec
@@ -238,8 +253,9 @@ class WasmHost:
 
 
 def _host_error(status: int, message: str) -> Outcome:
-    return Outcome(status, [("content-type", "text/plain; charset=utf-8")],
-                   message.encode(), error=message)
+    return Outcome(
+        status, [("content-type", "text/plain; charset=utf-8")], message.encode(), error=message
+    )
 
 
 def _trap_outcome(spec: ModuleSpec, exc: Exception) -> Outcome:

@@ -30,14 +30,26 @@ class PreparedModule:
 
     def spec(self) -> ModuleSpec:
         c = self.config
-        return ModuleSpec(c.name, c.namespace, c.version, str(self.cached.artifact),
-                          c.request_timeout_secs, c.memory_limit_mb << 20,
-                          list(c.capabilities), c.inline_env())
+        return ModuleSpec(
+            c.name,
+            c.namespace,
+            c.version,
+            str(self.cached.artifact),
+            c.request_timeout_secs,
+            c.memory_limit_mb << 20,
+            list(c.capabilities),
+            c.inline_env(),
+        )
 
     def descriptor(self) -> pb.ModuleDescriptor:
         c = self.config
-        return pb.ModuleDescriptor(name=c.name, namespace=c.namespace, version=c.version,
-                                   digest=self.cached.digest, proto_schema=self.schema)
+        return pb.ModuleDescriptor(
+            name=c.name,
+            namespace=c.namespace,
+            version=c.version,
+            digest=self.cached.digest,
+            proto_schema=self.schema,
+        )
 
 
 def load_schema(path: Path | None) -> bytes:
@@ -61,9 +73,15 @@ def prepare(modules: list[ModuleConfig], cache: ComponentCache) -> list[Prepared
     prepared = []
     for m in modules:
         cached = cache.ensure(m.wasm_path)
-        log.info("module ready to load", extra={
-            "wr_module": m.key, "digest": cached.digest, "compiled": cached.compiled,
-            "seconds": round(cached.seconds, 3)})
+        log.info(
+            "module ready to load",
+            extra={
+                "wr_module": m.key,
+                "digest": cached.digest,
+                "compiled": cached.compiled,
+                "seconds": round(cached.seconds, 3),
+            },
+        )
         prepared.append(PreparedModule(m, cached, load_schema(m.schema_path)))
     return prepared
 
@@ -76,6 +94,8 @@ def module_env(config: ModuleConfig, secrets: dict[str, dict[str, str]]) -> dict
         if key in available:
             env[var] = available[key]
         else:
-            log.error("secret not provided by the control plane",
-                      extra={"wr_module": config.key, "secret": key})
+            log.error(
+                "secret not provided by the control plane",
+                extra={"wr_module": config.key, "secret": key},
+            )
     return env

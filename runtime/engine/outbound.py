@@ -1,4 +1,4 @@
-"""Outbound calls from guests: rewrite to the node proxy with the x-wr-* headers, bodies as files."""
+"""Outbound calls from guests: sent to the node proxy with x-wr-* headers; bodies are files."""
 
 from __future__ import annotations
 
@@ -11,8 +11,17 @@ from urllib.parse import urlsplit
 
 from runtime.engine import tracecontext
 
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host",
-              "content-length", "traceparent", "tracestate"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "upgrade",
+    "host",
+    "content-length",
+    "traceparent",
+    "tracestate",
+}
 
 
 class OutboundError(Exception):
@@ -86,12 +95,19 @@ class ProxyClient:
         if parts.scheme not in {"http", "https"} or not parts.netloc:
             raise OutboundError(f"{url!r}: expected an absolute http:// URL")
         body = _io_path(ctx.io_dir, body_file).read_bytes() if body_file else b""
-        out = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP
-               and not k.lower().startswith("x-wr-")]
-        out += [("host", parts.netloc), ("x-wr-destination", url),
-                ("x-wr-source", ctx.module), ("x-wr-source-ns", ctx.namespace),
-                ("traceparent", tracecontext.child_of(ctx.traceparent)),
-                ("content-length", str(len(body)))]
+        out = [
+            (k, v)
+            for k, v in headers
+            if k.lower() not in HOP_BY_HOP and not k.lower().startswith("x-wr-")
+        ]
+        out += [
+            ("host", parts.netloc),
+            ("x-wr-destination", url),
+            ("x-wr-source", ctx.module),
+            ("x-wr-source-ns", ctx.namespace),
+            ("traceparent", tracecontext.child_of(ctx.traceparent)),
+            ("content-length", str(len(body))),
+        ]
         if version:
             out.append(("x-wr-version", version))
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -105,8 +121,13 @@ class ProxyClient:
         return Reply(status, reply_headers, name)
 
     def _exchange(
-        self, method: str, path: str, headers: list[tuple[str, str]], body: bytes,
-        timeout: float, url: str,
+        self,
+        method: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        timeout: float,
+        url: str,
     ) -> tuple[bytes, int, list[tuple[str, str]]]:
         for attempt in (1, 2):
             conn = self._connection(timeout)
@@ -131,7 +152,9 @@ class ProxyClient:
                 # body to replay).
                 self._drop()
                 if attempt == 2 or (sent and body):
-                    raise OutboundError(f"{method} {url}: the proxy closed the connection") from None
+                    raise OutboundError(
+                        f"{method} {url}: the proxy closed the connection"
+                    ) from None
             except OSError as exc:
                 self._drop()
                 raise OutboundError(f"{method} {url}: proxy unreachable: {exc}") from None

@@ -79,8 +79,12 @@ class WorkerPool:
         scratch = Path(self.settings.scratch_dir) / f"w{index}"
         shutil.rmtree(scratch, ignore_errors=True)  # leftovers of a worker that was killed
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "runtime.engine.worker", str(child.fileno()),
-            str(self._settings_file), str(scratch),
+            sys.executable,
+            "-m",
+            "runtime.engine.worker",
+            str(child.fileno()),
+            str(self._settings_file),
+            str(scratch),
             pass_fds=(child.fileno(),),
         )
         child.close()
@@ -138,11 +142,16 @@ class WorkerPool:
                 return
 
     async def call(
-        self, module: str, method: str, path: str, headers: list[tuple[str, str]], body: bytes,
-        timeout: float,
+        self,
+        module: str,
+        method: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        deadline_secs: float,
     ) -> Reply:
         """Run one request; 504 when the module deadline (plus grace) passes with no answer."""
-        deadline = time.monotonic() + timeout + KILL_GRACE_SECS
+        deadline = time.monotonic() + deadline_secs + KILL_GRACE_SECS
         worker = self._pick()
         while worker is None:
             waiter = asyncio.get_running_loop().create_future()
@@ -156,18 +165,30 @@ class WorkerPool:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         worker.inflight[rid] = future
         worker.running += 1
-        worker.writer.write(ipc.encode(
-            {"op": "req", "id": rid, "module": module, "method": method, "path": path,
-             "headers": headers}, body))
+        worker.writer.write(
+            ipc.encode(
+                {
+                    "op": "req",
+                    "id": rid,
+                    "module": module,
+                    "method": method,
+                    "path": path,
+                    "headers": headers,
+                },
+                body,
+            )
+        )
         try:
             return await asyncio.wait_for(
                 asyncio.shield(future), max(0.0, deadline - time.monotonic())
             )
         except TimeoutError:
-            log.error("worker did not stop the call at its deadline; restarting it",
-                      extra={"wr_module": module, "worker": worker.index})
+            log.error(
+                "worker did not stop the call at its deadline; restarting it",
+                extra={"wr_module": module, "worker": worker.index},
+            )
             await self._recycle(worker)
-            return _plain(504, f"module {module}: deadline of {timeout:g} s exceeded")
+            return _plain(504, f"module {module}: deadline of {deadline_secs:g} s exceeded")
 
     def _finish(self, worker: _Worker, rid: int) -> asyncio.Future[Reply] | None:
         future = worker.inflight.pop(rid, None)
@@ -226,4 +247,3 @@ class WorkerPool:
 
 def _plain(status: int, message: str) -> Reply:
     return Reply(status, [("content-type", "text/plain; charset=utf-8")], message.encode(), message)
-

@@ -41,7 +41,7 @@ class Registrar:
         self._on_secrets = on_secrets
         self._heartbeat_secs = heartbeat_secs
         self._channel = grpc.aio.insecure_channel(grpc_target(control_address))
-        self._stub = NodeServiceStub(self._channel)
+        self._stub = NodeServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self.registered = asyncio.Event()
 
     async def _register(self) -> None:
@@ -59,8 +59,9 @@ class Registrar:
                 self.registered.set()
                 return
             except (grpc.aio.AioRpcError, RuntimeError) as exc:
-                log.warning("registration failed; retrying",
-                            extra={"error": _short(exc), "retry_in": delay})
+                log.warning(
+                    "registration failed; retrying", extra={"error": _short(exc), "retry_in": delay}
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
 
@@ -71,8 +72,9 @@ class Registrar:
             try:
                 healthy = await self._healthy_modules()
                 await self._stub.Heartbeat(
-                    pb.HeartbeatRequest(engine_id=self.registration.engine_id,
-                                        healthy_modules=healthy),
+                    pb.HeartbeatRequest(
+                        engine_id=self.registration.engine_id, healthy_modules=healthy
+                    ),
                     timeout=RPC_TIMEOUT_SECS,
                 )
             except grpc.aio.AioRpcError as exc:
@@ -94,7 +96,7 @@ class Registrar:
         except grpc.aio.AioRpcError as exc:
             log.warning("deregistration failed", extra={"error": _short(exc)})
         finally:
-            await self._channel.close()
+            await self._channel.close(None)
 
 
 def _short(exc: BaseException) -> str:

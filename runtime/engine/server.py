@@ -16,8 +16,16 @@ from runtime.engine.routing import select_module
 log = logging.getLogger("wr-engine.front")
 
 # Not passed to the guest, nor copied back from it: the front frames the messages itself.
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade",
-               "proxy-connection", "te", "trailer"}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "upgrade",
+    "proxy-connection",
+    "te",
+    "trailer",
+}
 
 HealthReport = Callable[[], Awaitable[dict[str, object]]]
 
@@ -32,22 +40,32 @@ def make_app(pool: WorkerPool, timeouts: dict[str, float], health: HealthReport)
                 report = await health()
                 return web.json_response(report, status=200 if report.get("ok") else 503)
             if request.path == "/metrics":
-                return web.Response(body=generate_latest(REGISTRY),
-                                    headers={"Content-Type": CONTENT_TYPE_LATEST})
-            return _text(404, f"no module selected: send x-wr-module and x-wr-namespace, or a "
-                              f"path /{{namespace}}.{{module}}/..., got {request.path!r}")
+                return web.Response(
+                    body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+                )
+            return _text(
+                404,
+                f"no module selected: send x-wr-module and x-wr-namespace, or a "
+                f"path /{{namespace}}.{{module}}/..., got {request.path!r}",
+            )
         timeout = timeouts.get(key)
         if timeout is None:
-            return _text(404, f"unknown module {key!r}: this engine serves "
-                              + (", ".join(sorted(timeouts)) or "no modules"))
+            return _text(
+                404,
+                f"unknown module {key!r}: this engine serves "
+                + (", ".join(sorted(timeouts)) or "no modules"),
+            )
         started = time.perf_counter()
         body = await request.read()
-        headers = [(k.lower(), v) for k, v in request.headers.items()
-                   if k.lower() not in _HOP_BY_HOP]
+        headers = [
+            (k.lower(), v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP
+        ]
         reply = await pool.call(key, request.method, guest_path, headers, body, timeout)
         if reply.error is not None:
-            log.warning("request failed", extra={"wr_module": key, "status": reply.status,
-                                                 "reason": reply.error})
+            log.warning(
+                "request failed",
+                extra={"wr_module": key, "status": reply.status, "reason": reply.error},
+            )
         REQUESTS.labels(key, str(reply.status)).inc()
         LATENCY.labels(key).observe(time.perf_counter() - started)
         response = web.Response(status=reply.status, body=reply.body)

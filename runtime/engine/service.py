@@ -50,23 +50,36 @@ class EngineService:
         started = time.monotonic()
         cache = ComponentCache(self.config.cache_dir)
         self.modules = await asyncio.to_thread(prepare, self.config.module, cache)
-        settings = WorkerSettings([m.spec() for m in self.modules],
-                                  self.config.node.proxy_address, str(scratch_root()))
+        settings = WorkerSettings(
+            [m.spec() for m in self.modules], self.config.node.proxy_address, str(scratch_root())
+        )
         self.pool = WorkerPool(self.config.workers, settings)
         await self.pool.start()
-        app = make_app(self.pool, {m.key: m.config.request_timeout_secs for m in self.modules},
-                       self.health_report)
+        app = make_app(
+            self.pool,
+            {m.key: m.config.request_timeout_secs for m in self.modules},
+            self.health_report,
+        )
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         host, port = split_host_port(self.config.listen_address)
         await web.TCPSite(self._runner, host, port, reuse_address=True).start()
-        log.info("engine serving", extra={
-            "address": self.config.listen_address, "workers": self.config.workers,
-            "modules": [m.key for m in self.modules],
-            "startup_seconds": round(time.monotonic() - started, 3)})
+        log.info(
+            "engine serving",
+            extra={
+                "address": self.config.listen_address,
+                "workers": self.config.workers,
+                "modules": [m.key for m in self.modules],
+                "startup_seconds": round(time.monotonic() - started, 3),
+            },
+        )
         if self.config.node.control_address:
-            self.registrar = Registrar(self.config.node.control_address, self.registration(),
-                                       self.check_modules, self._apply_secrets)
+            self.registrar = Registrar(
+                self.config.node.control_address,
+                self.registration(),
+                self.check_modules,
+                self._apply_secrets,
+            )
             self._tasks.append(asyncio.create_task(self.registrar.run()))
 
     def registration(self) -> pb.EngineRegistration:
@@ -79,8 +92,11 @@ class EngineService:
             address=f"http://{authority}:{port}",
             modules=[m.descriptor() for m in self.modules],
             proxy_address=self.config.node.proxy_address,
-            secrets=[pb.SecretRequest(namespace=m.config.namespace, key=key)
-                     for m in self.modules for key in sorted(set(m.config.secret_keys().values()))],
+            secrets=[
+                pb.SecretRequest(namespace=m.config.namespace, key=key)
+                for m in self.modules
+                for key in sorted(set(m.config.secret_keys().values()))
+            ],
             node=self.config.node.name,
             runtime_version=__version__,
         )
@@ -113,9 +129,13 @@ class EngineService:
 
     async def health_report(self) -> dict[str, object]:
         assert self.pool is not None
-        return {"ok": bool(self.pool.pids()), "engine_id": self.engine_id,
-                "workers": len(self.pool.pids()), "modules": [m.key for m in self.modules],
-                "registered": bool(self.registrar and self.registrar.registered.is_set())}
+        return {
+            "ok": bool(self.pool.pids()),
+            "engine_id": self.engine_id,
+            "workers": len(self.pool.pids()),
+            "modules": [m.key for m in self.modules],
+            "registered": bool(self.registrar and self.registrar.registered.is_set()),
+        }
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -41,18 +41,33 @@ class WorkerLoop:
         rid = meta["id"]
         try:
             outcome = self.host.run(
-                meta["module"], meta["method"], meta["path"],
-                [tuple(h) for h in meta["headers"]], body,
+                meta["module"],
+                meta["method"],
+                meta["path"],
+                [tuple(h) for h in meta["headers"]],
+                body,
                 on_park=lambda parked: self.send({"op": "park" if parked else "unpark", "id": rid}),
             )
-            reply = {"op": "resp", "id": rid, "status": outcome.status,
-                     "headers": outcome.headers, "error": outcome.error}
+            reply = {
+                "op": "resp",
+                "id": rid,
+                "status": outcome.status,
+                "headers": outcome.headers,
+                "error": outcome.error,
+            }
             self.send(reply, outcome.body)
         except Exception as exc:  # a host bug must not kill the other calls of this worker
             log.exception("request failed in the host", extra={"wr_module": meta.get("module")})
-            self.send({"op": "resp", "id": rid, "status": 500, "headers": [],
-                       "error": f"engine error: {type(exc).__name__}: {exc}"},
-                      f"engine error: {type(exc).__name__}".encode())
+            self.send(
+                {
+                    "op": "resp",
+                    "id": rid,
+                    "status": 500,
+                    "headers": [],
+                    "error": f"engine error: {type(exc).__name__}: {exc}",
+                },
+                f"engine error: {type(exc).__name__}".encode(),
+            )
 
     def serve(self) -> None:
         self.send({"op": "ready", "modules": sorted(self.host.modules)})

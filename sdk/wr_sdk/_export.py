@@ -1,4 +1,4 @@
-"""The `handler` export componentize-py wires up: WIT request in, Module dispatch, WIT response out."""
+"""The `handler` export: WIT request in, Module dispatch, body to stdout, WIT response out."""
 
 from __future__ import annotations
 

@@ -46,9 +46,7 @@ class Service:
             except DecodeError as exc:
                 raise HttpError(400, f"body is not a valid {in_type.__name__}: {exc}") from None
             result = method(message)
-            return Response(
-                200, result.SerializeToString(), [("content-type", PROTO_CONTENT_TYPE)]
-            )
+            return Response(200, result.SerializeToString(), [("content-type", PROTO_CONTENT_TYPE)])
 
         return endpoint
 

@@ -2,7 +2,6 @@
 
 from echo_pb2 import EchoRequest
 from echo_wr import EchoServiceClient
-
 from wr_sdk import Module, Request, log
 
 app = Module()

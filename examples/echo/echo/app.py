@@ -2,7 +2,6 @@
 
 from echo_pb2 import EchoRequest, EchoResponse
 from echo_wr import EchoServiceBase
-
 from wr_sdk import Module
 
 app = Module()

@@ -51,8 +51,10 @@ def _render_service(
     full = f"{pkg}.{svc.name}" if pkg else svc.name
     rows, base_methods, client_methods = [], [], []
     for m in svc.method:
-        attr, tin, tout = snake_case(m.name), _python_type(m.input_type, loc), _python_type(
-            m.output_type, loc
+        attr, tin, tout = (
+            snake_case(m.name),
+            _python_type(m.input_type, loc),
+            _python_type(m.output_type, loc),
         )
         rows.append(f'        "{m.name}": ("{attr}", {tin}, {tout}),')
         base_methods.append(
@@ -71,7 +73,7 @@ def _render_service(
         f"    METHODS = {{\n{methods_map}\n    }}\n\n"
         + "\n".join(base_methods)
         + f"\n\nclass {svc.name}Client(rpc.Client):\n"
-        f'    """Calls http://{{namespace}}.{{module}}/{full}/{{Method}} with protobuf bodies."""\n\n'
+        f'    """Calls http://{{namespace}}.{{module}}/{full}/{{Method}}, protobuf bodies."""\n\n'
         f'    SERVICE = "{full}"\n\n' + "\n".join(client_methods)
     )
 
@@ -81,9 +83,11 @@ def render_services(fds: descriptor_pb2.FileDescriptorSet, target: str) -> str:
     files = {f.name: f for f in fds.file}
     main = files[target]
     loc = _locations(fds)
-    modules = sorted({loc[m.input_type.lstrip(".")] for s in main.service for m in s.method}
-                     | {loc[m.output_type.lstrip(".")] for s in main.service for m in s.method}
-                     | {_module_of(main.name)})
+    modules = sorted(
+        {loc[m.input_type.lstrip(".")] for s in main.service for m in s.method}
+        | {loc[m.output_type.lstrip(".")] for s in main.service for m in s.method}
+        | {_module_of(main.name)}
+    )
     imports = "\n".join(
         f"import {m} as {m.replace('.', '_')}" if "." in m else f"import {m}" for m in modules
     )
@@ -91,7 +95,9 @@ def render_services(fds: descriptor_pb2.FileDescriptorSet, target: str) -> str:
     return _HEADER.format(source=main.name, imports=imports) + body
 
 
-def generate_guest_code(proto: Path, out_dir: Path, includes: list[Path] | None = None) -> list[Path]:
+def generate_guest_code(
+    proto: Path, out_dir: Path, includes: list[Path] | None = None
+) -> list[Path]:
     """Write `{stem}_pb2.py` and `{stem}_wr.py` for proto into out_dir; return both paths."""
     pb2 = generate_messages(proto, out_dir, includes)
     fds = load_descriptor_set(compile_descriptor_set(proto, includes))

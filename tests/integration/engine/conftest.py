@@ -41,7 +41,11 @@ def components() -> dict[str, Path]:
 
 
 def http_call(
-    base: str, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
+    base: str,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
     timeout: float = 30.0,
 ) -> tuple[int, dict[str, str], bytes]:
     parts = urlsplit(base)
@@ -60,17 +64,28 @@ class Engine:
     base: str
     config_path: Path
 
-    def call(self, module: str, path: str, body: bytes = b"", method: str = "POST",
-             headers: dict[str, str] | None = None, timeout: float = 30.0,
-             ) -> tuple[int, dict[str, str], bytes]:
+    def call(
+        self,
+        module: str,
+        path: str,
+        body: bytes = b"",
+        method: str = "POST",
+        headers: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> tuple[int, dict[str, str], bytes]:
         namespace, name = module.split(".")
         all_headers = {"x-wr-module": name, "x-wr-namespace": namespace, **(headers or {})}
         return http_call(self.base, method, path, body, all_headers, timeout)
 
 
 def module_toml(name: str, wasm: Path, namespace: str = "example", **extra: Any) -> str:
-    lines = ["[[module]]", f'name = "{name}"', f'namespace = "{namespace}"', 'version = "1.0.0"',
-             f'wasm_path = "{wasm}"']
+    lines = [
+        "[[module]]",
+        f'name = "{name}"',
+        f'namespace = "{namespace}"',
+        'version = "1.0.0"',
+        f'wasm_path = "{wasm}"',
+    ]
     env = extra.pop("env", None)
     for key, value in extra.items():
         lines.append(f"{key} = {json.dumps(value)}")
@@ -85,8 +100,13 @@ def start_engine(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
     """start_engine(modules_toml, workers=1, proxy=None, control=None) -> a ready Engine."""
     started: list[ManagedProcess] = []
 
-    def start(modules: str, workers: int = 1, proxy: str | None = None,
-              control: str | None = None, wait: bool = True) -> Engine:
+    def start(
+        modules: str,
+        workers: int = 1,
+        proxy: str | None = None,
+        control: str | None = None,
+        wait: bool = True,
+    ) -> Engine:
         port = free_port()
         node = [f'proxy_address = "{proxy or "http://127.0.0.1:9"}"', 'name = "node-test"']
         if control:
@@ -94,11 +114,17 @@ def start_engine(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
         config = tmp_path / f"engine-{port}.toml"
         config.write_text(
             f'listen_address = "127.0.0.1:{port}"\nworkers = {workers}\n'
-            f'cache_dir = "{cache_dir() / "components"}"\n\n[node]\n' + "\n".join(node)
-            + "\n\n" + modules
+            f'cache_dir = "{cache_dir() / "components"}"\n\n[node]\n'
+            + "\n".join(node)
+            + "\n\n"
+            + modules
         )
-        proc = ManagedProcess([sys.executable, "-m", "runtime.engine.cli", "--config", config],
-                              tmp_path / f"engine-{port}.log", name="wr-engine", cwd=REPO)
+        proc = ManagedProcess(
+            [sys.executable, "-m", "runtime.engine.cli", "--config", config],
+            tmp_path / f"engine-{port}.log",
+            name="wr-engine",
+            cwd=REPO,
+        )
         proc.start()
         started.append(proc)
         base = f"http://127.0.0.1:{port}"
@@ -149,13 +175,19 @@ def stub_proxy() -> Iterator[StubProxy]:
                 status, reply_headers, data = 200, {}, body  # an "external" echo
             else:
                 status, reply_headers, data = http_call(
-                    state.engine_base, self.command, self.path, body,
-                    {"x-wr-module": module, "x-wr-namespace": namespace,
-                     "traceparent": headers.get("traceparent", "")})
+                    state.engine_base,
+                    self.command,
+                    self.path,
+                    body,
+                    {
+                        "x-wr-module": module,
+                        "x-wr-namespace": namespace,
+                        "traceparent": headers.get("traceparent", ""),
+                    },
+                )
             self.send_response(status)
             for k, v in reply_headers.items():
-                if k not in {"content-length", "transfer-encoding", "connection", "date",
-                             "server"}:
+                if k not in {"content-length", "transfer-encoding", "connection", "date", "server"}:
                     self.send_header(k, v)
             self.send_header("content-length", str(len(data)))
             self.end_headers()

@@ -20,7 +20,10 @@ def test_ungranted_db_import_stops_the_engine(components, start_engine) -> None:
 
 
 def test_granted_but_unimplemented_capability_is_refused(components, start_engine) -> None:  # type: ignore[no-untyped-def]
-    engine = start_engine(module_toml("with-db", components["with_db"], capabilities=["db"]),
-                          wait=False)
+    engine = start_engine(
+        module_toml("with-db", components["with_db"], capabilities=["db"]), wait=False
+    )
     wait_until(lambda: not engine.process.running, 60, "the engine to refuse the module")
-    assert 'capability "db" is granted, but this engine does not provide' in engine.process.log_tail()
+    assert (
+        'capability "db" is granted, but this engine does not provide' in engine.process.log_tail()
+    )

@@ -1,4 +1,4 @@
-"""Guests that misbehave: deadline -> 504, memory limit -> 500, trap -> 500; the engine serves on."""
+"""Misbehaving guests: deadline -> 504, memory limit -> 500, trap -> 500; the engine serves on."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ pytestmark = pytest.mark.slow
 def test_busy_loop_gets_504_within_deadline_while_others_are_served(  # type: ignore[no-untyped-def]
     components, start_engine
 ) -> None:
-    engine = start_engine(module_toml("testkit", components["testkit"], request_timeout_secs=1),
-                          workers=2)
+    engine = start_engine(
+        module_toml("testkit", components["testkit"], request_timeout_secs=1), workers=2
+    )
     result: dict[str, object] = {}
 
     def spin() -> None:

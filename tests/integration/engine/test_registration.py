@@ -32,8 +32,10 @@ class FakeNode(pb_grpc.NodeServiceServicer):
     def RegisterEngine(self, request: pb.RegisterEngineRequest, context: Any) -> Any:
         with self.lock:
             self.registrations.append(request.registration)
-        return pb.RegisterEngineResponse(accepted=True, secrets=[
-            pb.NamespaceSecrets(namespace="example", secrets={"api-key": "s3cret"})])
+        return pb.RegisterEngineResponse(
+            accepted=True,
+            secrets=[pb.NamespaceSecrets(namespace="example", secrets={"api-key": "s3cret"})],
+        )
 
     def Heartbeat(self, request: pb.HeartbeatRequest, context: Any) -> Any:
         with self.lock:
@@ -61,10 +63,14 @@ def test_register_heartbeat_secrets_deregister(  # type: ignore[no-untyped-def]
     components, start_engine, fake_node
 ) -> None:
     node, address = fake_node
-    modules = module_toml("echo", components["echo"],
-                          schema_path=str(REPO / "examples/echo/schemas/echo.proto"))
-    modules += module_toml("testkit", components["testkit"],
-                           env={"GREETING": '"hi"', "API_KEY": '{ secret = "api-key" }'})
+    modules = module_toml(
+        "echo", components["echo"], schema_path=str(REPO / "examples/echo/schemas/echo.proto")
+    )
+    modules += module_toml(
+        "testkit",
+        components["testkit"],
+        env={"GREETING": '"hi"', "API_KEY": '{ secret = "api-key" }'},
+    )
     engine = start_engine(modules, control=address)
 
     wait_until(lambda: node.heartbeats, 30, "a heartbeat")
@@ -98,7 +104,8 @@ def test_register_heartbeat_secrets_deregister(  # type: ignore[no-untyped-def]
 def test_engine_serves_while_the_control_plane_is_away(components, start_engine) -> None:  # type: ignore[no-untyped-def]
     from tests.infra.process import free_port
 
-    engine = start_engine(module_toml("testkit", components["testkit"]),
-                          control=f"http://127.0.0.1:{free_port()}")
+    engine = start_engine(
+        module_toml("testkit", components["testkit"]), control=f"http://127.0.0.1:{free_port()}"
+    )
     status, _, body = engine.call("example.testkit", "/echo", b"standalone")
     assert (status, body) == (200, b"standalone")

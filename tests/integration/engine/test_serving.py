@@ -76,11 +76,13 @@ def test_caller_reaches_echo_through_the_proxy(  # type: ignore[no-untyped-def]
     # One worker: the caller's request is parked while it waits, so echo still gets served.
     engine = start_engine(
         module_toml("echo", components["echo"]) + module_toml("caller", components["caller"]),
-        workers=1, proxy=stub_proxy.address,
+        workers=1,
+        proxy=stub_proxy.address,
     )
     stub_proxy.engine_base = engine.base
-    status, _, reply = engine.call("example.caller", "/run", b"hello",
-                                   headers={"traceparent": INCOMING_TRACE})
+    status, _, reply = engine.call(
+        "example.caller", "/run", b"hello", headers={"traceparent": INCOMING_TRACE}
+    )
     assert status == 200, reply
     assert json.loads(reply) == {"reply": "hello"}
     assert len(stub_proxy.seen) == 1
@@ -101,7 +103,7 @@ def test_outbound_external_call_with_large_body(  # type: ignore[no-untyped-def]
     engine = start_engine(module_toml("testkit", components["testkit"]), proxy=stub_proxy.address)
     size = 2 * 1024 * 1024 + 3
     spec = {"url": "https://api.example.com/v1/thing?q=1", "size": size, "version": "^1.2"}
-    status, headers, reply = engine.call("example.testkit", "/call", json.dumps(spec).encode())
+    status, _, reply = engine.call("example.testkit", "/call", json.dumps(spec).encode())
     assert status == 200, reply[:200]
     assert reply == bytes(i % 251 for i in range(size))
     seen = stub_proxy.seen[0]
@@ -140,8 +142,9 @@ def test_concurrent_requests_do_not_share_state(components, start_engine) -> Non
 
 
 def test_config_exposes_module_env(components, start_engine) -> None:  # type: ignore[no-untyped-def]
-    engine = start_engine(module_toml("testkit", components["testkit"],
-                                      env={"GREETING": '"hi"', "MODE": '"test"'}))
+    engine = start_engine(
+        module_toml("testkit", components["testkit"], env={"GREETING": '"hi"', "MODE": '"test"'})
+    )
     status, _, body = engine.call("example.testkit", "/config")
     assert status == 200
     assert json.loads(body) == {"all": {"GREETING": "hi", "MODE": "test"}, "greeting": "hi"}

@@ -27,7 +27,10 @@ Caused by:
 
 def test_syntax_error_points_at_the_guest_file() -> None:
     paths = [Path("/stage/entry"), Path("/src/guest")]
-    assert guest_error(COMPONENTIZE_OUTPUT, paths) == "/src/guest/app.py:4: SyntaxError: invalid syntax"
+    assert (
+        guest_error(COMPONENTIZE_OUTPUT, paths)
+        == "/src/guest/app.py:4: SyntaxError: invalid syntax"
+    )
 
 
 def test_spec_errors(tmp_path: Path) -> None:

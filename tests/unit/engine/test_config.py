@@ -25,7 +25,9 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_defaults_and_relative_paths(tmp_path: Path) -> None:
-    config = load_engine_config(write(tmp_path, MODULE + 'env = { A = "1", K = { secret = "k" } }\n'))
+    config = load_engine_config(
+        write(tmp_path, MODULE + 'env = { A = "1", K = { secret = "k" } }\n')
+    )
     assert config.listen_address == "127.0.0.1:9100"
     assert config.node.proxy_address == "http://127.0.0.1:9001"
     assert config.node.control_address is None

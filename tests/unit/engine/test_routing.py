@@ -10,8 +10,11 @@ from runtime.engine.routing import select_module
 @pytest.mark.parametrize(
     ("headers", "path", "expected"),
     [
-        ({"x-wr-module": "echo", "x-wr-namespace": "example"}, "/echo.EchoService/Echo?a=1",
-         ("example.echo", "/echo.EchoService/Echo?a=1")),
+        (
+            {"x-wr-module": "echo", "x-wr-namespace": "example"},
+            "/echo.EchoService/Echo?a=1",
+            ("example.echo", "/echo.EchoService/Echo?a=1"),
+        ),
         ({}, "/example.echo/echo.EchoService/Echo", ("example.echo", "/echo.EchoService/Echo")),
         ({}, "/example.echo/run?x=1", ("example.echo", "/run?x=1")),
         ({}, "/example.echo", ("example.echo", "/")),
@@ -21,5 +24,7 @@ from runtime.engine.routing import select_module
         ({"x-wr-module": "echo"}, "/plain", (None, "/plain")),
     ],
 )
-def test_select_module(headers: dict[str, str], path: str, expected: tuple[str | None, str]) -> None:
+def test_select_module(
+    headers: dict[str, str], path: str, expected: tuple[str | None, str]
+) -> None:
     assert select_module(headers, path) == expected

@@ -9,7 +9,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
 from wr_sdk import GuestOnly, HttpError, Module, Request, Response, call
 from wr_sdk.codegen import generate_guest_code
 from wr_sdk.codegen.services import snake_case
@@ -47,7 +46,9 @@ def test_errors_become_statuses_not_traps() -> None:
     app.add_route("/boom", boom)
     app.add_route("/denied", denied)
     assert (app.dispatch(request("/boom")).status, app.dispatch(request("/boom")).body) == (
-        500, b"ValueError: bad thing")
+        500,
+        b"ValueError: bad thing",
+    )
     assert app.dispatch(request("/denied")).status == 403
     assert app.dispatch(request("/missing")).status == 404
     assert app.dispatch(request("/__health")).status == 200
@@ -67,8 +68,9 @@ def test_host_imports_outside_a_guest_say_so() -> None:
         call("http://example.echo/x")
 
 
-@pytest.mark.parametrize(("name", "snake"), [("Echo", "echo"), ("GetItems", "get_items"),
-                                             ("HTTPStatus", "http_status")])
+@pytest.mark.parametrize(
+    ("name", "snake"), [("Echo", "echo"), ("GetItems", "get_items"), ("HTTPStatus", "http_status")]
+)
 def test_snake_case(name: str, snake: str) -> None:
     assert snake_case(name) == snake
 

@@ -54,6 +54,10 @@ def do_call(request: Request) -> Response:
     """Body: JSON {"url", "size", "version"}; calls url with size bytes and reports the reply."""
     spec = json.loads(request.body)
     payload = bytes(i % 251 for i in range(spec.get("size", 0)))
-    reply = call(spec["url"], payload, version=spec.get("version"),
-                 headers=[("x-wr-source", "spoofed"), ("x-custom", "yes")])
+    reply = call(
+        spec["url"],
+        payload,
+        version=spec.get("version"),
+        headers=[("x-wr-source", "spoofed"), ("x-custom", "yes")],
+    )
     return Response(reply.status, reply.body, [("x-reply-status", str(reply.status))])
