@@ -221,6 +221,11 @@ class WasmHost:
             self._local.request = None
             slot.reset()
 
+    def release(self) -> None:
+        """Drop this thread's last Store. Dropping resets the instance's pooled memory (~1 ms),
+        so the worker calls this after the response is on its way."""
+        self._local.store = None
+
     def _call(
         self,
         module: LoadedModule,
@@ -231,6 +236,7 @@ class WasmHost:
     ) -> Outcome:
         spec = module.spec
         store = Store(self.engine)
+        self._local.store = store  # kept until release(): see there
         store.set_limits(memory_size=spec.memory_limit_bytes)
         store.set_epoch_deadline(max(1, math.ceil(spec.timeout_secs / EPOCH_TICK_SECS)))
         wasi = WasiConfig()

@@ -56,6 +56,7 @@ class WorkerLoop:
                 "error": outcome.error,
             }
             self.send(reply, outcome.body)
+            self.host.release()
         except Exception as exc:  # a host bug must not kill the other calls of this worker
             log.exception("request failed in the host", extra={"wr_module": meta.get("module")})
             self.send(

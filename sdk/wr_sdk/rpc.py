@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any, ClassVar, TypeVar
 
 from google.protobuf.message import DecodeError, Message
@@ -72,6 +73,37 @@ class Client:
         result = out_type()
         result.ParseFromString(response.body)
         return result
+
+
+def warm_messages(pb2_module: ModuleType) -> None:
+    """Build the lazily-created field encoders/decoders of every message in a `_pb2` module.
+
+    Pure-Python protobuf creates them on first use. Generated code calls this at import, which
+    for a component happens at build time: the snapshot then holds them, instead of every fresh
+    instance building them again on every request (measured: ~1 ms per request).
+    """
+    from google.protobuf import message_factory
+    from google.protobuf.internal import api_implementation
+    from google.protobuf.internal import python_message as pm
+
+    if api_implementation.Type() != "python" or not hasattr(pm, "_MaybeAddDecoder"):
+        return  # the C implementations (host side) have nothing lazy to warm
+    pending = list(pb2_module.DESCRIPTOR.message_types_by_name.values())
+    seen: set[str] = set()
+    while pending:
+        desc = pending.pop()
+        if desc.full_name in seen:
+            continue
+        seen.add(desc.full_name)
+        cls = message_factory.GetMessageClass(desc)
+        for field in desc.fields:
+            pm._MaybeAddEncoder(cls, field)
+            pm._MaybeAddDecoder(cls, field)
+            if field.message_type is not None:
+                pending.append(field.message_type)
+        pending.extend(desc.nested_types)
+        cls().SerializeToString()
+        cls.FromString(b"")
 
 
 def unimplemented(name: str) -> Any:

@@ -92,7 +92,9 @@ def render_services(fds: descriptor_pb2.FileDescriptorSet, target: str) -> str:
         f"import {m} as {m.replace('.', '_')}" if "." in m else f"import {m}" for m in modules
     )
     body = "".join(_render_service(main.package, svc, loc) for svc in main.service)
-    return _HEADER.format(source=main.name, imports=imports) + body
+    aliases = [m.replace(".", "_") for m in modules]
+    warm = "\n\n" + "".join(f"rpc.warm_messages({a})\n" for a in aliases)
+    return _HEADER.format(source=main.name, imports=imports) + body + warm
 
 
 def generate_guest_code(
