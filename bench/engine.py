@@ -65,13 +65,17 @@ def self_cpu() -> float:
 
 
 def start_engine(
-    wasm: Path, cache: Path, workers: int, port: int, tmp: Path
+    modules: dict[str, Path], cache: Path, workers: int, port: int, tmp: Path, resident: int = 0
 ) -> subprocess.Popen[bytes]:
-    config = tmp / f"engine-{workers}.toml"
+    config = tmp / f"engine-{port}.toml"
     config.write_text(
         f'listen_address = "127.0.0.1:{port}"\nworkers = {workers}\ncache_dir = "{cache}"\n'
-        f'log_level = "warning"\n\n[[module]]\nname = "echo"\nnamespace = "example"\n'
-        f'version = "1.0.0"\nwasm_path = "{wasm}"\n'
+        f'log_level = "warning"\nresident_memory_mb = {resident}\n\n'
+        + "".join(
+            f'[[module]]\nname = "{name}"\nnamespace = "example"\nversion = "1.0.0"\n'
+            f'wasm_path = "{wasm}"\n\n'
+            for name, wasm in modules.items()
+        )
     )
     with open(tmp / "engine.log", "ab") as log:
         proc = subprocess.Popen(
@@ -95,20 +99,21 @@ def start_engine(
     raise RuntimeError("engine did not become ready in 60 s")
 
 
-HEADERS = {
-    "x-wr-module": "echo",
-    "x-wr-namespace": "example",
-    "content-type": "application/x-protobuf",
+# The quick start's echo (protobuf parsed and built in the guest), and a raw echo (the SDK's
+# minimum): the difference is guest work, the rest is the engine's.
+TARGETS = {
+    "proto": ("/echo.EchoService/Echo", {"x-wr-module": "echo", "x-wr-namespace": "example"}),
+    "raw": ("/echo", {"x-wr-module": "raw-echo", "x-wr-namespace": "example"}),
 }
-PATH = "/echo.EchoService/Echo"
 
 
-def sequential(port: int, body: bytes, count: int) -> list[float]:
+def sequential(port: int, kind: str, body: bytes, count: int) -> list[float]:
+    path, headers = TARGETS[kind]
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     times = []
     for _ in range(count):
         t = time.perf_counter()
-        conn.request("POST", PATH, body=body, headers=HEADERS)
+        conn.request("POST", path, body=body, headers=headers)
         resp = conn.getresponse()
         data = resp.read()
         times.append(time.perf_counter() - t)
@@ -134,12 +139,12 @@ async def _client(port: int, request: bytes, stop_at: float, counts: list[int]) 
     writer.close()
 
 
-def throughput(port: int, body: bytes, seconds: float, connections: int) -> int:
-    head = "".join(f"{k}: {v}\r\n" for k, v in HEADERS.items())
+def throughput(port: int, kind: str, body: bytes, seconds: float, connections: int) -> int:
+    path, headers = TARGETS[kind]
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     request = (
-        f"POST {PATH} HTTP/1.1\r\nhost: bench\r\n{head}content-length: {len(body)}\r\n\r\n".encode()
-        + body
-    )
+        f"POST {path} HTTP/1.1\r\nhost: bench\r\n{head}content-length: {len(body)}\r\n\r\n"
+    ).encode() + body
     counts = [0]
 
     async def run() -> None:
@@ -187,69 +192,91 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def bodies(kind: str, size: int) -> bytes:
+    return echo_body(size) if kind == "proto" else bytes(i % 251 for i in range(size))
+
+
+def measure_engine(
+    m: dict[str, dict[str, Any]], port: int, pid: int, tag: str, quick: bool, sizes: list[str]
+) -> float:
+    """Latency per body size and kind, then 100 B throughput and CPU; returns raw req/s."""
+    counts = (
+        {"100B": 200, "64KiB": 100, "1MiB": 30}
+        if quick
+        else {"100B": 2000, "64KiB": 800, "1MiB": 200}
+    )
+    for kind in ("proto", "raw"):
+        for label in sizes:
+            body = bodies(kind, SIZES[label])
+            sequential(port, kind, body, 10)  # warm-up
+            times = sequential(port, kind, body, counts[label])
+            target = {"100B": 1.8, "1MiB": 8.0}.get(label) if kind == "proto" else None
+            m[f"p50_{kind}_{label}_{tag}"] = metric(statistics.median(times) * 1000, "ms", target)
+            m[f"p99_{kind}_{label}_{tag}"] = metric(pct(times, 0.99) * 1000, "ms")
+    rps = 0.0
+    seconds = 1.5 if quick else 10.0
+    for kind in ("proto", "raw"):
+        body = bodies(kind, 100)
+        throughput(port, kind, body, 0.3, 8)  # warm-up
+        e0, s0 = engine_cpu(pid), self_cpu()
+        count = throughput(port, kind, body, seconds, 8)
+        e1, s1 = engine_cpu(pid), self_cpu()
+        m[f"throughput_{kind}_100B_{tag}"] = metric(count / seconds, "req/s", better="higher")
+        m[f"engine_cpu_per_req_{kind}_100B_{tag}"] = metric(
+            (e1 - e0) / count * 1000, "ms", 1.7 if kind == "proto" else None
+        )
+        m[f"all_cpu_per_req_{kind}_100B_{tag}"] = metric(
+            ((e1 - e0) + (s1 - s0)) / count * 1000, "ms"
+        )
+        if kind == "raw":
+            rps = count / seconds
+    return rps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer requests (< 1 minute)")
     args = parser.parse_args()
-    seq = (
-        {"100B": 300, "64KiB": 200, "1MiB": 60}
-        if args.quick
-        else {"100B": 2000, "64KiB": 1000, "1MiB": 300}
-    )
-    load_secs = 3.0 if args.quick else 10.0
 
     from wr_sdk.codegen import generate_messages
 
     from runtime.engine.component_cache import ComponentCache
+    from tests.infra.process import free_port  # a plain helper; no pytest fixture involved
     from wrctl.build.cached import build_cached
 
     generate_messages(REPO / "examples/echo/schemas/echo.proto", GEN)
-    wasm = build_cached(REPO / "examples/echo/echo")
+    modules = {
+        "echo": build_cached(REPO / "examples/echo/echo"),
+        "raw-echo": build_cached(REPO / "bench/guests/raw_echo"),
+    }
     m: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="wr-bench-") as tmpdir:
         tmp = Path(tmpdir)
         cache = ComponentCache(tmp / "cache")
-        cold = cache.ensure(wasm)
-        warm = cache.ensure(wasm)
+        cold = cache.ensure(modules["echo"])
+        cache.ensure(modules["raw-echo"])
+        warm = cache.ensure(modules["echo"])
         des, inst = instantiate_ms(cold.artifact, 100 if args.quick else 500)
         m["cold_compile"] = metric(cold.seconds, "s")
         m["warm_load_verify"] = metric(warm.seconds * 1000, "ms", 1000)
         m["deserialize"] = metric(des, "ms")
         m["instantiate_p50"] = metric(inst, "ms")
-        rps: dict[int, float] = {}
-        for workers in (1, 2):
-            from tests.infra.process import free_port  # a tiny helper, no pytest fixtures used
-
+        rps: dict[str, float] = {}
+        # w1/w2: worker processes; r16: 1 worker keeping 16 MiB resident (latency over CPU).
+        runs = [("w1", 1, 0, list(SIZES)), ("w2", 2, 0, list(SIZES))]
+        if not args.quick:
+            runs.append(("w1_r16", 1, 16, ["100B"]))
+        for tag, workers, resident, sizes in runs:
             port = free_port()
             t = time.monotonic()
-            proc = start_engine(wasm, tmp / "cache", workers, port, tmp)
-            m[f"engine_start_warm_w{workers}"] = metric(time.monotonic() - t, "s")
+            proc = start_engine(modules, tmp / "cache", workers, port, tmp, resident)
+            m[f"engine_start_warm_{tag}"] = metric(time.monotonic() - t, "s")
             try:
-                for label, size in SIZES.items():
-                    body = echo_body(size)
-                    sequential(port, body, 20)  # warm-up
-                    times = sequential(port, body, seq[label])
-                    m[f"p50_{label}_w{workers}"] = metric(
-                        statistics.median(times) * 1000, "ms", {"100B": 1.8, "1MiB": 8.0}.get(label)
-                    )
-                    m[f"p99_{label}_w{workers}"] = metric(pct(times, 0.99) * 1000, "ms")
-                body = echo_body(100)
-                throughput(port, body, 0.5, 8)  # warm-up
-                e0, s0 = engine_cpu(proc.pid), self_cpu()
-                count = throughput(port, body, load_secs, 8)
-                e1, s1 = engine_cpu(proc.pid), self_cpu()
-                rps[workers] = count / load_secs
-                m[f"throughput_100B_w{workers}"] = metric(rps[workers], "req/s", better="higher")
-                m[f"engine_cpu_per_req_100B_w{workers}"] = metric(
-                    (e1 - e0) / count * 1000, "ms", 1.7
-                )
-                m[f"total_cpu_per_req_100B_w{workers}"] = metric(
-                    ((e1 - e0) + (s1 - s0)) / count * 1000, "ms"
-                )
+                rps[tag] = measure_engine(m, port, proc.pid, tag, args.quick, sizes)
             finally:
                 proc.terminate()
                 proc.wait(10)
-        m["scaling_2w_over_1w"] = metric(rps[2] / rps[1], "x", 1.6, better="higher")
+        m["scaling_raw_2w_over_1w"] = metric(rps["w2"] / rps["w1"], "x", 1.6, better="higher")
     path = write_results("engine", m)
     print(f"\nwrote {path.relative_to(REPO)}")
 

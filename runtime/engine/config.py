@@ -48,7 +48,7 @@ class ModuleConfig(_Strict):
     wasm_path: Path
     schema_path: Path | None = None
     request_timeout_secs: float = Field(default=30.0, gt=0)
-    memory_limit_mb: int = Field(default=256, gt=0)
+    memory_limit_mb: int = Field(default=256, gt=0, le=4096)
     env: dict[str, str | SecretRef] = Field(default_factory=dict)
     capabilities: list[Capability] = Field(default_factory=list)
 
@@ -81,6 +81,9 @@ class EngineConfig(_Strict):
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, gt=0, le=64)
     cache_dir: Path = Field(default_factory=lambda: default_cache() / "components")
     log_level: str = "info"
+    # Keep this much of each pooled instance's memory resident between requests: lower latency
+    # for more CPU per request (see runtime/engine/wasm_config.py). 16 suits Python guests.
+    resident_memory_mb: int = Field(default=0, ge=0, le=1024)
     node: NodeConfig = Field(default_factory=NodeConfig)
     module: list[ModuleConfig] = Field(default_factory=list)
 

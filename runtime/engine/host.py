@@ -89,8 +89,10 @@ class _Slot:
 class WasmHost:
     """One wasmtime Engine, the deserialized components and a shared Linker."""
 
-    def __init__(self, modules: list[ModuleSpec], proxy_address: str, scratch: Path) -> None:
-        self.engine = wasmtime.Engine(make_config())
+    def __init__(
+        self, modules: list[ModuleSpec], proxy_address: str, scratch: Path, resident_bytes: int = 0
+    ) -> None:
+        self.engine = wasmtime.Engine(make_config(resident_bytes))
         self._scratch = scratch
         self._local = threading.local()
         self._slots = 0

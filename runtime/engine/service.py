@@ -51,7 +51,10 @@ class EngineService:
         cache = ComponentCache(self.config.cache_dir)
         self.modules = await asyncio.to_thread(prepare, self.config.module, cache)
         settings = WorkerSettings(
-            [m.spec() for m in self.modules], self.config.node.proxy_address, str(scratch_root())
+            [m.spec() for m in self.modules],
+            self.config.node.proxy_address,
+            str(scratch_root()),
+            resident_bytes=self.config.resident_memory_mb << 20,
         )
         self.pool = WorkerPool(self.config.workers, settings)
         await self.pool.start()

@@ -37,6 +37,7 @@ class WorkerSettings:
     proxy_address: str
     scratch_dir: str
     threads: int = 16
+    resident_bytes: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -44,6 +45,7 @@ class WorkerSettings:
             "proxy_address": self.proxy_address,
             "scratch_dir": self.scratch_dir,
             "threads": self.threads,
+            "resident_bytes": self.resident_bytes,
         }
 
     @classmethod
@@ -53,4 +55,5 @@ class WorkerSettings:
             proxy_address=data["proxy_address"],
             scratch_dir=data["scratch_dir"],
             threads=data.get("threads", 16),
+            resident_bytes=data.get("resident_bytes", 0),
         )

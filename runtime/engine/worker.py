@@ -29,7 +29,9 @@ class WorkerLoop:
     def __init__(self, sock: socket.socket, settings: WorkerSettings, scratch: Path) -> None:
         self.sock = sock
         self._write_lock = threading.Lock()
-        self.host = WasmHost(settings.modules, settings.proxy_address, scratch)
+        self.host = WasmHost(
+            settings.modules, settings.proxy_address, scratch, settings.resident_bytes
+        )
         self.pool = ThreadPoolExecutor(settings.threads, thread_name_prefix="call")
 
     def send(self, meta: dict[str, Any], body: bytes = b"") -> None:

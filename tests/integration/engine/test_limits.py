@@ -58,3 +58,23 @@ def test_trap_is_500_with_a_reason_and_the_engine_lives_on(components, start_eng
     assert engine.process.running
     status, _, body = engine.call("example.testkit", "/echo", b"x")
     assert (status, body) == (200, b"x")
+
+
+def test_a_worker_that_dies_is_replaced(components, start_engine) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+    from pathlib import Path
+
+    from tests.infra.process import wait_until
+
+    engine = start_engine(module_toml("testkit", components["testkit"]), workers=1)
+    pid = engine.process.pid
+
+    def workers() -> list[int]:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+    (victim,) = workers()
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: workers() and workers() != [victim], 30, "a replacement worker")
+    status, _, body = engine.call("example.testkit", "/echo", b"back")
+    assert (status, body) == (200, b"back")
