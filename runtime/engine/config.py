@@ -81,6 +81,8 @@ class EngineConfig(_Strict):
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, gt=0, le=64)
     cache_dir: Path = Field(default_factory=lambda: default_cache() / "components")
     log_level: str = "info"
+    otlp_endpoint: str | None = None  # traces (OTLP/gRPC); else OTEL_EXPORTER_OTLP_ENDPOINT
+    trace_sample_ratio: float = Field(default=1.0, ge=0, le=1)
     # Keep this much of each pooled instance's memory resident between requests: lower latency
     # for more CPU per request (see runtime/engine/wasm_config.py). 16 suits Python guests.
     resident_memory_mb: int = Field(default=0, ge=0, le=1024)

@@ -105,7 +105,7 @@ class ProxyClient:
             ("x-wr-destination", url),
             ("x-wr-source", ctx.module),
             ("x-wr-source-ns", ctx.namespace),
-            ("traceparent", tracecontext.child_of(ctx.traceparent)),
+            ("traceparent", tracecontext.outbound(ctx.traceparent)),
             ("content-length", str(len(body))),
         ]
         if version:

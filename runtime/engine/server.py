@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from runtime.engine.metrics import LATENCY, REQUESTS
 from runtime.engine.pool import WorkerPool
 from runtime.engine.routing import select_module
+from runtime.engine.tracing import request_span
 
 log = logging.getLogger("wr-engine.front")
 
@@ -30,8 +31,11 @@ _HOP_BY_HOP = {
 HealthReport = Callable[[], Awaitable[dict[str, object]]]
 
 
-def make_app(pool: WorkerPool, timeouts: dict[str, float], health: HealthReport) -> web.Application:
-    """timeouts maps each served `namespace.module` to its request deadline in seconds."""
+def make_app(
+    pool: WorkerPool, timeouts: dict[str, float], health: HealthReport, tracing: bool = False
+) -> web.Application:
+    """timeouts maps each served `namespace.module` to its request deadline in seconds;
+    tracing: open a span per module request (tracing was set up)."""
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
         key, guest_path = select_module(request.headers, request.path_qs)
@@ -57,10 +61,16 @@ def make_app(pool: WorkerPool, timeouts: dict[str, float], health: HealthReport)
             )
         started = time.perf_counter()
         body = await request.read()
-        headers = [
-            (k.lower(), v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP
-        ]
-        reply = await pool.call(key, request.method, guest_path, headers, body, timeout)
+        with request_span(tracing, key, request.method, guest_path, request.headers) as span:
+            headers = [
+                (k.lower(), v)
+                for k, v in request.headers.items()
+                if k.lower() not in _HOP_BY_HOP and k.lower() != "traceparent"
+            ]
+            if span.traceparent:
+                headers.append(("traceparent", span.traceparent))
+            reply = await pool.call(key, request.method, guest_path, headers, body, timeout)
+            span.finish(reply.status, reply.error)
         if reply.error is not None:
             log.warning(
                 "request failed",

@@ -23,6 +23,7 @@ from runtime.engine.pool import WorkerPool
 from runtime.engine.registration import Registrar
 from runtime.engine.server import make_app
 from runtime.engine.spec import WorkerSettings
+from runtime.telemetry import setup_tracing, shutdown_tracing
 from runtime.version import __version__
 
 log = logging.getLogger("wr-engine")
@@ -58,10 +59,14 @@ class EngineService:
         )
         self.pool = WorkerPool(self.config.workers, settings)
         await self.pool.start()
+        tracing = setup_tracing(
+            "wr-engine", self.config.otlp_endpoint, self.config.trace_sample_ratio
+        )
         app = make_app(
             self.pool,
             {m.key: m.config.request_timeout_secs for m in self.modules},
             self.health_report,
+            tracing,
         )
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -152,6 +157,7 @@ class EngineService:
             await self._runner.cleanup()
         if self.pool is not None:
             await self.pool.close()
+        shutdown_tracing()
 
 
 async def serve(config: EngineConfig) -> None:

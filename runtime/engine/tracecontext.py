@@ -1,4 +1,4 @@
-"""W3C traceparent: continue the incoming trace on every outbound call."""
+"""W3C traceparent for the guest's outbound calls: continue the request's trace."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ import secrets
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
-def parse(value: str | None) -> tuple[str, str] | None:
-    """(trace id, flags) of a valid traceparent, else None."""
+def is_valid(value: str | None) -> bool:
     match = _TRACEPARENT.match(value or "")
-    if match is None or match[1] == "0" * 32:
-        return None
-    return match[1], match[3]
+    return match is not None and match[1] != "0" * 32 and match[2] != "0" * 16
 
 
-def child_of(incoming: str | None) -> str:
-    """A traceparent for a new span in the incoming trace (or in a new sampled trace)."""
-    parsed = parse(incoming)
-    trace_id, flags = parsed if parsed else (secrets.token_hex(16), "01")
-    return f"00-{trace_id}-{secrets.token_hex(8)}-{flags}"
+def outbound(request_traceparent: str | None) -> str:
+    """The traceparent of an outbound call made while serving a request.
+
+    The front hands the worker its own span's context when tracing is on (so calls nest under
+    the engine's span), else the caller's; the engine adds no span of its own per call, so it
+    forwards that context unchanged. A request without a valid one starts a new sampled trace.
+    """
+    if is_valid(request_traceparent):
+        return str(request_traceparent)
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"

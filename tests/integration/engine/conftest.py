@@ -109,7 +109,7 @@ def module_toml(name: str, wasm: Path, namespace: str = "example", **extra: Any)
 
 @pytest.fixture
 def start_engine(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
-    """start_engine(modules_toml, workers=1, proxy=None, control=None) -> a ready Engine."""
+    """start_engine(modules_toml, workers=1, proxy=None, control=None, otlp=None) -> Engine."""
     started: list[ManagedProcess] = []
 
     def start(
@@ -118,14 +118,16 @@ def start_engine(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
         proxy: str | None = None,
         control: str | None = None,
         wait: bool = True,
+        otlp: str | None = None,
     ) -> Engine:
         port = free_port()
+        tracing = f'otlp_endpoint = "{otlp}"\n' if otlp else ""
         node = [f'proxy_address = "{proxy or "http://127.0.0.1:9"}"', 'name = "node-test"']
         if control:
             node.append(f'control_address = "{control}"')
         config = tmp_path / f"engine-{port}.toml"
         config.write_text(
-            f'listen_address = "127.0.0.1:{port}"\nworkers = {workers}\n'
+            f'listen_address = "127.0.0.1:{port}"\nworkers = {workers}\n{tracing}'
             f'cache_dir = "{cache_dir() / "components"}"\n\n[node]\n'
             + "\n".join(node)
             + "\n\n"

@@ -35,15 +35,19 @@ def test_async_reader_reads_the_same_frames() -> None:
     assert asyncio.run(scenario()) == ({"op": "resp", "id": 1}, b"x" * 70000)
 
 
-def test_child_traceparent_keeps_the_trace() -> None:
+def test_outbound_traceparent_continues_the_request_context() -> None:
     incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-    child = tracecontext.child_of(incoming)
-    assert child.startswith("00-4bf92f3577b34da6a3ce929d0e0e4736-")
-    assert child.split("-")[2] != "00f067aa0ba902b7"
+    assert tracecontext.outbound(incoming) == incoming
 
 
 def test_missing_or_bad_traceparent_starts_a_new_trace() -> None:
-    for incoming in (None, "garbage", "00-" + "0" * 32 + "-00f067aa0ba902b7-01"):
-        child = tracecontext.child_of(incoming)
+    bad = [
+        None,
+        "garbage",
+        "00-" + "0" * 32 + "-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-" + "0" * 16 + "-01",
+    ]
+    for incoming in bad:
+        child = tracecontext.outbound(incoming)
         assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", child)
-        assert "0" * 32 not in child
+        assert tracecontext.is_valid(child)
