@@ -101,11 +101,25 @@ def test_register_heartbeat_secrets_deregister(  # type: ignore[no-untyped-def]
     assert node.deregistered == [reg.engine_id]
 
 
-def test_engine_serves_while_the_control_plane_is_away(components, start_engine) -> None:  # type: ignore[no-untyped-def]
+def test_engine_serves_while_the_control_plane_is_away_then_registers(  # type: ignore[no-untyped-def]
+    components, start_engine
+) -> None:
     from tests.infra.process import free_port
 
+    port = free_port()
     engine = start_engine(
-        module_toml("testkit", components["testkit"]), control=f"http://127.0.0.1:{free_port()}"
+        module_toml("testkit", components["testkit"]), control=f"http://127.0.0.1:{port}"
     )
     status, _, body = engine.call("example.testkit", "/echo", b"standalone")
     assert (status, body) == (200, b"standalone")
+
+    node = FakeNode()  # the control plane comes up late, on the configured address
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    pb_grpc.add_NodeServiceServicer_to_server(node, server)
+    assert server.add_insecure_port(f"127.0.0.1:{port}") == port
+    server.start()
+    try:
+        wait_until(lambda: node.heartbeats, 20, "registration once the control plane is up")
+        assert [m.name for m in node.registrations[0].modules] == ["testkit"]
+    finally:
+        server.stop(0)
