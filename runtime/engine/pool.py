@@ -165,19 +165,19 @@ class WorkerPool:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         worker.inflight[rid] = future
         worker.running += 1
-        worker.writer.write(
-            ipc.encode(
-                {
-                    "op": "req",
-                    "id": rid,
-                    "module": module,
-                    "method": method,
-                    "path": path,
-                    "headers": headers,
-                },
-                body,
-            )
-        )
+        meta = {
+            "op": "req",
+            "id": rid,
+            "module": module,
+            "method": method,
+            "path": path,
+            "headers": headers,
+        }
+        try:
+            worker.writer.write(ipc.encode(meta, body))
+        except Exception:  # the worker went away between pick and write
+            self._finish(worker, rid)
+            return _plain(503, f"module {module}: engine worker unavailable, retry")
         try:
             return await asyncio.wait_for(
                 asyncio.shield(future), max(0.0, deadline - time.monotonic())
