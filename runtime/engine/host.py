@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -18,6 +19,7 @@ from wasmtime import Store, WasiConfig
 from wasmtime.component import Component, Linker, Record
 
 from runtime.engine.capabilities import check_imports
+from runtime.engine.ipc import INLINE_MAX
 from runtime.engine.outbound import CallContext, OutboundError, ProxyClient
 from runtime.engine.spec import ModuleSpec
 from runtime.engine.wasm_config import EPOCH_TICK_SECS, make_config
@@ -42,6 +44,7 @@ class Outcome:
     headers: list[tuple[str, str]]
     body: bytes
     error: str | None = None  # why the host answered instead of the guest
+    body_file: str | None = None  # a large body left in this file (the reader unlinks it)
 
 
 @dataclass
@@ -73,6 +76,7 @@ class _Slot:
 
     def __init__(self, root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
+        self.root = root
         self.stdin = root / "stdin"
         self.stdout = root / "stdout"
         self.io = root / "io"
@@ -97,6 +101,7 @@ class WasmHost:
         self._local = threading.local()
         self._slots = 0
         self._slot_lock = threading.Lock()
+        self._outputs = itertools.count()
         self._proxy = ProxyClient(proxy_address)
         self.linker = self._make_linker()
         self.modules: dict[str, LoadedModule] = {}
@@ -206,11 +211,15 @@ class WasmHost:
         headers: list[tuple[str, str]],
         body: bytes,
         on_park: Callable[[bool], None] = lambda _parked: None,
+        body_file: Path | None = None,
     ) -> Outcome:
+        """Serve one request. The body is `body`, or the file body_file (consumed)."""
         module = self.modules[key]
         spec = module.spec
         slot = self._slot()
-        slot.stdin.write_bytes(body)
+        stdin = body_file or slot.stdin
+        if body_file is None:
+            slot.stdin.write_bytes(body)
         slot.stdout.unlink(missing_ok=True)
         incoming_trace = next((v for k, v in headers if k == "traceparent"), None)
         deadline = time.monotonic() + spec.timeout_secs
@@ -218,10 +227,12 @@ class WasmHost:
             spec, CallContext(spec.name, spec.namespace, incoming_trace, deadline, slot.io), on_park
         )
         try:
-            return self._call(module, slot, method, path, headers)
+            return self._call(module, slot, stdin, method, path, headers)
         finally:
             self._local.request = None
             slot.reset()
+            if body_file is not None:
+                body_file.unlink(missing_ok=True)
 
     def release(self) -> None:
         """Drop this thread's last Store. Dropping resets the instance's pooled memory (~1 ms),
@@ -232,6 +243,7 @@ class WasmHost:
         self,
         module: LoadedModule,
         slot: _Slot,
+        stdin: Path,
         method: str,
         path: str,
         headers: list[tuple[str, str]],
@@ -242,7 +254,7 @@ class WasmHost:
         store.set_limits(memory_size=spec.memory_limit_bytes)
         store.set_epoch_deadline(max(1, math.ceil(spec.timeout_secs / EPOCH_TICK_SECS)))
         wasi = WasiConfig()
-        wasi.stdin_file = str(slot.stdin)
+        wasi.stdin_file = str(stdin)
         wasi.stdout_file = str(slot.stdout)
         wasi.inherit_stderr()
         wasi.preopen_dir(str(slot.io), GUEST_IO_DIR)
@@ -256,8 +268,16 @@ class WasmHost:
             func.post_return(store)
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
             return _trap_outcome(spec, exc)
-        body = slot.stdout.read_bytes() if slot.stdout.exists() else b""
-        return Outcome(response.status, [tuple(h) for h in response.headers], body)
+        headers_out = [tuple(h) for h in response.headers]
+        try:
+            size = slot.stdout.stat().st_size
+        except FileNotFoundError:
+            return Outcome(response.status, headers_out, b"")
+        if size <= INLINE_MAX:
+            return Outcome(response.status, headers_out, slot.stdout.read_bytes())
+        kept = slot.root / f"out-{next(self._outputs)}"
+        slot.stdout.rename(kept)
+        return Outcome(response.status, headers_out, b"", body_file=str(kept))
 
 
 def _host_error(status: int, message: str) -> Outcome:

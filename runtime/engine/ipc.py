@@ -8,6 +8,10 @@ import struct
 from typing import Any
 
 _PREFIX = struct.Struct("<II")  # header length, body length
+# Bodies above this size are not copied through the socket: the front writes a request body
+# to a tmpfs file the worker hands to WASI as stdin, and the worker hands back its stdout file
+# (one copy each way instead of three).
+INLINE_MAX = 64 * 1024
 
 Frame = tuple[dict[str, Any], bytes]
 

@@ -78,6 +78,7 @@ class WorkerPool:
         front, child = socket.socketpair()
         scratch = Path(self.settings.scratch_dir) / f"w{index}"
         shutil.rmtree(scratch, ignore_errors=True)  # leftovers of a worker that was killed
+        scratch.mkdir(parents=True)
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -165,7 +166,7 @@ class WorkerPool:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         worker.inflight[rid] = future
         worker.running += 1
-        meta = {
+        meta: dict[str, object] = {
             "op": "req",
             "id": rid,
             "module": module,
@@ -174,6 +175,9 @@ class WorkerPool:
             "headers": headers,
         }
         try:
+            if len(body) > ipc.INLINE_MAX:
+                meta["body_file"] = str(self._spill(worker, rid, body))
+                body = b""
             worker.writer.write(ipc.encode(meta, body))
         except Exception:  # the worker went away between pick and write
             self._finish(worker, rid)
@@ -190,6 +194,12 @@ class WorkerPool:
             await self._recycle(worker)
             return _plain(504, f"module {module}: deadline of {deadline_secs:g} s exceeded")
 
+    def _spill(self, worker: _Worker, rid: int, body: bytes) -> Path:
+        """Write a large request body where the worker takes it as the guest's stdin."""
+        path = Path(self.settings.scratch_dir) / f"w{worker.index}" / f"in-{rid}"
+        path.write_bytes(body)
+        return path
+
     def _finish(self, worker: _Worker, rid: int) -> asyncio.Future[Reply] | None:
         future = worker.inflight.pop(rid, None)
         if future is not None and rid not in worker.parked:
@@ -203,6 +213,8 @@ class WorkerPool:
                 meta, body = await ipc.read_frame_async(worker.reader)
                 op, rid = meta["op"], meta.get("id", 0)
                 if op == "resp":
+                    if meta.get("body_file"):
+                        body = _take_spilled(Path(meta["body_file"]))
                     future = self._finish(worker, rid)
                     if future is not None and not future.done():
                         headers = [(k, v) for k, v in meta["headers"]]
@@ -247,3 +259,10 @@ class WorkerPool:
 
 def _plain(status: int, message: str) -> Reply:
     return Reply(status, [("content-type", "text/plain; charset=utf-8")], message.encode(), message)
+
+
+def _take_spilled(path: Path) -> bytes:
+    """Read and remove a body file a worker left on tmpfs (memory speed: fine on the loop)."""
+    data = path.read_bytes()
+    path.unlink()
+    return data

@@ -49,6 +49,7 @@ class WorkerLoop:
                 [tuple(h) for h in meta["headers"]],
                 body,
                 on_park=lambda parked: self.send({"op": "park" if parked else "unpark", "id": rid}),
+                body_file=Path(meta["body_file"]) if meta.get("body_file") else None,
             )
             reply = {
                 "op": "resp",
@@ -56,6 +57,7 @@ class WorkerLoop:
                 "status": outcome.status,
                 "headers": outcome.headers,
                 "error": outcome.error,
+                "body_file": outcome.body_file,
             }
             self.send(reply, outcome.body)
             self.host.release()
