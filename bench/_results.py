@@ -73,3 +73,26 @@ def save(name: str, metrics: list[Metric], extra: dict[str, object] | None = Non
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     tmp.replace(path)
     return path
+
+
+def metric(
+    value: float, unit: str, target: float | None = None, better: str = "lower"
+) -> dict[str, object]:
+    """One metric as a dict (the form bench/engine.py builds its table in)."""
+    return {"value": value, "unit": unit, "target": target, "better": better}
+
+
+def write_results(bench: str, metrics: dict[str, dict[str, object]]) -> Path:
+    """Save and print metrics given as {name: metric(...)}; return the results path."""
+    rows = [
+        Metric(
+            name,
+            float(m["value"]),  # type: ignore[arg-type]
+            str(m["unit"]),
+            None if m["target"] is None else float(m["target"]),  # type: ignore[arg-type]
+            str(m["better"]),
+        )
+        for name, m in metrics.items()
+    ]
+    print_table(bench, rows)
+    return save(bench, rows)

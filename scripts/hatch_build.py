@@ -1,4 +1,5 @@
-"""Hatch build hook: regenerate runtime/api from proto/wruntime.proto before packaging."""
+"""Hatch build hook: regenerate runtime/api from proto/wruntime.proto before packaging, and
+ship templates/ inside the wheel as wrctl/_templates."""
 
 from __future__ import annotations
 
@@ -20,3 +21,5 @@ class ProtoBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         module.generate(Path(self.root))
+        if version == "standard":  # editable installs read templates/ from the checkout
+            build_data["force_include"][str(Path(self.root) / "templates")] = "wrctl/_templates"

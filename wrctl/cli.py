@@ -30,6 +30,31 @@ def version() -> None:
 
 
 @app.command()
+def build(
+    guest_dir: Annotated[
+        Path, typer.Argument(help="Guest directory (app.py, optional guest.toml).")
+    ],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Component to write [GUEST_DIR.wasm].")
+    ] = None,
+    proto: Annotated[
+        list[Path] | None, typer.Option("--proto", help=".proto to generate typed code from.")
+    ] = None,
+    capability: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--capability", help="Host capability the guest imports: db, blobstore, tracing, llm."
+        ),
+    ] = None,
+) -> None:
+    """Build a Python guest directory into a WASM component."""
+    from wrctl.commands.build import run_build
+
+    with errors_to_exit():
+        run_build(guest_dir, output, list(proto or []), list(capability or []))
+
+
+@app.command()
 def validate(cluster: ClusterFile = Path("cluster.toml")) -> None:
     """Check cluster.toml and the files it names, without contacting anything."""
     from wrctl.config import load_cluster

@@ -1,0 +1,19 @@
+"""wr_sdk: write wruntime modules in Python (guest library), plus the .proto -> Python codegen."""
+
+from __future__ import annotations
+
+from wr_sdk._app import HttpError, Module
+from wr_sdk._host import CallError, GuestOnly, call, config, log
+from wr_sdk._http import Request, Response
+
+__all__ = [
+    "CallError",
+    "GuestOnly",
+    "HttpError",
+    "Module",
+    "Request",
+    "Response",
+    "call",
+    "config",
+    "log",
+]

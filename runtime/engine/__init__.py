@@ -1,0 +1,1 @@
+"""wr-engine: the wasmtime host that runs wruntime modules (front process + worker pool)."""

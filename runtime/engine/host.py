@@ -1,0 +1,294 @@
+"""The wasmtime host in a worker: a linker with the wruntime imports, a fresh instance per call."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import wasmtime
+from wasmtime import Store, WasiConfig
+from wasmtime.component import Component, Linker, Record
+
+from runtime.engine.capabilities import check_imports
+from runtime.engine.ipc import INLINE_MAX
+from runtime.engine.outbound import CallContext, OutboundError, ProxyClient
+from runtime.engine.spec import ModuleSpec
+from runtime.engine.wasm_config import EPOCH_TICK_SECS, make_config
+
+log = logging.getLogger("wr-engine.guest")
+
+HANDLER_EXPORT = "wruntime:runtime/handler@0.1.0"
+GUEST_IO_DIR = "/wr-io"
+LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+@dataclass
+class Outcome:
+    """The result of one call into a guest."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    error: str | None = None  # why the host answered instead of the guest
+    body_file: str | None = None  # a large body left in this file (the reader unlinks it)
+
+
+@dataclass
+class _Request:
+    """Per-call state the host imports read (one call per thread at a time)."""
+
+    spec: ModuleSpec
+    call: CallContext
+    on_park: Callable[[bool], None]
+
+
+@dataclass
+class LoadedModule:
+    spec: ModuleSpec
+    component: Component
+    handle_index: Any
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def _record(**fields: Any) -> Record:
+    rec = Record()
+    for name, value in fields.items():
+        setattr(rec, name.replace("_", "-"), value)
+    return rec
+
+
+class _Slot:
+    """A thread's scratch files: stdin, stdout and the per-request /wr-io directory (tmpfs)."""
+
+    def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
+        self.stdin = root / "stdin"
+        self.stdout = root / "stdout"
+        self.io = root / "io"
+        self.io.mkdir(exist_ok=True)
+
+    def reset(self) -> None:
+        for entry in os.scandir(self.io):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                Path(entry.path).unlink()
+
+
+class WasmHost:
+    """One wasmtime Engine, the deserialized components and a shared Linker."""
+
+    def __init__(
+        self, modules: list[ModuleSpec], proxy_address: str, scratch: Path, resident_bytes: int = 0
+    ) -> None:
+        self.engine = wasmtime.Engine(make_config(resident_bytes))
+        self._scratch = scratch
+        self._local = threading.local()
+        self._slots = 0
+        self._slot_lock = threading.Lock()
+        self._outputs = itertools.count()
+        self._proxy = ProxyClient(proxy_address)
+        self.linker = self._make_linker()
+        self.modules: dict[str, LoadedModule] = {}
+        for spec in modules:
+            self.modules[spec.key] = self._load(spec)
+        self._stop = threading.Event()
+        threading.Thread(target=self._tick, name="epoch-ticker", daemon=True).start()
+
+    # -- setup -------------------------------------------------------------------------------
+
+    def _load(self, spec: ModuleSpec) -> LoadedModule:
+        component = Component.deserialize_file(self.engine, spec.artifact)
+        check_imports(spec.key, component.type.imports(self.engine).keys(), spec.capabilities)
+        iface = component.get_export_index(HANDLER_EXPORT)
+        handle = component.get_export_index("handle", iface) if iface is not None else None
+        if handle is None:
+            raise ValueError(f"module {spec.key}: the component does not export {HANDLER_EXPORT}")
+        return LoadedModule(spec, component, handle, dict(spec.env))
+
+    def _make_linker(self) -> Linker:
+        linker = Linker(self.engine)
+        linker.add_wasip2()
+        with linker.root() as root:
+            with root.add_instance("wruntime:runtime/log@0.1.0") as li:
+                li.add_func("write", self._log_write)
+            with root.add_instance("wruntime:runtime/config@0.1.0") as li:
+                li.add_func("get", self._config_get)
+                li.add_func("get-all", self._config_all)
+            with root.add_instance("wruntime:runtime/outbound@0.1.0") as li:
+                li.add_func("send", self._send)
+        return linker
+
+    def _tick(self) -> None:
+        while not self._stop.wait(EPOCH_TICK_SECS):
+            self.engine.increment_epoch()
+
+    def set_env(self, key: str, env: dict[str, str]) -> None:
+        self.modules[key].env = dict(env)
+
+    # -- host imports (never raise: wasmtime-py keeps their exceptions in a module global) -----
+
+    def _current(self) -> _Request:
+        req: _Request = self._local.request
+        return req
+
+    def _log_write(self, _store: Any, level: str, message: str) -> None:
+        try:
+            spec = self._current().spec
+            log.log(
+                LOG_LEVELS.get(level, logging.INFO),
+                message,
+                extra={"wr_module": spec.key, "version": spec.version},
+            )
+        except Exception:
+            pass
+
+    def _config_get(self, _store: Any, key: str) -> str | None:
+        try:
+            return self.modules[self._current().spec.key].env.get(key)
+        except Exception:
+            return None
+
+    def _config_all(self, _store: Any) -> list[tuple[str, str]]:
+        try:
+            return sorted(self.modules[self._current().spec.key].env.items())
+        except Exception:
+            return []
+
+    def _send(self, _store: Any, req: Record) -> Record | str:
+        try:
+            current = self._current()
+            current.on_park(True)
+            try:
+                reply = self._proxy.send(
+                    current.call,
+                    getattr(req, "method"),  # noqa: B009 (Record fields are dynamic)
+                    getattr(req, "url"),  # noqa: B009
+                    [tuple(h) for h in getattr(req, "headers")],  # noqa: B009
+                    getattr(req, "body-file"),
+                    getattr(req, "version"),  # noqa: B009
+                )
+            finally:
+                current.on_park(False)
+            return _record(status=reply.status, headers=reply.headers, body_file=reply.body_file)
+        except OutboundError as exc:
+            return str(exc)
+        except Exception as exc:
+            return f"outbound call failed: {type(exc).__name__}: {exc}"
+
+    # -- one request ---------------------------------------------------------------------------
+
+    def _slot(self) -> _Slot:
+        slot: _Slot | None = getattr(self._local, "slot", None)
+        if slot is None:
+            with self._slot_lock:
+                self._slots += 1
+                n = self._slots
+            slot = _Slot(self._scratch / f"slot-{n}")
+            self._local.slot = slot
+        return slot
+
+    def run(
+        self,
+        key: str,
+        method: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        on_park: Callable[[bool], None] = lambda _parked: None,
+        body_file: Path | None = None,
+    ) -> Outcome:
+        """Serve one request. The body is `body`, or the file body_file (consumed)."""
+        module = self.modules[key]
+        spec = module.spec
+        slot = self._slot()
+        stdin = body_file or slot.stdin
+        if body_file is None:
+            slot.stdin.write_bytes(body)
+        slot.stdout.unlink(missing_ok=True)
+        incoming_trace = next((v for k, v in headers if k == "traceparent"), None)
+        deadline = time.monotonic() + spec.timeout_secs
+        self._local.request = _Request(
+            spec, CallContext(spec.name, spec.namespace, incoming_trace, deadline, slot.io), on_park
+        )
+        try:
+            return self._call(module, slot, stdin, method, path, headers)
+        finally:
+            self._local.request = None
+            slot.reset()
+            if body_file is not None:
+                body_file.unlink(missing_ok=True)
+
+    def release(self) -> None:
+        """Drop this thread's last Store. Dropping resets the instance's pooled memory (~1 ms),
+        so the worker calls this after the response is on its way."""
+        self._local.store = None
+
+    def _call(
+        self,
+        module: LoadedModule,
+        slot: _Slot,
+        stdin: Path,
+        method: str,
+        path: str,
+        headers: list[tuple[str, str]],
+    ) -> Outcome:
+        spec = module.spec
+        store = Store(self.engine)
+        self._local.store = store  # kept until release(): see there
+        store.set_limits(memory_size=spec.memory_limit_bytes)
+        store.set_epoch_deadline(max(1, math.ceil(spec.timeout_secs / EPOCH_TICK_SECS)))
+        wasi = WasiConfig()
+        wasi.stdin_file = str(stdin)
+        wasi.stdout_file = str(slot.stdout)
+        wasi.inherit_stderr()
+        wasi.preopen_dir(str(slot.io), GUEST_IO_DIR)
+        store.set_wasi(wasi)
+        try:
+            instance = self.linker.instantiate(store, module.component)
+            func = instance.get_func(store, module.handle_index)
+            if func is None:
+                return _host_error(500, "the component has no handle function")
+            response = func(store, _record(method=method, path=path, headers=headers))
+            func.post_return(store)
+        except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
+            return _trap_outcome(spec, exc)
+        headers_out = [tuple(h) for h in response.headers]
+        try:
+            size = slot.stdout.stat().st_size
+        except FileNotFoundError:
+            return Outcome(response.status, headers_out, b"")
+        if size <= INLINE_MAX:
+            return Outcome(response.status, headers_out, slot.stdout.read_bytes())
+        kept = slot.root / f"out-{next(self._outputs)}"
+        slot.stdout.rename(kept)
+        return Outcome(response.status, headers_out, b"", body_file=str(kept))
+
+
+def _host_error(status: int, message: str) -> Outcome:
+    return Outcome(
+        status, [("content-type", "text/plain; charset=utf-8")], message.encode(), error=message
+    )
+
+
+def _trap_outcome(spec: ModuleSpec, exc: Exception) -> Outcome:
+    text = str(exc)
+    if "wasm trap: interrupt" in text:
+        return _host_error(504, f"module {spec.key}: deadline of {spec.timeout_secs:g} s exceeded")
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    return _host_error(500, f"module {spec.key} trapped: {first[:200]}")

@@ -1,0 +1,268 @@
+"""The front's pool of worker processes: spawn, dispatch, park/unpark, deadlines, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import json
+import logging
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runtime.engine import ipc
+from runtime.engine.spec import WorkerSettings
+
+log = logging.getLogger("wr-engine.pool")
+KILL_GRACE_SECS = 2.0  # past the module deadline, a worker that has not answered is killed
+
+
+class WorkerStartError(Exception):
+    """A worker that could not load its modules (the message says why)."""
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    error: str | None = None
+
+
+@dataclass
+class _Worker:
+    index: int
+    proc: asyncio.subprocess.Process
+    writer: asyncio.StreamWriter
+    reader: asyncio.StreamReader
+    running: int = 0  # requests executing guest code (not parked in an outbound call)
+    inflight: dict[int, asyncio.Future[Reply]] = field(default_factory=dict)
+    parked: set[int] = field(default_factory=set)
+    alive: bool = True
+    task: asyncio.Task[None] | None = None
+
+
+class WorkerPool:
+    """N workers; a request goes to a worker with no guest code running, else waits its turn."""
+
+    def __init__(self, size: int, settings: WorkerSettings) -> None:
+        self.size = size
+        self.settings = settings
+        self.workers: list[_Worker | None] = [None] * size
+        self._ids = itertools.count(1)
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._env: dict[str, dict[str, str]] = {}
+        self._closing = False
+        self.restarts = 0
+        self._settings_file = Path(tempfile.mkstemp(prefix="wr-engine-", suffix=".json")[1])
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._settings_file.write_text(json.dumps(self.settings.to_json()))
+        results = await asyncio.gather(
+            *(self._spawn(i) for i in range(self.size)), return_exceptions=True
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            await self.close()
+            raise errors[0]
+
+    async def _spawn(self, index: int) -> None:
+        front, child = socket.socketpair()
+        scratch = Path(self.settings.scratch_dir) / f"w{index}"
+        shutil.rmtree(scratch, ignore_errors=True)  # leftovers of a worker that was killed
+        scratch.mkdir(parents=True)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "runtime.engine.worker",
+            str(child.fileno()),
+            str(self._settings_file),
+            str(scratch),
+            pass_fds=(child.fileno(),),
+        )
+        child.close()
+        reader, writer = await asyncio.open_connection(sock=front)
+        try:
+            meta, _ = await ipc.read_frame_async(reader)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            meta = {"op": "fatal", "error": f"worker {index} exited during start-up"}
+        if meta.get("op") != "ready":
+            proc.kill()
+            await proc.wait()
+            raise WorkerStartError(meta.get("error", f"worker {index} failed to start"))
+        worker = _Worker(index, proc, writer, reader)
+        for key, env in self._env.items():
+            writer.write(ipc.encode({"op": "env", "module": key, "env": env}))
+        self.workers[index] = worker
+        worker.task = asyncio.create_task(self._read_loop(worker))
+        self._wake()
+
+    async def close(self) -> None:
+        self._closing = True
+        for worker in self.workers:
+            if worker is None:
+                continue
+            worker.alive = False
+            with contextlib.suppress(ProcessLookupError):
+                worker.proc.kill()
+            await worker.proc.wait()
+            if worker.task is not None:
+                worker.task.cancel()
+        self._settings_file.unlink(missing_ok=True)
+        shutil.rmtree(self.settings.scratch_dir, ignore_errors=True)
+
+    def pids(self) -> list[int]:
+        return [w.proc.pid for w in self.workers if w is not None and w.alive]
+
+    def set_env(self, key: str, env: dict[str, str]) -> None:
+        """New module environment (secrets arrived): every worker, now and after restarts."""
+        self._env[key] = env
+        for w in self.workers:
+            if w is not None and w.alive:
+                w.writer.write(ipc.encode({"op": "env", "module": key, "env": env}))
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    def _pick(self) -> _Worker | None:
+        idle = [w for w in self.workers if w is not None and w.alive and w.running == 0]
+        return min(idle, key=lambda w: len(w.inflight)) if idle else None
+
+    def _wake(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def call(
+        self,
+        module: str,
+        method: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        deadline_secs: float,
+    ) -> Reply:
+        """Run one request; 504 when the module deadline (plus grace) passes with no answer."""
+        deadline = time.monotonic() + deadline_secs + KILL_GRACE_SECS
+        worker = self._pick()
+        while worker is None:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                return _plain(504, f"module {module}: no worker became free within the deadline")
+            worker = self._pick()
+        rid = next(self._ids)
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        worker.inflight[rid] = future
+        worker.running += 1
+        meta: dict[str, object] = {
+            "op": "req",
+            "id": rid,
+            "module": module,
+            "method": method,
+            "path": path,
+            "headers": headers,
+        }
+        try:
+            if len(body) > ipc.INLINE_MAX:
+                meta["body_file"] = str(self._spill(worker, rid, body))
+                body = b""
+            worker.writer.write(ipc.encode(meta, body))
+        except Exception:  # the worker went away between pick and write
+            self._finish(worker, rid)
+            return _plain(503, f"module {module}: engine worker unavailable, retry")
+        try:
+            return await asyncio.wait_for(
+                asyncio.shield(future), max(0.0, deadline - time.monotonic())
+            )
+        except TimeoutError:
+            log.error(
+                "worker did not stop the call at its deadline; restarting it",
+                extra={"wr_module": module, "worker": worker.index},
+            )
+            await self._recycle(worker)
+            return _plain(504, f"module {module}: deadline of {deadline_secs:g} s exceeded")
+
+    def _spill(self, worker: _Worker, rid: int, body: bytes) -> Path:
+        """Write a large request body where the worker takes it as the guest's stdin."""
+        path = Path(self.settings.scratch_dir) / f"w{worker.index}" / f"in-{rid}"
+        path.write_bytes(body)
+        return path
+
+    def _finish(self, worker: _Worker, rid: int) -> asyncio.Future[Reply] | None:
+        future = worker.inflight.pop(rid, None)
+        if future is not None and rid not in worker.parked:
+            worker.running -= 1
+        worker.parked.discard(rid)
+        return future
+
+    async def _read_loop(self, worker: _Worker) -> None:
+        try:
+            while True:
+                meta, body = await ipc.read_frame_async(worker.reader)
+                op, rid = meta["op"], meta.get("id", 0)
+                if op == "resp":
+                    if meta.get("body_file"):
+                        body = _take_spilled(Path(meta["body_file"]))
+                    future = self._finish(worker, rid)
+                    if future is not None and not future.done():
+                        headers = [(k, v) for k, v in meta["headers"]]
+                        future.set_result(Reply(meta["status"], headers, body, meta["error"]))
+                elif op == "park" and rid in worker.inflight:
+                    worker.parked.add(rid)
+                    worker.running -= 1
+                elif op == "unpark" and rid in worker.parked:
+                    worker.parked.discard(rid)
+                    worker.running += 1
+                if worker.running == 0:
+                    self._wake()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        if worker.alive and not self._closing:
+            log.error("worker exited unexpectedly; restarting it", extra={"worker": worker.index})
+            await self._recycle(worker)
+
+    async def _recycle(self, worker: _Worker) -> None:
+        """Kill worker, fail its in-flight requests, start a replacement."""
+        if not worker.alive:
+            return
+        worker.alive = False
+        with contextlib.suppress(ProcessLookupError):
+            worker.proc.kill()
+        await worker.proc.wait()
+        for rid, future in list(worker.inflight.items()):
+            if not future.done():
+                future.set_result(_plain(500, "engine worker failed while running this request"))
+            worker.inflight.pop(rid, None)
+        if worker.task is not None and worker.task is not asyncio.current_task():
+            worker.task.cancel()
+        if self._closing:
+            return
+        self.restarts += 1
+        try:
+            await self._spawn(worker.index)
+        except Exception:
+            log.exception("could not restart worker", extra={"worker": worker.index})
+        self._wake()
+
+
+def _plain(status: int, message: str) -> Reply:
+    return Reply(status, [("content-type", "text/plain; charset=utf-8")], message.encode(), message)
+
+
+def _take_spilled(path: Path) -> bytes:
+    """Read and remove a body file a worker left on tmpfs (memory speed: fine on the loop)."""
+    data = path.read_bytes()
+    path.unlink()
+    return data

@@ -1,0 +1,175 @@
+"""The engine service: prepare modules, start workers, serve HTTP, register, stop cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from aiohttp import web
+
+from runtime.api import wruntime_pb2 as pb
+from runtime.engine.component_cache import ComponentCache
+from runtime.engine.config import EngineConfig, split_host_port
+from runtime.engine.metrics import HEALTHY_MODULES, WORKER_RESTARTS
+from runtime.engine.modules import PreparedModule, module_env, prepare
+from runtime.engine.pool import WorkerPool
+from runtime.engine.registration import Registrar
+from runtime.engine.server import make_app
+from runtime.engine.spec import WorkerSettings
+from runtime.telemetry import setup_tracing, shutdown_tracing
+from runtime.version import __version__
+
+log = logging.getLogger("wr-engine")
+MODULE_HEALTH_TIMEOUT = 5.0
+
+
+def scratch_root() -> Path:
+    """Per-request files live on tmpfs when there is one."""
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+    return Path(tempfile.mkdtemp(prefix="wr-engine-", dir=base))
+
+
+class EngineService:
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.engine_id = str(uuid.uuid4())
+        self.modules: list[PreparedModule] = []
+        self.pool: WorkerPool | None = None
+        self.registrar: Registrar | None = None
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.healthy: set[str] = set()
+
+    async def start(self) -> None:
+        started = time.monotonic()
+        cache = ComponentCache(self.config.cache_dir)
+        self.modules = await asyncio.to_thread(prepare, self.config.module, cache)
+        settings = WorkerSettings(
+            [m.spec() for m in self.modules],
+            self.config.node.proxy_address,
+            str(scratch_root()),
+            resident_bytes=self.config.resident_memory_mb << 20,
+        )
+        self.pool = WorkerPool(self.config.workers, settings)
+        await self.pool.start()
+        tracing = setup_tracing(
+            "wr-engine", self.config.otlp_endpoint, self.config.trace_sample_ratio
+        )
+        app = make_app(
+            self.pool,
+            {m.key: m.config.request_timeout_secs for m in self.modules},
+            self.health_report,
+            tracing,
+        )
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        host, port = split_host_port(self.config.listen_address)
+        await web.TCPSite(self._runner, host, port, reuse_address=True).start()
+        log.info(
+            "engine serving",
+            extra={
+                "address": self.config.listen_address,
+                "workers": self.config.workers,
+                "modules": [m.key for m in self.modules],
+                "startup_seconds": round(time.monotonic() - started, 3),
+            },
+        )
+        if self.config.node.control_address:
+            self.registrar = Registrar(
+                self.config.node.control_address,
+                self.registration(),
+                self.check_modules,
+                self._apply_secrets,
+            )
+            self._tasks.append(asyncio.create_task(self.registrar.run()))
+
+    def registration(self) -> pb.EngineRegistration:
+        host, port = split_host_port(self.config.listen_address)
+        if host in {"0.0.0.0", "::"}:
+            host = "127.0.0.1"
+        authority = f"[{host}]" if ":" in host else host
+        return pb.EngineRegistration(
+            engine_id=self.engine_id,
+            address=f"http://{authority}:{port}",
+            modules=[m.descriptor() for m in self.modules],
+            proxy_address=self.config.node.proxy_address,
+            secrets=[
+                pb.SecretRequest(namespace=m.config.namespace, key=key)
+                for m in self.modules
+                for key in sorted(set(m.config.secret_keys().values()))
+            ],
+            node=self.config.node.name,
+            runtime_version=__version__,
+        )
+
+    def _apply_secrets(self, secrets: dict[str, dict[str, str]]) -> None:
+        assert self.pool is not None
+        for m in self.modules:
+            if m.config.secret_keys():
+                self.pool.set_env(m.key, module_env(m.config, secrets))
+
+    async def _module_healthy(self, module: PreparedModule) -> bool:
+        assert self.pool is not None
+        try:
+            reply = await asyncio.wait_for(
+                self.pool.call(module.key, "GET", "/__health", [], b"", MODULE_HEALTH_TIMEOUT),
+                MODULE_HEALTH_TIMEOUT,
+            )
+        except TimeoutError:
+            return False
+        return 200 <= reply.status < 300
+
+    async def check_modules(self) -> list[pb.ModuleDescriptor]:
+        """Run `/__health` in every module; the descriptors of those that answered 2xx."""
+        results = await asyncio.gather(*(self._module_healthy(m) for m in self.modules))
+        self.healthy = {m.key for m, ok in zip(self.modules, results, strict=True) if ok}
+        HEALTHY_MODULES.set(len(self.healthy))
+        if self.pool is not None:
+            WORKER_RESTARTS.set(self.pool.restarts)
+        return [m.descriptor() for m in self.modules if m.key in self.healthy]
+
+    async def health_report(self) -> dict[str, object]:
+        assert self.pool is not None
+        return {
+            "ok": bool(self.pool.pids()),
+            "engine_id": self.engine_id,
+            "workers": len(self.pool.pids()),
+            "modules": [m.key for m in self.modules],
+            "registered": bool(self.registrar and self.registrar.registered.is_set()),
+        }
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.registrar is not None:
+            await self.registrar.deregister()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self.pool is not None:
+            await self.pool.close()
+        shutdown_tracing()
+
+
+async def serve(config: EngineConfig) -> None:
+    """Run until SIGTERM or SIGINT."""
+    service = EngineService(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await service.start()
+        await stop.wait()
+        log.info("stopping", extra={"pid": os.getpid()})
+    finally:
+        await service.stop()

@@ -1,0 +1,59 @@
+"""What a worker process is told about each module (plain data, passed as JSON)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class ModuleSpec:
+    name: str
+    namespace: str
+    version: str
+    artifact: str  # path of the verified precompiled component
+    timeout_secs: float
+    memory_limit_bytes: int
+    capabilities: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}.{self.name}"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModuleSpec:
+        return cls(**data)
+
+
+@dataclass
+class WorkerSettings:
+    """Everything a worker needs: its modules, the proxy for outbound calls, its scratch dir."""
+
+    modules: list[ModuleSpec]
+    proxy_address: str
+    scratch_dir: str
+    threads: int = 16
+    resident_bytes: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "modules": [m.to_json() for m in self.modules],
+            "proxy_address": self.proxy_address,
+            "scratch_dir": self.scratch_dir,
+            "threads": self.threads,
+            "resident_bytes": self.resident_bytes,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WorkerSettings:
+        return cls(
+            modules=[ModuleSpec.from_json(m) for m in data["modules"]],
+            proxy_address=data["proxy_address"],
+            scratch_dir=data["scratch_dir"],
+            threads=data.get("threads", 16),
+            resident_bytes=data.get("resident_bytes", 0),
+        )

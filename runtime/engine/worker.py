@@ -1,0 +1,111 @@
+"""A worker process: `python -m runtime.engine.worker FD SETTINGS.json`.
+
+Started with subprocess (never forked after wasmtime is loaded). Reads request frames from the
+socket FD, runs each on a thread against a fresh instance, writes response frames back. A
+request blocked in an outbound call is "parked" so the front may send this worker more work.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from runtime.engine import ipc
+from runtime.engine.host import WasmHost
+from runtime.engine.spec import WorkerSettings
+from runtime.logs import setup_logging
+
+log = logging.getLogger("wr-engine.worker")
+
+
+class WorkerLoop:
+    def __init__(self, sock: socket.socket, settings: WorkerSettings, scratch: Path) -> None:
+        self.sock = sock
+        self._write_lock = threading.Lock()
+        self.host = WasmHost(
+            settings.modules, settings.proxy_address, scratch, settings.resident_bytes
+        )
+        self.pool = ThreadPoolExecutor(settings.threads, thread_name_prefix="call")
+
+    def send(self, meta: dict[str, Any], body: bytes = b"") -> None:
+        frame = ipc.encode(meta, body)
+        with self._write_lock:
+            self.sock.sendall(frame)
+
+    def handle(self, meta: dict[str, Any], body: bytes) -> None:
+        rid = meta["id"]
+        try:
+            outcome = self.host.run(
+                meta["module"],
+                meta["method"],
+                meta["path"],
+                [tuple(h) for h in meta["headers"]],
+                body,
+                on_park=lambda parked: self.send({"op": "park" if parked else "unpark", "id": rid}),
+                body_file=Path(meta["body_file"]) if meta.get("body_file") else None,
+            )
+            reply = {
+                "op": "resp",
+                "id": rid,
+                "status": outcome.status,
+                "headers": outcome.headers,
+                "error": outcome.error,
+                "body_file": outcome.body_file,
+            }
+            self.send(reply, outcome.body)
+            self.host.release()
+        except Exception as exc:  # a host bug must not kill the other calls of this worker
+            log.exception("request failed in the host", extra={"wr_module": meta.get("module")})
+            self.send(
+                {
+                    "op": "resp",
+                    "id": rid,
+                    "status": 500,
+                    "headers": [],
+                    "error": f"engine error: {type(exc).__name__}: {exc}",
+                },
+                f"engine error: {type(exc).__name__}".encode(),
+            )
+
+    def serve(self) -> None:
+        self.send({"op": "ready", "modules": sorted(self.host.modules)})
+        while True:
+            try:
+                meta, body = ipc.read_frame(self.sock)
+            except (EOFError, ConnectionError):
+                return  # the front went away: exit with it
+            op = meta["op"]
+            if op == "req":
+                self.pool.submit(self.handle, meta, body)
+            elif op == "env":
+                self.host.set_env(meta["module"], meta["env"])
+            elif op == "stop":
+                return
+
+
+def main() -> None:
+    fd, settings_path, scratch = int(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+    settings = WorkerSettings.from_json(json.loads(Path(settings_path).read_text()))
+    setup_logging("wr-engine-worker")
+    sock = socket.socket(fileno=fd)
+    try:
+        loop = WorkerLoop(sock, settings, scratch)
+    except Exception as exc:
+        log.exception("worker failed to load its modules")
+        sock.sendall(ipc.encode({"op": "fatal", "error": str(exc)}))
+        sys.exit(3)
+    loop.serve()
+    # Threads may still be inside wasm; exiting the process is the only clean stop.
+    logging.shutdown()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

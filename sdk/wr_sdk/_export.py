@@ -1,0 +1,42 @@
+"""The `handler` export: WIT request in, Module dispatch, body to stdout, WIT response out."""
+
+from __future__ import annotations
+
+import gc
+import sys
+
+from wit_world.exports import Handler as _HandlerProtocol
+from wit_world.imports import types as _types
+
+from wr_sdk._app import Module
+from wr_sdk._http import Request, write_fd
+
+# stdout carries the response body: keep stray print()s out of it.
+sys.stdout = sys.stderr
+
+
+def _settle_heap() -> None:
+    """Run once at build time, after the module's imports (this module is imported last).
+
+    Every request runs in a fresh instance whose memory starts as a copy-on-write image of this
+    snapshot, so each page a request writes costs a page copy. A collection now plus gc.freeze()
+    keeps the collector from walking (and so writing to) every snapshot object later; a higher
+    threshold keeps short requests from triggering collections at all (instance memory is
+    dropped after each request anyway).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20000, 50, 50)
+
+
+class Handler(_HandlerProtocol):
+    def handle(self, req: _types.Request) -> _types.Response:
+        module = Module.current
+        if module is None:
+            raise RuntimeError("the guest created no wr_sdk.Module")
+        response = module.dispatch(Request(req.method, req.path, list(req.headers)))
+        write_fd(1, response.body)
+        return _types.Response(status=response.status, headers=list(response.headers))
+
+
+_settle_heap()

@@ -1,0 +1,117 @@
+"""Host imports for module authors: outbound calls, logging and configuration.
+
+The WIT bindings (`wit_world`) exist only inside a component build; imported at module
+load so that componentize-py snapshots them (a fresh instance then pays nothing for them).
+On a normal Python interpreter the functions raise GuestOnly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+from wr_sdk._http import Headers, Response, write_fd
+
+try:
+    from componentize_py_types import Err
+    from wit_world.imports import config as _config
+    from wit_world.imports import log as _log
+    from wit_world.imports import outbound as _outbound
+except ImportError:  # host side: codegen and tests import wr_sdk without a guest runtime
+    _outbound = None
+
+IO_DIR = "/wr-io"
+_call_ids = itertools.count()
+
+
+class GuestOnly(RuntimeError):
+    """A host import used outside a wruntime component."""
+
+
+class CallError(Exception):
+    """An outbound call that got no response (bad URL, connection refused, deadline)."""
+
+
+def _need_host() -> None:
+    if _outbound is None:
+        raise GuestOnly("wr_sdk host functions work only inside a wruntime component")
+
+
+def call(
+    url: str,
+    body: bytes = b"",
+    *,
+    method: str = "POST",
+    headers: Headers | None = None,
+    version: str | None = None,
+) -> Response:
+    """Send a request to `http://{namespace}.{module}/...` (or an external URL) via the proxy.
+
+    `version` is a semver requirement on the destination module, such as "^1.2".
+    """
+    _need_host()
+    call_id = next(_call_ids)
+    body_file = None
+    if body:
+        body_file = f"call-{call_id}.req"
+        fd = os.open(f"{IO_DIR}/{body_file}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            write_fd(fd, body)
+        finally:
+            os.close(fd)
+    request = _outbound.OutboundRequest(
+        method=method, url=url, headers=list(headers or []), body_file=body_file, version=version
+    )
+    try:
+        answer = _outbound.send(request)
+    except Err as exc:
+        raise CallError(f"{method} {url}: {exc.value}") from None
+    with open(f"{IO_DIR}/{answer.body_file}", "rb") as f:
+        data = f.read()
+    return Response(answer.status, data, list(answer.headers))
+
+
+class _Log:
+    """`log.info("...")` and friends write to the engine's log, tagged with the module."""
+
+    def _write(self, level_name: str, message: str) -> None:
+        _need_host()
+        _log.write(getattr(_log.Level, level_name), message)
+
+    def debug(self, message: str) -> None:
+        self._write("DEBUG", message)
+
+    def info(self, message: str) -> None:
+        self._write("INFO", message)
+
+    def warn(self, message: str) -> None:
+        self._write("WARN", message)
+
+    def error(self, message: str) -> None:
+        self._write("ERROR", message)
+
+    def __call__(self, message: str) -> None:
+        self.info(message)
+
+
+class _Config:
+    """Module environment: `config.get("KEY")`, `config["KEY"]`, `config.all()`."""
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        _need_host()
+        value = _config.get(key)
+        return default if value is None else value
+
+    def __getitem__(self, key: str) -> str:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(f"config key {key!r} is not set for this module")
+        return value
+
+    def all(self) -> dict[str, str]:
+        _need_host()
+        return dict(_config.get_all())
+
+
+log = _Log()
+config = _Config()

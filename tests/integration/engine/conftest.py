@@ -1,0 +1,218 @@
+"""Fixtures for engine tests: real components (built once, cached by content), a running
+wr-engine, and a stand-in node proxy that forwards x-wr-destination back to the engine."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.infra.process import ManagedProcess, cache_dir, free_port
+
+REPO = Path(__file__).resolve().parents[3]
+GUESTS = Path(__file__).resolve().parent / "guests"
+ECHO = REPO / "examples" / "echo"
+SOURCES = {
+    "echo": ECHO / "echo",
+    "caller": ECHO / "caller",
+    "testkit": GUESTS / "testkit",
+    "with_db": GUESTS / "with_db",
+}
+
+
+@pytest.fixture(scope="session")
+def components() -> dict[str, Path]:
+    """name -> .wasm, built and precompiled into the engines' shared cache.
+
+    Both steps are cached by content (a cache miss costs ~15 s to build and ~6 s to compile
+    per component), so engines in the tests start in about a second.
+    """
+    from runtime.engine.component_cache import ComponentCache
+    from wrctl.build.cached import build_cached
+
+    compiled = ComponentCache(cache_dir() / "components")
+
+    def prepare(path: Path) -> Path:
+        wasm = build_cached(path)
+        compiled.ensure(wasm)
+        return wasm
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = {name: pool.submit(prepare, path) for name, path in SOURCES.items()}
+        return {name: f.result() for name, f in futures.items()}
+
+
+def http_call(
+    base: str,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> tuple[int, dict[str, str], bytes]:
+    parts = urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+@dataclass
+class Engine:
+    process: ManagedProcess
+    base: str
+    config_path: Path
+
+    def call(
+        self,
+        module: str,
+        path: str,
+        body: bytes = b"",
+        method: str = "POST",
+        headers: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> tuple[int, dict[str, str], bytes]:
+        namespace, name = module.split(".")
+        all_headers = {"x-wr-module": name, "x-wr-namespace": namespace, **(headers or {})}
+        return http_call(self.base, method, path, body, all_headers, timeout)
+
+
+def module_toml(name: str, wasm: Path, namespace: str = "example", **extra: Any) -> str:
+    lines = [
+        "[[module]]",
+        f'name = "{name}"',
+        f'namespace = "{namespace}"',
+        'version = "1.0.0"',
+        f'wasm_path = "{wasm}"',
+    ]
+    env = extra.pop("env", None)
+    for key, value in extra.items():
+        lines.append(f"{key} = {json.dumps(value)}")
+    if env:
+        lines.append("[module.env]")
+        lines += [f"{k} = {v}" for k, v in env.items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def start_engine(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
+    """start_engine(modules_toml, workers=1, proxy=None, control=None, otlp=None) -> Engine."""
+    started: list[ManagedProcess] = []
+
+    def start(
+        modules: str,
+        workers: int = 1,
+        proxy: str | None = None,
+        control: str | None = None,
+        wait: bool = True,
+        otlp: str | None = None,
+    ) -> Engine:
+        port = free_port()
+        tracing = f'otlp_endpoint = "{otlp}"\n' if otlp else ""
+        node = [f'proxy_address = "{proxy or "http://127.0.0.1:9"}"', 'name = "node-test"']
+        if control:
+            node.append(f'control_address = "{control}"')
+        config = tmp_path / f"engine-{port}.toml"
+        config.write_text(
+            f'listen_address = "127.0.0.1:{port}"\nworkers = {workers}\n{tracing}'
+            f'cache_dir = "{cache_dir() / "components"}"\n\n[node]\n'
+            + "\n".join(node)
+            + "\n\n"
+            + modules
+        )
+        proc = ManagedProcess(
+            [sys.executable, "-m", "runtime.engine.cli", "--config", config],
+            tmp_path / f"engine-{port}.log",
+            name="wr-engine",
+            cwd=REPO,
+        )
+        proc.start()
+        started.append(proc)
+        base = f"http://127.0.0.1:{port}"
+        if wait:
+            proc.wait_ready(f"{base}/__health", deadline_s=60)
+        return Engine(proc, base, config)
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body_size: int
+
+
+@dataclass
+class StubProxy:
+    """Stands in for wr-proxy: forwards module calls to the engine, answers external URLs."""
+
+    engine_base: str = ""
+    seen: list[Seen] = field(default_factory=list)
+    address: str = ""
+
+
+@pytest.fixture
+def stub_proxy() -> Iterator[StubProxy]:
+    state = StubProxy()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            state.seen.append(Seen(self.command, self.path, headers, len(body)))
+            dest = urlsplit(headers.get("x-wr-destination", ""))
+            namespace, _, module = (dest.hostname or "").partition(".")
+            if dest.hostname and dest.hostname.endswith("example.com"):
+                status, reply_headers, data = 200, {}, body  # an "external" echo
+            else:
+                status, reply_headers, data = http_call(
+                    state.engine_base,
+                    self.command,
+                    self.path,
+                    body,
+                    {
+                        "x-wr-module": module,
+                        "x-wr-namespace": namespace,
+                        "traceparent": headers.get("traceparent", ""),
+                    },
+                )
+            self.send_response(status)
+            for k, v in reply_headers.items():
+                if k not in {"content-length", "transfer-encoding", "connection", "date", "server"}:
+                    self.send_header(k, v)
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.address = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
