@@ -46,6 +46,11 @@ class ManagerClient:
         assert isinstance(response, pb.GetClusterStateResponse)
         return response
 
+    def routing_version(self) -> int:
+        response = self._call("GetRoutingTable", pb.GetRoutingTableRequest(known_version=0))
+        assert isinstance(response, pb.GetRoutingTableResponse)
+        return int(response.table.version)
+
     def wait_ready(self, deadline_s: float) -> None:
         """Wait until the manager answers (right after it was started)."""
         try:

@@ -82,6 +82,7 @@ def _manager_bundle(config: ClusterConfig, out_dir: Path, runtime_version: str) 
                 f"sh -c 'WR_SECRETS_KEY=$(cat {key_file}) "
                 "exec @BIN@/wr-manager --config @CURRENT@/etc/manager.toml'"
             ),
+            "priority": "50",
         }
     ]
     return _finish(config, "manager", "manager", files, programs, {}, out_dir, runtime_version)
@@ -111,6 +112,7 @@ def _node_bundle(
         {
             "name": f"wr-{node.name}-proxy",
             "command": "@BIN@/wr-proxy --config @CURRENT@/etc/proxy.toml",
+            "priority": "100",
         }
     ]
     for index in range(node.engines):
@@ -122,6 +124,8 @@ def _node_bundle(
             {
                 "name": f"wr-{node.name}-engine-{index}",
                 "command": f"@BIN@/wr-engine --config @CURRENT@/etc/engine-{index}.toml",
+                # engines stop before the proxy (reverse priority), so they can deregister
+                "priority": "200",
             }
         )
     digests: dict[str, str] = {}

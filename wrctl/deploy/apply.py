@@ -13,7 +13,7 @@ from pathlib import Path
 from runtime.api import wruntime_pb2 as pb
 from wrctl.bundle.build import Bundle, build_bundles, manager_address_for_nodes, target_name
 from wrctl.config import ClusterConfig
-from wrctl.deploy.healthgate import wait_healthy
+from wrctl.deploy.healthgate import engine_ids, wait_healthy, wait_proxy_synced
 from wrctl.deploy.hosts import open_host
 from wrctl.deploy.rollout import Rollout
 from wrctl.deploy.transport import quote
@@ -150,14 +150,20 @@ def _deploy_node(
     rollout = Rollout(open_host(resource.attributes, resource.address), target_name(node))
     previous = _install(rollout, bundle, report)
     try:
+        before = engine_ids(client, node)
         rollout.restart()
         report(rollout.target, "restarted; waiting for the health gate")
+        engines = int(resource.attributes["engines"])
         gate = wait_healthy(
-            client,
-            node,
-            int(resource.attributes["engines"]),
-            bundle.module_digests,
-            health_timeout_s,
+            client, node, engines, bundle.module_digests, health_timeout_s, stale=before
+        )
+        section = next(n for n in plan.config.node if n.name == node)
+        wait_proxy_synced(
+            rollout.host.transport,
+            resource.attributes.get("python", "python3"),
+            section.admin_port,
+            client.routing_version(),
+            10.0,
         )
         report(rollout.target, f"healthy: {gate.detail}")
     except WrctlError as exc:
@@ -225,6 +231,7 @@ def destroy_cluster(config: ClusterConfig, plan: Plan, report: Report) -> list[T
     if host.format.shutdown_if_idle():
         leftovers = [f"{host.workdir}/{d}" for d in ("supervisord.conf", "run", "logs", "cache")]
         host.transport.run("rm -rf " + " ".join(quote(p) for p in leftovers))
+        host.transport.run(f"rmdir {quote(host.workdir)} 2>/dev/null || true")
     report("manager", "removed")
     results.append(TargetResult("manager", "removed"))
     return results

@@ -1,9 +1,10 @@
-"""The caller module: GET /run calls example.echo with "hello" and returns the reply."""
+"""The caller module: /run calls example.echo with the request body, or with the GREETING
+from its config when the body is empty, and returns the reply as JSON."""
 
 from echo_pb2 import EchoRequest
 from echo_wr import EchoServiceClient
 
-from wr_sdk import Module, Request, log
+from wr_sdk import Module, Request, config, log
 
 app = Module()
 echo = EchoServiceClient("example", "echo")
@@ -11,7 +12,7 @@ echo = EchoServiceClient("example", "echo")
 
 @app.route("/run")
 def run(request: Request) -> dict[str, str]:
-    message = request.body.decode() or "hello"
+    message = request.body.decode() or config.get("GREETING", "hello")
     reply = echo.echo(EchoRequest(message=message))
     log.info(f"echo answered {reply.message!r}")
     return {"reply": reply.message}

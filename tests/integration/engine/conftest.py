@@ -8,7 +8,6 @@ import json
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,36 +19,6 @@ import pytest
 from tests.infra.process import ManagedProcess, cache_dir, free_port
 
 REPO = Path(__file__).resolve().parents[3]
-GUESTS = Path(__file__).resolve().parent / "guests"
-ECHO = REPO / "examples" / "echo"
-SOURCES = {
-    "echo": ECHO / "echo",
-    "caller": ECHO / "caller",
-    "testkit": GUESTS / "testkit",
-    "with_db": GUESTS / "with_db",
-}
-
-
-@pytest.fixture(scope="session")
-def components() -> dict[str, Path]:
-    """name -> .wasm, built and precompiled into the engines' shared cache.
-
-    Both steps are cached by content (a cache miss costs ~15 s to build and ~6 s to compile
-    per component), so engines in the tests start in about a second.
-    """
-    from runtime.engine.component_cache import ComponentCache
-    from wrctl.build.cached import build_cached
-
-    compiled = ComponentCache(cache_dir() / "components")
-
-    def prepare(path: Path) -> Path:
-        wasm = build_cached(path)
-        compiled.ensure(wasm)
-        return wasm
-
-    with ThreadPoolExecutor(2) as pool:
-        futures = {name: pool.submit(prepare, path) for name, path in SOURCES.items()}
-        return {name: f.result() for name, f in futures.items()}
 
 
 def http_call(

@@ -1,0 +1,48 @@
+"""Real WASM components for the tests: the examples and the test guests, built once per
+content and precompiled into a shared engine cache (both cached by content hash)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.infra.process import cache_dir
+
+REPO = Path(__file__).resolve().parents[2]
+ECHO = REPO / "examples" / "echo"
+ENGINE_GUESTS = REPO / "tests" / "integration" / "engine" / "guests"
+SOURCES = {
+    "echo": ECHO / "echo",
+    "caller": ECHO / "caller",
+    "testkit": ENGINE_GUESTS / "testkit",
+    "with_db": ENGINE_GUESTS / "with_db",
+}
+
+
+def compiled_cache_dir() -> Path:
+    """The engine compile cache the tests share (pass it as an engine's cache_dir)."""
+    return cache_dir() / "components"
+
+
+@pytest.fixture(scope="session")
+def components() -> dict[str, Path]:
+    """name -> .wasm, built and precompiled into compiled_cache_dir().
+
+    A cache miss costs ~15 s to build and ~6 s to compile per component; a hit is instant,
+    so engines in the tests start in about a second.
+    """
+    from runtime.engine.component_cache import ComponentCache
+    from wrctl.build.cached import build_cached
+
+    compiled = ComponentCache(compiled_cache_dir())
+
+    def prepare(path: Path) -> Path:
+        wasm = build_cached(path)
+        compiled.ensure(wasm)
+        return wasm
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = {name: pool.submit(prepare, path) for name, path in SOURCES.items()}
+        return {name: f.result() for name, f in futures.items()}
