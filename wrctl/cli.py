@@ -46,12 +46,15 @@ def build(
             "--capability", help="Host capability the guest imports: db, blobstore, tracing, llm."
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rebuild even when the inputs are unchanged.")
+    ] = False,
 ) -> None:
     """Build a Python guest directory into a WASM component."""
     from wrctl.commands.build import run_build
 
     with errors_to_exit():
-        run_build(guest_dir, output, list(proto or []), list(capability or []))
+        run_build(guest_dir, output, list(proto or []), list(capability or []), force)
 
 
 @app.command()
