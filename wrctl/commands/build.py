@@ -30,7 +30,10 @@ def run_build(
         )
     # componentize-py's output differs from build to build, so an unchanged guest is not
     # rebuilt: its digest, and so `wrctl plan`, stays the same.
-    key = build_key(guest_dir, protos, cast("Any", capabilities))
+    try:
+        key = build_key(guest_dir, protos, cast("Any", capabilities))
+    except BuildError as exc:
+        raise WrctlError(str(exc)) from None
     stamp = target.with_name(f"{target.name}.inputs")
     if not force and target.is_file() and stamp.is_file() and stamp.read_text() == key:
         err.print(f"[green]up to date[/] {target} (inputs unchanged; --force rebuilds)")
