@@ -187,6 +187,15 @@ print(des, statistics.median(times))
     return float(out[0]), float(out[1])
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -239,7 +248,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from runtime.engine.component_cache import ComponentCache
-    from tests.infra.process import free_port  # a plain helper; no pytest fixture involved
     from wr_sdk.codegen import generate_messages
     from wrctl.build.cached import build_cached
 

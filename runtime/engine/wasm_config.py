@@ -8,12 +8,15 @@ from importlib.metadata import version
 
 import wasmtime
 
-# Pooling allocator: instances live in pre-reserved slots, reused across requests.
+# Pooling allocator: instances live in pre-reserved slots, reused across requests. Sized for
+# a worker's 16 request threads (a Python component holds a few core instances and memories);
+# every memory slot reserves address space up front (~8 GiB with guards), hence the modest
+# totals.
 POOL = {
-    "total_component_instances": 64,
-    "total_core_instances": 1024,
-    "total_memories": 256,
-    "total_tables": 512,
+    "total_component_instances": 32,
+    "total_core_instances": 512,
+    "total_memories": 96,
+    "total_tables": 192,
     "max_memory_size": 4 << 30,
 }
 # A precompiled artifact only loads into an engine with the same wasmtime version and Config:

@@ -1,8 +1,13 @@
 """A worker process: `python -m runtime.engine.worker FD SETTINGS.json`.
 
 Started with subprocess (never forked after wasmtime is loaded). Reads request frames from the
-socket FD, runs each on a thread against a fresh instance, writes response frames back. A
-request blocked in an outbound call is "parked" so the front may send this worker more work.
+socket FD, runs each against a fresh instance, writes response frames back. A request blocked
+in an outbound call is "parked" so the front may send this worker more work.
+
+Leader/follower: the thread that reads a request also runs it (no hand-off between threads,
+which cost ~0.3 ms per request). When its guest parks in an outbound call, it passes the
+reader role to another pool thread first, so requests keep arriving, and once its own request
+is done it stops reading.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ class WorkerLoop:
             settings.modules, settings.proxy_address, scratch, settings.resident_bytes
         )
         self.pool = ThreadPoolExecutor(settings.threads, thread_name_prefix="call")
+        self.reader: int | None = None  # the thread that reads the socket now
+        self.done = threading.Event()
 
     def send(self, meta: dict[str, Any], body: bytes = b"") -> None:
         frame = ipc.encode(meta, body)
@@ -48,7 +55,7 @@ class WorkerLoop:
                 meta["path"],
                 [tuple(h) for h in meta["headers"]],
                 body,
-                on_park=lambda parked: self.send({"op": "park" if parked else "unpark", "id": rid}),
+                on_park=lambda parked: self._park(rid, parked),
                 body_file=Path(meta["body_file"]) if meta.get("body_file") else None,
             )
             reply = {
@@ -74,20 +81,41 @@ class WorkerLoop:
                 f"engine error: {type(exc).__name__}".encode(),
             )
 
+    def _park(self, rid: int, parked: bool) -> None:
+        self.send({"op": "park" if parked else "unpark", "id": rid})
+        if parked and self.reader == threading.get_ident():
+            self.reader = None
+            self.pool.submit(self._read_loop)
+
+    def _read_loop(self) -> None:
+        """Read and run requests while this thread holds the reader role."""
+        me = threading.get_ident()
+        self.reader = me
+        try:
+            while self.reader == me:
+                try:
+                    meta, body = ipc.read_frame(self.sock)
+                except (EOFError, ConnectionError):
+                    self.done.set()  # the front went away: exit with it
+                    return
+                op = meta["op"]
+                if op == "req":
+                    self.handle(meta, body)
+                elif op == "env":
+                    self.host.set_env(meta["module"], meta["env"])
+                elif op == "stop":
+                    self.done.set()
+                    return
+        except BaseException:
+            log.exception("worker reader failed")
+            self.done.set()
+            raise
+
     def serve(self) -> None:
+        """Announce readiness, read and run requests until the front goes away."""
         self.send({"op": "ready", "modules": sorted(self.host.modules)})
-        while True:
-            try:
-                meta, body = ipc.read_frame(self.sock)
-            except (EOFError, ConnectionError):
-                return  # the front went away: exit with it
-            op = meta["op"]
-            if op == "req":
-                self.pool.submit(self.handle, meta, body)
-            elif op == "env":
-                self.host.set_env(meta["module"], meta["env"])
-            elif op == "stop":
-                return
+        self.pool.submit(self._read_loop)
+        self.done.wait()
 
 
 def main() -> None:
