@@ -45,9 +45,7 @@ def guest_error(output: str, python_path: list[Path]) -> str:
     return f"{location}: {reason}" if location else reason
 
 
-def run_componentize(
-    wit: Path, world: str, entry: str, python_path: list[Path], out: Path
-) -> None:
+def run_componentize(wit: Path, world: str, entry: str, python_path: list[Path], out: Path) -> None:
     """Build out from the entry module; raise BuildError with the guest's file:line on failure."""
     args = [componentize_py(), "-d", str(wit), "-w", world, "componentize", entry]
     for p in python_path:

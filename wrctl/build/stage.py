@@ -81,8 +81,7 @@ def world_for(capabilities: list[Capability], work: Path) -> tuple[Path, str]:
     shutil.copytree(base, target)
     imports = "".join(f"    import {CAPABILITY_IMPORTS[c]};\n" for c in sorted(set(capabilities)))
     (target / "guest-world.wit").write_text(
-        "package wruntime:runtime@0.1.0;\n\n"
-        f"world guest {{\n    include runtime;\n{imports}}}\n",
+        f"package wruntime:runtime@0.1.0;\n\nworld guest {{\n    include runtime;\n{imports}}}\n",
         encoding="utf-8",
     )
     return target, "guest"
