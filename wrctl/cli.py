@@ -51,8 +51,14 @@ def build(
     ] = False,
 ) -> None:
     """Build a Python guest directory into a WASM component."""
-    from wrctl.commands.build import run_build
+    from wrctl.commands.build import CAPABILITIES, run_build
 
+    for cap in capability or []:
+        if cap not in CAPABILITIES:
+            raise typer.BadParameter(
+                f"{cap!r} is not a capability (expected {', '.join(CAPABILITIES)})",
+                param_hint="--capability",
+            )
     with errors_to_exit():
         run_build(guest_dir, output, list(proto or []), list(capability or []), force)
 
