@@ -53,12 +53,12 @@ def build(
     """Build a Python guest directory into a WASM component."""
     from wrctl.commands.build import CAPABILITIES, run_build
 
+    from wrctl.console import EXIT_USAGE, abort
+
     for cap in capability or []:
         if cap not in CAPABILITIES:
-            raise typer.BadParameter(
-                f"{cap!r} is not a capability (expected {', '.join(CAPABILITIES)})",
-                param_hint="--capability",
-            )
+            expected = ", ".join(CAPABILITIES)
+            abort(f"--capability: unknown capability {cap!r} (expected {expected})", EXIT_USAGE)
     with errors_to_exit():
         run_build(guest_dir, output, list(proto or []), list(capability or []), force)
 

@@ -16,6 +16,7 @@ from rich.text import Text
 from wrctl.errors import ConfigError, WrctlError
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+EXIT_USAGE = 2  # a bad option value, as click reports its own usage errors
 _LINE_STYLES = {"+": "green", "-": "red", "~": "yellow", "-/+": "magenta", "#": "dim"}
 
 out = Console(highlight=False, soft_wrap=True)
