@@ -52,7 +52,6 @@ def build(
 ) -> None:
     """Build a Python guest directory into a WASM component."""
     from wrctl.commands.build import CAPABILITIES, run_build
-
     from wrctl.console import EXIT_USAGE, abort
 
     for cap in capability or []:
