@@ -1,5 +1,5 @@
 """Hatch build hook: regenerate runtime/api from proto/wruntime.proto before packaging, and
-ship templates/ inside the wheel as wrctl/_templates."""
+ship templates/ and wit/ inside the wheel (wrctl/_templates, wrctl/build/wit)."""
 
 from __future__ import annotations
 
@@ -21,5 +21,7 @@ class ProtoBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         module.generate(Path(self.root))
-        if version == "standard":  # editable installs read templates/ from the checkout
-            build_data["force_include"][str(Path(self.root) / "templates")] = "wrctl/_templates"
+        if version == "standard":  # editable installs read these from the checkout
+            root = Path(self.root)
+            build_data["force_include"][str(root / "templates")] = "wrctl/_templates"
+            build_data["force_include"][str(root / "wit")] = "wrctl/build/wit"
