@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 
@@ -100,3 +101,41 @@ def test_no_secret_values_and_placeholders_listed(tmp_path: Path) -> None:
         manifest = json.loads(files["manifest.json"])
         assert "@WORKDIR@" in manifest["placeholders"]
         assert not any(name.startswith(("secrets", "data/")) for name in files)
+
+
+def test_rendered_service_configs_load_in_the_services(tmp_path: Path) -> None:
+    """The templates and the services' config models must agree (no drift)."""
+    from runtime.engine.config import load_engine_config
+    from runtime.manager.config import load_manager_config
+    from runtime.proxy.config import load_proxy_config
+
+    text = CLUSTER.replace(
+        "engines = 2", 'engines = 2\n[proxy]\negress_allowlist = ["api.example.com"]'
+    )
+    text = text.replace("[[module]]", "[[module]]\ncapabilities = []", 1)
+    (tmp_path / "echo.wasm").write_bytes(b"\0asm-echo")
+    (tmp_path / "echo.proto").write_text(PROTO)
+    (tmp_path / "cluster.toml").write_text(text)
+    config = load_cluster(tmp_path / "cluster.toml")
+    loaded = []
+    for bundle in build_bundles(config, tmp_path / "out", "0.1.0"):
+        for name, data in read_tarball(bundle.path).items():
+            if not name.startswith("config/"):
+                continue
+            resolved = (
+                data.decode()
+                .replace("@WORKDIR@", str(tmp_path / "wr"))
+                .replace("@RELEASE@", str(tmp_path / "rel"))
+            )
+            assert not re.search(r"@[A-Z_]+@", resolved), name
+            path = tmp_path / name.replace("/", "-")
+            path.write_text(resolved)
+            loader = {
+                "manager": load_manager_config,
+                "proxy": load_proxy_config,
+                "engine": load_engine_config,
+            }[Path(name).stem.split("-")[0]]
+            loaded.append(loader(path))
+    assert len(loaded) == 4  # manager, proxy, two engines
+    engine0 = loaded[2]
+    assert [m.name for m in engine0.module] == ["echo"]  # type: ignore[attr-defined]
