@@ -13,7 +13,7 @@ from pathlib import Path
 
 from runtime.version import __version__ as RUNTIME_VERSION
 from wrctl.config import ClusterConfig
-from wrctl.errors import ManagerUnreachable
+from wrctl.errors import ConfigError, ManagerUnreachable
 from wrctl.fsutil import write_atomic
 from wrctl.plan.desired import resolve
 from wrctl.plan.diff import Action, ActionKind, diff, summary
@@ -107,5 +107,26 @@ def make_plan(
 ) -> Plan:
     desired = resolve(config, runtime_version)
     live = observe_live(config) if live is None else live
+    if live.reachable:
+        _check_secrets(desired, live)
     actions = diff(desired, live)
     return Plan(config, desired, live, actions, config_digest(config, desired))
+
+
+def _check_secrets(desired: ClusterState, live: ClusterState) -> None:
+    """Every secret a module's env references must exist in the manager: an engine asking for
+    a missing one cannot register, so the apply would only fail later at the health gate."""
+    missing = []
+    for resource in desired.resources.values():
+        namespace = resource.address.split(".")[1] if resource.kind == "module" else ""
+        for attribute, value in sorted(resource.attributes.items()):
+            if attribute.startswith("env.") and value.startswith("(secret "):
+                key = value.removeprefix("(secret ").removesuffix(")")
+                if f"{namespace}/{key}" not in live.secrets:
+                    missing.append(
+                        f"{resource.address}: {attribute} references secret {namespace}/{key}, "
+                        "which the manager does not hold (store it with the manager's SetSecret "
+                        "RPC first)"
+                    )
+    if missing:
+        raise ConfigError(missing)

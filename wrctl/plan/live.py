@@ -55,13 +55,16 @@ def observe(manager_address: str, timeout: float = 5.0) -> ClusterState:
         stub = pb_grpc.ManagerServiceStub(channel)
         try:
             response = stub.GetClusterState(pb.GetClusterStateRequest(), timeout=timeout)
+            listed = stub.ListSecrets(pb.ListSecretsRequest(), timeout=timeout)
         except grpc.RpcError as exc:
             code = exc.code() if isinstance(exc, grpc.Call) else None
             raise ManagerUnreachable(
                 f"manager at {manager_address} did not answer GetClusterState "
                 f"({code.name if code else 'error'}: {_details(exc)})"
             ) from None
-    return from_cluster_state(response)
+    state = from_cluster_state(response)
+    secrets = frozenset(f"{e.namespace}/{e.key}" for e in listed.secrets)
+    return ClusterState(state.resources, state.engines, state.serial, True, secrets)
 
 
 def _details(exc: grpc.RpcError) -> str:

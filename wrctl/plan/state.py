@@ -67,3 +67,4 @@ class ClusterState:
     engines: tuple[EngineHealth, ...] = ()
     serial: int = 0
     reachable: bool = True
+    secrets: frozenset[str] = frozenset()  # "namespace/key" of every secret the manager holds

@@ -144,7 +144,8 @@ def test_saved_plan_round_trips(tmp_path: Path) -> None:
 
     desired = _desired(tmp_path)
     config = load_cluster(tmp_path / "cluster.toml")
-    plan = make_plan(config, live=ClusterState(resources={}, serial=4))
+    live = ClusterState(resources={}, serial=4, secrets=frozenset({"example/api-key"}))
+    plan = make_plan(config, live=live)
     save(plan.saved(), tmp_path / "plan.out")
     loaded = load(tmp_path / "plan.out")
     assert loaded.serial == 4
@@ -164,3 +165,15 @@ def test_bad_plan_files_are_refused(tmp_path: Path, content: str) -> None:
     (tmp_path / "p").write_text(content)
     with pytest.raises(WrctlError, match="plan"):
         load(tmp_path / "p")
+
+
+def test_a_secret_the_manager_lacks_stops_the_plan(tmp_path: Path) -> None:
+    from wrctl.errors import ConfigError
+    from wrctl.plan import make_plan
+
+    _desired(tmp_path)
+    config = load_cluster(tmp_path / "cluster.toml")
+    with pytest.raises(ConfigError, match="env.API_KEY references secret example/api-key"):
+        make_plan(config, live=ClusterState(resources={}, secrets=frozenset({"other/api-key"})))
+    # Before the first apply there is no manager to ask: nothing to check yet.
+    assert make_plan(config, live=ClusterState(resources={}, reachable=False)).actions
