@@ -154,3 +154,26 @@ def test_interrupted_apply_releases_the_lock_and_next_plan_is_right(
 
     _ok(c.wrctl("apply", "--auto-approve"))
     assert "hello" in _ok(c.wrctl("invoke", "example.caller/run"))
+
+
+def test_broken_module_fails_the_gate_and_rolls_back(local_cluster: LocalCluster) -> None:
+    c = local_cluster
+    _ok(c.wrctl("apply", "--auto-approve"))
+    broken = c.root / "broken.wasm"
+    broken.write_bytes(b"\0asm\x01\0\0\0 this is not a component")
+    c.template = c.template.replace(
+        next(line for line in c.template.splitlines() if "echo-" in line and "component" in line),
+        f'component = "{broken}"',
+    )
+    c.write()
+    failed = c.wrctl("apply", "--auto-approve", "--health-timeout", "15")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "failed its health gate" in failed.stderr
+    assert "node-local: rolled back" in failed.stderr
+    assert "==> " in failed.stderr  # the tail of the failing services' logs
+
+    # The previous release serves again, and the change is still pending.
+    assert "hello" in _ok(c.wrctl("invoke", "example.caller/run"))
+    plan = c.wrctl("plan", "--detailed-exitcode")
+    assert plan.returncode == 2
+    assert "module.example.echo must be replaced" in plan.stdout

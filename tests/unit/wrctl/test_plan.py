@@ -173,7 +173,7 @@ def test_a_secret_the_manager_lacks_stops_the_plan(tmp_path: Path) -> None:
 
     _desired(tmp_path)
     config = load_cluster(tmp_path / "cluster.toml")
-    with pytest.raises(ConfigError, match="env.API_KEY references secret example/api-key"):
+    with pytest.raises(ConfigError, match=r"env\.API_KEY references secret example/api-key"):
         make_plan(config, live=ClusterState(resources={}, secrets=frozenset({"other/api-key"})))
     # Before the first apply there is no manager to ask: nothing to check yet.
     assert make_plan(config, live=ClusterState(resources={}, reachable=False)).actions
