@@ -21,6 +21,7 @@ from wasmtime.component import Component, Linker, Record
 from runtime.engine.capabilities import check_imports
 from runtime.engine.ipc import INLINE_MAX
 from runtime.engine.outbound import CallContext, OutboundError, ProxyClient
+from runtime.engine.prepared import Prepared, Preparer
 from runtime.engine.spec import ModuleSpec
 from runtime.engine.wasm_config import EPOCH_TICK_SECS, make_config
 
@@ -28,6 +29,7 @@ log = logging.getLogger("wr-engine.guest")
 
 HANDLER_EXPORT = "wruntime:runtime/handler@0.1.0"
 GUEST_IO_DIR = "/wr-io"
+REQUEST_BODY_NAME = "request.body"  # in GUEST_IO_DIR: the body, for a prepared instance
 LOG_LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -72,7 +74,7 @@ def _record(**fields: Any) -> Record:
 
 
 class _Slot:
-    """A thread's scratch files: stdin, stdout and the per-request /wr-io directory (tmpfs)."""
+    """One request's scratch files: stdin, stdout and the /wr-io directory (tmpfs)."""
 
     def __init__(self, root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
@@ -100,6 +102,7 @@ class WasmHost:
         self._scratch = scratch
         self._local = threading.local()
         self._slots = 0
+        self._free_slots: list[_Slot] = []
         self._slot_lock = threading.Lock()
         self._outputs = itertools.count()
         self._proxy = ProxyClient(proxy_address)
@@ -109,6 +112,7 @@ class WasmHost:
             self.modules[spec.key] = self._load(spec)
         self._stop = threading.Event()
         threading.Thread(target=self._tick, name="epoch-ticker", daemon=True).start()
+        self._preparer = Preparer(self._prepare, self._discard)
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -193,15 +197,35 @@ class WasmHost:
 
     # -- one request ---------------------------------------------------------------------------
 
-    def _slot(self) -> _Slot:
-        slot: _Slot | None = getattr(self._local, "slot", None)
-        if slot is None:
-            with self._slot_lock:
-                self._slots += 1
-                n = self._slots
-            slot = _Slot(self._scratch / f"slot-{n}")
-            self._local.slot = slot
-        return slot
+    def _take_slot(self) -> _Slot:
+        with self._slot_lock:
+            if self._free_slots:
+                return self._free_slots.pop()
+            self._slots += 1
+            n = self._slots
+        return _Slot(self._scratch / f"slot-{n}")
+
+    def _give_slot(self, slot: _Slot) -> None:
+        with self._slot_lock:
+            self._free_slots.append(slot)
+
+    def _prepare(self, key: str) -> Prepared | None:
+        """An instance of module key, set up before its request (runs in the preparer)."""
+        module = self.modules[key]
+        slot = self._take_slot()
+        try:
+            store, func = self._instantiate(module, slot, None)
+        except Exception:
+            self._give_slot(slot)
+            raise
+        if func is None:
+            self._give_slot(slot)
+            return None
+        return Prepared(key, store, func, slot)
+
+    def _discard(self, prepared: Prepared) -> None:
+        prepared.store = prepared.func = None
+        self._give_slot(prepared.slot)
 
     def run(
         self,
@@ -216,18 +240,28 @@ class WasmHost:
         """Serve one request. The body is `body`, or the file body_file (consumed)."""
         module = self.modules[key]
         spec = module.spec
-        slot = self._slot()
-        stdin = body_file or slot.stdin
-        if body_file is None:
-            slot.stdin.write_bytes(body)
-        slot.stdout.unlink(missing_ok=True)
+        prepared = self._preparer.take(key)
+        stdin: Path | None = None
+        if prepared is not None:
+            slot = prepared.slot
+            if body_file is not None:
+                body_file.rename(slot.io / REQUEST_BODY_NAME)  # same tmpfs: no copy
+            elif body:
+                (slot.io / REQUEST_BODY_NAME).write_bytes(body)
+        else:
+            slot = self._take_slot()
+            stdin = body_file or slot.stdin
+            if body_file is None:
+                slot.stdin.write_bytes(body)
+            slot.stdout.unlink(missing_ok=True)
+        self._local.slot = slot  # given back by release()
         incoming_trace = next((v for k, v in headers if k == "traceparent"), None)
         deadline = time.monotonic() + spec.timeout_secs
         self._local.request = _Request(
             spec, CallContext(spec.name, spec.namespace, incoming_trace, deadline, slot.io), on_park
         )
         try:
-            return self._call(module, slot, stdin, method, path, headers)
+            return self._call(module, slot, prepared, stdin, method, path, headers)
         finally:
             self._local.request = None
             slot.reset()
@@ -235,33 +269,52 @@ class WasmHost:
                 body_file.unlink(missing_ok=True)
 
     def release(self) -> None:
-        """Drop this thread's last Store. Dropping resets the instance's pooled memory (~1 ms),
-        so the worker calls this after the response is on its way."""
+        """Drop this thread's last Store, give its slot back and prepare the instance the next
+        request will run in. The worker calls this after the response is on its way."""
         self._local.store = None
+        slot: _Slot | None = getattr(self._local, "slot", None)
+        if slot is not None:
+            self._local.slot = None
+            self._give_slot(slot)
+        self._preparer.refill()
+
+    def _instantiate(
+        self, module: LoadedModule, slot: _Slot, stdin: Path | None
+    ) -> tuple[Store, Any]:
+        """A fresh Store and instance of module with its WASI files in slot (stdin: none
+        when the body goes to /wr-io/request.body); raises what instantiation raises."""
+        spec = module.spec
+        store = Store(self.engine)
+        store.set_limits(memory_size=spec.memory_limit_bytes)
+        store.set_epoch_deadline(_deadline_ticks(spec))
+        wasi = WasiConfig()
+        if stdin is not None:
+            wasi.stdin_file = str(stdin)
+        wasi.stdout_file = str(slot.stdout)
+        wasi.inherit_stderr()
+        wasi.preopen_dir(str(slot.io), GUEST_IO_DIR)
+        store.set_wasi(wasi)
+        instance = self.linker.instantiate(store, module.component)
+        return store, instance.get_func(store, module.handle_index)
 
     def _call(
         self,
         module: LoadedModule,
         slot: _Slot,
-        stdin: Path,
+        prepared: Prepared | None,
+        stdin: Path | None,
         method: str,
         path: str,
         headers: list[tuple[str, str]],
     ) -> Outcome:
         spec = module.spec
-        store = Store(self.engine)
-        self._local.store = store  # kept until release(): see there
-        store.set_limits(memory_size=spec.memory_limit_bytes)
-        store.set_epoch_deadline(max(1, math.ceil(spec.timeout_secs / EPOCH_TICK_SECS)))
-        wasi = WasiConfig()
-        wasi.stdin_file = str(stdin)
-        wasi.stdout_file = str(slot.stdout)
-        wasi.inherit_stderr()
-        wasi.preopen_dir(str(slot.io), GUEST_IO_DIR)
-        store.set_wasi(wasi)
         try:
-            instance = self.linker.instantiate(store, module.component)
-            func = instance.get_func(store, module.handle_index)
+            if prepared is not None:
+                store, func = prepared.store, prepared.func
+                store.set_epoch_deadline(_deadline_ticks(spec))  # counts from now
+            else:
+                store, func = self._instantiate(module, slot, stdin)
+            self._local.store = store  # kept until release(): see there
             if func is None:
                 return _host_error(500, "the component has no handle function")
             response = func(store, _record(method=method, path=path, headers=headers))
@@ -278,6 +331,10 @@ class WasmHost:
         kept = slot.root / f"out-{next(self._outputs)}"
         slot.stdout.rename(kept)
         return Outcome(response.status, headers_out, b"", body_file=str(kept))
+
+
+def _deadline_ticks(spec: ModuleSpec) -> int:
+    return max(1, math.ceil(spec.timeout_secs / EPOCH_TICK_SECS))
 
 
 def _host_error(status: int, message: str) -> Outcome:

@@ -28,6 +28,14 @@ FLAGS: dict[str, object] = {
     "pooling": POOL,
 }
 EPOCH_TICK_SECS = 0.01
+# Dropped instances' memory is given back to the kernel (madvise) in batches of this many
+# slots instead of one call per request: fewer syscalls and TLB flushes. Measured in-process
+# (100 B echo, alternating engines): -0.05 to -0.1 ms CPU per raw request, -0.15 to -0.2 ms
+# per protobuf request, and the drop after a response went from ~0.11 to ~0.025 ms. A full
+# pool flushes the pending batch before it fails an allocation, so no capacity is lost; at
+# most this many instances' dirtied pages stay committed meanwhile (a few MiB). A runtime
+# setting, not a compile one: not part of the cache key.
+DECOMMIT_BATCH = 8
 
 
 def make_config(resident_bytes: int = 0) -> wasmtime.Config:
@@ -60,6 +68,7 @@ def _set_pooling(config: wasmtime.Config, resident_bytes: int) -> None:
         ffi.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(
             pooling, resident_bytes
         )
+        ffi.wasmtime_pooling_allocation_config_decommit_batch_size_set(pooling, DECOMMIT_BATCH)
         ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pooling)
     finally:
         ffi.wasmtime_pooling_allocation_config_delete(pooling)

@@ -24,9 +24,26 @@ def _settle_heap() -> None:
     threshold keeps short requests from triggering collections at all (instance memory is
     dropped after each request anyway).
     """
+    _warm_dispatch()
     gc.collect()
     gc.freeze()
     gc.set_threshold(20000, 50, 50)
+
+
+_WARM_ROUTE = "/__wr-warm-up"
+_WARM_ROUNDS = 16  # the interpreter specializes code after a few runs; fresh instances inherit it
+
+
+def _warm_dispatch() -> None:
+    """Run the SDK's side of a request (no module code: a route nobody registered) so that the
+    snapshot holds it already specialized (measured: 235 -> 222 page copies per raw request)."""
+    module = Module.current
+    if module is None or _WARM_ROUTE in module.routes:
+        return
+    for _ in range(_WARM_ROUNDS):
+        request = Request("POST", _WARM_ROUTE + "?q=1", [("content-type", "text/plain")], b"x")
+        response = module.dispatch(request)
+        _types.Response(status=response.status, headers=list(response.headers))
 
 
 class Handler(_HandlerProtocol):

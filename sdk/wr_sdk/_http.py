@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Headers = list[tuple[str, str]]
+# Where the host leaves the request body when it runs the request in an instance it created
+# ahead of time (stdin is fixed when an instance is set up); otherwise the body is on stdin.
+REQUEST_BODY_FILE = "/wr-io/request.body"
 
 
 def read_fd(fd: int) -> bytes:
@@ -28,6 +31,18 @@ def write_fd(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
+def read_request_body() -> bytes:
+    """The request body: the host's body file when there is one, else stdin."""
+    try:
+        fd = os.open(REQUEST_BODY_FILE, os.O_RDONLY)
+    except FileNotFoundError:
+        return read_fd(0)
+    try:
+        return read_fd(fd)
+    finally:
+        os.close(fd)
+
+
 def header(headers: Headers, name: str) -> str | None:
     """The first value of a header (names compared case-insensitively)."""
     name = name.lower()
@@ -38,7 +53,7 @@ def header(headers: Headers, name: str) -> str | None:
 
 
 class Request:
-    """An incoming request; the body is read from stdin the first time it is used."""
+    """An incoming request; the body is read (see read_request_body) the first time it is used."""
 
     def __init__(self, method: str, path: str, headers: Headers, body: bytes | None = None):
         self.method = method
@@ -54,7 +69,7 @@ class Request:
     @property
     def body(self) -> bytes:
         if self._body is None:
-            self._body = read_fd(0)
+            self._body = read_request_body()
         return self._body
 
     def header(self, name: str) -> str | None:

@@ -80,7 +80,10 @@ def warm_messages(pb2_module: ModuleType) -> None:
 
     Pure-Python protobuf creates them on first use. Generated code calls this at import, which
     for a component happens at build time: the snapshot then holds them, instead of every fresh
-    instance building them again on every request (measured: ~1 ms per request).
+    instance building them again on every request (measured: ~1 ms per request). A message
+    with every scalar field set is then encoded and decoded a few times, so the snapshot also
+    holds those paths specialized (measured, 100 B echo: 489 -> 428 page copies and ~0.5 ms
+    less per request).
     """
     from google.protobuf import message_factory
     from google.protobuf.internal import api_implementation
@@ -104,6 +107,55 @@ def warm_messages(pb2_module: ModuleType) -> None:
         pending.extend(desc.nested_types)
         cls().SerializeToString()
         cls.FromString(b"")
+        sample = _sample(cls, desc)
+        try:
+            for _ in range(_WARM_ROUNDS):
+                cls.FromString(sample.SerializeToString())
+        except Exception:  # e.g. proto2 required fields the sampler left unset: warm less
+            pass
+
+
+# Enough runs for the interpreter to specialize the encode/decode paths (its adaptive
+# instructions settle after a few executions), so fresh instances start specialized.
+_WARM_ROUNDS = 16
+_SAMPLES: dict[str, object] = {
+    "TYPE_STRING": "x",
+    "TYPE_BYTES": b"x",
+    "TYPE_BOOL": True,
+    "TYPE_FLOAT": 1.5,
+    "TYPE_DOUBLE": 1.5,
+}
+
+
+def _sample(cls: type[Message], desc: Any) -> Message:
+    """A message of cls with every scalar field set to a non-default value."""
+    from google.protobuf.descriptor import FieldDescriptor as FD
+
+    type_names = {v: k for k, v in vars(FD).items() if k.startswith("TYPE_")}
+    msg = cls()
+    for field in desc.fields:
+        if field.message_type is not None or field.containing_oneof is not None:
+            continue
+        if field.enum_type is not None:
+            value: object = field.enum_type.values[-1].number
+        else:
+            value = _SAMPLES.get(type_names.get(field.type, ""), 1)
+        try:
+            if _is_repeated(field):
+                getattr(msg, field.name).append(value)
+            else:
+                setattr(msg, field.name, value)
+        except (TypeError, ValueError, AttributeError):
+            continue  # a type this sampler does not cover: it stays at its default
+    return msg
+
+
+def _is_repeated(field: Any) -> bool:
+    if hasattr(field, "is_repeated"):  # protobuf >= 5.28 (`label` is gone in 6)
+        return bool(field.is_repeated)
+    from google.protobuf.descriptor import FieldDescriptor as FD
+
+    return bool(field.label == FD.LABEL_REPEATED)
 
 
 def unimplemented(name: str) -> Any:
