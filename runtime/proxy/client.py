@@ -28,10 +28,26 @@ EXTERNAL = 2  # public ingress: x-wr-* stripped, configured routes only
 PIPELINED = 1  # read-pause reason: a parsed request waits behind the current one
 _MAX_HEADER_BYTES = 64 * 1024
 
-# Request headers the proxy reads, replaces or drops instead of forwarding as they came.
-_HOP_BY_HOP = frozenset(
-    (b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade")
-)
+# Request headers the proxy reads, replaces or drops instead of forwarding as they came, by
+# lower-case name; x-wr-* names not listed are forwarded (from inside only).
+_DROP, _CONTENT_LENGTH, _TRANSFER_ENCODING, _TRACEPARENT, _EXPECT = range(5)
+_WR_FIRST = _DESTINATION = 5
+_VERSION, _VIA, _SOURCE, _SOURCE_NS, _WR_DROP = range(6, 11)
+_HOP_BY_HOP = (b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade")
+_SPECIAL = {
+    **dict.fromkeys((b"host", *_HOP_BY_HOP), _DROP),
+    b"content-length": _CONTENT_LENGTH,
+    b"transfer-encoding": _TRANSFER_ENCODING,
+    b"traceparent": _TRACEPARENT,
+    b"expect": _EXPECT,
+    b"x-wr-destination": _DESTINATION,
+    b"x-wr-version": _VERSION,
+    b"x-wr-via-proxy": _VIA,
+    b"x-wr-source": _SOURCE,
+    b"x-wr-source-ns": _SOURCE_NS,
+    b"x-wr-module": _WR_DROP,
+    b"x-wr-namespace": _WR_DROP,
+}
 _PHRASES = {s.value: s.phrase.encode() for s in HTTPStatus}
 _PHRASES[499] = b"Client Closed Request"
 
@@ -127,35 +143,39 @@ class ClientConnection(asyncio.Protocol):
         if self.header_bytes > _MAX_HEADER_BYTES:
             raise _HeadersTooLarge
         lname = name.lower()
-        if lname.startswith(b"x-wr-"):
-            if self.mode == EXTERNAL:
-                return  # never trust routing headers from outside
-            if lname == b"x-wr-destination":
-                ex.destination = value
-            elif lname == b"x-wr-version":
-                ex.version_req = value
-            elif lname == b"x-wr-via-proxy":
-                ex.via = value if ex.via is None else ex.via + b", " + value
-            elif lname == b"x-wr-source":
-                ex.source = value
-            elif lname == b"x-wr-source-ns":
-                ex.source_ns = value
-            elif lname not in (b"x-wr-module", b"x-wr-namespace"):
-                ex.wr_other.append(b"%s: %s\r\n" % (name, value))
-        elif lname == b"host" or lname in _HOP_BY_HOP:
+        kind = _SPECIAL.get(lname)  # one dict lookup decides for every header
+        if kind is None:
+            if not lname.startswith(b"x-wr-"):
+                ex.headers += (name, b": ", value, b"\r\n")  # joined once, in request_head
+            elif self.mode != EXTERNAL:  # never trust routing headers from outside
+                if ex.wr_other is None:
+                    ex.wr_other = []
+                ex.wr_other += (name, b": ", value, b"\r\n")
+        elif kind < _WR_FIRST:
+            if kind == _CONTENT_LENGTH:
+                ex.has_body = value != b"0"
+                ex.headers += (b"content-length: ", value, b"\r\n")
+            elif kind == _TRANSFER_ENCODING:
+                ex.chunked = ex.has_body = True
+            elif kind == _TRACEPARENT:
+                ex.traceparent = value
+            elif kind == _EXPECT:
+                ex.expect_continue = value.lower() == b"100-continue"
+                ex.headers += (name, b": ", value, b"\r\n")
+            # _DROP: host and hop-by-hop headers, replaced or not forwarded
+        elif self.mode == EXTERNAL:
             return
-        elif lname == b"transfer-encoding":
-            ex.chunked = ex.has_body = True
-        elif lname == b"content-length":
-            ex.has_body = value != b"0"
-            ex.headers.append(b"content-length: %s\r\n" % value)
-        elif lname == b"traceparent":
-            ex.traceparent = value
-        elif lname == b"expect":
-            ex.expect_continue = value.lower() == b"100-continue"
-            ex.headers.append(b"%s: %s\r\n" % (name, value))
-        else:
-            ex.headers.append(b"%s: %s\r\n" % (name, value))
+        elif kind == _DESTINATION:
+            ex.destination = value
+        elif kind == _VERSION:
+            ex.version_req = value
+        elif kind == _VIA:
+            ex.via = value if ex.via is None else ex.via + b", " + value
+        elif kind == _SOURCE:
+            ex.source = value
+        elif kind == _SOURCE_NS:
+            ex.source_ns = value
+        # _WR_DROP: x-wr-module and x-wr-namespace are set by delivery, never forwarded
 
     def on_headers_complete(self) -> None:
         ex = self.parsing

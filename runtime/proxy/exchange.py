@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from opentelemetry.trace import Span
 
+from runtime.proxy.breaker import CLOSED
 from runtime.proxy.routing import Candidate, CandidateGroup, RouteError
 
 if TYPE_CHECKING:
@@ -77,8 +78,8 @@ class Exchange:
         self.router = router
         self.method = b"GET"
         self.url = b""
-        self.headers: list[bytes] = []
-        self.wr_other: list[bytes] = []
+        self.headers: list[bytes] = []  # forwarded header lines, as pieces to join
+        self.wr_other: list[bytes] | None = None  # other x-wr-* lines, as pieces to join
         self.destination: bytes | None = None
         self.version_req: bytes | None = None
         self.via: bytes | None = None
@@ -128,8 +129,7 @@ class Exchange:
         """Route the request and send it to an upstream (the headers are complete)."""
         router = self.router
         self.t0 = time.perf_counter()
-        self.deadline = router.loop.time() + router.request_timeout
-        router.active.add(self)
+        self.deadline = router.loop.time() + router.request_timeout  # see Router.sweep
         try:
             router.plan(self)
         except RouteError as exc:
@@ -226,27 +226,22 @@ class Exchange:
         client = self.client
         if client.write_paused:
             conn.pause_reading()
-        client.resume(CONNECTING)
+        if client.pauses:
+            client.resume(CONNECTING)
 
-    # ---- response side (called by the upstream connection) ------------------------------
-    def on_response_data(self, data: bytes) -> None:
-        self.response_started = True
-        client = self.client
-        if not client.closing:
-            client.transport.write(data)  # type: ignore[union-attr] # set until closing
-
+    # ---- response side (called by the upstream connection, which also relays the bytes) --
     def on_response_head(self, status: int, keep_alive: bool) -> None:
         self.status = status
-        self.head_received = True
-        self.router.active.discard(self)  # the request deadline covers the wait for headers
+        self.head_received = True  # the request deadline covers the wait for headers only
         if not keep_alive:
             self.close_client = True  # the relayed response tells the client so, or ends at EOF
         candidate = self.candidate
         if candidate is not None:
+            breaker = candidate.breaker
             if status >= 500 or status == 429:
-                candidate.breaker.failure()
-            else:
-                candidate.breaker.success()
+                breaker.failure()
+            elif breaker.failures or breaker.state != CLOSED:
+                breaker.success()  # otherwise there is nothing to reset
 
     def on_response_complete(self) -> None:
         conn = self.upstream
@@ -373,7 +368,6 @@ class Exchange:
             return
         self.finished = True
         router = self.router
-        router.active.discard(self)
         router.metrics.observe(self.label, self.status, time.perf_counter() - self.t0)
         if self.span is not None:
             candidate = self.candidate
