@@ -30,12 +30,14 @@ _MAX_HEADER_BYTES = 64 * 1024
 
 # Request headers the proxy reads, replaces or drops instead of forwarding as they came, by
 # lower-case name; x-wr-* names not listed are forwarded (from inside only).
-_DROP, _CONTENT_LENGTH, _TRANSFER_ENCODING, _TRACEPARENT, _EXPECT = range(5)
-_WR_FIRST = _DESTINATION = 5
-_VERSION, _VIA, _SOURCE, _SOURCE_NS, _WR_DROP = range(6, 11)
-_HOP_BY_HOP = (b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade")
+_DROP, _CONNECTION, _CONTENT_LENGTH, _TRANSFER_ENCODING, _TRACEPARENT, _EXPECT = range(6)
+_WR_FIRST = _DESTINATION = 6
+_VERSION, _VIA, _SOURCE, _SOURCE_NS, _WR_DROP = range(7, 12)
 _SPECIAL = {
-    **dict.fromkeys((b"host", *_HOP_BY_HOP), _DROP),
+    **dict.fromkeys((b"host", b"keep-alive", b"te", b"trailer", b"upgrade"), _DROP),
+    # dropped too; llhttp reads both for keep-alive, which on_headers_complete relies on
+    b"connection": _CONNECTION,
+    b"proxy-connection": _CONNECTION,
     b"content-length": _CONTENT_LENGTH,
     b"transfer-encoding": _TRANSFER_ENCODING,
     b"traceparent": _TRACEPARENT,
@@ -71,6 +73,7 @@ class ClientConnection(asyncio.Protocol):
         self.write_paused = False
         self.eof = False
         self.header_bytes = 0
+        self.connection_header = False  # the request being parsed has a connection header
         self.last_active = 0.0
         self.broken: tuple[int, str] | None = None  # unparsable bytes after the current request
         self.closing = False  # we closed (or are closing) it: nothing more is read or written
@@ -131,6 +134,7 @@ class ClientConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.parsing = Exchange(self, self.router)
         self.header_bytes = 0
+        self.connection_header = False
 
     def on_url(self, url: bytes) -> None:
         assert self.parsing is not None
@@ -162,6 +166,8 @@ class ClientConnection(asyncio.Protocol):
             elif kind == _EXPECT:
                 ex.expect_continue = value.lower() == b"100-continue"
                 ex.headers += (name, b": ", value, b"\r\n")
+            elif kind == _CONNECTION:
+                self.connection_header = True
             # _DROP: host and hop-by-hop headers, replaced or not forwarded
         elif self.mode == EXTERNAL:
             return
@@ -183,8 +189,12 @@ class ClientConnection(asyncio.Protocol):
         parser = self.parser
         ex.method = parser.get_method()
         ex.head_only = ex.method == b"HEAD"
-        ex.http10 = parser.get_http_version() == "1.0"
         ex.keep_alive = parser.should_keep_alive()  # llhttp forgets it once the message ends
+        # llhttp keeps an HTTP/1.0 connection alive only when a connection header says so:
+        # without one, keep-alive means 1.1 and the (slow, string-building) version call is
+        # not needed.
+        if self.connection_header or not ex.keep_alive:
+            ex.http10 = parser.get_http_version() == "1.0"
         if self.closing:
             return  # bytes after a request that closes the connection: not answered
         if self.current is None:
