@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-import time
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 from opentelemetry.trace import Span
@@ -31,7 +31,6 @@ class Exchange:
     """State of one request from its headers to the end of its response."""
 
     __slots__ = (
-        "body_sent",
         "candidate",
         "chunked",
         "client",
@@ -107,7 +106,6 @@ class Exchange:
         self.response_done = False
         self.response_started = False
         self.head_received = False
-        self.body_sent = False
         self.close_client = False
         self.finished = False
         self.fresh = False
@@ -128,8 +126,8 @@ class Exchange:
     def start(self) -> None:
         """Route the request and send it to an upstream (the headers are complete)."""
         router = self.router
-        self.t0 = time.perf_counter()
-        self.deadline = router.loop.time() + router.request_timeout  # see Router.sweep
+        self.t0 = t0 = perf_counter()
+        self.deadline = t0 + router.request_timeout  # on the perf_counter clock: Router.sweep
         try:
             router.plan(self)
         except RouteError as exc:
@@ -142,7 +140,6 @@ class Exchange:
             return  # answered already (error or early response): the rest is dropped
         upstream = self.upstream
         if upstream is not None:
-            self.body_sent = True
             if self.chunked:
                 assert upstream.transport is not None
                 upstream.transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
@@ -219,10 +216,9 @@ class Exchange:
         conn.begin(self, self.head_only)
         head = self.router.request_head(self, self.candidate)
         if self.pending is not None:
-            self.body_sent = True
             head = b"".join((head, *self.pending))
             self.pending = None
-        conn.write(head)
+        conn.transport.write(head)  # type: ignore[union-attr] # set once connected
         client = self.client
         if client.write_paused:
             conn.pause_reading()
@@ -368,7 +364,7 @@ class Exchange:
             return
         self.finished = True
         router = self.router
-        router.metrics.observe(self.label, self.status, time.perf_counter() - self.t0)
+        router.metrics.observe(self.label, self.status, perf_counter() - self.t0)
         if self.span is not None:
             candidate = self.candidate
             router.tracer.end(

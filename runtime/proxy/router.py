@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 from runtime.proxy.breaker import BreakerRegistry
@@ -151,7 +152,7 @@ class Router:
         """Answer requests whose deadline passed before their response headers arrived."""
         # Only a connection's current exchange has been started; scanning the connections a
         # few times a second is cheaper than keeping a set of exchanges up to date per request.
-        now = self.loop.time()
+        now = perf_counter()  # the clock Exchange.start sets deadlines on
         late = [
             ex
             for conn in self.connections

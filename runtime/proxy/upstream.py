@@ -188,7 +188,9 @@ class UpstreamPool:
         conn.exchange = None
         if conn.closed:
             return
-        idle = self._idle.setdefault(conn.key, [])
+        idle = self._idle.get(conn.key)
+        if idle is None:  # (setdefault would build a list per call)
+            idle = self._idle[conn.key] = []
         if len(idle) >= _MAX_IDLE_PER_UPSTREAM:
             conn.close()
             return
