@@ -28,10 +28,28 @@ EXTERNAL = 2  # public ingress: x-wr-* stripped, configured routes only
 PIPELINED = 1  # read-pause reason: a parsed request waits behind the current one
 _MAX_HEADER_BYTES = 64 * 1024
 
-# Request headers the proxy reads, replaces or drops instead of forwarding as they came.
-_HOP_BY_HOP = frozenset(
-    (b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade")
-)
+# Request headers the proxy reads, replaces or drops instead of forwarding as they came, by
+# lower-case name; x-wr-* names not listed are forwarded (from inside only).
+_DROP, _CONNECTION, _CONTENT_LENGTH, _TRANSFER_ENCODING, _TRACEPARENT, _EXPECT = range(6)
+_WR_FIRST = _DESTINATION = 6
+_VERSION, _VIA, _SOURCE, _SOURCE_NS, _WR_DROP = range(7, 12)
+_SPECIAL = {
+    **dict.fromkeys((b"host", b"keep-alive", b"te", b"trailer", b"upgrade"), _DROP),
+    # dropped too; llhttp reads both for keep-alive, which on_headers_complete relies on
+    b"connection": _CONNECTION,
+    b"proxy-connection": _CONNECTION,
+    b"content-length": _CONTENT_LENGTH,
+    b"transfer-encoding": _TRANSFER_ENCODING,
+    b"traceparent": _TRACEPARENT,
+    b"expect": _EXPECT,
+    b"x-wr-destination": _DESTINATION,
+    b"x-wr-version": _VERSION,
+    b"x-wr-via-proxy": _VIA,
+    b"x-wr-source": _SOURCE,
+    b"x-wr-source-ns": _SOURCE_NS,
+    b"x-wr-module": _WR_DROP,
+    b"x-wr-namespace": _WR_DROP,
+}
 _PHRASES = {s.value: s.phrase.encode() for s in HTTPStatus}
 _PHRASES[499] = b"Client Closed Request"
 
@@ -55,6 +73,7 @@ class ClientConnection(asyncio.Protocol):
         self.write_paused = False
         self.eof = False
         self.header_bytes = 0
+        self.connection_header = False  # the request being parsed has a connection header
         self.last_active = 0.0
         self.broken: tuple[int, str] | None = None  # unparsable bytes after the current request
         self.closing = False  # we closed (or are closing) it: nothing more is read or written
@@ -115,6 +134,7 @@ class ClientConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.parsing = Exchange(self, self.router)
         self.header_bytes = 0
+        self.connection_header = False
 
     def on_url(self, url: bytes) -> None:
         assert self.parsing is not None
@@ -127,35 +147,41 @@ class ClientConnection(asyncio.Protocol):
         if self.header_bytes > _MAX_HEADER_BYTES:
             raise _HeadersTooLarge
         lname = name.lower()
-        if lname.startswith(b"x-wr-"):
-            if self.mode == EXTERNAL:
-                return  # never trust routing headers from outside
-            if lname == b"x-wr-destination":
-                ex.destination = value
-            elif lname == b"x-wr-version":
-                ex.version_req = value
-            elif lname == b"x-wr-via-proxy":
-                ex.via = value if ex.via is None else ex.via + b", " + value
-            elif lname == b"x-wr-source":
-                ex.source = value
-            elif lname == b"x-wr-source-ns":
-                ex.source_ns = value
-            elif lname not in (b"x-wr-module", b"x-wr-namespace"):
-                ex.wr_other.append(b"%s: %s\r\n" % (name, value))
-        elif lname == b"host" or lname in _HOP_BY_HOP:
+        kind = _SPECIAL.get(lname)  # one dict lookup decides for every header
+        if kind is None:
+            if not lname.startswith(b"x-wr-"):
+                ex.headers += (name, b": ", value, b"\r\n")  # joined once, in request_head
+            elif self.mode != EXTERNAL:  # never trust routing headers from outside
+                if ex.wr_other is None:
+                    ex.wr_other = []
+                ex.wr_other += (name, b": ", value, b"\r\n")
+        elif kind < _WR_FIRST:
+            if kind == _CONTENT_LENGTH:
+                ex.has_body = value != b"0"
+                ex.headers += (b"content-length: ", value, b"\r\n")
+            elif kind == _TRANSFER_ENCODING:
+                ex.chunked = ex.has_body = True
+            elif kind == _TRACEPARENT:
+                ex.traceparent = value
+            elif kind == _EXPECT:
+                ex.expect_continue = value.lower() == b"100-continue"
+                ex.headers += (name, b": ", value, b"\r\n")
+            elif kind == _CONNECTION:
+                self.connection_header = True
+            # _DROP: host and hop-by-hop headers, replaced or not forwarded
+        elif self.mode == EXTERNAL:
             return
-        elif lname == b"transfer-encoding":
-            ex.chunked = ex.has_body = True
-        elif lname == b"content-length":
-            ex.has_body = value != b"0"
-            ex.headers.append(b"content-length: %s\r\n" % value)
-        elif lname == b"traceparent":
-            ex.traceparent = value
-        elif lname == b"expect":
-            ex.expect_continue = value.lower() == b"100-continue"
-            ex.headers.append(b"%s: %s\r\n" % (name, value))
-        else:
-            ex.headers.append(b"%s: %s\r\n" % (name, value))
+        elif kind == _DESTINATION:
+            ex.destination = value
+        elif kind == _VERSION:
+            ex.version_req = value
+        elif kind == _VIA:
+            ex.via = value if ex.via is None else ex.via + b", " + value
+        elif kind == _SOURCE:
+            ex.source = value
+        elif kind == _SOURCE_NS:
+            ex.source_ns = value
+        # _WR_DROP: x-wr-module and x-wr-namespace are set by delivery, never forwarded
 
     def on_headers_complete(self) -> None:
         ex = self.parsing
@@ -163,8 +189,12 @@ class ClientConnection(asyncio.Protocol):
         parser = self.parser
         ex.method = parser.get_method()
         ex.head_only = ex.method == b"HEAD"
-        ex.http10 = parser.get_http_version() == "1.0"
         ex.keep_alive = parser.should_keep_alive()  # llhttp forgets it once the message ends
+        # llhttp keeps an HTTP/1.0 connection alive only when a connection header says so:
+        # without one, keep-alive means 1.1 and the (slow, string-building) version call is
+        # not needed.
+        if self.connection_header or not ex.keep_alive:
+            ex.http10 = parser.get_http_version() == "1.0"
         if self.closing:
             return  # bytes after a request that closes the connection: not answered
         if self.current is None:

@@ -18,7 +18,17 @@ class BadDestination(ValueError):
 class Destination:
     """A parsed destination. `namespace`/`module` are set for cluster modules, else None."""
 
-    __slots__ = ("authority", "host", "label", "module", "namespace", "path", "port", "tls")
+    __slots__ = (
+        "authority",
+        "host",
+        "label",
+        "module",
+        "namespace",
+        "path",
+        "port",
+        "request_tail",
+        "tls",
+    )
 
     def __init__(
         self,
@@ -38,6 +48,11 @@ class Destination:
         self.namespace = namespace
         self.module = module
         self.label = f"{namespace}.{module}" if module is not None else f"egress:{host}"
+        # What follows the method in the forwarded head, for HTTP/1.1 and HTTP/1.0 requests
+        # (built once per destination instead of once per request).
+        self.request_tail = tuple(
+            b" %s HTTP/1.%d\r\nhost: %s\r\n" % (path, minor, authority) for minor in (1, 0)
+        )
 
     @property
     def is_module(self) -> bool:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import ssl
-import time
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 from opentelemetry.trace import Span
 
+from runtime.proxy.breaker import CLOSED
 from runtime.proxy.routing import Candidate, CandidateGroup, RouteError
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ class Exchange:
     """State of one request from its headers to the end of its response."""
 
     __slots__ = (
-        "body_sent",
         "candidate",
         "chunked",
         "client",
@@ -77,8 +77,8 @@ class Exchange:
         self.router = router
         self.method = b"GET"
         self.url = b""
-        self.headers: list[bytes] = []
-        self.wr_other: list[bytes] = []
+        self.headers: list[bytes] = []  # forwarded header lines, as pieces to join
+        self.wr_other: list[bytes] | None = None  # other x-wr-* lines, as pieces to join
         self.destination: bytes | None = None
         self.version_req: bytes | None = None
         self.via: bytes | None = None
@@ -106,7 +106,6 @@ class Exchange:
         self.response_done = False
         self.response_started = False
         self.head_received = False
-        self.body_sent = False
         self.close_client = False
         self.finished = False
         self.fresh = False
@@ -127,9 +126,8 @@ class Exchange:
     def start(self) -> None:
         """Route the request and send it to an upstream (the headers are complete)."""
         router = self.router
-        self.t0 = time.perf_counter()
-        self.deadline = router.loop.time() + router.request_timeout
-        router.active.add(self)
+        self.t0 = t0 = perf_counter()
+        self.deadline = t0 + router.request_timeout  # on the perf_counter clock: Router.sweep
         try:
             router.plan(self)
         except RouteError as exc:
@@ -142,7 +140,6 @@ class Exchange:
             return  # answered already (error or early response): the rest is dropped
         upstream = self.upstream
         if upstream is not None:
-            self.body_sent = True
             if self.chunked:
                 assert upstream.transport is not None
                 upstream.transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
@@ -219,34 +216,28 @@ class Exchange:
         conn.begin(self, self.head_only)
         head = self.router.request_head(self, self.candidate)
         if self.pending is not None:
-            self.body_sent = True
             head = b"".join((head, *self.pending))
             self.pending = None
-        conn.write(head)
+        conn.transport.write(head)  # type: ignore[union-attr] # set once connected
         client = self.client
         if client.write_paused:
             conn.pause_reading()
-        client.resume(CONNECTING)
+        if client.pauses:
+            client.resume(CONNECTING)
 
-    # ---- response side (called by the upstream connection) ------------------------------
-    def on_response_data(self, data: bytes) -> None:
-        self.response_started = True
-        client = self.client
-        if not client.closing:
-            client.transport.write(data)  # type: ignore[union-attr] # set until closing
-
+    # ---- response side (called by the upstream connection, which also relays the bytes) --
     def on_response_head(self, status: int, keep_alive: bool) -> None:
         self.status = status
-        self.head_received = True
-        self.router.active.discard(self)  # the request deadline covers the wait for headers
+        self.head_received = True  # the request deadline covers the wait for headers only
         if not keep_alive:
             self.close_client = True  # the relayed response tells the client so, or ends at EOF
         candidate = self.candidate
         if candidate is not None:
+            breaker = candidate.breaker
             if status >= 500 or status == 429:
-                candidate.breaker.failure()
-            else:
-                candidate.breaker.success()
+                breaker.failure()
+            elif breaker.failures or breaker.state != CLOSED:
+                breaker.success()  # otherwise there is nothing to reset
 
     def on_response_complete(self) -> None:
         conn = self.upstream
@@ -373,8 +364,7 @@ class Exchange:
             return
         self.finished = True
         router = self.router
-        router.active.discard(self)
-        router.metrics.observe(self.label, self.status, time.perf_counter() - self.t0)
+        router.metrics.observe(self.label, self.status, perf_counter() - self.t0)
         if self.span is not None:
             candidate = self.candidate
             router.tracer.end(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 from runtime.proxy.breaker import BreakerRegistry
@@ -18,9 +19,6 @@ from runtime.proxy.upstream import UpstreamPool
 if TYPE_CHECKING:
     from runtime.proxy.client import ClientConnection
     from runtime.proxy.exchange import Exchange
-
-_HTTP10 = b" HTTP/1.0\r\nhost: "
-_HTTP11 = b" HTTP/1.1\r\nhost: "
 
 
 class Router:
@@ -42,6 +40,7 @@ class Router:
     ) -> None:
         self.node_id = node_id
         self.node_id_bytes = node_id.encode()
+        self._via_line = b"x-wr-via-proxy: " + self.node_id_bytes + b"\r\n"
         self.own_peer_address = own_peer_address
         self.request_timeout = request_timeout
         self.egress = egress
@@ -56,7 +55,6 @@ class Router:
         self._plans: dict[tuple[bytes, bytes | None, int], tuple[Destination, CandidateGroup, str]]
         self._plans = {}
         self.destinations = DestinationParser()
-        self.active: set[Exchange] = set()
         self.connections: set[ClientConnection] = set()
         self._egress_groups: dict[tuple[str, int, bool], CandidateGroup] = {}
 
@@ -129,26 +127,21 @@ class Router:
         """The request line and headers sent to the chosen upstream."""
         dest = ex.dest
         assert dest is not None and ex.destination is not None
-        parts = [
-            ex.method,
-            b" ",
-            dest.path,
-            _HTTP10 if ex.http10 else _HTTP11,
-            dest.authority,
-            b"\r\n",
-            *ex.headers,
-        ]
+        parts = [ex.method, dest.request_tail[ex.http10], *ex.headers]
         if candidate.module:
             parts.append(candidate.route_headers)
-            parts.extend(ex.wr_other)
-            via = self.node_id_bytes if ex.via is None else ex.via + b", " + self.node_id_bytes
-            parts.append(b"x-wr-via-proxy: " + via + b"\r\n")
+            if ex.wr_other is not None:
+                parts += ex.wr_other
+            if ex.via is None:
+                parts.append(self._via_line)
+            else:
+                parts += (b"x-wr-via-proxy: ", ex.via, b", ", self.node_id_bytes, b"\r\n")
             if not candidate.local:  # the peer routes again from the destination
-                parts.append(b"x-wr-destination: " + ex.destination + b"\r\n")
+                parts += (b"x-wr-destination: ", ex.destination, b"\r\n")
                 if ex.source is not None:
-                    parts.append(b"x-wr-source: " + ex.source + b"\r\n")
+                    parts += (b"x-wr-source: ", ex.source, b"\r\n")
                 if ex.source_ns is not None:
-                    parts.append(b"x-wr-source-ns: " + ex.source_ns + b"\r\n")
+                    parts += (b"x-wr-source-ns: ", ex.source_ns, b"\r\n")
         parts.append(ex.trace_line)
         if ex.chunked:
             parts.append(b"transfer-encoding: chunked\r\n")
@@ -156,10 +149,19 @@ class Router:
         return b"".join(parts)
 
     def sweep(self) -> None:
-        """Answer requests whose deadline passed and close idle client connections."""
-        now = self.loop.time()
-        for ex in [ex for ex in self.active if ex.deadline <= now]:
-            self.active.discard(ex)
+        """Answer requests whose deadline passed before their response headers arrived."""
+        # Only a connection's current exchange has been started; scanning the connections a
+        # few times a second is cheaper than keeping a set of exchanges up to date per request.
+        now = perf_counter()  # the clock Exchange.start sets deadlines on
+        late = [
+            ex
+            for conn in self.connections
+            if (ex := conn.current) is not None
+            and ex.deadline <= now
+            and not ex.head_received
+            and not ex.response_done
+        ]
+        for ex in late:
             ex.on_deadline()
 
     def close_idle(self, idle_timeout: float) -> None:

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import semver
 
 from runtime.api import wruntime_pb2 as pb
-from runtime.proxy.breaker import BreakerRegistry, CircuitBreaker
+from runtime.proxy.breaker import CLOSED, BreakerRegistry, CircuitBreaker
 from runtime.proxy.versions import InvalidRequirement, Requirement, parse_requirement
 
 _REQ_CACHE_LIMIT = 256
@@ -101,6 +101,10 @@ class CandidateGroup:
         count = len(candidates)
         start = self._next
         self._next = start + 1
+        if tried is None:  # the usual case, kept to a few operations
+            candidate = candidates[start % count]
+            if candidate.breaker.state == CLOSED:
+                return candidate
         for offset in range(count):
             candidate = candidates[(start + offset) % count]
             if tried and candidate in tried:

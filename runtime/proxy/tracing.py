@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import random
+from binascii import b2a_hex
 from collections.abc import Callable
 
 from opentelemetry import trace
@@ -21,6 +22,8 @@ from opentelemetry.trace import (
 )
 
 _HEX = frozenset(b"0123456789abcdef")
+_getrandbits = random.getrandbits
+_UNSAMPLED = b"traceparent: 00-%b-00\r\n"
 
 
 def _parse(value: bytes) -> tuple[int, int, int] | None:
@@ -69,8 +72,10 @@ class HopTracer:
         elif random.random() < self._ratio:
             context = None
         else:  # not sampled: start a trace anyway so every later hop takes the same decision
-            ids = b"%048x" % random.getrandbits(192)
-            return None, b"traceparent: 00-" + ids[:32] + b"-" + ids[32:] + b"-00\r\n"
+            # 24 random bytes as "<32 hex>-<16 hex>" (trace id, span id) in one C call: about
+            # half the cost of formatting a 192-bit integer.
+            ids = _getrandbits(192).to_bytes(24, "little")  # what random.randbytes does
+            return None, _UNSAMPLED % b2a_hex(ids, b"-", -16)
         name, attributes = describe()
         span = self._tracer.start_span(
             name, context=context, kind=SpanKind.SERVER, attributes=attributes

@@ -35,6 +35,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.got_bytes = False
         self.closed = False
         self.read_paused = False
+        self.interim = False  # the headers parsed last were a 1xx response's
 
     # asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -46,7 +47,12 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         self.got_bytes = True
-        exchange.on_response_data(data)  # relay first: completion may release this connection
+        # Relay first (completion may release this connection); inlined Exchange work, as this
+        # runs once per response read.
+        exchange.response_started = True
+        client = exchange.client
+        if not client.closing:
+            client.transport.write(data)  # type: ignore[union-attr] # set until closing
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -82,7 +88,9 @@ class UpstreamConnection(asyncio.Protocol):
             raise ValueError("a second response to one request")
         status = self.parser.get_status_code()
         if 100 <= status < 200:
+            self.interim = True
             return  # interim response (100 Continue): relayed, the exchange goes on
+        self.interim = False
         self.keep_alive = self.parser.should_keep_alive()
         if self.exchange is None:
             raise ValueError("a response nobody asked for")
@@ -91,7 +99,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.message_done = True
 
     def on_message_complete(self) -> None:
-        if 100 <= self.parser.get_status_code() < 200:
+        if self.interim:
             return
         self.keep_alive = self.keep_alive and self.parser.should_keep_alive()
         self.message_done = True
@@ -105,6 +113,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.message_done = False
         self.got_bytes = False
         self.keep_alive = False
+        self.interim = False
 
     def write(self, data: bytes) -> None:
         assert self.transport is not None
@@ -179,12 +188,15 @@ class UpstreamPool:
         conn.exchange = None
         if conn.closed:
             return
-        idle = self._idle.setdefault(conn.key, [])
+        idle = self._idle.get(conn.key)
+        if idle is None:  # (setdefault would build a list per call)
+            idle = self._idle[conn.key] = []
         if len(idle) >= _MAX_IDLE_PER_UPSTREAM:
             conn.close()
             return
         conn.reused = True
-        conn.resume_reading()
+        if conn.read_paused:
+            conn.resume_reading()
         idle.append(conn)
 
     def forget(self, conn: UpstreamConnection) -> None:

@@ -124,6 +124,19 @@ def test_http10_client_gets_no_chunked_body(proxy: ProxyProcess) -> None:
     assert body == b"hello"
 
 
+def test_http10_keep_alive_request_is_forwarded_as_http10(proxy: ProxyProcess) -> None:
+    """A connection header is what tells a 1.0 request from a 1.1 one on the fast path."""
+    for line in (b"connection: keep-alive", b"proxy-connection: keep-alive"):
+        with _connect(proxy) as sock:
+            sock.sendall(b"GET /k HTTP/1.0\r\n%s\r\n%s\r\n" % (line, DEST))
+            [(status, _, body)] = _read_responses(sock, 1)
+        assert (status, json.loads(body)["version"]) == (200, "1.0")
+    with _connect(proxy) as sock:
+        sock.sendall(b"GET /k HTTP/1.1\r\nconnection: keep-alive\r\n%s\r\n" % DEST)
+        [(status, _, body)] = _read_responses(sock, 1)
+    assert (status, json.loads(body)["version"]) == (200, "1.1")
+
+
 def test_connection_close_is_honoured(proxy: ProxyProcess) -> None:
     with _connect(proxy) as sock:
         sock.sendall(b"GET /c HTTP/1.1\r\nhost: x\r\nconnection: close\r\n%s\r\n" % DEST)
