@@ -50,6 +50,14 @@ def _cluster(root: Path, modules: int, nodes: int, port: int) -> Path:
 
 def _record_live(address: str, cluster: Path) -> None:
     """Make the manager's live state equal to the desired state (as a converged apply would)."""
+    import grpc
+
+    from runtime.api import wruntime_pb2_grpc as pb_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.ManagerServiceStub(channel)
+        for i in range(10):  # the secrets the modules' env references
+            stub.SetSecret(pb.SetSecretRequest(namespace="bench", key=f"k{i}", value="x"))
     plan = make_plan(load_cluster(cluster), live=observe(address))
     client = ManagerClient(address)
     try:
