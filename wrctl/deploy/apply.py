@@ -149,31 +149,45 @@ def _deploy_node(
     resource = plan.desired.resources[f"node.{node}"]
     rollout = Rollout(open_host(resource.attributes, resource.address), target_name(node))
     previous = _install(rollout, bundle, report)
+    admin_port = next(n for n in plan.config.node if n.name == node).admin_port
+    engines = int(resource.attributes["engines"])
+    python = resource.attributes.get("python", "python3")
     try:
-        before = engine_ids(client, node)
-        rollout.restart()
-        report(rollout.target, "restarted; waiting for the health gate")
-        engines = int(resource.attributes["engines"])
-        gate = wait_healthy(
-            client, node, engines, bundle.module_digests, health_timeout_s, stale=before
+        detail = _restart_and_gate(
+            rollout,
+            client,
+            node,
+            engines,
+            bundle.module_digests,
+            admin_port,
+            health_timeout_s,
+            report,
+            python,
         )
-        section = next(n for n in plan.config.node if n.name == node)
-        wait_proxy_synced(
-            rollout.host.transport,
-            resource.attributes.get("python", "python3"),
-            section.admin_port,
-            client.routing_version(),
-            10.0,
-        )
-        report(rollout.target, f"healthy: {gate.detail}")
+        report(rollout.target, f"healthy: {detail}")
     except WrctlError as exc:
         logs = rollout.log_tail(50)
         rollout.switch(previous)
-        if previous:
-            rollout.restart()
-        else:
+        if not previous:
             rollout.host.format.remove(rollout.target)
-        report(rollout.target, "rolled back" if previous else "stopped (no previous release)")
+            report(rollout.target, "stopped (no previous release)")
+            return TargetResult(rollout.target, "rolled-back", f"{exc}\n{logs}")
+        old = plan.live.resources.get(f"node.{node}", resource)
+        try:
+            _restart_and_gate(
+                rollout,
+                client,
+                node,
+                int(old.attributes.get("engines", engines)),
+                _recorded_digests(plan, node),
+                admin_port,
+                health_timeout_s,
+                report,
+                python,
+            )
+            report(rollout.target, "rolled back to the previous release, which is healthy")
+        except WrctlError as again:
+            report(rollout.target, f"rolled back, but the previous release is unhealthy: {again}")
         return TargetResult(rollout.target, "rolled-back", f"{exc}\n{logs}")
     placed = [resource] + [
         r for r in plan.desired.resources.values() if r.kind == "module" and node in r.targets
@@ -182,6 +196,36 @@ def _deploy_node(
     for pruned in rollout.prune():
         report(rollout.target, f"pruned old release {pruned[:12]}")
     return TargetResult(rollout.target, "applied")
+
+
+def _restart_and_gate(
+    rollout: Rollout,
+    client: ManagerClient,
+    node: str,
+    engines: int,
+    modules: dict[str, str],
+    admin_port: int,
+    timeout_s: float,
+    report: Report,
+    python: str = "python3",
+) -> str:
+    """Restart the node's services and wait until its new engines serve `modules` and its proxy
+    routes with the manager's current table."""
+    before = engine_ids(client, node)
+    rollout.restart()
+    report(rollout.target, "restarted; waiting for the health gate")
+    gate = wait_healthy(client, node, engines, modules, timeout_s, stale=before)
+    wait_proxy_synced(rollout.host.transport, python, admin_port, client.routing_version(), 10.0)
+    return gate.detail
+
+
+def _recorded_digests(plan: Plan, node: str) -> dict[str, str]:
+    """Module key -> component digest of what the node's last recorded release runs."""
+    return {
+        f"{r.address.split('.', 1)[1]}@{r.attributes['version']}": r.attributes["component"]
+        for r in plan.live.resources.values()
+        if r.kind == "module" and node in r.targets
+    }
 
 
 def _remove_node(
