@@ -7,7 +7,14 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from runtime.names import check_name, check_version
 from runtime.tomlconfig import load_config
@@ -54,8 +61,8 @@ class ModuleConfig(_Strict):
 
     @field_validator("name", "namespace")
     @classmethod
-    def _name(cls, value: str) -> str:
-        return check_name(value, "name")
+    def _name(cls, value: str, info: ValidationInfo) -> str:
+        return check_name(value, info.field_name or "name")
 
     @field_validator("version")
     @classmethod
