@@ -150,6 +150,20 @@ def fingerprint(pub: Path) -> str:
     return _run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(pub)]).split()[1]
 
 
+# Key-only login for the deploy user, nothing else: shared by every kind of fake host.
+SSHD_KEY_ONLY = (
+    f"AllowUsers {USER}",
+    "PubkeyAuthentication yes",
+    "PasswordAuthentication no",
+    "KbdInteractiveAuthentication no",
+    "UsePAM no",
+    "PermitRootLogin no",
+    "PrintMotd no",
+    "LogLevel VERBOSE",
+    "Subsystem sftp internal-sftp",
+)
+
+
 def _sshd_config(
     host_dir: Path, address: str, port: int, authorized_keys: Path, extra: tuple[str, ...]
 ) -> Path:
@@ -164,15 +178,7 @@ def _sshd_config(
                 # it lives under /tmp, which StrictModes would reject.
                 f"AuthorizedKeysFile {authorized_keys}",
                 "StrictModes no",
-                f"AllowUsers {USER}",
-                "PubkeyAuthentication yes",
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                "UsePAM no",
-                "PermitRootLogin no",
-                "PrintMotd no",
-                "LogLevel VERBOSE",
-                "Subsystem sftp internal-sftp",
+                *SSHD_KEY_ONLY,
                 *extra,
                 "",
             ]

@@ -17,6 +17,7 @@ import pytest
 from tests.infra import _cgroups, _netns, _stale, _systemd_boot, policy
 from tests.infra.process import ManagedProcess, ProcessNotReady, port_is_open, wait_until
 from tests.infra.ssh_hosts import (
+    SSHD_KEY_ONLY,
     USER,
     HostAccess,
     ensure_deploy_user,
@@ -130,15 +131,7 @@ def _sshd_config(address: str, port: int) -> str:
             f"ListenAddress {address}:{port}",
             "HostKey /etc/ssh/ssh_host_ed25519_key",
             "AuthorizedKeysFile .ssh/authorized_keys",
-            f"AllowUsers {USER}",
-            "PubkeyAuthentication yes",
-            "PasswordAuthentication no",
-            "KbdInteractiveAuthentication no",
-            "UsePAM no",
-            "PermitRootLogin no",
-            "PrintMotd no",
-            "LogLevel VERBOSE",
-            "Subsystem sftp internal-sftp",
+            *SSHD_KEY_ONLY,
             "",
         ]
     )
