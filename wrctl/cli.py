@@ -4,11 +4,15 @@ into wrctl's libraries (config, plan, bundle, deploy)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from wrctl.console import EXIT_CHANGES, errors_to_exit
+
+if TYPE_CHECKING:  # typer vendors click; its Context is what TyperGroup methods take
+    from typer._click.core import Context as ClickContext
 
 app = typer.Typer(
     name="wrctl",
@@ -164,6 +168,88 @@ def invoke(
         ok = run_invoke(target, data, data_file, version, proxy, manager, method, json_out)
     if not ok:
         raise typer.Exit(1)
+
+
+class _BundleGroup(TyperGroup):
+    """`wrctl bundle [OPTIONS] CLUSTER` builds; `inspect`, `verify`, `keygen` are subcommands."""
+
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
+            args = ["build", *args]
+        return super().parse_args(ctx, args)
+
+
+bundle_app = typer.Typer(
+    cls=_BundleGroup,
+    help="Write offline bundles (build), or inspect, verify and sign them.",
+    add_completion=False,
+)
+app.add_typer(bundle_app, name="bundle")
+
+
+@bundle_app.command("build")
+def bundle_build(
+    cluster: ClusterFile = Path("cluster.toml"),
+    node: Annotated[
+        list[str] | None, typer.Option("--node", help="Only this node (repeatable); manager too.")
+    ] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory to write to.")] = Path(
+        "bundles"
+    ),
+    platform: Annotated[
+        str | None,
+        typer.Option(
+            help="Wheel platform tag of the hosts (default: this machine's manylinux tag)."
+        ),
+    ] = None,
+    python: Annotated[str, typer.Option(help="Python version of the hosts.")] = "3.11",
+    sign: Annotated[
+        Path | None, typer.Option(help="Sign the manifests with this ed25519 key (PEM).")
+    ] = None,
+) -> None:
+    """Write the manager's and each node's bundle (wheels included: installs offline)."""
+    from wrctl.commands.bundle import run_bundle
+
+    with errors_to_exit():
+        run_bundle(cluster, list(node or []), output, platform, python, sign)
+
+
+@bundle_app.command("inspect")
+def bundle_inspect(
+    file: Annotated[Path, typer.Argument(help="A bundle (.tar.gz) or an unpacked release.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print a bundle's manifest: target, platform, modules, placeholders, files."""
+    from wrctl.commands.bundle import run_inspect
+
+    with errors_to_exit():
+        run_inspect(file, json_out)
+
+
+@bundle_app.command("verify")
+def bundle_verify(
+    file: Annotated[Path, typer.Argument(help="A bundle (.tar.gz) or an unpacked release.")],
+    trusted_key: Annotated[
+        list[str] | None,
+        typer.Option(help="Base64 ed25519 public key; the manifest must be signed by one."),
+    ] = None,
+) -> None:
+    """Check the manifest schema, every file's sha256 and size, and the signature."""
+    from wrctl.commands.bundle import run_verify
+
+    with errors_to_exit():
+        run_verify(file, list(trusted_key or []))
+
+
+@bundle_app.command("keygen")
+def bundle_keygen(
+    file: Annotated[Path, typer.Argument(help="Where to write the private key (PEM, 0600).")],
+) -> None:
+    """Make an ed25519 signing key pair (FILE and FILE.pub) for `wrctl bundle --sign`."""
+    from wrctl.commands.bundle import run_keygen
+
+    with errors_to_exit():
+        run_keygen(file)
 
 
 @app.command("force-unlock")

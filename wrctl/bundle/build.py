@@ -1,24 +1,36 @@
 """Build the bundles of a cluster: one per node (proxy, engines, that node's modules) and one
-for the manager, as reproducible tarballs with a manifest."""
+for the manager, as reproducible tarballs with a manifest (and a signature when asked)."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-import platform
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 from runtime.names import module_key
+from wrctl.bundle.hostverify import MANIFEST, SIGNATURE
+from wrctl.bundle.manifest import HostSecret, ModuleEntry, make_manifest
 from wrctl.bundle.schemas import compile_schema
+from wrctl.bundle.services import DEFAULT_BASE_IMAGE, Program, ServiceContext, service_files
 from wrctl.bundle.tarball import build_tarball
-from wrctl.config.model import ClusterConfig, ModuleSection, NodeSection
+from wrctl.bundle.wheelset import WheelSet
+from wrctl.config.model import ClusterConfig, HostSettings, ModuleSection, NodeSection
 from wrctl.plan.desired import module_nodes
 from wrctl.templates import render
 
-MANIFEST_VERSION = 1
-PLACEHOLDERS = ["@WORKDIR@", "@RELEASE@", "@CURRENT@", "@BIN@", "@TARGET@"]
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+Report = Callable[[str, int, int], None]  # (step, done, total)
+VERIFIER = "bin/wr-verify-bundle"
+STATE_PASSWORD = HostSecret(
+    env="WR_STATE_PASSWORD",
+    file="manager/data/pgpass",
+    what="the password of [manager] state's PostgreSQL DSN",
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +42,13 @@ class Bundle:
     module_digests: dict[str, str]
 
 
+@dataclass(frozen=True)
+class BundleOptions:
+    wheels: WheelSet | None = None  # None: no wheels/ (the host has the runtime installed)
+    signing_key: Ed25519PrivateKey | None = None
+    report: Report | None = None
+
+
 def target_name(node: str) -> str:
     return f"node-{node}"
 
@@ -39,155 +58,216 @@ def manager_address_for_nodes(config: ClusterConfig) -> str:
     return f"{host}:{config.manager.port}"
 
 
+def split_state_password(state: str) -> tuple[str, str | None]:
+    """The manager's state URL without its password, and the password (None if none)."""
+    if not state.startswith(("postgres://", "postgresql://")):
+        return state, None
+    parts = urlsplit(state)
+    if parts.password is None:
+        return state, None
+    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}@{hostinfo}")), parts.password
+
+
 def build_bundles(
-    config: ClusterConfig, out_dir: Path, runtime_version: str, nodes: list[str] | None = None
+    config: ClusterConfig,
+    out_dir: Path,
+    runtime_version: str,
+    nodes: list[str] | None = None,
+    options: BundleOptions | None = None,
 ) -> list[Bundle]:
     """Write the manager bundle and one bundle per node (or the named nodes) into out_dir."""
+    options = options or BundleOptions()
     out_dir.mkdir(parents=True, exist_ok=True)
-    schemas = _compiled_schemas(config)
-    bundles = [_manager_bundle(config, out_dir, runtime_version)]
-    for node in config.node:
-        if nodes is None or node.name in nodes:
-            bundles.append(_node_bundle(config, node, out_dir, runtime_version, schemas))
+    builder = _Builder(config, out_dir, runtime_version, options)
+    wanted = [n for n in config.node if nodes is None or n.name in nodes]
+    total = 1 + len(wanted)
+    builder.progress("bundles", 0, total)
+    bundles = [builder.manager()]
+    builder.progress("bundles", 1, total)
+    schemas = builder.schemas()
+    for i, node in enumerate(wanted):
+        bundles.append(builder.node(node, schemas))
+        builder.progress("bundles", 2 + i, total)
     return bundles
 
 
-def _compiled_schemas(config: ClusterConfig) -> dict[str, bytes]:
-    base = config.source.parent
-    return {
-        f"{m.namespace}.{m.name}": compile_schema(base / m.schema_)
-        for m in config.module
-        if m.schema_
-    }
+class _Builder:
+    def __init__(
+        self, config: ClusterConfig, out_dir: Path, runtime_version: str, options: BundleOptions
+    ) -> None:
+        self.config = config
+        self.out_dir = out_dir
+        self.runtime_version = runtime_version
+        self.options = options
+        self._wheels: dict[str, bytes] | None = None
 
+    def progress(self, step: str, done: int, total: int) -> None:
+        if self.options.report:
+            self.options.report(step, done, total)
 
-def _manager_bundle(config: ClusterConfig, out_dir: Path, runtime_version: str) -> Bundle:
-    m = config.manager
-    bind = "127.0.0.1" if m.host == "local" else "0.0.0.0"
-    files = {
-        "config/manager.toml": render(
-            "manager.toml.j2",
-            cluster=config.cluster.name,
-            listen_address=f"{bind}:{m.port}",
-            admin_address=f"127.0.0.1:{m.admin_port}",
-            state=m.state,
-            heartbeat_timeout_secs=m.heartbeat_timeout_secs,
-        ).encode(),
-    }
-    key_file = "@WORKDIR@/manager/data/secrets.key"
-    programs = [
-        {
-            "name": "wr-manager",
-            "command": (
-                f"sh -c 'WR_SECRETS_KEY=$(cat {key_file}) "
-                "exec @BIN@/wr-manager --config @CURRENT@/etc/manager.toml'"
-            ),
-            "priority": "50",
+    def schemas(self) -> dict[str, bytes]:
+        base = self.config.source.parent
+        wanted = [m for m in self.config.module if m.schema_]
+        out: dict[str, bytes] = {}
+        for i, m in enumerate(wanted):
+            self.progress("schemas", i, len(wanted))
+            assert m.schema_ is not None
+            out[f"{m.namespace}.{m.name}"] = compile_schema(base / m.schema_)
+        self.progress("schemas", len(wanted), len(wanted))
+        return out
+
+    def _settings(self, host: HostSettings) -> str:
+        return (
+            host.docker_base_image or self.config.defaults.docker_base_image or DEFAULT_BASE_IMAGE
+        )
+
+    def manager(self) -> Bundle:
+        m = self.config.manager
+        bind = "127.0.0.1" if m.host == "local" else "0.0.0.0"
+        state, password = split_state_password(m.state)
+        files = {
+            "config/manager.toml": render(
+                "manager.toml.j2",
+                cluster=self.config.cluster.name,
+                listen_address=f"{bind}:{m.port}",
+                admin_address=f"127.0.0.1:{m.admin_port}",
+                state=state,
+                heartbeat_timeout_secs=m.heartbeat_timeout_secs,
+            ).encode(),
         }
-    ]
-    return _finish(config, "manager", "manager", files, programs, {}, out_dir, runtime_version)
+        secrets = [STATE_PASSWORD] if password is not None else []
+        env = {"PGPASSFILE": f"@WORKDIR@/{STATE_PASSWORD.file}"} if secrets else {}
+        program = Program(
+            "wr-manager",
+            "manager",
+            ["@BIN@/wr-manager", "--config", "@CURRENT@/etc/manager.toml"],
+            50,
+            needs_secrets_key=True,
+            env=env,
+        )
+        return self._finish("manager", "manager", None, files, [program], [], secrets, m)
 
-
-def _node_bundle(
-    config: ClusterConfig,
-    node: NodeSection,
-    out_dir: Path,
-    runtime_version: str,
-    schemas: dict[str, bytes],
-) -> Bundle:
-    base = config.source.parent
-    modules = [m for m in config.module if node.name in module_nodes(config, m)]
-    advertise = "127.0.0.1" if node.host == "local" else node.host
-    files: dict[str, bytes] = {
-        "config/proxy.toml": render(
-            "proxy.toml.j2",
-            cluster=config.cluster.name,
-            node=node,
-            proxy=config.proxy,
-            manager_address=manager_address_for_nodes(config),
-            advertise_host=advertise,
-        ).encode(),
-    }
-    programs = [
-        {
-            "name": f"wr-{node.name}-proxy",
-            "command": "@BIN@/wr-proxy --config @CURRENT@/etc/proxy.toml",
-            "priority": "100",
+    def node(self, node: NodeSection, schemas: dict[str, bytes]) -> Bundle:
+        config = self.config
+        base = config.source.parent
+        modules = [m for m in config.module if node.name in module_nodes(config, m)]
+        advertise = "127.0.0.1" if node.host == "local" else node.host
+        files: dict[str, bytes] = {
+            "config/proxy.toml": render(
+                "proxy.toml.j2",
+                cluster=config.cluster.name,
+                node=node,
+                proxy=config.proxy,
+                manager_address=manager_address_for_nodes(config),
+                advertise_host=advertise,
+            ).encode(),
         }
-    ]
-    for index in range(node.engines):
-        placed = _engine_modules(modules, index)
-        files[f"config/engine-{index}.toml"] = render(
-            "engine.toml.j2", cluster=config.cluster.name, node=node, index=index, modules=placed
-        ).encode()
-        programs.append(
-            {
-                "name": f"wr-{node.name}-engine-{index}",
-                "command": f"@BIN@/wr-engine --config @CURRENT@/etc/engine-{index}.toml",
-                # engines stop before the proxy (reverse priority), so they can deregister
-                "priority": "200",
+        proxy = f"wr-{node.name}-proxy"
+        programs = [
+            Program(proxy, "proxy", ["@BIN@/wr-proxy", "--config", "@CURRENT@/etc/proxy.toml"], 100)
+        ]
+        for index in range(node.engines):
+            placed = _engine_modules(modules, index)
+            files[f"config/engine-{index}.toml"] = render(
+                "engine.toml.j2",
+                cluster=config.cluster.name,
+                node=node,
+                index=index,
+                modules=placed,
+            ).encode()
+            programs.append(
+                Program(
+                    f"wr-{node.name}-engine-{index}",
+                    "engine",
+                    ["@BIN@/wr-engine", "--config", f"@CURRENT@/etc/engine-{index}.toml"],
+                    # engines stop before the proxy (reverse priority), so they can deregister
+                    200,
+                    after=[proxy],
+                )
+            )
+        entries: list[ModuleEntry] = []
+        for i, mod in enumerate(modules):
+            self.progress(f"modules of node {node.name}", i, len(modules))
+            wasm = (base / mod.component).read_bytes()
+            files[f"modules/{mod.namespace}.{mod.name}.wasm"] = wasm
+            digest = hashlib.sha256(wasm).hexdigest()
+            entries.append(ModuleEntry(mod.namespace, mod.name, mod.version, digest))
+            schema = schemas.get(f"{mod.namespace}.{mod.name}")
+            if schema is not None:
+                files[f"schemas/{mod.namespace}.{mod.name}.binpb"] = schema
+        self.progress(f"modules of node {node.name}", len(modules), len(modules))
+        target = target_name(node.name)
+        return self._finish(target, "node", node.name, files, programs, entries, [], node)
+
+    def _wheel_files(self) -> dict[str, bytes]:
+        """wheels/<file> of the WheelSet, read once for all the bundles of this run."""
+        if self._wheels is None:
+            wheels = self.options.wheels
+            self._wheels = {
+                f"wheels/{path.name}": path.read_bytes()
+                for path in (wheels.files if wheels else [])
             }
+        return self._wheels
+
+    def _finish(
+        self,
+        target: str,
+        kind: str,
+        node: str | None,
+        files: dict[str, bytes],
+        programs: list[Program],
+        modules: list[ModuleEntry],
+        host_secrets: list[HostSecret],
+        host: HostSettings,
+    ) -> Bundle:
+        cluster = self.config.cluster.name
+        wheels = self.options.wheels
+        python = wheels.target.python if wheels else "any"
+        platform = {"tag": wheels.target.platform if wheels else "none", "python": python}
+        context = ServiceContext(cluster, target, kind, python, self._settings(host))
+        files.update(service_files(context, programs))
+        files["install.sh"] = render(
+            "install.sh.j2", kind=kind, cluster=cluster, target=target, host_secrets=host_secrets
+        ).encode()
+        files[VERIFIER] = verifier_script()
+        files.update(self._wheel_files())
+        manifest = make_manifest(
+            kind=kind,
+            cluster=cluster,
+            target=target,
+            node=node,
+            runtime_version=self.runtime_version,
+            platform=platform,
+            modules=modules,
+            programs=[p.name for p in programs],
+            host_secrets=host_secrets,
+            files=files,
         )
-    digests: dict[str, str] = {}
-    for mod in modules:
-        wasm = (base / mod.component).read_bytes()
-        files[f"modules/{mod.namespace}.{mod.name}.wasm"] = wasm
-        digests[module_key(mod.namespace, mod.name, mod.version)] = (
-            f"sha256:{hashlib.sha256(wasm).hexdigest()}"
-        )
-        schema = schemas.get(f"{mod.namespace}.{mod.name}")
-        if schema is not None:
-            files[f"schemas/{mod.namespace}.{mod.name}.binpb"] = schema
-    target = target_name(node.name)
-    return _finish(
-        config, target, "node", files, programs, digests, out_dir, runtime_version, node.name
-    )
+        files[MANIFEST] = manifest
+        if self.options.signing_key is not None:
+            from wrctl.bundle.signing import sign_manifest
+
+            files[SIGNATURE] = sign_manifest(self.options.signing_key, manifest)
+        self.progress(f"packing {target}", 0, 1)
+        path = self.out_dir / f"{cluster}-{target}.tar.gz"
+        _, digest = build_tarball(files, path)
+        self.progress(f"packing {target}", 1, 1)
+        module_digests = {
+            module_key(m.namespace, m.name, m.version): f"sha256:{m.sha256}" for m in modules
+        }
+        return Bundle(target, kind, path, f"sha256:{digest}", module_digests)
+
+
+def verifier_script() -> bytes:
+    """hostverify.py as a standalone script (stdlib only) for the host."""
+    from wrctl.bundle import hostverify
+
+    source = Path(hostverify.__file__).read_text(encoding="utf-8")
+    return ("#!/usr/bin/env python3\n" + source).encode()
 
 
 def _engine_modules(modules: list[ModuleSection], index: int) -> list[ModuleSection]:
     """Engine i carries every module with more than i replicas."""
     return [m for m in modules if m.replicas > index]
-
-
-def _finish(
-    config: ClusterConfig,
-    target: str,
-    kind: str,
-    files: dict[str, bytes],
-    programs: list[dict[str, str]],
-    module_digests: dict[str, str],
-    out_dir: Path,
-    runtime_version: str,
-    node: str | None = None,
-) -> Bundle:
-    cluster = config.cluster.name
-    files["supervisor/programs.conf"] = render(
-        "supervisor-program.conf.j2", target=target, cluster=cluster, programs=programs
-    ).encode()
-    files["supervisor/supervisord.conf"] = render("supervisord.conf.j2").encode()
-    files["install.sh"] = render("install.sh.j2", kind=kind, cluster=cluster).encode()
-    manifest = {
-        "format_version": MANIFEST_VERSION,
-        "kind": kind,
-        "cluster": cluster,
-        "target": target,
-        "node": node,
-        "runtime_version": runtime_version,
-        "platform": {
-            "python": f"{sys.version_info.major}.{sys.version_info.minor}",
-            "machine": platform.machine(),
-        },
-        "modules": [
-            {"key": key, "sha256": digest.removeprefix("sha256:")}
-            for key, digest in sorted(module_digests.items())
-        ],
-        "placeholders": PLACEHOLDERS,
-        "files": [
-            {"path": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-            for name, data in sorted(files.items())
-        ],
-    }
-    files["manifest.json"] = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
-    path = out_dir / f"{cluster}-{target}.tar.gz"
-    _, digest = build_tarball(files, path)
-    return Bundle(target, kind, path, f"sha256:{digest}", module_digests)

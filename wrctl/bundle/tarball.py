@@ -15,6 +15,7 @@ from pathlib import Path
 
 EPOCH = 0  # 1970-01-01: the same for every build
 EXECUTABLE_SUFFIXES = (".sh",)
+EXECUTABLE_DIRS = ("bin/",)
 
 
 def build_tarball(files: Mapping[str, bytes], out: Path | None = None) -> tuple[bytes, str]:
@@ -25,7 +26,8 @@ def build_tarball(files: Mapping[str, bytes], out: Path | None = None) -> tuple[
             tar.addfile(_info(directory, tarfile.DIRTYPE, 0, 0o755))
         for name in sorted(files):
             data = files[name]
-            mode = 0o755 if name.endswith(EXECUTABLE_SUFFIXES) else 0o644
+            executable = name.endswith(EXECUTABLE_SUFFIXES) or name.startswith(EXECUTABLE_DIRS)
+            mode = 0o755 if executable else 0o644
             tar.addfile(_info(name, tarfile.REGTYPE, len(data), mode), io.BytesIO(data))
     packed = io.BytesIO()
     with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0, compresslevel=6, filename="") as gz:

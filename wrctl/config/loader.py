@@ -146,6 +146,9 @@ def _cross_checks(config: ClusterConfig, base: Path) -> list[tuple[Loc, str]]:
             problems.append(
                 (where, f"{effective!r} must be an absolute path for remote host {host!r}")
             )
+    signing_key = config.bundle.signing_key
+    if signing_key is not None and not (base / signing_key).expanduser().is_file():
+        problems.append((("bundle", "signing_key"), f"file not found: {base / signing_key}"))
     for i, route in enumerate(config.proxy.route):
         if (route.namespace, route.module) not in seen:
             problems.append(

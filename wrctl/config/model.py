@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import semver
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -201,6 +203,50 @@ class ProxySection(_Strict):
     circuit_breaker: CircuitBreaker = CircuitBreaker()
 
 
+def _trusted_key(v: str) -> str:
+    from wrctl.bundle.hostverify import BundleInvalid, decode_public_key
+
+    try:
+        decode_public_key(v)
+    except BundleInvalid as exc:
+        raise ValueError(f"{exc} (make one with `wrctl bundle keygen FILE`)") from None
+    return v
+
+
+TrustedKey = Annotated[str, AfterValidator(_trusted_key)]
+
+
+class BundleSection(_Strict):
+    """[bundle]: signing. With trusted_keys set, a deploy refuses any bundle whose
+    manifest is not signed by one of them; signing_key is what apply signs with."""
+
+    trusted_keys: list[TrustedKey] = []
+    signing_key: str | None = None  # PEM ed25519 private key, relative to cluster.toml
+    # What wheels apply ships to hosts without the runtime (default: this machine's tag)
+    platform: str | None = None
+    python: str = "3.11"
+
+    @field_validator("platform")
+    @classmethod
+    def _platform(cls, v: str | None) -> str | None:
+        from wrctl.bundle.wheels import Target
+        from wrctl.errors import WrctlError
+
+        if v is not None:
+            try:
+                Target(v, "3.11")
+            except WrctlError as exc:
+                raise ValueError(str(exc).removeprefix("--platform: ")) from None
+        return v
+
+    @field_validator("python")
+    @classmethod
+    def _python(cls, v: str) -> str:
+        if not re.fullmatch(r"3\.\d{1,2}", v):
+            raise ValueError(f"{v!r} is not a Python version (expected like 3.11)")
+        return v
+
+
 class ClusterConfig(_Strict):
     """A whole cluster.toml. `source` is the file it came from (paths resolve against it)."""
 
@@ -210,6 +256,7 @@ class ClusterConfig(_Strict):
     node: list[NodeSection] = []
     module: list[ModuleSection] = []
     proxy: ProxySection = ProxySection()
+    bundle: BundleSection = BundleSection()
     source: Path = Field(default=Path("cluster.toml"), exclude=True)
 
     @model_validator(mode="after")

@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.api import wruntime_pb2 as pb
-from wrctl.bundle.build import Bundle, build_bundles, manager_address_for_nodes, target_name
+from wrctl.bundle.build import (
+    STATE_PASSWORD,
+    Bundle,
+    build_bundles,
+    manager_address_for_nodes,
+    split_state_password,
+    target_name,
+)
+from wrctl.bundle.deploy_options import options_for_apply
 from wrctl.config import ClusterConfig
 from wrctl.deploy.healthgate import engine_ids, wait_healthy, wait_proxy_synced
 from wrctl.deploy.hosts import open_host
@@ -69,9 +77,9 @@ def apply_plan(plan: Plan, report: Report, health_timeout_s: float = 60.0) -> li
     results: list[TargetResult] = []
     with tempfile.TemporaryDirectory(prefix="wrctl-bundles-") as tmp:
         report("bundles", f"building for {', '.join(['manager', *work.nodes])}")
-        bundles = {
-            b.target: b for b in build_bundles(config, Path(tmp), _version(plan), work.nodes)
-        }
+        options = options_for_apply(config, work.nodes)
+        built = build_bundles(config, Path(tmp), _version(plan), work.nodes, options)
+        bundles = {b.target: b for b in built}
         client = ManagerClient(manager_address_for_nodes(config))
         try:
             if work.manager and not plan.live.reachable:
@@ -118,20 +126,31 @@ def _version(plan: Plan) -> str:
 def _deploy_manager(plan: Plan, bundle: Bundle, client: ManagerClient, report: Report) -> None:
     resource = plan.desired.resources["manager"]
     rollout = Rollout(open_host(resource.attributes, "manager"), "manager")
-    _install(rollout, bundle, report)
+    _, password = split_state_password(plan.config.manager.state)
+    env = {STATE_PASSWORD.env: password} if password is not None else {}
+    _install(rollout, bundle, report, plan.config, resource.attributes.get("python"), env)
     rollout.restart()
     report("manager", "started; waiting for it to answer")
     client.wait_ready(30.0)
 
 
-def _install(rollout: Rollout, bundle: Bundle, report: Report) -> str | None:
+def _install(
+    rollout: Rollout,
+    bundle: Bundle,
+    report: Report,
+    config: ClusterConfig,
+    python: str | None,
+    env: dict[str, str] | None = None,
+) -> str | None:
     previous = rollout.current_release()
     uploaded = rollout.upload(bundle)
     report(
         rollout.target,
         f"bundle {bundle.digest[:19]} " + ("uploaded" if uploaded else "already on host"),
     )
-    release = rollout.unpack_and_install(bundle)
+    release = rollout.unpack_and_install(
+        bundle, config.bundle.trusted_keys, python or "python3", env
+    )
     rollout.switch(release)
     report(rollout.target, f"switched to release {release[:12]}")
     return previous
@@ -148,7 +167,7 @@ def _deploy_node(
 ) -> TargetResult:
     resource = plan.desired.resources[f"node.{node}"]
     rollout = Rollout(open_host(resource.attributes, resource.address), target_name(node))
-    previous = _install(rollout, bundle, report)
+    previous = _install(rollout, bundle, report, plan.config, resource.attributes.get("python"))
     admin_port = next(n for n in plan.config.node if n.name == node).admin_port
     engines = int(resource.attributes["engines"])
     python = resource.attributes.get("python", "python3")

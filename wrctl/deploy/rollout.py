@@ -3,7 +3,10 @@ switch `current` -> restart; and the way back (rollback, removal, pruning)."""
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from wrctl.bundle.build import Bundle
 from wrctl.deploy.supervisor import SupervisorFormat
@@ -24,6 +27,11 @@ class TargetHost:
 
     def path(self, target: str, *parts: str) -> str:
         return "/".join([self.workdir, target, *parts])
+
+
+def bundle_short(release_dir: str) -> str:
+    """The first 12 hex of the digest a (temp) release dir is named after."""
+    return release_dir.rsplit("/", 1)[-1].lstrip(".")[:12]
 
 
 class Rollout:
@@ -61,22 +69,59 @@ class Rollout:
         result = self._t.run(f"sha256sum {quote(remote)}", check=False)
         return result.stdout.split()[0] if result.ok and result.stdout else None
 
-    def unpack_and_install(self, bundle: Bundle) -> str:
-        """Unpack into releases/<digest>/ (atomically, once) and run its install.sh."""
+    def unpack_and_install(
+        self,
+        bundle: Bundle,
+        trusted_keys: Sequence[str] = (),
+        python: str = "python3",
+        env: Mapping[str, str] | None = None,
+    ) -> str:
+        """Unpack into a temp dir, verify it there (hashes, schema, and the signature when
+        trusted_keys are set), move it to releases/<digest>/ (once), run its install.sh."""
         hexdigest = bundle.digest.removeprefix("sha256:")
         release = self.host.path(self.target, "releases", hexdigest)
         tmp = self.host.path(self.target, "releases", f".{hexdigest}.tmp")
         archive = self.host.path(self.target, "bundles", f"{hexdigest}.tar.gz")
+        if not self._t.run(f"test -d {quote(release)}", check=False).ok:
+            self._t.run(
+                f"rm -rf {quote(tmp)} && mkdir -p {quote(tmp)} && "
+                f"tar -xzf {quote(archive)} -C {quote(tmp)}"
+            )
+            self._verify(tmp, trusted_keys, python)
+            self._t.run(f"mv {quote(tmp)} {quote(release)}")
+        run_env = {"WR_RUNTIME_BIN": self.host.runtime_bin} if self.host.runtime_bin else {}
+        run_env.update(env or {})
+        fmt = getattr(self.host.format, "name", "supervisor")
         self._t.run(
-            f"if [ ! -d {quote(release)} ]; then rm -rf {quote(tmp)} && mkdir -p {quote(tmp)} && "
-            f"tar -xzf {quote(archive)} -C {quote(tmp)} && mv {quote(tmp)} {quote(release)}; fi"
-        )
-        env = {"WR_RUNTIME_BIN": self.host.runtime_bin} if self.host.runtime_bin else {}
-        self._t.run(
-            f"sh {quote(release + '/install.sh')} {quote(self.host.workdir)} {quote(self.target)}",
-            env=env,
+            f"sh {quote(release + '/install.sh')} {quote(self.host.workdir)} "
+            f"{quote(self.target)} {quote(fmt)}",
+            env=run_env,
         )
         return hexdigest
+
+    def _verify(self, unpacked: str, trusted_keys: Sequence[str], python: str) -> None:
+        """Run wrctl's own copy of the verifier (not the bundle's, which is what is being
+        checked) on the host; refuse the bundle with the verifier's one-line reason."""
+        from wrctl.bundle.build import verifier_script
+
+        verifier = self.host.path(self.target, "bin", "wr-verify-bundle")
+        self._t.run(f"mkdir -p {quote(self.host.path(self.target, 'bin'))}")
+        with tempfile.TemporaryDirectory() as local:
+            script = Path(local) / "wr-verify-bundle"
+            script.write_bytes(verifier_script())
+            self._t.put(script, verifier)
+        keys = " ".join(f"--trusted-key {quote(k)}" for k in trusted_keys)
+        result = self._t.run(
+            f"{quote(python)} {quote(verifier)} {quote(unpacked)} {keys}", check=False
+        )
+        if not result.ok:
+            self._t.run(f"rm -rf {quote(unpacked)}", check=False)
+            reason = (result.stderr or result.stdout).strip().splitlines()
+            detail = reason[-1].split(": ", 2)[-1] if reason else f"exit {result.exit_code}"
+            raise WrctlError(
+                f"{self._t.name}: {self.target}: bundle {bundle_short(unpacked)} refused before "
+                f"install: {detail}"
+            )
 
     def switch(self, release: str | None) -> None:
         """Point `current` at releases/<release> atomically (rename over the old link);
