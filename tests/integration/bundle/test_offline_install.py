@@ -1,0 +1,80 @@
+"""A node bundle and a manager bundle, unpacked into a fresh dir, install with no network
+(pip --no-index, inside a network namespace with nothing up), start under supervisord from
+the bundle's own venv, and serve example.echo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from runtime.version import __version__
+from tests.infra import _stale
+from tests.infra.process import ManagedProcess, wait_until
+from tests.integration.bundle.conftest import run_install, unpack_release, write_echo_cluster
+from wrctl.bundle.build import BundleOptions, build_bundles
+from wrctl.bundle.hostverify import verify_bundle
+from wrctl.bundle.wheelset import WheelSet
+from wrctl.config import load_cluster
+
+pytestmark = pytest.mark.slow
+
+
+def test_bundles_install_offline_start_and_serve_echo(
+    tmp_path: Path, components: dict[str, Path], bundle_wheels: WheelSet
+) -> None:
+    cluster = write_echo_cluster(tmp_path / "src", components["echo"])
+    config = load_cluster(cluster.file)
+    bundles = build_bundles(
+        config, tmp_path / "out", __version__, options=BundleOptions(wheels=bundle_wheels)
+    )
+    workdir = _stale.owned_temp_dir("wrtest-bundle-")
+    releases = {b.target: unpack_release(b, workdir) for b in bundles}
+    for target, release in releases.items():
+        # the verifier the bundle carries runs on a bare Python and accepts its own bundle
+        verify_bundle(release)
+        done = run_install(release, workdir, offline=True)
+        assert done.returncode == 0, f"{target}: {done.stdout}{done.stderr}"
+        assert (release / "venv" / ".wr-installed").is_file()
+    again = run_install(releases["node-a"], workdir, offline=True)
+    assert again.returncode == 0 and "installed node-a" in again.stdout  # idempotent
+
+    bin_dir = workdir / "manager" / "current" / "venv" / "bin"
+    supervisord = ManagedProcess(
+        [bin_dir / "supervisord", "-n", "-c", workdir / "supervisord.conf"],
+        tmp_path / "supervisord.out",
+        name="supervisord",
+    )
+    supervisord.start()
+    try:
+        supervisord.wait_ready(f"http://127.0.0.1:{cluster.ports['ma']}/healthz", 60)
+        invoke = [
+            str(workdir / "node-a" / "current" / "venv" / "bin" / "wrctl"),
+            "invoke",
+            "example.echo/echo.EchoService/Echo",
+            "--data",
+            '{"message": "offline"}',
+            "--proxy",
+            f"127.0.0.1:{cluster.ports['d']}",
+            "--manager",
+            f"127.0.0.1:{cluster.ports['m']}",
+        ]
+
+        def echoed() -> dict[str, str] | None:
+            done = subprocess.run(invoke, capture_output=True, text=True, timeout=30)
+            return json.loads(done.stdout) if done.returncode == 0 else None
+
+        try:
+            reply = wait_until(echoed, 120, "example.echo to answer through the bundle's proxy")
+        except TimeoutError:
+            logs = sorted((workdir / "logs").glob("*.log"))
+            tails = "\n".join(f"==> {p.name}\n{p.read_text()[-1500:]}" for p in logs)
+            raise AssertionError(f"echo never answered\n{tails}") from None
+        assert reply == {"message": "offline"}
+    finally:
+        # supervisord stops its programs (own process groups) on SIGTERM: give it their
+        # stopwaitsecs before the group SIGKILL
+        supervisord.stop(grace_s=30)
+    assert not list(workdir.glob("run/*.sock")), "supervisord did not shut down cleanly"
