@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from runtime.names import module_key
 from wrctl.bundle.hostverify import MANIFEST, SIGNATURE
@@ -59,7 +59,8 @@ def manager_address_for_nodes(config: ClusterConfig) -> str:
 
 
 def split_state_password(state: str) -> tuple[str, str | None]:
-    """The manager's state URL without its password, and the password (None if none)."""
+    """The manager's state URL without its password, and the password (None if none).
+    The password reaches the host apart from the bundle (see STATE_PASSWORD)."""
     if not state.startswith(("postgres://", "postgresql://")):
         return state, None
     parts = urlsplit(state)
@@ -67,7 +68,8 @@ def split_state_password(state: str) -> tuple[str, str | None]:
         return state, None
     userinfo, _, hostinfo = parts.netloc.rpartition("@")
     user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}@{hostinfo}")), parts.password
+    # percent-decoded: the password as PostgreSQL knows it (what a pgpass line holds)
+    return urlunsplit(parts._replace(netloc=f"{user}@{hostinfo}")), unquote(parts.password)
 
 
 def build_bundles(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import hashlib
 import io
 import json
@@ -9,8 +11,15 @@ import re
 import tarfile
 from pathlib import Path
 
-from wrctl.bundle.build import build_bundles
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from wrctl.bundle.build import BundleOptions, build_bundles, split_state_password
+from wrctl.bundle.hostverify import verify_bundle
+from wrctl.bundle.signing import public_key_b64
 from wrctl.bundle.tarball import build_tarball, read_tarball
+from wrctl.bundle.wheels import Target
+from wrctl.bundle.wheelset import WheelSet
 from wrctl.config import load_cluster
 
 CLUSTER = """\
@@ -84,10 +93,114 @@ def test_node_bundle_contents_and_manifest(tmp_path: Path) -> None:
         assert entry["sha256"] == hashlib.sha256(files[name]).hexdigest()
         assert entry["size"] == len(files[name])
     wasm_digest = hashlib.sha256(b"\0asm-echo").hexdigest()
-    assert manifest["modules"] == [{"key": "example.echo@1.0.0", "sha256": wasm_digest}]
+    assert manifest["modules"] == [
+        {
+            "key": "example.echo@1.0.0",
+            "namespace": "example",
+            "name": "echo",
+            "version": "1.0.0",
+            "sha256": wasm_digest,
+        }
+    ]
+    assert manifest["programs"] == ["wr-node-a-proxy", "wr-node-a-engine-0", "wr-node-a-engine-1"]
+    assert manifest["platform"] == {"tag": "none", "python": "any"}  # no wheels asked for
     assert node.module_digests == {"example.echo@1.0.0": f"sha256:{wasm_digest}"}
     assert {"config/proxy.toml", "config/engine-0.toml", "config/engine-1.toml"} <= set(files)
     assert "schemas/example.echo.binpb" in files and "install.sh" in files
+    assert {
+        "bin/wr-verify-bundle",
+        "docker/Dockerfile",
+        "docker/compose.yaml",
+        "systemd/wr-node-node-a.target",
+        "systemd/wr-node-a-proxy.service",
+        "systemd/wr-node-a-engine-1.service",
+        "supervisor/programs.conf",
+        "supervisor/supervisord.conf",
+    } <= set(files)
+    assert not any(name.startswith("wheels/") for name in files)
+
+
+def test_wheels_are_shipped_and_the_platform_recorded(tmp_path: Path) -> None:
+    config = load_cluster(_cluster(tmp_path))
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"not really a zip")
+    wheels = WheelSet(Target("manylinux_2_28_aarch64", "3.12"), [wheel])
+    options = BundleOptions(wheels=wheels)
+    for bundle in build_bundles(config, tmp_path / "out", "0.1.0", options=options):
+        files = read_tarball(bundle.path)
+        manifest = json.loads(files["manifest.json"])
+        assert files["wheels/demo-1.0-py3-none-any.whl"] == b"not really a zip"
+        assert manifest["platform"] == {"tag": "manylinux_2_28_aarch64", "python": "3.12"}
+        assert "Python 3.12" in files["docker/Dockerfile"].decode()
+
+
+def test_the_progress_names_every_step(tmp_path: Path) -> None:
+    config = load_cluster(_cluster(tmp_path))
+    seen: dict[str, tuple[int, int]] = {}
+    options = BundleOptions(report=lambda step, done, total: seen.__setitem__(step, (done, total)))
+    build_bundles(config, tmp_path / "out", "0.1.0", options=options)
+    assert seen == {
+        "bundles": (2, 2),
+        "schemas": (1, 1),
+        "modules of node node-a": (1, 1),
+        "packing manager": (1, 1),
+        "packing node-node-a": (1, 1),
+    }
+
+
+def test_a_state_password_never_lands_in_a_bundle(tmp_path: Path) -> None:
+    text = CLUSTER.replace(
+        "[defaults]",
+        '[manager]\nstate = "postgresql://wr:pa:ss%40w0rd@db.internal:5432/wr"\n\n[defaults]',
+    )
+    (tmp_path / "echo.wasm").write_bytes(b"\0asm-echo")
+    (tmp_path / "echo.proto").write_text(PROTO)
+    (tmp_path / "cluster.toml").write_text(text)
+    manager = build_bundles(load_cluster(tmp_path / "cluster.toml"), tmp_path / "out", "0.1.0")[0]
+    raw = gzip.decompress(manager.path.read_bytes())
+    assert b"pa:ss" not in raw and b"w0rd" not in raw
+    files = read_tarball(manager.path)
+    assert 'state = "postgresql://wr@db.internal:5432/wr"' in files["config/manager.toml"].decode()
+    manifest = json.loads(files["manifest.json"])
+    assert manifest["host_secrets"] == [
+        {
+            "env": "WR_STATE_PASSWORD",
+            "file": "manager/data/pgpass",
+            "what": "the password of [manager] state's PostgreSQL DSN",
+        }
+    ]
+    unit = files["systemd/wr-manager.service"].decode()
+    assert "Environment=PGPASSFILE=@WORKDIR@/manager/data/pgpass" in unit
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ("sqlite", ("sqlite", None)),
+        ("postgres://wr@h/db", ("postgres://wr@h/db", None)),
+        (
+            "postgres://wr:p%3Aw@h:5432/db?sslmode=require",
+            ("postgres://wr@h:5432/db?sslmode=require", "p:w"),
+        ),
+        ("postgresql://:secret@h/db", ("postgresql://@h/db", "secret")),
+    ],
+)
+def test_split_state_password(state: str, expected: tuple[str, str | None]) -> None:
+    assert split_state_password(state) == expected
+
+
+def test_signed_bundles_carry_a_signature_of_the_manifest(tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    config = load_cluster(_cluster(tmp_path))
+    options = BundleOptions(signing_key=key)
+    first = build_bundles(config, tmp_path / "one", "0.1.0", options=options)
+    again = build_bundles(config, tmp_path / "two", "0.1.0", options=options)
+    assert [b.digest for b in first] == [b.digest for b in again]  # ed25519 is deterministic
+    for bundle in first:
+        files = read_tarball(bundle.path)
+        signature = base64.b64decode(files["manifest.sig"])
+        key.public_key().verify(signature, files["manifest.json"])
+        assert verify_bundle(bundle.path, [public_key_b64(key)])["target"] == bundle.target
 
 
 def test_no_secret_values_and_placeholders_listed(tmp_path: Path) -> None:

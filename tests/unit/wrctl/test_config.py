@@ -172,6 +172,37 @@ BAD = [
         5,
     ),
     ("no nodes", (VALID[VALID.index("[[node]]") :], ""), "at least one [[node]] is required", 1),
+    (
+        "trusted key not base64 of 32 bytes",
+        ("[defaults]", '[bundle]\ntrusted_keys = [\n  "c2hvcnQ=",\n]\n\n[defaults]'),
+        "bundle.trusted_keys[0]: trusted key 'c2hvcnQ=' is not base64 of a 32-byte ed25519 "
+        "public key (make one with `wrctl bundle keygen FILE`)",
+        5,
+    ),
+    (
+        "signing key file missing",
+        ("[defaults]", '[bundle]\nsigning_key = "keys/none.pem"\n\n[defaults]'),
+        "bundle.signing_key: file not found:",
+        5,
+    ),
+    (
+        "bundle platform not a wheel tag",
+        ("[defaults]", '[bundle]\nplatform = "linux-x86_64"\n\n[defaults]'),
+        "bundle.platform: 'linux-x86_64' is not a Linux wheel platform tag",
+        5,
+    ),
+    (
+        "bundle python not a version",
+        ("[defaults]", '[bundle]\npython = "py311"\n\n[defaults]'),
+        "bundle.python: 'py311' is not a Python version (expected like 3.11)",
+        5,
+    ),
+    (
+        "unknown bundle key",
+        ("[defaults]", "[bundle]\ntrusted_key = []\n\n[defaults]"),
+        "bundle.trusted_key: unknown key; did you mean 'trusted_keys'?",
+        5,
+    ),
 ]
 
 
@@ -205,3 +236,17 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_cluster(_write(tmp_path, text))
     assert len(info.value.problems) == 3  # hots unknown, host missing, bad version
+
+
+def test_bundle_section_accepts_keys_and_a_signing_key(tmp_path: Path) -> None:
+    key = "A" * 43 + "="  # base64 of 32 zero-ish bytes
+    (tmp_path / "sign.pem").write_text("-")
+    text = VALID.replace(
+        "[defaults]",
+        f'[bundle]\ntrusted_keys = ["{key}"]\nsigning_key = "sign.pem"\n'
+        'platform = "manylinux2014_aarch64"\n\n[defaults]',
+    )
+    config = load_cluster(_write(tmp_path, text))
+    assert config.bundle.trusted_keys == [key]
+    assert config.bundle.signing_key == "sign.pem" and config.bundle.python == "3.11"
+    assert config.bundle.platform == "manylinux2014_aarch64"
