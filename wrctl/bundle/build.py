@@ -254,7 +254,7 @@ class _Builder:
             files[SIGNATURE] = sign_manifest(self.options.signing_key, manifest)
         self.progress(f"packing {target}", 0, 1)
         path = self.out_dir / f"{cluster}-{target}.tar.gz"
-        _, digest = build_tarball(files, path)
+        _, digest = build_tarball(files, path, wheels.packed_cache if wheels else None)
         self.progress(f"packing {target}", 1, 1)
         module_digests = {
             module_key(m.namespace, m.name, m.version): f"sha256:{m.sha256}" for m in modules

@@ -142,9 +142,11 @@ def _read_tar(path: Path) -> dict[str, bytes]:
             for member in tar:
                 if member.name.startswith("/") or ".." in PurePosixPath(member.name).parts:
                     raise BundleInvalid(f"unsafe path in the archive: {member.name}")
-                if member.issym() or member.islnk():
+                if member.islnk() and member.linkname in out:  # a duplicate stored once
+                    out[member.name] = out[member.linkname]
+                elif member.issym() or member.islnk():
                     raise BundleInvalid(f"link in the archive: {member.name}")
-                if member.isfile():
+                elif member.isfile():
                     extracted = tar.extractfile(member)
                     assert extracted is not None
                     out[member.name] = extracted.read()

@@ -15,6 +15,7 @@ class WheelSet:
 
     target: Target
     files: list[Path]
+    packed_cache: Path | None = None  # where tarballs keep the compressed wheels part
 
 
 def collect_wheels(target: Target, cache: Path, report: Report | None = None) -> WheelSet:
@@ -26,4 +27,4 @@ def collect_wheels(target: Target, cache: Path, report: Report | None = None) ->
         report("runtime wheel", 1, 1)
     pins = dependency_closure(target)
     deps = WheelCache(cache, target).wheels(pins, report)
-    return WheelSet(target, [own, *deps])
+    return WheelSet(target, [own, *deps], cache / "wheels" / "packed")

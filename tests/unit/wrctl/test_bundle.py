@@ -7,7 +7,9 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import re
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -69,6 +71,37 @@ def test_tarball_is_deterministic_and_normalised() -> None:
     assert {(m.mtime, m.uid, m.gid, m.uname) for m in members} == {(0, 0, 0, "root")}
     assert members[2].mode == 0o755 and members[1].mode == 0o644
     assert a[4:8] == b"\0\0\0\0"  # gzip header mtime
+
+
+def test_duplicates_are_links_and_wheels_a_gzip_member_of_their_own(tmp_path: Path) -> None:
+    big = os.urandom(10_000)
+    files = {
+        "modules/a.wasm": big,
+        "modules/b.wasm": big,
+        "small/x": b"same",
+        "small/y": b"same",
+        "wheels/dep-1.0-py3-none-any.whl": os.urandom(5000),
+        "wheels/wruntime-0.1.0-py3-none-any.whl": b"own",
+    }
+    cache = tmp_path / "packed"
+    data, _ = build_tarball(files, tmp_path / "a.tar.gz", cache)
+    assert len(data) < 2 * len(big)  # the second module costs a header, not its bytes
+    assert len(list(cache.glob("*.gz"))) == 1
+    with tarfile.open(tmp_path / "a.tar.gz", mode="r:gz") as tar:
+        kinds = {m.name: (m.type, m.linkname) for m in tar.getmembers()}
+    assert kinds["modules/b.wasm"] == (tarfile.LNKTYPE, "modules/a.wasm")
+    assert kinds["small/y"] == (tarfile.REGTYPE, "")
+    assert read_tarball(tmp_path / "a.tar.gz") == files
+    unpacked = tmp_path / "x"
+    unpacked.mkdir()
+    subprocess.run(["tar", "-xzf", str(tmp_path / "a.tar.gz"), "-C", str(unpacked)], check=True)
+    assert (unpacked / "modules/b.wasm").read_bytes() == big
+    assert (
+        list(unpacked.glob("wheels/*"))
+        and (unpacked / "wheels/wruntime-0.1.0-py3-none-any.whl").read_bytes() == b"own"
+    )
+    again, _ = build_tarball(files, None, cache)  # the cached member gives the same archive
+    assert again == data
 
 
 def test_two_builds_give_identical_bundles(tmp_path: Path) -> None:
