@@ -104,6 +104,8 @@ class _Builder:
         self.runtime_version = runtime_version
         self.options = options
         self._wheels: dict[str, bytes] | None = None
+        self._components: dict[Path, tuple[bytes, str]] = {}
+        self._hashed: dict[int, tuple[bytes, str]] = {}
 
     def progress(self, step: str, done: int, total: int) -> None:
         if self.options.report:
@@ -113,10 +115,14 @@ class _Builder:
         base = self.config.source.parent
         wanted = [m for m in self.config.module if m.schema_]
         out: dict[str, bytes] = {}
+        compiled: dict[Path, bytes] = {}  # modules often share one .proto: compile it once
         for i, m in enumerate(wanted):
             self.progress("schemas", i, len(wanted))
             assert m.schema_ is not None
-            out[f"{m.namespace}.{m.name}"] = compile_schema(base / m.schema_)
+            proto = (base / m.schema_).resolve()
+            if proto not in compiled:
+                compiled[proto] = compile_schema(proto)
+            out[f"{m.namespace}.{m.name}"] = compiled[proto]
         self.progress("schemas", len(wanted), len(wanted))
         return out
 
@@ -192,9 +198,8 @@ class _Builder:
         entries: list[ModuleEntry] = []
         for i, mod in enumerate(modules):
             self.progress(f"modules of node {node.name}", i, len(modules))
-            wasm = (base / mod.component).read_bytes()
+            wasm, digest = self._component(base / mod.component)
             files[f"modules/{mod.namespace}.{mod.name}.wasm"] = wasm
-            digest = hashlib.sha256(wasm).hexdigest()
             entries.append(ModuleEntry(mod.namespace, mod.name, mod.version, digest))
             schema = schemas.get(f"{mod.namespace}.{mod.name}")
             if schema is not None:
@@ -202,6 +207,23 @@ class _Builder:
         self.progress(f"modules of node {node.name}", len(modules), len(modules))
         target = target_name(node.name)
         return self._finish(target, "node", node.name, files, programs, entries, [], node)
+
+    def _component(self, path: Path) -> tuple[bytes, str]:
+        """A component's bytes and sha256, read once per file for all modules and nodes."""
+        key = path.resolve()
+        if key not in self._components:
+            data = key.read_bytes()
+            self._components[key] = (data, hashlib.sha256(data).hexdigest())
+        return self._components[key]
+
+    def _sha256(self, data: bytes) -> str:
+        """sha256 hex of data, once per object: modules and wheels are shared by identity
+        across the files of a run (the cache holds them, so an id is never reused)."""
+        found = self._hashed.get(id(data))
+        if found is None:
+            found = (data, hashlib.sha256(data).hexdigest())
+            self._hashed[id(data)] = found
+        return found[1]
 
     def _wheel_files(self) -> dict[str, bytes]:
         """wheels/<file> of the WheelSet, read once for all the bundles of this run."""
@@ -235,6 +257,7 @@ class _Builder:
         ).encode()
         files[VERIFIER] = verifier_script()
         files.update(self._wheel_files())
+        digests = {name: self._sha256(data) for name, data in files.items()}
         manifest = make_manifest(
             kind=kind,
             cluster=cluster,
@@ -246,15 +269,19 @@ class _Builder:
             programs=[p.name for p in programs],
             host_secrets=host_secrets,
             files=files,
+            digests=digests,
         )
         files[MANIFEST] = manifest
+        digests[MANIFEST] = hashlib.sha256(manifest).hexdigest()
         if self.options.signing_key is not None:
             from wrctl.bundle.signing import sign_manifest
 
             files[SIGNATURE] = sign_manifest(self.options.signing_key, manifest)
+            digests[SIGNATURE] = hashlib.sha256(files[SIGNATURE]).hexdigest()
         self.progress(f"packing {target}", 0, 1)
         path = self.out_dir / f"{cluster}-{target}.tar.gz"
-        _, digest = build_tarball(files, path, wheels.packed_cache if wheels else None)
+        packed = wheels.packed_cache if wheels else None
+        _, digest = build_tarball(files, path, packed, digests)
         self.progress(f"packing {target}", 1, 1)
         module_digests = {
             module_key(m.namespace, m.name, m.version): f"sha256:{m.sha256}" for m in modules

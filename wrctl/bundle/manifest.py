@@ -57,8 +57,11 @@ def make_manifest(
     programs: list[str],
     host_secrets: list[HostSecret],
     files: Mapping[str, bytes],
+    digests: Mapping[str, str] | None = None,
 ) -> bytes:
-    """The manifest.json bytes for `files` (every bundle file but the manifest itself)."""
+    """The manifest.json bytes for `files` (every bundle file but the manifest itself);
+    `digests` (path -> sha256 hex) when the caller has them already."""
+    digests = digests or {n: hashlib.sha256(d).hexdigest() for n, d in files.items()}
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "kind": kind,
@@ -81,7 +84,7 @@ def make_manifest(
         "placeholders": PLACEHOLDERS,
         "host_secrets": [vars(s) for s in host_secrets],
         "files": [
-            {"path": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+            {"path": name, "sha256": digests[name], "size": len(data)}
             for name, data in sorted(files.items())
         ],
     }

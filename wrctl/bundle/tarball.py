@@ -31,18 +31,28 @@ _packed: dict[str, bytes] = {}  # sha256 of a raw tail -> its gzip member, in th
 
 
 def build_tarball(
-    files: Mapping[str, bytes], out: Path | None = None, cache: Path | None = None
+    files: Mapping[str, bytes],
+    out: Path | None = None,
+    cache: Path | None = None,
+    digests: Mapping[str, str] | None = None,
 ) -> tuple[bytes, str]:
     """Pack {archive path: content} into a deterministic tar.gz; returns (bytes, sha256 hex).
-    `cache` keeps the compressed wheels/ member on disk for later builds."""
+    `cache` keeps the compressed wheels/ member on disk for later builds; `digests` (path ->
+    sha256 hex of its content) saves hashing what the caller hashed already."""
     names = sorted(files)
+    digests = digests or {n: hashlib.sha256(files[n]).hexdigest() for n in names}
     head = [_member(d, tarfile.DIRTYPE, b"", 0o755) for d in _directories(files)]
     shared = {n for n in names if n.startswith(SHARED_PREFIX)} - {
         n for n in names if n.startswith(UNSHARED_PREFIX)
     }
-    head += _members([n for n in names if n not in shared], files)
-    tail = _members(sorted(shared), files)
-    data = _gzip(b"".join(head)) + _compressed_tail(b"".join(tail) + _END, cache)
+    head += _members([n for n in names if n not in shared], files, digests)
+    tail_names = sorted(shared)
+    # the raw tail is a function of its names and contents (modes follow from names)
+    key = hashlib.sha256(
+        f"v1\n{[(n, digests[n], len(files[n])) for n in tail_names]}".encode()
+    ).hexdigest()
+    tail = _members(tail_names, files, digests)
+    data = _gzip(b"".join(head)) + _compressed_tail(key, b"".join(tail) + _END, cache)
     if out is not None:
         from wrctl.fsutil import write_atomic
 
@@ -50,14 +60,16 @@ def build_tarball(
     return data, hashlib.sha256(data).hexdigest()
 
 
-def _members(names: list[str], files: Mapping[str, bytes]) -> list[bytes]:
+def _members(
+    names: list[str], files: Mapping[str, bytes], digests: Mapping[str, str]
+) -> list[bytes]:
     out: list[bytes] = []
-    first_of: dict[bytes, str] = {}
+    first_of: dict[str, str] = {}
     for name in names:
         data = files[name]
         executable = name.endswith(EXECUTABLE_SUFFIXES) or name.startswith(EXECUTABLE_DIRS)
         mode = 0o755 if executable else 0o644
-        digest = hashlib.sha256(data).digest() if len(data) >= LINK_MIN_SIZE else None
+        digest = digests[name] if len(data) >= LINK_MIN_SIZE else None
         if digest is not None and digest in first_of:
             out.append(_member(name, tarfile.LNKTYPE, b"", mode, link=first_of[digest]))
             continue
@@ -88,9 +100,8 @@ def _gzip(raw: bytes) -> bytes:
     return packed.getvalue()
 
 
-def _compressed_tail(raw: bytes, cache: Path | None) -> bytes:
-    """The gzip member of the archive's tail, reused by content (memory, then `cache`)."""
-    key = hashlib.sha256(raw).hexdigest()
+def _compressed_tail(key: str, raw: bytes, cache: Path | None) -> bytes:
+    """The gzip member of the archive's tail, reused by content key (memory, then `cache`)."""
     if key in _packed:
         return _packed[key]
     stored = cache / f"{key}.gz" if cache is not None else None
