@@ -90,12 +90,12 @@ def runtime_wheel(cache: Path) -> Path:
 
 def _build_from_source(root: Path, out: Path) -> None:
     uv = shutil.which("uv")
-    if uv is None:
-        raise WrctlError(
-            f"building the wruntime wheel from {root} needs `uv` (uv build); "
-            "install uv or run wrctl from an installed (non-editable) wruntime"
-        )
-    argv = [uv, "build", "--wheel", "--quiet", "--out-dir", str(out), str(root)]
+    if uv is not None:
+        argv = [uv, "build", "--wheel", "--quiet", "--out-dir", str(out), str(root)]
+    else:  # pip fetches the build backend (hatchling) into an isolated env
+        from wrctl.bundle.wheels import pip_command
+
+        argv = [*pip_command(), "wheel", "--quiet", "--no-deps", "-w", str(out), str(root)]
     done = subprocess.run(argv, capture_output=True, text=True, env=_reproducible_env())
     if done.returncode != 0 or not list(out.glob("*.whl")):
         raise WrctlError(

@@ -4,6 +4,7 @@ cache on the second run), inspect (text and JSON), verify, keygen and --sign."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ def _wrctl(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=300,
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "HOME": str(Path.home())},
+        env={**os.environ, "COLUMNS": "200"},
     )
 
 
