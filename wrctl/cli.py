@@ -105,12 +105,15 @@ def apply(
     health_timeout: Annotated[
         float, typer.Option(help="Seconds a node has to pass its health gate.")
     ] = 60.0,
+    parallel: Annotated[
+        int, typer.Option(min=1, max=64, help="Nodes rolled out at the same time.")
+    ] = 1,
 ) -> None:
     """Converge the cluster: show the plan, confirm, then deploy manager and nodes."""
     from wrctl.commands.apply import run_apply
 
     with errors_to_exit():
-        run_apply(target, auto_approve, health_timeout)
+        run_apply(target, auto_approve, health_timeout, parallel)
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -169,8 +170,19 @@ def test_broken_module_fails_the_gate_and_rolls_back(local_cluster: LocalCluster
     failed = c.wrctl("apply", "--auto-approve", "--health-timeout", "15")
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "failed its health gate" in failed.stderr
-    assert "node-local: rolled back" in failed.stderr
+    assert "node-local: back on the previous release" in failed.stderr
+    assert "which is healthy" in failed.stderr
+    assert re.search(r"node-local\s+rolled-back\s+node local failed its health gate", failed.stderr)
+    assert "Last log lines of node-local:" in failed.stderr
     assert "==> " in failed.stderr  # the tail of the failing services' logs
+    with grpc.insecure_channel(f"127.0.0.1:{c.manager_port}") as channel:
+        history = pb_grpc.ManagerServiceStub(channel).ListReleases(
+            pb.ListReleasesRequest(target="local"), timeout=10
+        )
+    latest, before = history.releases[0], history.releases[1]
+    assert (latest.status, before.status) == ("failed", "applied")
+    assert "health gate" in latest.message and "back on release" in latest.message
+    assert latest.previous_bundle_digest == before.bundle_digest
 
     # The previous release serves again, and the change is still pending.
     assert "hello" in _ok(c.wrctl("invoke", "example.caller/run"))
