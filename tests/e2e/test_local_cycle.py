@@ -94,6 +94,23 @@ def test_full_cycle(local_cluster: LocalCluster) -> None:
     _ok(c.wrctl("apply", "plan.json"))
     assert "hola" in _ok(c.wrctl("invoke", "example.caller/run"))
 
+    # Rollback on demand: back to the release before (bonjour); the config change is pending.
+    unknown = c.wrctl("rollback", "--node", "nope", "--auto-approve")
+    assert unknown.returncode == 1 and "node nope: the manager has no release" in unknown.stderr
+    back = _ok(c.wrctl("rollback", "--auto-approve"))
+    assert re.search(r"node-local\s+rolled-back\s+now on [0-9a-f]{12}", back), back
+    assert "bonjour" in _ok(c.wrctl("invoke", "example.caller/run"))
+    pending = c.wrctl("plan", "--detailed-exitcode")
+    assert pending.returncode == 2
+    assert '~ env.GREETING = "bonjour" -> "hola"' in pending.stdout
+    listed = c.wrctl("history", "--node", "local", "--json")
+    _ok(listed)
+    history = json.loads(listed.stdout)
+    assert [r["status"] for r in history[:2]] == ["rolled-back", "applied"]
+    assert history[0]["previous_bundle_digest"] == history[1]["bundle_digest"]
+    _ok(c.wrctl("rollback", "--node", "local", "--auto-approve"))  # and forward again
+    assert "hola" in _ok(c.wrctl("invoke", "example.caller/run"))
+
     gone = _ok(c.wrctl("destroy", "--auto-approve"))
     assert "Destroy complete." in gone
     workdir = c.root / "wr"
