@@ -3,7 +3,10 @@ switch `current` -> restart; and the way back (rollback, removal, pruning)."""
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from wrctl.bundle.build import Bundle
 from wrctl.deploy.supervisor import SupervisorFormat
@@ -39,6 +42,26 @@ class Rollout:
         if not result.ok:
             return None
         return result.stdout.strip().rsplit("/", 1)[-1] or None
+
+    def put_credentials(self, files: dict[str, bytes]) -> bool:
+        """Put the node's TLS files in TARGET/tls/ (owner-only), outside any release so no
+        bundle carries a key; only what differs is copied. True when something changed."""
+        directory = self.host.path(self.target, "tls")
+        self._t.run(f"mkdir -p {quote(directory)} && chmod 700 {quote(directory)}")
+        listing = self._t.run(f"cd {quote(directory)} && sha256sum * 2>/dev/null", check=False)
+        have = {line.split()[-1]: line.split()[0] for line in listing.stdout.splitlines() if line}
+        changed = False
+        for name, data in sorted(files.items()):
+            if have.get(name) == hashlib.sha256(data).hexdigest():
+                continue
+            with tempfile.TemporaryDirectory(prefix="wrctl-tls-") as tmp:
+                local = Path(tmp) / name
+                local.write_bytes(data)
+                local.chmod(0o600)
+                self._t.put(local, f"{directory}/{name}")
+            self._t.run(f"chmod 600 {quote(directory + '/' + name)}")
+            changed = True
+        return changed
 
     def has_release(self, release: str) -> bool:
         """Is releases/<release>/ unpacked and installed on the host?"""
