@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wrctl.bundle.build import Bundle
-from wrctl.deploy.supervisor import SupervisorFormat
+from wrctl.deploy.formats import ServiceFormat
 from wrctl.deploy.transport import Progress, Transport, quote
 from wrctl.errors import WrctlError
 
@@ -19,8 +19,9 @@ class TargetHost:
 
     transport: Transport
     workdir: str
-    format: SupervisorFormat
+    format: ServiceFormat
     runtime_bin: str  # where wr-* and supervisord live on the host ("" = the release's venv)
+    python: str = "python3"  # the interpreter install.sh builds the release's venv with
 
     def path(self, target: str, *parts: str) -> str:
         return "/".join([self.workdir, target, *parts])
@@ -71,10 +72,15 @@ class Rollout:
             f"if [ ! -d {quote(release)} ]; then rm -rf {quote(tmp)} && mkdir -p {quote(tmp)} && "
             f"tar -xzf {quote(archive)} -C {quote(tmp)} && mv {quote(tmp)} {quote(release)}; fi"
         )
-        env = {"WR_RUNTIME_BIN": self.host.runtime_bin} if self.host.runtime_bin else {}
+        env = {"WR_PYTHON": self.host.python}
+        if self.host.runtime_bin:
+            env["WR_RUNTIME_BIN"] = self.host.runtime_bin
+        fmt = self.host.format
         self._t.run(
-            f"sh {quote(release + '/install.sh')} {quote(self.host.workdir)} {quote(self.target)}",
+            f"sh {quote(release + '/install.sh')} {quote(self.host.workdir)} "
+            f"{quote(self.target)} {quote(fmt.name)}",
             env=env,
+            sudo=fmt.install_as_root,
         )
         return hexdigest
 
