@@ -22,6 +22,7 @@ class TargetHost:
     format: ServiceFormat
     runtime_bin: str  # where wr-* and supervisord live on the host ("" = the release's venv)
     python: str = "python3"  # the interpreter install.sh builds the release's venv with
+    sudo: bool = False  # may wrctl use sudo to create the workdir
 
     def path(self, target: str, *parts: str) -> str:
         return "/".join([self.workdir, target, *parts])

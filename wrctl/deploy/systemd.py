@@ -105,7 +105,7 @@ systemctl reset-failed $units >/dev/null 2>&1 || true
         # every unit of the target, never the whole journal when it has none
         script = (
             f"units=$(for u in $({_units_of(target)}); do printf ' -u %s' \"$u\"; done); "
-            f'[ -n "$units" ] || {{ echo "no systemd units of {target} on this host" >&2; exit 1; }}; '
+            f'[ -n "$units" ] || {{ echo "no systemd units of {target} here" >&2; exit 1; }}; '
             f"exec journalctl {flags} $units"
         )
         return RemoteCommand(script, sudo=True)

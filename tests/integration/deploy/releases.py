@@ -21,11 +21,8 @@ def prepare_workdir(transport: Transport, workdir: str) -> None:
     )
 
 
-def write_release(
-    transport: Transport, workdir: str, target: str, release: str, files: dict[str, str]
-) -> str:
-    """Write `files` (path relative to the release -> text) into releases/<release>/."""
-    root = f"{workdir}/{target}/releases/{release}"
+def write_files(transport: Transport, root: str, files: dict[str, str]) -> None:
+    """Write `files` (path relative to root -> text) under root on the host."""
     lines = [f"mkdir -p {quote(root)}"]
     for rel, text in files.items():
         path = f"{root}/{rel}"
@@ -34,6 +31,14 @@ def write_release(
             f"mkdir -p $(dirname {quote(path)}) && echo {encoded} | base64 -d > {quote(path)}"
         )
     transport.run(" && ".join(lines))
+
+
+def write_release(
+    transport: Transport, workdir: str, target: str, release: str, files: dict[str, str]
+) -> str:
+    """Write `files` into WORKDIR/TARGET/releases/<release>/."""
+    root = f"{workdir}/{target}/releases/{release}"
+    write_files(transport, root, files)
     return root
 
 
@@ -42,7 +47,7 @@ def rollout_for(transport: Transport, workdir: str, fmt: ServiceFormat, target: 
 
 
 def http_get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (test address)
+    with urllib.request.urlopen(url, timeout=2) as response:
         return response.read().decode()
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from tests.infra.ssh_hosts import SshHost, keygen
 from tests.integration.deploy.conftest import transport_for
-from wrctl.deploy.ssh import SshError, parse_jump_host
+from wrctl.deploy.ssh import SshError
 from wrctl.deploy.transport import CommandTimeout, HostCommandError
 
 
@@ -103,11 +103,3 @@ def test_missing_or_wrong_key_is_clear(ssh_hosts: list[SshHost], tmp_path: Path)
     keygen(other, "not-authorized")
     with pytest.raises(SshError, match="authentication as 'deploy' failed"):
         transport_for(a, key_path=str(other))
-
-
-def test_parse_jump_host() -> None:
-    assert parse_jump_host("bastion", "deploy").label == "deploy@bastion"
-    assert parse_jump_host("ops@bastion:2222", "deploy").label == "ops@bastion:2222"
-    assert parse_jump_host("[::1]:22", "d").host == "::1"
-    with pytest.raises(SshError, match="jump_host 'a:b:c'"):
-        parse_jump_host("a:b:c", "deploy")
