@@ -106,7 +106,9 @@ class Rollout:
         """Stop the target's services and delete everything it has on the host."""
         self.switch(None)
         self.host.format.remove(self.target)
-        self._t.run(f"rm -rf {quote(self.host.path(self.target))}")
+        # a root-run install.sh (systemd) leaves root-owned files: delete them as root too
+        root = self.host.format.install_as_root
+        self._t.run(f"rm -rf {quote(self.host.path(self.target))}", sudo=root)
 
     def prune(self, keep: int = KEEP_RELEASES) -> list[str]:
         """Delete releases (and their bundles) beyond the newest `keep`, never the current one."""
@@ -118,7 +120,8 @@ class Rollout:
         for release in doomed:
             self._t.run(
                 f"rm -rf {quote(releases + '/' + release)} "
-                f"{quote(self.host.path(self.target, 'bundles', release + '.tar.gz'))}"
+                f"{quote(self.host.path(self.target, 'bundles', release + '.tar.gz'))}",
+                sudo=self.host.format.install_as_root,
             )
         return doomed
 

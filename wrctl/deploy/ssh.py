@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from fabric import Connection
 
 CONNECT_TIMEOUT_S = 10.0
+KEEPALIVE_S = 30
 _JUMP = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<host>\[[^\]]+\]|[^:@\s\[\]]+)(?::(?P<port>\d+))?$")
 
 
@@ -111,6 +112,8 @@ class SshTransport:
         except BaseException:
             self.close()
             raise
+        # keep long quiet steps (offline install, image build) alive through NAT and firewalls
+        self._conn.transport.set_keepalive(KEEPALIVE_S)
 
     def _connection(self, at: Endpoint, gateway: Connection | None) -> Connection:
         from fabric import Config, Connection
