@@ -69,7 +69,7 @@ def test_rollout_over_ssh_on_systemd(systemd_hosts: list[SystemdHost], tmp_path:
             bundle = _bundle(tmp_path, host.address, tag)
             check_and_prepare(target, bundle.path)
             progress: list[tuple[int, int]] = []
-            assert rollout.upload(bundle, lambda d, n: progress.append((d, n)))
+            assert rollout.upload(bundle, lambda d, n, seen=progress: seen.append((d, n)))
             assert progress[-1] == (bundle.path.stat().st_size,) * 2
             assert not rollout.upload(bundle)  # already there: nothing sent
             releases.append(rollout.unpack_and_install(bundle))
