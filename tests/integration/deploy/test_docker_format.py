@@ -11,7 +11,6 @@ import pytest
 from tests.infra.docker_daemon import DockerDaemon
 from tests.infra.process import free_port
 from tests.infra.ssh_hosts import SshHost
-from tests.integration.deploy.conftest import transport_for
 from tests.integration.deploy.releases import (
     http_get,
     prepare_workdir,
@@ -20,6 +19,7 @@ from tests.integration.deploy.releases import (
     wait_for_body,
     write_release,
 )
+from tests.integration.deploy.support import transport_for
 from wrctl.deploy.docker import DockerFormat, image_name
 from wrctl.deploy.formats import stream_logs
 

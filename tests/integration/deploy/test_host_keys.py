@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.infra.ssh_hosts import SshHost
-from tests.integration.deploy.conftest import transport_for
+from tests.integration.deploy.support import transport_for
 from wrctl.deploy.hostkeys import HostKeyChanged, UnknownHostKey, entries_for, host_id
 
 

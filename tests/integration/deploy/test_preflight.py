@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.infra.ssh_hosts import SshHost
-from tests.integration.deploy.conftest import transport_for
+from tests.integration.deploy.support import transport_for
 from wrctl.bundle.tarball import build_tarball
 from wrctl.deploy.docker import DockerFormat
 from wrctl.deploy.preflight import (

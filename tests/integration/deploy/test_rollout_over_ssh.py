@@ -9,8 +9,8 @@ import platform
 from pathlib import Path
 
 from tests.infra.systemd_hosts import SystemdHost
-from tests.integration.deploy.conftest import transport_for
 from tests.integration.deploy.releases import wait_down, wait_for_body
+from tests.integration.deploy.support import transport_for
 from wrctl.bundle.build import Bundle
 from wrctl.bundle.tarball import build_tarball
 from wrctl.deploy.preflight import check_and_prepare

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from tests.infra.process import free_port
 from tests.infra.ssh_hosts import SshHost
-from tests.integration.deploy.conftest import transport_for
 from tests.integration.deploy.releases import (
     http_get,
     prepare_workdir,
@@ -17,6 +16,7 @@ from tests.integration.deploy.releases import (
     write_files,
     write_release,
 )
+from tests.integration.deploy.support import transport_for
 from tests.integration.deploy.wheels import repacked_wheel
 from wrctl.deploy.formats import stream_logs
 from wrctl.deploy.supervisor import SupervisorFormat

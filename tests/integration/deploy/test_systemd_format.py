@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from tests.infra.systemd_hosts import SystemdHost
-from tests.integration.deploy.conftest import transport_for
 from tests.integration.deploy.releases import (
     http_get,
     prepare_workdir,
@@ -15,6 +14,7 @@ from tests.integration.deploy.releases import (
     wait_for_body,
     write_release,
 )
+from tests.integration.deploy.support import transport_for
 from wrctl.deploy.formats import stream_logs
 from wrctl.deploy.ssh import SshTransport
 from wrctl.deploy.systemd import SystemdFormat

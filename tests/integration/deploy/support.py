@@ -1,8 +1,6 @@
-"""Helpers for deploy tests: SSH options and transports for the fake hosts."""
+"""Helpers for deploy tests: SSH options and transports that reach the fake hosts."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from tests.infra.ssh_hosts import HostAccess
 from wrctl.deploy.ssh import SshOptions, SshTransport
@@ -25,8 +23,3 @@ def options_for(host: HostAccess, **changes: object) -> SshOptions:
 
 def transport_for(host: HostAccess, **changes: object) -> SshTransport:
     return SshTransport(options_for(host, **changes))
-
-
-def copy_known_hosts(host: HostAccess, dest: Path) -> Path:
-    dest.write_text(host.known_hosts_path.read_text())
-    return dest
