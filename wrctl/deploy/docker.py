@@ -46,7 +46,7 @@ class DockerFormat:
         return self._compose
 
     def preflight(self) -> list[str]:
-        if not self._t.run("command -v docker", check=False).ok:
+        if not self._t.run("docker --version", check=False).ok:  # missing or not runnable
             return ["docker CLI not found on the host (install docker.io or docker-ce)"]
         problems = []
         if not self._t.run(_DETECT_COMPOSE, check=False).stdout.strip():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.ssh_hosts import SshHost
+from tests.infra.ssh_hosts import SshHost, fake_ssh_hosts
 from tests.integration.deploy.support import transport_for
 from wrctl.bundle.tarball import build_tarball
 from wrctl.deploy.docker import DockerFormat
@@ -101,3 +101,22 @@ def test_bundle_facts_read_the_manifest(tmp_path: Path) -> None:
     )
     with pytest.raises(WrctlError, match="cannot tell the target machine"):
         bundle_facts(_bundle(tmp_path, {"python": "3.11"}))
+
+
+def test_a_host_without_docker_says_so() -> None:
+    # A host of its own where this machine's docker CLIs are /dev/null (not executable).
+    hide = tuple(
+        f"mount --bind /dev/null {cli}"
+        for cli in ("/usr/bin/docker", "/usr/local/bin/docker")
+        if Path(cli).exists()
+    )
+    with fake_ssh_hosts(("nodocker",), mode="netns", host_setup=hide) as (host,):
+        t = transport_for(host)
+        try:
+            assert t.run("docker --version", check=False).exit_code == 126  # not runnable
+            workdir = f"/home/{host.user}/wr"
+            target = TargetHost(t, workdir, DockerFormat(t, workdir), "", PYTHON)
+            problems = run_checks(target, BundleFacts("3.11", platform.machine(), 1024))
+            assert problems == ["docker CLI not found on the host (install docker.io or docker-ce)"]
+        finally:
+            t.close()
