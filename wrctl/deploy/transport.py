@@ -30,13 +30,21 @@ class Result:
         return self.exit_code == 0
 
 
+def short_command(command: str, limit: int = 120) -> str:
+    """A command as errors show it: its first line, cut at `limit` characters."""
+    lines = command.strip().splitlines() or [""]
+    first = lines[0]
+    cut = len(first) > limit or len(lines) > 1
+    return (first[:limit] + " ...") if cut else first
+
+
 class HostCommandError(WrctlError):
     """A command on a host exited non-zero."""
 
     def __init__(self, host: str, result: Result) -> None:
         detail = (result.stderr or result.stdout).strip().splitlines()[-5:]
         super().__init__(
-            f"{host}: `{result.command}` exited {result.exit_code}"
+            f"{host}: `{short_command(result.command)}` exited {result.exit_code}"
             + ("\n  " + "\n  ".join(detail) if detail else "")
         )
         self.result = result
@@ -46,7 +54,7 @@ class CommandTimeout(WrctlError):
     """A command on a host did not finish within its timeout."""
 
     def __init__(self, host: str, command: str, timeout_s: float) -> None:
-        super().__init__(f"{host}: `{command}` did not finish within {timeout_s:g}s")
+        super().__init__(f"{host}: `{short_command(command)}` did not finish within {timeout_s:g}s")
 
 
 class SudoRefused(WrctlError):

@@ -11,7 +11,14 @@ from wrctl.config import load_cluster
 from wrctl.deploy.formats import program_name
 from wrctl.deploy.hosts import ConnectOptions, connect_options, open_host
 from wrctl.deploy.ssh import SshError, parse_jump_host
-from wrctl.deploy.transport import Result, SudoRefused, check_sudo, shell_command
+from wrctl.deploy.transport import (
+    HostCommandError,
+    Result,
+    SudoRefused,
+    check_sudo,
+    shell_command,
+    short_command,
+)
 from wrctl.errors import WrctlError
 
 
@@ -72,3 +79,10 @@ def test_program_names() -> None:
     assert program_name("node-a", "engine-0") == "wr-a-engine-0"
     assert program_name("manager", "manager") == "wr-manager"
     assert program_name("node-a", "wr-a-proxy") == "wr-a-proxy"
+
+
+def test_errors_show_a_long_script_by_its_first_line() -> None:
+    script = "set -e\nfor f in a b; do\n  install $f\ndone\n"
+    error = HostCommandError("h", Result(script, 3, "", "install: no such file\n"))
+    assert str(error) == "h: `set -e ...` exited 3\n  install: no such file"
+    assert short_command("x" * 200).endswith("x ...")
