@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.infra.process import free_port
+import pytest
+
+from tests.infra.process import free_port, wait_until
 from tests.infra.ssh_hosts import SshHost
 from tests.integration.deploy.releases import (
     http_get,
@@ -20,6 +22,7 @@ from tests.integration.deploy.support import transport_for
 from tests.integration.deploy.wheels import repacked_wheel
 from wrctl.deploy.formats import stream_logs
 from wrctl.deploy.supervisor import SupervisorFormat
+from wrctl.deploy.transport import CommandTimeout
 from wrctl.templates import render
 
 TARGET = "node-a"
@@ -80,6 +83,15 @@ def test_supervisor_lifecycle(
         chunks: list[str] = []
         assert stream_logs(t, fmt, TARGET, chunks.append, service="web", lines=50) == 0
         assert "GET /index.html" in "".join(chunks)
+        followed: list[str] = []
+        with pytest.raises(CommandTimeout):  # --follow runs until stopped
+            stream_logs(t, fmt, TARGET, followed.append, follow=True, lines=3, timeout=1.5)
+        assert "GET /index.html" in "".join(followed)
+        wait_until(  # stopping the stream ended the remote `tail -F` too
+            lambda: not t.run("pgrep -u deploy -x tail", check=False).ok,
+            10.0,
+            "the remote tail -F to end",
+        )
 
         fmt.stop(TARGET)
         wait_down(url)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.infra.process import wait_until
 from tests.infra.systemd_hosts import SystemdHost
 from tests.integration.deploy.releases import (
     http_get,
@@ -96,6 +97,11 @@ def test_systemd_lifecycle(systemd_host: SystemdHost) -> None:
         with pytest.raises(CommandTimeout):  # --follow runs until interrupted
             stream_logs(t, fmt, TARGET, followed.append, follow=True, lines=5, timeout=2)
         assert "GET /index.html" in "".join(followed)
+        wait_until(  # stopping the stream ended the remote `journalctl -f` too
+            lambda: not t.run("pgrep -x journalctl", check=False).ok,
+            10.0,
+            "the remote journalctl -f to end",
+        )
 
         fmt.stop(TARGET)
         wait_down(url)
