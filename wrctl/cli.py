@@ -105,12 +105,15 @@ def apply(
     health_timeout: Annotated[
         float, typer.Option(help="Seconds a node has to pass its health gate.")
     ] = 60.0,
+    parallel: Annotated[
+        int, typer.Option(min=1, max=64, help="Nodes rolled out at the same time.")
+    ] = 1,
 ) -> None:
     """Converge the cluster: show the plan, confirm, then deploy manager and nodes."""
     from wrctl.commands.apply import run_apply
 
     with errors_to_exit():
-        run_apply(target, auto_approve, health_timeout)
+        run_apply(target, auto_approve, health_timeout, parallel)
 
 
 @app.command()
@@ -123,6 +126,39 @@ def destroy(
 
     with errors_to_exit():
         run_destroy(cluster, auto_approve)
+
+
+@app.command()
+def rollback(
+    cluster: ClusterFile = Path("cluster.toml"),
+    node: Annotated[
+        list[str] | None,
+        typer.Option("--node", "-n", help="Only this node (repeatable). Default: every node."),
+    ] = None,
+    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Do not ask.")] = False,
+    health_timeout: Annotated[
+        float, typer.Option(help="Seconds a node has to pass its health gate.")
+    ] = 60.0,
+) -> None:
+    """Return nodes to the release they ran before the current one."""
+    from wrctl.commands.rollback import run_rollback
+
+    with errors_to_exit():
+        run_rollback(cluster, node or [], auto_approve, health_timeout)
+
+
+@app.command()
+def history(
+    cluster: ClusterFile = Path("cluster.toml"),
+    node: Annotated[str | None, typer.Option("--node", "-n", help="Only this node.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many records.")] = 20,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Releases recorded by apply and rollback, newest first, failed attempts included."""
+    from wrctl.commands.rollback import run_history
+
+    with errors_to_exit():
+        run_history(cluster, node, limit, json_out)
 
 
 @app.command()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 import typer
 from rich.console import Console
@@ -18,6 +18,13 @@ from wrctl.errors import ConfigError, WrctlError
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 EXIT_USAGE = 2  # a bad option value, as click reports its own usage errors
 _LINE_STYLES = {"+": "green", "-": "red", "~": "yellow", "-/+": "magenta", "#": "dim"}
+
+
+class TargetResultLike(Protocol):
+    target: str
+    status: str
+    detail: str
+
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -51,6 +58,26 @@ def print_plan(text: str) -> None:
         symbol = stripped.split(" ", 1)[0] if stripped else ""
         style = _LINE_STYLES.get(symbol, "bold" if line.startswith("Plan:") else "")
         out.print(Text(line, style=style))
+
+
+_RESULT_STYLES = {
+    "applied": "green",
+    "removed": "green",
+    "rolled-back": "yellow",
+    "failed": "red",
+    "skipped": "dim",
+}
+
+
+def print_results(results: Sequence[TargetResultLike], console: Console) -> None:
+    """One line per target: what happened to it, and why when it did not go well."""
+    for result in results:
+        line = Text(f"  {result.target:<20} ") + Text(
+            result.status, style=_RESULT_STYLES.get(result.status, "")
+        )
+        if result.detail:
+            line += Text(f"  {result.detail.splitlines()[0]}")
+        console.print(line)
 
 
 def print_json(data: object) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rich.text import Text
+
 from wrctl.config import load_cluster
-from wrctl.console import abort, confirm, err, out, print_plan, step_reporter
+from wrctl.console import abort, confirm, err, out, print_plan, print_results, step_reporter
 from wrctl.deploy.apply import ApplyFailed, apply_plan, destroy_cluster
 from wrctl.errors import StalePlanError
 from wrctl.plan import ClusterState, diff, forget_applied, make_plan, render_text
@@ -23,7 +25,7 @@ def _is_plan_file(path: Path) -> bool:
     return head.lstrip().startswith(b"{") and b"wrctl-plan" in head
 
 
-def run_apply(target: Path, auto_approve: bool, health_timeout: float) -> None:
+def run_apply(target: Path, auto_approve: bool, health_timeout: float, parallel: int = 1) -> None:
     if _is_plan_file(target):
         saved = load(target)
         config = load_cluster(saved.config_path)
@@ -49,13 +51,16 @@ def run_apply(target: Path, auto_approve: bool, health_timeout: float) -> None:
     if not auto_approve and not confirm("Apply these changes?"):
         abort("Apply cancelled.")
     try:
-        results = apply_plan(plan, step_reporter(), health_timeout)
+        results = apply_plan(plan, step_reporter(), health_timeout, parallel)
     except ApplyFailed as exc:
+        print_results(exc.results, err)
         for result in exc.results:
-            err.print(f"  {result.target}: {result.status}")
+            if result.logs.strip():
+                err.print(f"[bold]Last log lines of {result.target}:[/bold]")
+                err.print(Text(result.logs.rstrip()))
         raise
-    applied = ", ".join(f"{r.target} {r.status}" for r in results)
-    out.print(f"[bold green]Apply complete.[/bold green] {applied}")
+    print_results(results, out)
+    out.print("[bold green]Apply complete.[/bold green]")
 
 
 def run_destroy(cluster: Path, auto_approve: bool) -> None:

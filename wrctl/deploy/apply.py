@@ -6,15 +6,18 @@ from __future__ import annotations
 import getpass
 import socket
 import tempfile
+import threading
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.api import wruntime_pb2 as pb
 from wrctl.bundle.build import Bundle, build_bundles, manager_address_for_nodes, target_name
 from wrctl.config import ClusterConfig
-from wrctl.deploy.healthgate import engine_ids, wait_healthy, wait_proxy_synced
 from wrctl.deploy.hosts import open_host
+from wrctl.deploy.noderollout import Expectation, NodeGate
 from wrctl.deploy.rollout import Rollout
 from wrctl.deploy.transport import quote
 from wrctl.errors import WrctlError
@@ -29,8 +32,9 @@ Report = Callable[[str, str], None]  # (target, message)
 @dataclass
 class TargetResult:
     target: str
-    status: str  # "applied" | "removed" | "failed" | "rolled-back"
+    status: str  # "applied" | "removed" | "failed" | "rolled-back" | "skipped"
     detail: str = ""
+    logs: str = ""  # the failing services' last log lines
 
 
 class ApplyFailed(WrctlError):
@@ -62,8 +66,11 @@ def _work(plan: Plan) -> _Work:
     return _Work(manager, sorted(nodes - removed), sorted(removed))
 
 
-def apply_plan(plan: Plan, report: Report, health_timeout_s: float = 60.0) -> list[TargetResult]:
-    """Converge the cluster to plan.desired; returns one result per target touched."""
+def apply_plan(
+    plan: Plan, report: Report, health_timeout_s: float = 60.0, parallel: int = 1
+) -> list[TargetResult]:
+    """Converge the cluster to plan.desired, `parallel` nodes at a time; returns one result
+    per target. ApplyFailed (carrying every result) when a node failed."""
     work = _work(plan)
     config = plan.config
     results: list[TargetResult] = []
@@ -86,22 +93,25 @@ def apply_plan(plan: Plan, report: Report, health_timeout_s: float = 60.0) -> li
                         "manager",
                         bundles["manager"],
                         [plan.desired.resources["manager"]],
+                        plan.live.bundles.get("manager", ""),
                     )
                     results.append(TargetResult("manager", "applied"))
-                for node in work.nodes:
-                    results.append(
-                        _deploy_node(
-                            plan,
-                            node,
-                            bundles[target_name(node)],
-                            client,
-                            lock.lock_id,
-                            report,
-                            health_timeout_s,
-                        )
+                node_results = _deploy_nodes(
+                    plan,
+                    work.nodes,
+                    bundles,
+                    client,
+                    lock.lock_id,
+                    report,
+                    health_timeout_s,
+                    parallel,
+                )
+                results.extend(node_results)
+                failed = [r for r in node_results if r.status in ("failed", "rolled-back")]
+                if failed:
+                    raise ApplyFailed(
+                        f"{failed[0].target}: {failed[0].detail.splitlines()[0]}", results
                     )
-                    if results[-1].status != "applied":
-                        raise ApplyFailed(f"node {node}: {results[-1].detail}", results)
                 for node in work.removed:
                     _remove_node(plan, node, client, lock.lock_id, report)
                     results.append(TargetResult(target_name(node), "removed"))
@@ -109,6 +119,64 @@ def apply_plan(plan: Plan, report: Report, health_timeout_s: float = 60.0) -> li
         finally:
             client.close()
     return results
+
+
+def _deploy_nodes(
+    plan: Plan,
+    nodes: list[str],
+    bundles: dict[str, Bundle],
+    client: ManagerClient,
+    lock_id: str,
+    report: Report,
+    health_timeout_s: float,
+    parallel: int,
+) -> list[TargetResult]:
+    """Roll nodes out `parallel` at a time, in order. After the first failure no new node
+    starts (those in flight finish, rolling back if they must); the rest stay untouched."""
+
+    cancel = threading.Event()
+
+    def one(node: str) -> TargetResult:
+        return _deploy_node(
+            plan,
+            node,
+            bundles[target_name(node)],
+            client,
+            lock_id,
+            report,
+            health_timeout_s,
+            cancel,
+        )
+
+    results: dict[str, TargetResult] = {}
+    pending = list(nodes)
+    if parallel <= 1:  # in the caller's thread, so Ctrl-C stops the step it is in
+        while pending and all(r.status == "applied" for r in results.values()):
+            node = pending.pop(0)
+            results[node] = one(node)
+    else:
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="node") as pool:
+            running: dict[Future[TargetResult], str] = {}
+            try:
+                while pending or running:
+                    stop = any(r.status != "applied" for r in results.values())
+                    while pending and not stop and len(running) < parallel:
+                        node = pending.pop(0)
+                        running[pool.submit(one, node)] = node
+                    if not running:
+                        break
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        results[running.pop(future)] = future.result()
+            except BaseException:
+                cancel.set()  # Ctrl-C: nodes in flight stop at their next wait, unrecorded
+                raise
+    failed = next((n for n in nodes if n in results and results[n].status != "applied"), "")
+    for node in pending:
+        results[node] = TargetResult(
+            target_name(node), "skipped", f"not started: {target_name(failed)} failed"
+        )
+    return [results[n] for n in nodes if n in results]
 
 
 def _version(plan: Plan) -> str:
@@ -145,78 +213,53 @@ def _deploy_node(
     lock_id: str,
     report: Report,
     health_timeout_s: float,
+    cancel: threading.Event | None = None,
 ) -> TargetResult:
+    """Roll one node onto its new bundle; a failure after the switch returns it to the
+    release it ran before. Every failed attempt is recorded in the manager's history."""
     resource = plan.desired.resources[f"node.{node}"]
-    rollout = Rollout(open_host(resource.attributes, resource.address), target_name(node))
-    previous = _install(rollout, bundle, report)
-    admin_port = next(n for n in plan.config.node if n.name == node).admin_port
-    engines = int(resource.attributes["engines"])
-    python = resource.attributes.get("python", "python3")
+    target = target_name(node)
+    recorded = plan.live.resources.get(f"node.{node}")
+    previous_digest = plan.live.bundles.get(node, "")
     try:
-        detail = _restart_and_gate(
-            rollout,
-            client,
-            node,
-            engines,
-            bundle.module_digests,
-            admin_port,
-            health_timeout_s,
-            report,
-            python,
+        rollout = Rollout(open_host(resource.attributes, resource.address), target)
+        previous = _install(rollout, bundle, report)
+    except WrctlError as exc:
+        _record_failure(client, lock_id, node, bundle, previous_digest, str(exc), _version(plan))
+        return TargetResult(target, "failed", str(exc))
+    gate = NodeGate(
+        rollout,
+        client,
+        node,
+        next(n for n in plan.config.node if n.name == node).admin_port,
+        resource.attributes.get("python", "python3"),
+        health_timeout_s,
+        report,
+        cancel,
+    )
+    try:
+        detail = gate.restart_and_wait(
+            Expectation(int(resource.attributes["engines"]), bundle.module_digests)
         )
-        report(rollout.target, f"healthy: {detail}")
     except WrctlError as exc:
         logs = rollout.log_tail(50)
-        rollout.switch(previous)
-        if not previous:
-            rollout.host.format.remove(rollout.target)
-            report(rollout.target, "stopped (no previous release)")
-            return TargetResult(rollout.target, "rolled-back", f"{exc}\n{logs}")
-        old = plan.live.resources.get(f"node.{node}", resource)
-        try:
-            _restart_and_gate(
-                rollout,
-                client,
-                node,
-                int(old.attributes.get("engines", engines)),
-                _recorded_digests(plan, node),
-                admin_port,
-                health_timeout_s,
-                report,
-                python,
-            )
-            report(rollout.target, "rolled back to the previous release, which is healthy")
-        except WrctlError as again:
-            report(rollout.target, f"rolled back, but the previous release is unhealthy: {again}")
-        return TargetResult(rollout.target, "rolled-back", f"{exc}\n{logs}")
+        old = Expectation(
+            int((recorded or resource).attributes.get("engines", "1")),
+            _recorded_digests(plan, node),
+        )
+        back = gate.return_to(previous, old if recorded else None)
+        _record_failure(
+            client, lock_id, node, bundle, previous_digest, f"{exc}; {back}", _version(plan)
+        )
+        return TargetResult(target, "rolled-back", f"{exc}\n{back}", logs)
+    report(target, f"healthy: {detail}")
     placed = [resource] + [
         r for r in plan.desired.resources.values() if r.kind == "module" and node in r.targets
     ]
-    _record(client, lock_id, node, bundle, placed)
+    _record(client, lock_id, node, bundle, placed, previous_digest)
     for pruned in rollout.prune():
-        report(rollout.target, f"pruned old release {pruned[:12]}")
-    return TargetResult(rollout.target, "applied")
-
-
-def _restart_and_gate(
-    rollout: Rollout,
-    client: ManagerClient,
-    node: str,
-    engines: int,
-    modules: dict[str, str],
-    admin_port: int,
-    timeout_s: float,
-    report: Report,
-    python: str = "python3",
-) -> str:
-    """Restart the node's services and wait until its new engines serve `modules` and its proxy
-    routes with the manager's current table."""
-    before = engine_ids(client, node)
-    rollout.restart()
-    report(rollout.target, "restarted; waiting for the health gate")
-    gate = wait_healthy(client, node, engines, modules, timeout_s, stale=before)
-    wait_proxy_synced(rollout.host.transport, python, admin_port, client.routing_version(), 10.0)
-    return gate.detail
+        report(target, f"pruned old release {pruned[:12]}")
+    return TargetResult(target, "applied")
 
 
 def _recorded_digests(plan: Plan, node: str) -> dict[str, str]:
@@ -239,18 +282,52 @@ def _remove_node(
 
 
 def _record(
-    client: ManagerClient, lock_id: str, target: str, bundle: Bundle, resources: list[Resource]
+    client: ManagerClient,
+    lock_id: str,
+    target: str,
+    bundle: Bundle,
+    resources: list[Resource],
+    previous_digest: str = "",
 ) -> None:
     release = pb.ReleaseRecord(
         target=target,
         bundle_digest=bundle.digest,
         module_digests=bundle.module_digests,
         runtime_version=resources[0].attributes.get("runtime_version", ""),
-        applied_by=f"{getpass.getuser()}@{socket.gethostname()}",
+        applied_by=applied_by(),
         status="applied",
         attributes=encode_resources(resources),
+        previous_bundle_digest=previous_digest,
     )
     client.record(release, lock_id)
+
+
+def _record_failure(
+    client: ManagerClient,
+    lock_id: str,
+    node: str,
+    bundle: Bundle,
+    previous_digest: str,
+    message: str,
+    runtime_version: str,
+) -> None:
+    """Keep the failed attempt in the manager's history; it does not replace what runs."""
+    release = pb.ReleaseRecord(
+        target=node,
+        bundle_digest=bundle.digest,
+        module_digests=bundle.module_digests,
+        runtime_version=runtime_version,
+        applied_by=applied_by(),
+        status="failed",
+        message=message[:2000],
+        previous_bundle_digest=previous_digest,
+    )
+    with suppress(WrctlError):  # the history is a courtesy; the failure itself is reported
+        client.record(release, lock_id)
+
+
+def applied_by() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 def destroy_cluster(config: ClusterConfig, plan: Plan, report: Report) -> list[TargetResult]:

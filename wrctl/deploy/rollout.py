@@ -40,6 +40,11 @@ class Rollout:
             return None
         return result.stdout.strip().rsplit("/", 1)[-1] or None
 
+    def has_release(self, release: str) -> bool:
+        """Is releases/<release>/ unpacked and installed on the host?"""
+        path = self.host.path(self.target, "releases", release, "install.sh")
+        return self._t.run(f"test -f {quote(path)}", check=False).ok
+
     def upload(self, bundle: Bundle, progress: Progress | None = None) -> bool:
         """Put the bundle on the host unless a verified copy is there; True when uploaded."""
         hexdigest = bundle.digest.removeprefix("sha256:")
