@@ -63,6 +63,21 @@ def _kill_supervisord(workdir: Path) -> None:
             os.killpg(os.getpgid(int(pidfile.read_text().strip())), signal.SIGTERM)
 
 
+@contextlib.contextmanager
+def running_cluster(
+    root: Path, template: str, manager_port: int, proxy_port: int
+) -> Iterator[LocalCluster]:
+    """A LocalCluster for `template` in root; whatever apply started is stopped at the end."""
+    cluster = LocalCluster(root, manager_port, proxy_port, template)
+    cluster.write()
+    try:
+        yield cluster
+    finally:
+        if (root / "wr" / "run" / "supervisord.pid").exists():
+            cluster.wrctl("destroy", "--auto-approve", timeout=60)
+        _kill_supervisord(root / "wr")
+
+
 @pytest.fixture
 def local_cluster(tmp_path: Path, components: dict[str, Path]) -> Iterator[LocalCluster]:
     ports = {name: free_port() for name in ("m", "ma", "d", "c", "a", "p", "e")}
@@ -104,11 +119,5 @@ component = "{components["caller"]}"
 schema = "{REPO / "examples/echo/schemas/echo.proto"}"
 env = {{ GREETING = "hello" }}
 """
-    cluster = LocalCluster(tmp_path, ports["m"], ports["d"], template)
-    cluster.write()
-    try:
+    with running_cluster(tmp_path, template, ports["m"], ports["d"]) as cluster:
         yield cluster
-    finally:
-        if (tmp_path / "wr" / "run" / "supervisord.pid").exists():
-            cluster.wrctl("destroy", "--auto-approve", timeout=60)
-        _kill_supervisord(tmp_path / "wr")

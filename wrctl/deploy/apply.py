@@ -22,6 +22,7 @@ from wrctl.deploy.rollout import Rollout
 from wrctl.deploy.transport import quote
 from wrctl.errors import WrctlError
 from wrctl.managerapi import ManagerClient
+from wrctl.pki import NodeCredentials, cluster_ca
 from wrctl.plan import Plan, Resource, mark_applied
 from wrctl.plan.diff import ActionKind
 from wrctl.plan.live import encode_resources
@@ -135,6 +136,8 @@ def _deploy_nodes(
     starts (those in flight finish, rolling back if they must); the rest stay untouched."""
 
     cancel = threading.Event()
+    ca = cluster_ca(plan.config.source, plan.config.cluster.name)  # before any thread runs
+    credentials = {node: ca.node_credentials(node, _peer_host(plan, node)) for node in nodes}
 
     def one(node: str) -> TargetResult:
         return _deploy_node(
@@ -145,6 +148,7 @@ def _deploy_nodes(
             lock_id,
             report,
             health_timeout_s,
+            credentials[node],
             cancel,
         )
 
@@ -213,6 +217,7 @@ def _deploy_node(
     lock_id: str,
     report: Report,
     health_timeout_s: float,
+    credentials: NodeCredentials,
     cancel: threading.Event | None = None,
 ) -> TargetResult:
     """Roll one node onto its new bundle; a failure after the switch returns it to the
@@ -223,6 +228,8 @@ def _deploy_node(
     previous_digest = plan.live.bundles.get(node, "")
     try:
         rollout = Rollout(open_host(resource.attributes, resource.address), target)
+        if rollout.put_credentials(credentials.files()):
+            report(target, "peer TLS certificate installed")
         previous = _install(rollout, bundle, report)
     except WrctlError as exc:
         _record_failure(client, lock_id, node, bundle, previous_digest, str(exc), _version(plan))
@@ -260,6 +267,11 @@ def _deploy_node(
     for pruned in rollout.prune():
         report(target, f"pruned old release {pruned[:12]}")
     return TargetResult(target, "applied")
+
+
+def _peer_host(plan: Plan, node: str) -> str:
+    host = next(n.host for n in plan.config.node if n.name == node)
+    return "127.0.0.1" if host == "local" else host
 
 
 def _recorded_digests(plan: Plan, node: str) -> dict[str, str]:
