@@ -28,6 +28,7 @@ from runtime.engine.server import Front, IncomingRequest
 log = logging.getLogger("wr-engine.front")
 
 MAX_HEADER_BYTES = 64 * 1024
+IDLE_SECS = 75.0  # a keep-alive connection with no request for this long is closed
 _PHRASES = {s.value: s.phrase.encode() for s in HTTPStatus}
 _NO_BODY_STATUS = frozenset({204, 304})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -43,8 +44,9 @@ class Listener:
     """Shared by the connections of one listening socket: the front, the spill directory and
     the set of open connections (closed on stop)."""
 
-    def __init__(self, front: Front, spill_dir: Path) -> None:
+    def __init__(self, front: Front, spill_dir: Path, idle_secs: float = IDLE_SECS) -> None:
         self.front = front
+        self.idle_secs = idle_secs
         self.spill_dir = spill_dir
         spill_dir.mkdir(parents=True, exist_ok=True)
         self.connections: set[EngineConnection] = set()
@@ -107,6 +109,7 @@ class EngineConnection(asyncio.Protocol):
         self.serving: asyncio.Task[None] | None = None
         self.paused = False
         self.refusal: Reply | None = None  # sent (then close) once the answers owed are out
+        self._idle: asyncio.TimerHandle | None = None
         # the request being parsed
         self._url = b""
         self._headers: list[tuple[str, str]] = []
@@ -118,6 +121,7 @@ class EngineConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.listener.connections.add(self)
+        self._arm_idle()
 
     def data_received(self, data: bytes) -> None:
         if self.refusal is not None:
@@ -138,6 +142,7 @@ class EngineConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        self._disarm_idle()
         self.listener.connections.discard(self)
         if self._body is not None:
             self._body.discard()
@@ -156,6 +161,7 @@ class EngineConnection(asyncio.Protocol):
     # -- httptools callbacks -------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self._disarm_idle()
         self._url = b""
         self._headers = []
         self._header_bytes = 0
@@ -225,6 +231,23 @@ class EngineConnection(asyncio.Protocol):
                 self.transport.resume_reading()
         finally:
             self.serving = None
+            if self._body is None and not self.queue:
+                self._arm_idle()  # nothing being received or owed: wait for the next request
+
+    def _arm_idle(self) -> None:
+        if self.transport is not None and self._idle is None:
+            loop = asyncio.get_running_loop()
+            self._idle = loop.call_later(self.listener.idle_secs, self._idle_timeout)
+
+    def _disarm_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    def _idle_timeout(self) -> None:
+        self._idle = None
+        if self.transport is not None and self.serving is None and self._body is None:
+            self.transport.close()
 
     def _write(self, reply: Reply, head_only: bool, keep_alive: bool) -> None:
         assert self.transport is not None
