@@ -111,7 +111,10 @@ def fake_isolated_docker_hosts(
 @contextlib.contextmanager
 def _daemons_in(hosts: list[SshHost], workdirs: dict[str, Path]) -> Iterator[list[DockerDaemon]]:
     """One daemon per host, started and stopped all at once (stopping one takes seconds)."""
-    managers = [docker_daemon_process(in_host=h, workdir=workdirs[h.name]) for h in hosts]
+    managers = [
+        docker_daemon_process(in_host=h, workdir=workdirs[h.name], data_in_memory=True)
+        for h in hosts
+    ]
     with ThreadPoolExecutor(max_workers=len(managers) or 1) as pool:
         starts = [pool.submit(manager.__enter__) for manager in managers]
         started = [m for m, f in zip(managers, starts, strict=True) if f.exception() is None]
