@@ -117,6 +117,13 @@ def test_host_network_containers_listen_at_their_hosts_address(
             assert _fetch_on(node_b, f"http://127.0.0.1:{port}/name") == "node-b-compose"
             # ... and this machine's own namespace has nothing on that port
             assert _refused(f"http://127.0.0.1:{port}/name")
+            # a peer's container (host networking too) reaches it at the host's address
+            fetch = f"import urllib.request as u; print(u.urlopen('{at_b}').read().decode())"
+            peer = conn_a.run(
+                f'docker run --rm --network host {node_a.base_image} python3 -c "{fetch}"',
+                hide=True,
+            )
+            assert peer.stdout.strip() == "node-b-compose"
             # (3) each daemon sees its own containers only
             assert name in _container_names(node_a)
             assert name not in _container_names(node_b)
@@ -213,3 +220,43 @@ def test_a_crashed_runs_hosts_are_removed_by_the_next(tmp_path: Path) -> None:
         assert not path.exists(), f"{path} of the crashed run is still there"
     for pid in state["pids"]:
         assert _stale.process_gone(pid), f"pid {pid} of the crashed run still runs"
+
+
+def test_host_network_containers_reach_a_service_on_the_gateway(
+    isolated_docker_hosts: list[IsolatedDockerHost], tmp_path: Path
+) -> None:
+    """Where a deploy test binds its manager (host.gateway), a node's containers reach it."""
+    host = isolated_docker_hosts[0]
+    (tmp_path / "hello.txt").write_text("from the test machine")
+    port = free_port(host.gateway)
+    argv = [sys.executable, "-m", "http.server", "--bind", host.gateway, str(port)]
+    with ManagedProcess(argv, tmp_path / "http.log", cwd=tmp_path) as server:
+        server.wait_ready(port, deadline_s=10, host=host.gateway)
+        url = f"http://{host.gateway}:{port}/hello.txt"
+        code = f"import urllib.request as u; print(u.urlopen('{url}', timeout=5).read().decode())"
+        with host.connect() as conn:
+            out = conn.run(
+                f'docker run --rm --network host {host.base_image} python3 -c "{code}"', hide=True
+            )
+    assert out.stdout.strip() == "from the test machine"
+
+
+def test_deploy_builds_an_image_on_its_host_only(
+    isolated_docker_hosts: list[IsolatedDockerHost],
+) -> None:
+    """The legacy builder (RUN steps run on the host's own docker0) works over SSH, and the
+    image lands in that host's daemon only."""
+    node_a, node_b = isolated_docker_hosts
+    tag = f"wrtest-built:{os.getpid()}"
+    dockerfile = f"FROM {node_a.base_image}\nCOPY note /note\nRUN cat /note > /built\n"
+    with node_a.connect() as conn:
+        conn.run("mkdir -p ctx && echo built-on-node-a > ctx/note", hide=True)
+        conn.put(io.BytesIO(dockerfile.encode()), "ctx/Dockerfile")
+        try:
+            conn.run(f"docker build -q -t {tag} ctx", hide=True)
+            out = conn.run(f"docker run --rm {tag} cat /built", hide=True).stdout
+        finally:
+            conn.run("rm -r ctx", hide=True)
+    assert out.strip() == "built-on-node-a"
+    assert node_b.daemon.docker("image", "inspect", tag, check=False).returncode != 0
+    node_a.daemon.docker("rmi", tag)
