@@ -4,6 +4,7 @@ containers with host networking listen at the host's address, as on a real Docke
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import shutil
 from collections.abc import Iterator, Sequence
@@ -63,6 +64,8 @@ def _host_setup(workdirs: dict[str, Path]) -> ssh_hosts.HostSetup:
 
 
 def _check_prerequisites() -> None:
+    if os.geteuid() != 0:
+        policy.unavailable("root (dockerd and namespaces)", "run the tests as root")
     reason = _netns.refusal()
     if reason is not None:
         policy.unavailable(
@@ -85,10 +88,12 @@ def fake_isolated_docker_hosts(
     SSH session and `deploy` in group docker. With `cache` (the wruntime cache dir) the base
     image is imported into every daemon (`host.base_image`). Everything goes on exit."""
     _check_prerequisites()
-    ensure_deploy_in_docker_group()
-    workdirs = {name: daemon_workdir() for name in names}  # also cleans up crashed runs
     env = " ".join(f"{key}={value}" for key, value in SESSION_ENV.items())
+    workdirs: dict[str, Path] = {}
     try:
+        for name in names:
+            workdirs[name] = daemon_workdir()  # checks for dockerd, cleans up crashed runs
+        ensure_deploy_in_docker_group()
         with (
             fake_ssh_hosts(
                 tuple(names),

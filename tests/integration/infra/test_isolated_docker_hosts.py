@@ -138,6 +138,12 @@ def test_host_network_containers_listen_at_their_hosts_address(
             conn_b.run("cd web && docker-compose rm -fs; cd && rm -r web", hide=True, warn=True)
 
 
+def _links_of(ns: str) -> list[str]:
+    """The bridge and veth links of the network namespace ns belongs to (`wrtest-<tag>-<i>`)."""
+    tag = ns.removeprefix("wrtest-").rsplit("-", 1)[0]
+    return [link for link in _netns.links() if link.startswith((f"wrb{tag}", f"wrv{tag}"))]
+
+
 def _etc_docker_digest() -> str:
     key = Path("/etc/docker/key.json")
     return hashlib.sha256(key.read_bytes()).hexdigest() if key.exists() else ""
@@ -156,9 +162,10 @@ def test_teardown_leaves_nothing_behind(tmp_path: Path) -> None:
         pids = [host.daemon.process.pid, host.sshd.pid, *pids_mentioning(host.daemon.dir)]
         pids.append(int(inspect.stdout))
         assert len(pids) >= 5, "dockerd, sshd, containerd, the container's shim and sleep"
-        dirs, ns = [host.daemon.dir, host.root_dir], host.namespace
+        dirs, ns = [host.daemon.dir, host.root_dir], str(host.namespace)
         assert ns in _netns.namespaces()
     assert ns not in _netns.namespaces()
+    assert not _links_of(ns)
     for path in dirs:
         assert not path.exists(), path
         assert not mounts_under(path)
@@ -216,6 +223,7 @@ def test_a_crashed_runs_hosts_are_removed_by_the_next(tmp_path: Path) -> None:
     remove_stale_isolated_hosts()
 
     assert state["ns"] not in _netns.namespaces()
+    assert not _links_of(state["ns"])
     for path in map(Path, state["dirs"]):
         assert not path.exists(), f"{path} of the crashed run is still there"
     for pid in state["pids"]:
