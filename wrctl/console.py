@@ -11,6 +11,13 @@ from typing import NoReturn, Protocol
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TransferSpeedColumn,
+)
 from rich.text import Text
 
 from wrctl.errors import ConfigError, WrctlError
@@ -78,6 +85,32 @@ def print_results(results: Sequence[TargetResultLike], console: Console) -> None
         if result.detail:
             line += Text(f"  {result.detail.splitlines()[0]}")
         console.print(line)
+
+
+@contextmanager
+def upload_bars() -> Iterator[Callable[[str, int], Callable[[int, int], None]]]:
+    """Progress bars for bundle uploads (one per target, on stderr, gone when finished)."""
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+        transient=True,
+    )
+
+    def bar(target: str, total: int) -> Callable[[int, int], None]:
+        task = progress.add_task(f"{target}: upload", total=total)
+
+        def update(done: int, size: int) -> None:
+            progress.update(task, completed=done, total=size)
+            if done >= size:
+                progress.remove_task(task)
+
+        return update
+
+    with progress:
+        yield bar
 
 
 def print_json(data: object) -> None:

@@ -18,6 +18,9 @@ from tests.infra.process import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 WRCTL = str(Path(sys.executable).parent / "wrctl")
+# A first apply compiles every module from cold (about 12 s each on an idle 2-core machine,
+# several times that on a loaded one): give its health gate room beyond the 60 s default.
+COLD = ("--health-timeout", "300")
 
 
 @dataclass
@@ -38,7 +41,7 @@ class LocalCluster:
             text = text.replace(old, new)
         self.file.write_text(text)
 
-    def wrctl(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    def wrctl(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         env = {
             **os.environ,
             "WR_PROXY": f"127.0.0.1:{self.proxy_port}",

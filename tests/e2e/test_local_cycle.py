@@ -17,7 +17,7 @@ import pytest
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
-from tests.e2e.conftest import WRCTL, LocalCluster
+from tests.e2e.conftest import COLD, WRCTL, LocalCluster
 from wrctl.managerapi import ManagerClient
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ def test_full_cycle(local_cluster: LocalCluster) -> None:
     assert "Plan: 4 to add, 0 to change, 0 to destroy." in first.stdout
     assert "everything is to be created" in first.stderr
 
-    out = _ok(c.wrctl("apply", "--auto-approve"))
+    out = _ok(c.wrctl("apply", "--auto-approve", *COLD))
     assert "Apply complete." in out
     assert "node-local: healthy" in out
 
@@ -170,13 +170,13 @@ def test_interrupted_apply_releases_the_lock_and_next_plan_is_right(
     assert "Plan: 3 to add, 0 to change, 0 to destroy." in plan.stdout
     assert "manager will be" not in plan.stdout  # the manager was applied and recorded
 
-    _ok(c.wrctl("apply", "--auto-approve"))
+    _ok(c.wrctl("apply", "--auto-approve", *COLD))
     assert "hello" in _ok(c.wrctl("invoke", "example.caller/run"))
 
 
 def test_broken_module_fails_the_gate_and_rolls_back(local_cluster: LocalCluster) -> None:
     c = local_cluster
-    _ok(c.wrctl("apply", "--auto-approve"))
+    _ok(c.wrctl("apply", "--auto-approve", *COLD))
     broken = c.root / "broken.wasm"
     broken.write_bytes(b"\0asm\x01\0\0\0 this is not a component")
     c.template = c.template.replace(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import REPO, running_cluster
+from tests.e2e.conftest import COLD, REPO, running_cluster
 from tests.infra.process import free_port
 
 pytestmark = pytest.mark.slow
@@ -61,7 +61,7 @@ nodes = ["b"]
 env = {{ GREETING = "across" }}
 """
     with running_cluster(tmp_path, template, manager, data_b) as c:
-        applied = c.wrctl("apply", "--auto-approve", "--parallel", "2", timeout=300)
+        applied = c.wrctl("apply", "--auto-approve", "--parallel", "2", *COLD, timeout=600)
         assert applied.returncode == 0, applied.stdout + applied.stderr
         assert re.search(r"node-a\s+applied", applied.stdout)
         assert re.search(r"node-b\s+applied", applied.stdout)

@@ -12,6 +12,7 @@ from wrctl.bundle.build import manager_address_for_nodes
 from wrctl.config import load_cluster
 from wrctl.console import abort, confirm, err, out, print_json, print_results, step_reporter
 from wrctl.deploy.apply import ApplyFailed
+from wrctl.deploy.hosts import HostAccess
 from wrctl.deploy.rollback import rollback_nodes
 from wrctl.managerapi import ManagerClient
 
@@ -19,7 +20,11 @@ _STATUS_STYLES = {"applied": "green", "rolled-back": "yellow", "failed": "red"}
 
 
 def run_rollback(
-    cluster: Path, nodes: list[str], auto_approve: bool, health_timeout: float
+    cluster: Path,
+    nodes: list[str],
+    auto_approve: bool,
+    health_timeout: float,
+    access: HostAccess | None = None,
 ) -> None:
     config = load_cluster(cluster)
     client = ManagerClient(manager_address_for_nodes(config))
@@ -37,7 +42,7 @@ def run_rollback(
     if not auto_approve and not confirm("Roll these nodes back?"):
         abort("Rollback cancelled.")
     try:
-        results = rollback_nodes(config, nodes or None, step_reporter(), health_timeout)
+        results = rollback_nodes(config, nodes or None, step_reporter(), health_timeout, access)
     except ApplyFailed as exc:
         print_results(exc.results, err)
         for result in exc.results:

@@ -124,3 +124,39 @@ def _remote_format(
     if fmt == "docker":
         return DockerFormat(transport, workdir, attributes.get("docker_base_image"))
     return SupervisorFormat.remote(transport, workdir, python)
+
+
+@dataclass(frozen=True)
+class HostAccess:
+    """What the command line adds about reaching hosts: which known_hosts file, and whether
+    an unknown host's key may be trusted on first use."""
+
+    known_hosts: str | None = None
+    accept_new_host_key: bool = False
+
+
+def open_target(
+    config: ClusterConfig,
+    attributes: dict[str, str],
+    address: str,
+    access: HostAccess = HostAccess(),
+) -> TargetHost:
+    """open_host with the connection settings of cluster.toml for `address`; a resource that
+    is no longer declared (being destroyed) is reached with the [defaults]."""
+    try:
+        connect = connect_options(
+            config,
+            address,
+            known_hosts=access.known_hosts,
+            accept_new_host_key=access.accept_new_host_key,
+        )
+    except WrctlError:
+        d = config.defaults
+        connect = ConnectOptions(
+            ssh_key=d.ssh_key,
+            jump_host=d.jump_host,
+            sudo=bool(d.sudo),
+            known_hosts=access.known_hosts or DEFAULT_KNOWN_HOSTS,
+            accept_new_host_key=access.accept_new_host_key,
+        )
+    return open_host(attributes, address, connect)

@@ -10,9 +10,9 @@ from runtime.api import wruntime_pb2 as pb
 from wrctl.bundle.build import manager_address_for_nodes, target_name
 from wrctl.config import ClusterConfig
 from wrctl.deploy.apply import ApplyFailed, TargetResult, applied_by
-from wrctl.deploy.hosts import open_host
+from wrctl.deploy.hosts import HostAccess, open_target
 from wrctl.deploy.noderollout import Expectation, NodeGate, Report
-from wrctl.deploy.rollout import Rollout
+from wrctl.deploy.rollout import Rollout, TargetHost
 from wrctl.errors import WrctlError
 from wrctl.managerapi import ManagerClient
 from wrctl.plan import mark_applied
@@ -29,6 +29,7 @@ def rollback_nodes(
     nodes: list[str] | None,
     report: Report,
     health_timeout_s: float = 60.0,
+    access: HostAccess | None = None,
 ) -> list[TargetResult]:
     """Roll the named nodes (default: every node with a recorded release) back, one at a
     time, stopping at the first failure."""
@@ -56,6 +57,7 @@ def rollback_nodes(
                     plans[node],
                     report,
                     health_timeout_s,
+                    access or HostAccess(),
                 )
                 results.append(result)
                 if result.status != "rolled-back":
@@ -103,12 +105,34 @@ def _rollback_node(
     previous: pb.ReleaseRecord,
     report: Report,
     health_timeout_s: float,
+    access: HostAccess,
 ) -> TargetResult:
     node = current.target
     target = target_name(node)
     now_on = _node_resource(current, node)
+    host = open_target(config, now_on.attributes, now_on.address, access)
+    try:
+        return _switch_back(
+            host, target, client, lock_id, current, previous, report, health_timeout_s
+        )
+    finally:
+        host.transport.close()
+
+
+def _switch_back(
+    host: TargetHost,
+    target: str,
+    client: ManagerClient,
+    lock_id: str,
+    current: pb.ReleaseRecord,
+    previous: pb.ReleaseRecord,
+    report: Report,
+    health_timeout_s: float,
+) -> TargetResult:
+    node = current.target
+    now_on = _node_resource(current, node)
     going_to = _node_resource(previous, node)
-    rollout = Rollout(open_host(now_on.attributes, now_on.address), target)
+    rollout = Rollout(host, target)
     release = previous.bundle_digest.removeprefix("sha256:")
     if not rollout.has_release(release):
         raise RollbackError(
