@@ -23,8 +23,13 @@ from tests.infra.docker_daemon import (
     mounts_under,
     remove_stale,
 )
-from tests.infra.docker_image import IMAGE_REPO, debian_mirror, image_key, import_base_image
-from tests.infra.docker_image import rootfs_tarball as _rootfs_tarball
+from tests.infra.docker_image import (
+    IMAGE_REPO,
+    debian_mirror,
+    image_key,
+    import_base_image,
+    rootfs_tarball,
+)
 from tests.infra.ssh_hosts import SshHost, fake_ssh_hosts
 
 HOST_NAMES = ("node-a", "node-b")
@@ -133,7 +138,7 @@ def _daemons_in(hosts: list[SshHost], workdirs: dict[str, Path]) -> Iterator[lis
 
 def _import_base_image(hosts: list[IsolatedDockerHost], cache: Path) -> None:
     """Import the cached rootfs into every host's daemon at once (each takes seconds)."""
-    tarball = _rootfs_tarball(cache, debian_mirror())
+    tarball = rootfs_tarball(cache, debian_mirror())
     name = base_image_name()
     with ThreadPoolExecutor(max_workers=len(hosts) or 1) as pool:
         list(pool.map(lambda host: import_base_image(host.daemon, tarball, name), hosts))
