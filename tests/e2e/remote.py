@@ -123,7 +123,7 @@ env = {{ GREETING = "{greeting}" }}
             request = urllib.request.Request(url, data=b"", method="POST")
             try:
                 with urllib.request.urlopen(request, timeout=10) as reply:
-                    return reply.read().decode()
+                    return str(reply.read().decode())
             except urllib.error.HTTPError as exc:
                 raise AssertionError(f"{url}: {exc.code} {exc.read()[:300]!r}") from None
 
