@@ -4,9 +4,11 @@ for the manager, as reproducible tarballs with a manifest (and a signature when 
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from platform import machine as host_machine
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -170,6 +172,7 @@ class _Builder:
                 proxy=config.proxy,
                 manager_address=manager_address_for_nodes(config),
                 advertise_host=advertise,
+                peer_listen_host="127.0.0.1" if node.host == "local" else "0.0.0.0",
             ).encode(),
         }
         proxy = f"wr-{node.name}-proxy"
@@ -248,8 +251,13 @@ class _Builder:
     ) -> Bundle:
         cluster = self.config.cluster.name
         wheels = self.options.wheels
-        python = wheels.target.python if wheels else "any"
-        platform = {"tag": wheels.target.platform if wheels else "none", "python": python}
+        if wheels is not None:
+            python = wheels.target.python
+            platform = {"tag": wheels.target.platform, "python": python}
+            platform["machine"] = wheels.target.machine
+        else:  # no wheels: the host runs an installed runtime, like the one building this
+            python = f"{sys.version_info.major}.{sys.version_info.minor}"
+            platform = {"tag": "none", "python": python, "machine": host_machine()}
         context = ServiceContext(cluster, target, kind, python, self._settings(host))
         files.update(service_files(context, programs))
         files["install.sh"] = render(

@@ -3,13 +3,14 @@ switch `current` -> restart; and the way back (rollback, removal, pruning)."""
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from wrctl.bundle.build import Bundle
-from wrctl.deploy.supervisor import SupervisorFormat
+from wrctl.deploy.formats import ServiceFormat
 from wrctl.deploy.transport import Progress, Transport, quote
 from wrctl.errors import WrctlError
 
@@ -22,8 +23,10 @@ class TargetHost:
 
     transport: Transport
     workdir: str
-    format: SupervisorFormat
+    format: ServiceFormat
     runtime_bin: str  # where wr-* and supervisord live on the host ("" = the release's venv)
+    python: str = "python3"  # the interpreter install.sh builds the release's venv with
+    sudo: bool = False  # may wrctl use sudo to create the workdir
 
     def path(self, target: str, *parts: str) -> str:
         return "/".join([self.workdir, target, *parts])
@@ -47,6 +50,31 @@ class Rollout:
         if not result.ok:
             return None
         return result.stdout.strip().rsplit("/", 1)[-1] or None
+
+    def put_credentials(self, files: dict[str, bytes]) -> bool:
+        """Put the node's TLS files in TARGET/tls/ (owner-only), outside any release so no
+        bundle carries a key; only what differs is copied. True when something changed."""
+        directory = self.host.path(self.target, "tls")
+        self._t.run(f"mkdir -p {quote(directory)} && chmod 700 {quote(directory)}")
+        listing = self._t.run(f"cd {quote(directory)} && sha256sum * 2>/dev/null", check=False)
+        have = {line.split()[-1]: line.split()[0] for line in listing.stdout.splitlines() if line}
+        changed = False
+        for name, data in sorted(files.items()):
+            if have.get(name) == hashlib.sha256(data).hexdigest():
+                continue
+            with tempfile.TemporaryDirectory(prefix="wrctl-tls-") as tmp:
+                local = Path(tmp) / name
+                local.write_bytes(data)
+                local.chmod(0o600)
+                self._t.put(local, f"{directory}/{name}")
+            self._t.run(f"chmod 600 {quote(directory + '/' + name)}")
+            changed = True
+        return changed
+
+    def has_release(self, release: str) -> bool:
+        """Is releases/<release>/ unpacked and installed on the host?"""
+        path = self.host.path(self.target, "releases", release, "install.sh")
+        return self._t.run(f"test -f {quote(path)}", check=False).ok
 
     def upload(self, bundle: Bundle, progress: Progress | None = None) -> bool:
         """Put the bundle on the host unless a verified copy is there; True when uploaded."""
@@ -73,7 +101,6 @@ class Rollout:
         self,
         bundle: Bundle,
         trusted_keys: Sequence[str] = (),
-        python: str = "python3",
         env: Mapping[str, str] | None = None,
     ) -> str:
         """Unpack into a temp dir, verify it there (hashes, schema, and the signature when
@@ -87,19 +114,22 @@ class Rollout:
                 f"rm -rf {quote(tmp)} && mkdir -p {quote(tmp)} && "
                 f"tar -xzf {quote(archive)} -C {quote(tmp)}"
             )
-            self._verify(tmp, trusted_keys, python)
+            self._verify(tmp, trusted_keys)
             self._t.run(f"mv {quote(tmp)} {quote(release)}")
-        run_env = {"WR_RUNTIME_BIN": self.host.runtime_bin} if self.host.runtime_bin else {}
+        run_env = {"WR_PYTHON": self.host.python}
+        if self.host.runtime_bin:
+            run_env["WR_RUNTIME_BIN"] = self.host.runtime_bin
         run_env.update(env or {})
-        fmt = getattr(self.host.format, "name", "supervisor")
+        fmt = self.host.format
         self._t.run(
             f"sh {quote(release + '/install.sh')} {quote(self.host.workdir)} "
-            f"{quote(self.target)} {quote(fmt)}",
+            f"{quote(self.target)} {quote(fmt.name)}",
             env=run_env,
+            sudo=fmt.install_as_root,
         )
         return hexdigest
 
-    def _verify(self, unpacked: str, trusted_keys: Sequence[str], python: str) -> None:
+    def _verify(self, unpacked: str, trusted_keys: Sequence[str]) -> None:
         """Run wrctl's own copy of the verifier (not the bundle's, which is what is being
         checked) on the host; refuse the bundle with the verifier's one-line reason."""
         from wrctl.bundle.build import verifier_script
@@ -112,7 +142,7 @@ class Rollout:
             self._t.put(script, verifier)
         keys = " ".join(f"--trusted-key {quote(k)}" for k in trusted_keys)
         result = self._t.run(
-            f"{quote(python)} {quote(verifier)} {quote(unpacked)} {keys}", check=False
+            f"{quote(self.host.python)} {quote(verifier)} {quote(unpacked)} {keys}", check=False
         )
         if not result.ok:
             self._t.run(f"rm -rf {quote(unpacked)}", check=False)
@@ -144,7 +174,9 @@ class Rollout:
         """Stop the target's services and delete everything it has on the host."""
         self.switch(None)
         self.host.format.remove(self.target)
-        self._t.run(f"rm -rf {quote(self.host.path(self.target))}")
+        # a root-run install.sh (systemd) leaves root-owned files: delete them as root too
+        root = self.host.format.install_as_root
+        self._t.run(f"rm -rf {quote(self.host.path(self.target))}", sudo=root)
 
     def prune(self, keep: int = KEEP_RELEASES) -> list[str]:
         """Delete releases (and their bundles) beyond the newest `keep`, never the current one."""
@@ -156,7 +188,8 @@ class Rollout:
         for release in doomed:
             self._t.run(
                 f"rm -rf {quote(releases + '/' + release)} "
-                f"{quote(self.host.path(self.target, 'bundles', release + '.tar.gz'))}"
+                f"{quote(self.host.path(self.target, 'bundles', release + '.tar.gz'))}",
+                sudo=self.host.format.install_as_root,
             )
         return doomed
 

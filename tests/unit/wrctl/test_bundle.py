@@ -8,8 +8,10 @@ import hashlib
 import io
 import json
 import os
+import platform
 import re
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -136,7 +138,12 @@ def test_node_bundle_contents_and_manifest(tmp_path: Path) -> None:
         }
     ]
     assert manifest["programs"] == ["wr-node-a-proxy", "wr-node-a-engine-0", "wr-node-a-engine-1"]
-    assert manifest["platform"] == {"tag": "none", "python": "any"}  # no wheels asked for
+    # no wheels asked for: the host runs an installed runtime like the one that built this
+    assert manifest["platform"] == {
+        "tag": "none",
+        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "machine": platform.machine(),
+    }
     assert node.module_digests == {"example.echo@1.0.0": f"sha256:{wasm_digest}"}
     assert {"config/proxy.toml", "config/engine-0.toml", "config/engine-1.toml"} <= set(files)
     assert "schemas/example.echo.binpb" in files and "install.sh" in files
@@ -163,7 +170,11 @@ def test_wheels_are_shipped_and_the_platform_recorded(tmp_path: Path) -> None:
         files = read_tarball(bundle.path)
         manifest = json.loads(files["manifest.json"])
         assert files["wheels/demo-1.0-py3-none-any.whl"] == b"not really a zip"
-        assert manifest["platform"] == {"tag": "manylinux_2_28_aarch64", "python": "3.12"}
+        assert manifest["platform"] == {
+            "tag": "manylinux_2_28_aarch64",
+            "python": "3.12",
+            "machine": "aarch64",
+        }
         assert "Python 3.12" in files["docker/Dockerfile"].decode()
 
 
@@ -272,6 +283,7 @@ def test_rendered_service_configs_load_in_the_services(tmp_path: Path) -> None:
                 data.decode()
                 .replace("@WORKDIR@", str(tmp_path / "wr"))
                 .replace("@RELEASE@", str(tmp_path / "rel"))
+                .replace("@TARGET@", bundle.target)
             )
             assert not re.search(r"@[A-Z_]+@", resolved), name
             path = tmp_path / name.replace("/", "-")
