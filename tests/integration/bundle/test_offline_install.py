@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from wrctl.bundle.build import BundleOptions, build_bundles
 from wrctl.bundle.hostverify import verify_bundle
 from wrctl.bundle.wheelset import WheelSet
 from wrctl.config import load_cluster
+from wrctl.pki import cluster_ca
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +42,12 @@ def test_bundles_install_offline_start_and_serve_echo(
         assert (release / "venv" / ".wr-installed").is_file()
     again = run_install(releases["node-a"], workdir, offline=True)
     assert again.returncode == 0 and "installed node-a" in again.stdout  # idempotent
+    # the peer TLS files never travel in a bundle: put them where apply would
+    credentials = cluster_ca(cluster.file, config.cluster.name).node_credentials("a", "127.0.0.1")
+    tls = workdir / "node-a" / "tls"
+    tls.mkdir(mode=0o700)
+    for name, data in credentials.files().items():
+        (tls / name).write_bytes(data)
 
     bin_dir = workdir / "manager" / "current" / "venv" / "bin"
     supervisord = ManagedProcess(
@@ -78,3 +86,29 @@ def test_bundles_install_offline_start_and_serve_echo(
         # stopwaitsecs before the group SIGKILL
         supervisord.stop(grace_s=30)
     assert not list(workdir.glob("run/*.sock")), "supervisord did not shut down cleanly"
+    _check_repacked_runtime_wheel(workdir, bundle_wheels.files[0], tmp_path)
+
+
+def _check_repacked_runtime_wheel(workdir: Path, original: Path, tmp_path: Path) -> None:
+    """wrctl installed from a wheel (no checkout) repacks its own distribution: the same
+    files as the wheel it was installed from, and the same bytes every time."""
+    python = workdir / "node-a" / "current" / "venv" / "bin" / "python"
+    code = (
+        "import sys; from pathlib import Path; "
+        "from wrctl.bundle.runtime_wheel import runtime_wheel; "
+        "print(runtime_wheel(Path(sys.argv[1])))"
+    )
+    wheels = []
+    for name in ("one", "two"):
+        done = subprocess.run(
+            [str(python), "-c", code, str(tmp_path / name)], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        wheels.append(Path(done.stdout.strip()))
+    assert wheels[0].read_bytes() == wheels[1].read_bytes()
+    with zipfile.ZipFile(original) as a, zipfile.ZipFile(wheels[0]) as b:
+        record = next(n for n in a.namelist() if n.endswith(".dist-info/RECORD"))
+        assert sorted(a.namelist()) == sorted(b.namelist())
+        for name in a.namelist():
+            if name != record:
+                assert a.read(name) == b.read(name), name
