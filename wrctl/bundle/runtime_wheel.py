@@ -125,7 +125,8 @@ def _repack_installed(out: Path) -> None:
     dist = md.distribution(ROOT_DISTRIBUTION)
     version = md.version(ROOT_DISTRIBUTION)
     dist_info = f"{ROOT_DISTRIBUTION}-{version}.dist-info"
-    skip = {f"{dist_info}/{n}" for n in ("RECORD", "INSTALLER", "direct_url.json", "REQUESTED")}
+    installer_files = ("RECORD", "INSTALLER", "direct_url.json", "REQUESTED", "uv_cache.json")
+    skip = {f"{dist_info}/{n}" for n in installer_files}
     members: dict[str, bytes] = {}
     for file in dist.files or []:
         name = file.as_posix()
