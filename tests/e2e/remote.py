@@ -34,6 +34,7 @@ class RemoteCluster:
     workdir: str = "/opt/wruntime"
     external_port: int = 8080
     extra: dict[str, str] = field(default_factory=dict)  # [[node]] name -> extra lines
+    defaults: str = ""  # extra lines of [defaults]
 
     @property
     def file(self) -> Path:
@@ -67,7 +68,7 @@ user = "{a.user}"
 ssh_key = "{a.key_path}"
 workdir = "{self.workdir}"
 python = "/usr/bin/python3"
-
+{self.defaults}
 {nodes}
 [proxy]
 external_port = {self.external_port}

@@ -1,5 +1,7 @@
-"""wrctl against real sshd hosts in their own network namespaces, format "supervisor": the
-whole day-1/day-2 loop over SSH with host-key checking, including the failure paths."""
+"""wrctl against real hosts reached over SSH with host-key checking, once per service
+format: supervisor on plain sshd hosts, systemd on hosts whose PID 1 is a real systemd,
+docker on hosts with their own Docker daemon. The whole day-1/day-2 loop, failure paths
+included."""
 
 from __future__ import annotations
 
@@ -16,10 +18,13 @@ import pytest
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
 from tests.e2e.conftest import COLD, WRCTL
-from tests.e2e.remote import RemoteCluster, ok
-from tests.infra.ssh_hosts import SshHost
+from tests.e2e.remote import Host, RemoteCluster, ok
 
 pytestmark = pytest.mark.slow
+
+
+def fingerprint(host: Host) -> str:
+    return str(host.host_key_fingerprint)
 
 
 def _state(c: RemoteCluster) -> pb.GetClusterStateResponse:
@@ -29,14 +34,18 @@ def _state(c: RemoteCluster) -> pb.GetClusterStateResponse:
         )
 
 
-def test_supervisor_hosts_over_ssh(
-    tmp_path: Path, ssh_hosts: list[SshHost], components: dict[str, Path]
+HOSTS = {"supervisor": "ssh_hosts", "systemd": "systemd_hosts", "docker": "isolated_docker_hosts"}
+
+
+@pytest.mark.parametrize("fmt", sorted(HOSTS))
+def test_deploy_over_ssh(
+    fmt: str, tmp_path: Path, components: dict[str, Path], request: pytest.FixtureRequest
 ) -> None:
-    hosts = [h for h in ssh_hosts if h.mode == "netns"]
-    if len(hosts) < 2:
-        pytest.skip("needs two namespaced SSH hosts (own addresses)")
-    c = RemoteCluster(tmp_path, list(hosts), "supervisor", components)
+    hosts: list[Host] = list(request.getfixturevalue(HOSTS[fmt]))
     a, b = hosts[0], hosts[1]
+    c = RemoteCluster(tmp_path, hosts, fmt, components)
+    if fmt == "docker":
+        c.defaults = f'docker_base_image = "{a.base_image}"\n'
 
     # Host keys: an unknown host is refused with its fingerprint; a changed key always.
     c.write()
@@ -44,7 +53,7 @@ def test_supervisor_hosts_over_ssh(
     empty.write_text("")
     unknown = c.wrctl("apply", "--auto-approve", known_hosts=empty)
     assert unknown.returncode == 1
-    assert a.host_key_fingerprint in unknown.stderr and "--accept-new-host-key" in unknown.stderr
+    assert fingerprint(a) in unknown.stderr and "--accept-new-host-key" in unknown.stderr
     changed = tmp_path / "known_hosts.changed"
     b_key = next(
         line.split(" ", 1)[1]
@@ -54,7 +63,7 @@ def test_supervisor_hosts_over_ssh(
     changed.write_text(f"{a.address} {b_key}\n")
     refused = c.wrctl("apply", "--auto-approve", "--accept-new-host-key", known_hosts=changed)
     assert refused.returncode == 1
-    assert "changed" in refused.stderr.lower() and a.host_key_fingerprint in refused.stderr
+    assert "changed" in refused.stderr.lower() and fingerprint(a) in refused.stderr
 
     # Preflight: node-b names a Python that is not there -> one clear line; node-a is applied.
     c.extra = {"node-b": 'python = "/usr/bin/python3.99"\n'}
