@@ -11,7 +11,7 @@ from runtime.proxy.client import EXTERNAL, INTERNAL, PEER
 from runtime.proxy.destination import BadDestination, Destination, DestinationParser
 from runtime.proxy.egress import EgressPolicy
 from runtime.proxy.ingress import IngressRouter
-from runtime.proxy.metrics import ProxyMetrics
+from runtime.proxy.metrics import DestinationStats, ProxyMetrics
 from runtime.proxy.routing import Candidate, CandidateGroup, RouteError, RoutingIndex, Upstream
 from runtime.proxy.tracing import HopTracer
 from runtime.proxy.upstream import UpstreamPool
@@ -19,6 +19,9 @@ from runtime.proxy.upstream import UpstreamPool
 if TYPE_CHECKING:
     from runtime.proxy.client import ClientConnection
     from runtime.proxy.exchange import Exchange
+
+# What every request with the same destination, x-wr-version and listener gets.
+Plan = tuple[Destination, CandidateGroup, str, DestinationStats]
 
 
 class Router:
@@ -51,9 +54,8 @@ class Router:
         self.tracer = tracer
         self.loop = loop
         self._index = RoutingIndex(None, own_peer_address, breakers)
-        # (destination, x-wr-version, mode) -> (destination, group, label) for the current index
-        self._plans: dict[tuple[bytes, bytes | None, int], tuple[Destination, CandidateGroup, str]]
-        self._plans = {}
+        # (destination, x-wr-version, mode) -> the plan of such requests, for the current index
+        self._plans: dict[tuple[bytes, bytes | None, int], Plan] = {}
         self.destinations = DestinationParser()
         self.connections: set[ClientConnection] = set()
         self._egress_groups: dict[tuple[str, int, bool], CandidateGroup] = {}
@@ -90,9 +92,10 @@ class Router:
             if len(self._plans) >= 4096:
                 self._plans.clear()
             assert ex.dest is not None and ex.group is not None
-            self._plans[key] = (ex.dest, ex.group, ex.label)
+            ex.stats = self.metrics.stats(ex.label)
+            self._plans[key] = (ex.dest, ex.group, ex.label, ex.stats)
         else:
-            ex.dest, ex.group, ex.label = known
+            ex.dest, ex.group, ex.label, ex.stats = known
         if self.tracer.enabled:
             ex.span, ex.trace_line = self.tracer.begin(ex.traceparent, ex.span_description)
         elif ex.traceparent is not None:
@@ -152,12 +155,12 @@ class Router:
         """Answer requests whose deadline passed before their response headers arrived."""
         # Only a connection's current exchange has been started; scanning the connections a
         # few times a second is cheaper than keeping a set of exchanges up to date per request.
-        now = perf_counter()  # the clock Exchange.start sets deadlines on
+        started_before = perf_counter() - self.request_timeout  # the clock of Exchange.t0
         late = [
             ex
             for conn in self.connections
             if (ex := conn.current) is not None
-            and ex.deadline <= now
+            and ex.t0 <= started_before
             and not ex.head_received
             and not ex.response_done
         ]
