@@ -74,18 +74,18 @@ class ClientConnection(asyncio.Protocol):
         self.eof = False
         self.header_bytes = 0
         self.connection_header = False  # the request being parsed has a connection header
-        self.last_active = 0.0
+        self.active = True  # bytes arrived since the last idle check (Router.close_idle)
+        self.idle_since = 0.0  # on the loop clock: the idle check that found it quiet first
         self.broken: tuple[int, str] | None = None  # unparsable bytes after the current request
         self.closing = False  # we closed (or are closing) it: nothing more is read or written
 
     # ---- asyncio callbacks --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
-        self.last_active = self.router.loop.time()
         self.router.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
-        self.last_active = self.router.loop.time()
+        self.active = True  # a flag, not a clock read per read: idle checks run once a second
         if self.broken is not None or self.closing:
             return  # the parser gave up on this stream; only the answers owed are left
         try:
@@ -131,14 +131,18 @@ class ClientConnection(asyncio.Protocol):
             current.upstream.resume_reading()
 
     # ---- httptools callbacks ------------------------------------------------------------
-    def on_message_begin(self) -> None:
-        self.parsing = Exchange(self, self.router)
-        self.header_bytes = 0
-        self.connection_header = False
-
+    # There is no on_message_begin: the first on_url of a request starts its Exchange, which
+    # saves one callback per request (every request line has a URL, and llhttp reports it
+    # before any header).
     def on_url(self, url: bytes) -> None:
-        assert self.parsing is not None
-        self.parsing.url += url
+        ex = self.parsing
+        if ex is None:
+            self.parsing = ex = Exchange(self, self.router)
+            self.header_bytes = 0
+            self.connection_header = False
+            ex.url = url
+        else:  # the URL arrived in pieces
+            ex.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         ex = self.parsing
@@ -291,8 +295,14 @@ class ClientConnection(asyncio.Protocol):
         self.close()
 
     def close_if_idle(self, now: float, idle_timeout: float) -> None:
-        idle = now - self.last_active > idle_timeout
-        if idle and self.current is None:
+        """Close when no bytes came for idle_timeout (counted from the check that first saw
+        the connection quiet, so up to one check interval late) and nothing is in flight."""
+        if self.active:
+            self.active = False
+            self.idle_since = now
+            if idle_timeout > 0:
+                return
+        if self.current is None and now - self.idle_since >= idle_timeout:
             self.close()
 
     def close(self) -> None:

@@ -116,12 +116,15 @@ class Exchange:
 
     def span_description(self) -> tuple[str, dict[str, str]]:
         """Name and attributes of this hop's span (asked only for sampled requests)."""
-        return f"wr-proxy {self.label}", {
+        # Few attributes: each costs the SDK and the exporter per span; the node is a resource
+        # attribute (see ProxyServer), and an absent source is left out rather than sent empty.
+        attributes = {
             "wr.destination": (self.destination or b"").decode("latin-1"),
-            "wr.source": (self.source or b"").decode("latin-1"),
-            "wr.node": self.router.node_id,
             "http.request.method": self.method.decode("latin-1"),
         }
+        if self.source is not None:
+            attributes["wr.source"] = self.source.decode("latin-1")
+        return f"wr-proxy {self.label}", attributes
 
     # ---- request side (called by the client connection) ----------------------------------
     def start(self) -> None:
