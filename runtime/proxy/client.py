@@ -144,14 +144,17 @@ class ClientConnection(asyncio.Protocol):
         else:  # the URL arrived in pieces
             ex.url += url
 
+    # The callbacks below run several times per request: no asserts (each is a few bytecodes
+    # at run time), the annotation alone tells the type checker that a request is being parsed.
     def on_header(self, name: bytes, value: bytes) -> None:
-        ex = self.parsing
-        assert ex is not None
+        ex: Exchange = self.parsing  # type: ignore[assignment] # on_url made it
         self.header_bytes += len(name) + len(value)
         if self.header_bytes > _MAX_HEADER_BYTES:
             raise _HeadersTooLarge
         lname = name.lower()
         kind = _SPECIAL.get(lname)  # one dict lookup decides for every header
+        if kind == _DROP:
+            return  # host and hop-by-hop headers, replaced or not forwarded
         if kind is None:
             if not lname.startswith(b"x-wr-"):
                 ex.headers += (name, b": ", value, b"\r\n")  # joined once, in request_head
@@ -172,7 +175,6 @@ class ClientConnection(asyncio.Protocol):
                 ex.headers += (name, b": ", value, b"\r\n")
             elif kind == _CONNECTION:
                 self.connection_header = True
-            # _DROP: host and hop-by-hop headers, replaced or not forwarded
         elif self.mode == EXTERNAL:
             return
         elif kind == _DESTINATION:
@@ -188,8 +190,7 @@ class ClientConnection(asyncio.Protocol):
         # _WR_DROP: x-wr-module and x-wr-namespace are set by delivery, never forwarded
 
     def on_headers_complete(self) -> None:
-        ex = self.parsing
-        assert ex is not None
+        ex: Exchange = self.parsing  # type: ignore[assignment] # on_url made it
         parser = self.parser
         ex.method = parser.get_method()
         ex.head_only = ex.method == b"HEAD"
@@ -209,12 +210,11 @@ class ClientConnection(asyncio.Protocol):
             self.pause(PIPELINED)
 
     def on_body(self, body: bytes) -> None:
-        assert self.parsing is not None
-        self.parsing.request_body(body)
+        self.parsing.request_body(body)  # type: ignore[union-attr] # on_url made it
 
     def on_message_complete(self) -> None:
-        ex, self.parsing = self.parsing, None
-        assert ex is not None
+        ex: Exchange = self.parsing  # type: ignore[assignment] # on_url made it
+        self.parsing = None
         ex.request_complete()
 
     # ---- used by exchanges --------------------------------------------------------------

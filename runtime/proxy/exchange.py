@@ -170,8 +170,7 @@ class Exchange:
 
     # ---- choosing and reaching an upstream ----------------------------------------------
     def _dispatch(self) -> None:
-        group = self.group
-        assert group is not None
+        group: CandidateGroup = self.group  # type: ignore[assignment] # planned
         candidate = group.choose(self.tried)
         if candidate is None:
             if self.tried:
@@ -214,10 +213,9 @@ class Exchange:
             self.tried.append(candidate)
 
     def _attach(self, conn: UpstreamConnection) -> None:
-        assert self.candidate is not None
         self.upstream = conn
         conn.begin(self, self.head_only)
-        head = self.router.request_head(self, self.candidate)
+        head = self.router.request_head(self, self.candidate)  # type: ignore[arg-type] # chosen
         if self.pending is not None:
             head = b"".join((head, *self.pending))
             self.pending = None

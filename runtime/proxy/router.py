@@ -128,8 +128,7 @@ class Router:
 
     def request_head(self, ex: Exchange, candidate: Candidate) -> bytes:
         """The request line and headers sent to the chosen upstream."""
-        dest = ex.dest
-        assert dest is not None and ex.destination is not None
+        dest: Destination = ex.dest  # type: ignore[assignment] # planned
         parts = [ex.method, dest.request_tail[ex.http10], *ex.headers]
         if candidate.module:
             parts.append(candidate.route_headers)
@@ -140,7 +139,7 @@ class Router:
             else:
                 parts += (b"x-wr-via-proxy: ", ex.via, b", ", self.node_id_bytes, b"\r\n")
             if not candidate.local:  # the peer routes again from the destination
-                parts += (b"x-wr-destination: ", ex.destination, b"\r\n")
+                parts += (b"x-wr-destination: ", ex.destination, b"\r\n")  # type: ignore[arg-type]
                 if ex.source is not None:
                     parts += (b"x-wr-source: ", ex.source, b"\r\n")
                 if ex.source_ns is not None:
