@@ -215,7 +215,10 @@ class ClientConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         ex: Exchange = self.parsing  # type: ignore[assignment] # on_url made it
         self.parsing = None
-        ex.request_complete()
+        if ex.chunked or ex.response_done:
+            ex.request_complete()
+        else:  # what request_complete comes to for a plain request still being answered
+            ex.request_done = True
 
     # ---- used by exchanges --------------------------------------------------------------
     def pause(self, reason: int) -> None:

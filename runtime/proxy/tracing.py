@@ -64,10 +64,12 @@ def unsampled_lines(count: int) -> list[bytes]:
 
 
 class RootSampler:
-    """Bernoulli(ratio) decisions, one per call of `sampled()`, drawn as geometric gaps.
+    """Bernoulli(ratio) sampling decisions drawn as geometric gaps.
 
     The number of unsampled requests before the next sampled one is geometric, so drawing it
-    once per sampled request gives the same distribution as a random draw per request.
+    once per sampled request gives the same distribution as a random draw per request. The
+    user counts `gap` down by one per request and samples when it goes below zero (then draws
+    the next gap).
     """
 
     __slots__ = ("_log_miss", "_ratio", "gap")
@@ -85,13 +87,6 @@ class RootSampler:
             return _NEVER
         # 1 - random() is in (0, 1]: the logarithm is defined.
         return min(_NEVER, int(math.log(1.0 - random.random()) / self._log_miss))
-
-    def sampled(self) -> bool:
-        self.gap -= 1
-        if self.gap >= 0:
-            return False
-        self.gap = self.draw()
-        return True
 
 
 class HopTracer:
@@ -114,7 +109,17 @@ class HopTracer:
         requests, so unsampled ones build nothing.
         """
         parsed = _parse(incoming) if incoming is not None else None
-        if parsed is not None:
+        if parsed is None:  # no usable parent: this hop takes the sampling decision
+            sampler = self._sampler
+            sampler.gap -= 1
+            if sampler.gap >= 0:  # not sampled (the usual case): start a trace anyway, so
+                lines = self._lines  # every later hop takes the same decision
+                if not lines:
+                    lines = self._lines = unsampled_lines(_BLOCK)
+                return None, lines.pop()
+            sampler.gap = sampler.draw()
+            context = None
+        else:
             trace_id, span_id, flags = parsed
             if not flags & 1:
                 return None, b"traceparent: " + incoming + b"\r\n"  # type: ignore[operator]
@@ -122,13 +127,6 @@ class HopTracer:
                 SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags))
             )
             context = trace.set_span_in_context(parent)
-        elif self._sampler.sampled():
-            context = None
-        else:  # not sampled: start a trace anyway so every later hop takes the same decision
-            lines = self._lines
-            if not lines:
-                lines = self._lines = unsampled_lines(_BLOCK)
-            return None, lines.pop()
         name, attributes = describe()
         span = self._tracer.start_span(
             name, context=context, kind=SpanKind.SERVER, attributes=attributes
