@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 # What every request with the same destination, x-wr-version and listener gets.
 Plan = tuple[Destination, CandidateGroup, str, DestinationStats]
+_PLAN_LIMIT = 4096  # plans kept per routing-table version (each a few small objects)
 
 
 class Router:
@@ -54,8 +55,11 @@ class Router:
         self.tracer = tracer
         self.loop = loop
         self._index = RoutingIndex(None, own_peer_address, breakers)
-        # (destination, x-wr-version, mode) -> the plan of such requests, for the current index
+        # (destination, x-wr-version, mode) -> the plan of such requests, for the current index;
+        # and by destination alone the combination seen last: one bytes key to hash and two
+        # compares, instead of building, hashing and comparing a tuple per request.
         self._plans: dict[tuple[bytes, bytes | None, int], Plan] = {}
+        self._last_plans: dict[bytes, tuple[bytes | None, int, Plan]] = {}
         self.destinations = DestinationParser()
         self.connections: set[ClientConnection] = set()
         self._egress_groups: dict[tuple[str, int, bool], CandidateGroup] = {}
@@ -68,6 +72,7 @@ class Router:
     def index(self, index: RoutingIndex) -> None:
         self._index = index
         self._plans = {}
+        self._last_plans = {}
 
     def plan(self, ex: Exchange) -> None:
         """Resolve ex to a candidate group and start its span; RouteError when it cannot go."""
@@ -85,21 +90,28 @@ class Router:
             raise RouteError(
                 400, "missing x-wr-destination header (expected http://namespace.module/path)"
             )
-        key = (raw, ex.version_req, mode)
-        known = self._plans.get(key)
-        if known is None:
-            self._resolve(ex, raw, mode)
-            if len(self._plans) >= 4096:
-                self._plans.clear()
-            assert ex.dest is not None and ex.group is not None
-            ex.stats = self.metrics.stats(ex.label)
-            self._plans[key] = (ex.dest, ex.group, ex.label, ex.stats)
+        last = self._last_plans.get(raw)
+        if last is not None and last[0] == ex.version_req and last[1] == mode:
+            ex.dest, ex.group, ex.label, ex.stats = last[2]
         else:
-            ex.dest, ex.group, ex.label, ex.stats = known
+            self._plan_by_key(ex, raw, mode)
         if self.tracer.enabled:
             ex.span, ex.trace_line = self.tracer.begin(ex.traceparent, ex.span_description)
         elif ex.traceparent is not None:
             ex.trace_line = b"traceparent: " + ex.traceparent + b"\r\n"
+
+    def _plan_by_key(self, ex: Exchange, raw: bytes, mode: int) -> None:
+        key = (raw, ex.version_req, mode)
+        plan = self._plans.get(key)
+        if plan is None:
+            self._resolve(ex, raw, mode)
+            if len(self._plans) >= _PLAN_LIMIT:
+                self._plans.clear()
+                self._last_plans.clear()
+            assert ex.dest is not None and ex.group is not None
+            plan = self._plans[key] = (ex.dest, ex.group, ex.label, self.metrics.stats(ex.label))
+        ex.dest, ex.group, ex.label, ex.stats = plan
+        self._last_plans[raw] = (ex.version_req, mode, plan)
 
     def _resolve(self, ex: Exchange, raw: bytes, mode: int) -> None:
         try:
