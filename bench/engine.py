@@ -227,13 +227,15 @@ def measure_engine(
     for kind in ("proto", "raw"):
         body = bodies(kind, 100)
         throughput(port, kind, body, 0.3, 8)  # warm-up
-        e0, s0 = engine_cpu(pid), self_cpu()
+        e0, f0, s0 = engine_cpu(pid), proc_cpu(pid), self_cpu()
         count = throughput(port, kind, body, seconds, 8)
-        e1, s1 = engine_cpu(pid), self_cpu()
+        e1, f1, s1 = engine_cpu(pid), proc_cpu(pid), self_cpu()
         m[f"throughput_{kind}_100B_{tag}"] = metric(count / seconds, "req/s", better="higher")
         m[f"engine_cpu_per_req_{kind}_100B_{tag}"] = metric(
             (e1 - e0) / count * 1000, "ms", 1.7 if kind == "proto" else None
         )
+        # the front's share (HTTP parsing, dispatch, framing); the rest is the workers'
+        m[f"front_cpu_per_req_{kind}_100B_{tag}"] = metric((f1 - f0) / count * 1000, "ms")
         m[f"all_cpu_per_req_{kind}_100B_{tag}"] = metric(
             ((e1 - e0) + (s1 - s0)) / count * 1000, "ms"
         )

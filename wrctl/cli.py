@@ -4,11 +4,14 @@ into wrctl's libraries (config, plan, bundle, deploy)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from wrctl.console import EXIT_CHANGES, errors_to_exit
+
+if TYPE_CHECKING:
+    from wrctl.deploy.hosts import HostAccess
 
 app = typer.Typer(
     name="wrctl",
@@ -19,6 +22,26 @@ app = typer.Typer(
 )
 
 ClusterFile = Annotated[Path, typer.Argument(help="The cluster description.")]
+
+
+AcceptNewHostKey = Annotated[
+    bool,
+    typer.Option(
+        "--accept-new-host-key",
+        help="Trust the key of a host not yet in known_hosts and add it (a changed key is "
+        "always refused).",
+    ),
+]
+KnownHosts = Annotated[
+    str | None,
+    typer.Option("--known-hosts", help="known_hosts file to check hosts against.", metavar="FILE"),
+]
+
+
+def _access(known_hosts: str | None, accept_new_host_key: bool) -> HostAccess:
+    from wrctl.deploy.hosts import HostAccess
+
+    return HostAccess(known_hosts, accept_new_host_key)
 
 
 @app.command()
@@ -105,24 +128,104 @@ def apply(
     health_timeout: Annotated[
         float, typer.Option(help="Seconds a node has to pass its health gate.")
     ] = 60.0,
+    parallel: Annotated[
+        int, typer.Option(min=1, max=64, help="Nodes rolled out at the same time.")
+    ] = 1,
+    accept_new_host_key: AcceptNewHostKey = False,
+    known_hosts: KnownHosts = None,
 ) -> None:
     """Converge the cluster: show the plan, confirm, then deploy manager and nodes."""
     from wrctl.commands.apply import run_apply
 
     with errors_to_exit():
-        run_apply(target, auto_approve, health_timeout)
+        run_apply(
+            target,
+            auto_approve,
+            health_timeout,
+            parallel,
+            _access(known_hosts, accept_new_host_key),
+        )
 
 
 @app.command()
 def destroy(
     cluster: ClusterFile = Path("cluster.toml"),
     auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Do not ask.")] = False,
+    accept_new_host_key: AcceptNewHostKey = False,
+    known_hosts: KnownHosts = None,
 ) -> None:
     """Remove everything apply created: node services, the manager and its state."""
     from wrctl.commands.apply import run_destroy
 
     with errors_to_exit():
-        run_destroy(cluster, auto_approve)
+        run_destroy(cluster, auto_approve, _access(known_hosts, accept_new_host_key))
+
+
+@app.command()
+def rollback(
+    cluster: ClusterFile = Path("cluster.toml"),
+    node: Annotated[
+        list[str] | None,
+        typer.Option("--node", "-n", help="Only this node (repeatable). Default: every node."),
+    ] = None,
+    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Do not ask.")] = False,
+    health_timeout: Annotated[
+        float, typer.Option(help="Seconds a node has to pass its health gate.")
+    ] = 60.0,
+    accept_new_host_key: AcceptNewHostKey = False,
+    known_hosts: KnownHosts = None,
+) -> None:
+    """Return nodes to the release they ran before the current one."""
+    from wrctl.commands.rollback import run_rollback
+
+    with errors_to_exit():
+        run_rollback(
+            cluster,
+            node or [],
+            auto_approve,
+            health_timeout,
+            _access(known_hosts, accept_new_host_key),
+        )
+
+
+@app.command()
+def logs(
+    node: Annotated[str, typer.Argument(help="A node name, or `manager`.")],
+    service: Annotated[
+        str | None,
+        typer.Argument(help="proxy, engine-0, ... (default: every service of the node)."),
+    ] = None,
+    cluster: Annotated[Path, typer.Option("-c", "--cluster", help="The cluster.toml.")] = Path(
+        "cluster.toml"
+    ),
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing.")] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines of history.")] = 100,
+    accept_new_host_key: AcceptNewHostKey = False,
+    known_hosts: KnownHosts = None,
+) -> None:
+    """Print a node's service logs, read on its host (journal, docker or log files)."""
+    from wrctl.commands.logs import run_logs
+
+    with errors_to_exit():
+        code = run_logs(
+            cluster, node, service, follow, lines, _access(known_hosts, accept_new_host_key)
+        )
+    if code not in (0, 130):
+        raise typer.Exit(code)
+
+
+@app.command()
+def history(
+    cluster: ClusterFile = Path("cluster.toml"),
+    node: Annotated[str | None, typer.Option("--node", "-n", help="Only this node.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many records.")] = 20,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Releases recorded by apply and rollback, newest first, failed attempts included."""
+    from wrctl.commands.rollback import run_history
+
+    with errors_to_exit():
+        run_history(cluster, node, limit, json_out)
 
 
 @app.command()

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TransferSpeedColumn,
+)
 from rich.text import Text
 
 from wrctl.errors import ConfigError, WrctlError
@@ -18,6 +25,13 @@ from wrctl.errors import ConfigError, WrctlError
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 EXIT_USAGE = 2  # a bad option value, as click reports its own usage errors
 _LINE_STYLES = {"+": "green", "-": "red", "~": "yellow", "-/+": "magenta", "#": "dim"}
+
+
+class TargetResultLike(Protocol):
+    target: str
+    status: str
+    detail: str
+
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -51,6 +65,52 @@ def print_plan(text: str) -> None:
         symbol = stripped.split(" ", 1)[0] if stripped else ""
         style = _LINE_STYLES.get(symbol, "bold" if line.startswith("Plan:") else "")
         out.print(Text(line, style=style))
+
+
+_RESULT_STYLES = {
+    "applied": "green",
+    "removed": "green",
+    "rolled-back": "yellow",
+    "failed": "red",
+    "skipped": "dim",
+}
+
+
+def print_results(results: Sequence[TargetResultLike], console: Console) -> None:
+    """One line per target: what happened to it, and why when it did not go well."""
+    for result in results:
+        line = Text(f"  {result.target:<20} ") + Text(
+            result.status, style=_RESULT_STYLES.get(result.status, "")
+        )
+        if result.detail:
+            line += Text(f"  {result.detail.splitlines()[0]}")
+        console.print(line)
+
+
+@contextmanager
+def upload_bars() -> Iterator[Callable[[str, int], Callable[[int, int], None]]]:
+    """Progress bars for bundle uploads (one per target, on stderr, gone when finished)."""
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+        transient=True,
+    )
+
+    def bar(target: str, total: int) -> Callable[[int, int], None]:
+        task = progress.add_task(f"{target}: upload", total=total)
+
+        def update(done: int, size: int) -> None:
+            progress.update(task, completed=done, total=size)
+            if done >= size:
+                progress.remove_task(task)
+
+        return update
+
+    with progress:
+        yield bar
 
 
 def print_json(data: object) -> None:

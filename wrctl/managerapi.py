@@ -67,6 +67,12 @@ class ManagerClient:
         assert isinstance(response, pb.RecordReleaseResponse)
         return int(response.serial)
 
+    def history(self, target: str = "", limit: int = 50) -> list[pb.ReleaseRecord]:
+        """Release records, newest first (failed attempts included)."""
+        response = self._call("ListReleases", pb.ListReleasesRequest(target=target, limit=limit))
+        assert isinstance(response, pb.ListReleasesResponse)
+        return list(response.releases)
+
     def delete_release(self, target: str, lock_id: str) -> None:
         self._call("DeleteRelease", pb.DeleteReleaseRequest(target=target, lock_id=lock_id))
 

@@ -534,6 +534,20 @@ class RecordReleaseResponse(_message.Message):
     serial: int
     def __init__(self, serial: _Optional[int] = ...) -> None: ...
 
+class ListReleasesRequest(_message.Message):
+    __slots__ = ("target", "limit")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    limit: int
+    def __init__(self, target: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListReleasesResponse(_message.Message):
+    __slots__ = ("releases",)
+    RELEASES_FIELD_NUMBER: _ClassVar[int]
+    releases: _containers.RepeatedCompositeFieldContainer[ReleaseRecord]
+    def __init__(self, releases: _Optional[_Iterable[_Union[ReleaseRecord, _Mapping]]] = ...) -> None: ...
+
 class DeleteReleaseRequest(_message.Message):
     __slots__ = ("target", "lock_id")
     TARGET_FIELD_NUMBER: _ClassVar[int]

@@ -296,6 +296,11 @@ class ManagerServiceStub:
                 request_serializer=runtime_dot_api_dot_wruntime__pb2.DeleteReleaseRequest.SerializeToString,
                 response_deserializer=runtime_dot_api_dot_wruntime__pb2.DeleteReleaseResponse.FromString,
                 _registered_method=True)
+        self.ListReleases = channel.unary_unary(
+                '/wruntime.ManagerService/ListReleases',
+                request_serializer=runtime_dot_api_dot_wruntime__pb2.ListReleasesRequest.SerializeToString,
+                response_deserializer=runtime_dot_api_dot_wruntime__pb2.ListReleasesResponse.FromString,
+                _registered_method=True)
         self.AcquireApplyLock = channel.unary_unary(
                 '/wruntime.ManagerService/AcquireApplyLock',
                 request_serializer=runtime_dot_api_dot_wruntime__pb2.AcquireApplyLockRequest.SerializeToString,
@@ -438,6 +443,12 @@ class ManagerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListReleases(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AcquireApplyLock(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -554,6 +565,11 @@ def add_ManagerServiceServicer_to_server(servicer, server):
                     servicer.DeleteRelease,
                     request_deserializer=runtime_dot_api_dot_wruntime__pb2.DeleteReleaseRequest.FromString,
                     response_serializer=runtime_dot_api_dot_wruntime__pb2.DeleteReleaseResponse.SerializeToString,
+            ),
+            'ListReleases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReleases,
+                    request_deserializer=runtime_dot_api_dot_wruntime__pb2.ListReleasesRequest.FromString,
+                    response_serializer=runtime_dot_api_dot_wruntime__pb2.ListReleasesResponse.SerializeToString,
             ),
             'AcquireApplyLock': grpc.unary_unary_rpc_method_handler(
                     servicer.AcquireApplyLock,
@@ -1064,6 +1080,33 @@ class ManagerService:
             '/wruntime.ManagerService/DeleteRelease',
             runtime_dot_api_dot_wruntime__pb2.DeleteReleaseRequest.SerializeToString,
             runtime_dot_api_dot_wruntime__pb2.DeleteReleaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReleases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wruntime.ManagerService/ListReleases',
+            runtime_dot_api_dot_wruntime__pb2.ListReleasesRequest.SerializeToString,
+            runtime_dot_api_dot_wruntime__pb2.ListReleasesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,12 +1,14 @@
-"""The engine's HTTP front (aiohttp): `/__health`, `/metrics` and module requests."""
+"""What the engine answers: `/__health`, `/metrics`, and module requests via the worker pool."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from runtime.engine.metrics import LATENCY, REQUESTS
@@ -17,18 +19,38 @@ from runtime.engine.tracing import request_span
 log = logging.getLogger("wr-engine.front")
 
 # Not passed to the guest, nor copied back from it: the front frames the messages itself.
-_HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "transfer-encoding",
-    "content-length",
-    "upgrade",
-    "proxy-connection",
-    "te",
-    "trailer",
-}
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-length",
+        "upgrade",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "expect",
+    }
+)
 
 HealthReport = Callable[[], Awaitable[dict[str, object]]]
+
+
+@dataclass
+class IncomingRequest:
+    """One parsed HTTP request. headers: lower-case names, in arrival order; the body is in
+    `body`, or (a large one) in the file `body_file`, which the front removes afterwards."""
+
+    method: str
+    path_qs: str
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+    body_file: Path | None = None
+    header_map: dict[str, str] = field(default_factory=dict)  # first value of each name
+
+    def __post_init__(self) -> None:
+        for name, value in self.headers:
+            self.header_map.setdefault(name, value)
 
 
 class Front:
@@ -37,13 +59,15 @@ class Front:
     def __init__(
         self, pool: WorkerPool, timeouts: dict[str, float], health: HealthReport, tracing: bool
     ) -> None:
+        """timeouts maps each served `namespace.module` to its request deadline in seconds;
+        tracing: open a span per module request (tracing was set up)."""
         self.pool = pool
         self.timeouts = timeouts
         self.health = health
         self.tracing = tracing
 
-    async def dispatch(self, request: web.Request) -> web.StreamResponse:
-        key, guest_path = select_module(request.headers, request.path_qs)
+    async def answer(self, request: IncomingRequest) -> Reply:
+        key, guest_path = select_module(request.header_map, request.path_qs)
         if key is None:
             return await self._engine_endpoint(request)
         timeout = self.timeouts.get(key)
@@ -59,53 +83,40 @@ class Front:
             )
         REQUESTS.labels(key, str(reply.status)).inc()
         LATENCY.labels(key).observe(time.perf_counter() - started)
-        response = web.Response(status=reply.status, body=reply.body)
-        for k, v in reply.headers:
-            if k.lower() not in _HOP_BY_HOP:
-                response.headers.add(k, v)
-        return response
+        reply.headers = [(k, v) for k, v in reply.headers if k.lower() not in HOP_BY_HOP]
+        return reply
 
     async def _forward(
-        self, request: web.Request, key: str, path: str, deadline_secs: float
+        self, request: IncomingRequest, key: str, path: str, deadline_secs: float
     ) -> Reply:
-        body = await request.read()
-        with request_span(self.tracing, key, request.method, path, request.headers) as span:
+        method = request.method
+        with request_span(self.tracing, key, method, path, request.header_map) as span:
             headers = [
-                (k.lower(), v)
-                for k, v in request.headers.items()
-                if k.lower() not in _HOP_BY_HOP and k.lower() != "traceparent"
+                (k, v) for k, v in request.headers if k not in HOP_BY_HOP and k != "traceparent"
             ]
             if span.traceparent:
                 headers.append(("traceparent", span.traceparent))
-            reply = await self.pool.call(key, request.method, path, headers, body, deadline_secs)
+            reply = await self.pool.call(
+                key, method, path, headers, request.body, deadline_secs, request.body_file
+            )
             span.finish(reply.status, reply.error)
         return reply
 
-    async def _engine_endpoint(self, request: web.Request) -> web.StreamResponse:
-        if request.path == "/__health":
+    async def _engine_endpoint(self, request: IncomingRequest) -> Reply:
+        path = request.path_qs.partition("?")[0]
+        if path == "/__health":
             report = await self.health()
-            return web.json_response(report, status=200 if report.get("ok") else 503)
-        if request.path == "/metrics":
-            return web.Response(
-                body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
-            )
+            body = json.dumps(report).encode()
+            status = 200 if report.get("ok") else 503
+            return Reply(status, [("content-type", "application/json; charset=utf-8")], body)
+        if path == "/metrics":
+            return Reply(200, [("content-type", CONTENT_TYPE_LATEST)], generate_latest(REGISTRY))
         return _text(
             404,
             "no module selected: send x-wr-module and x-wr-namespace, or a path "
-            f"/{{namespace}}.{{module}}/..., got {request.path!r}",
+            f"/{{namespace}}.{{module}}/..., got {path!r}",
         )
 
 
-def make_app(
-    pool: WorkerPool, timeouts: dict[str, float], health: HealthReport, tracing: bool = False
-) -> web.Application:
-    """timeouts maps each served `namespace.module` to its request deadline in seconds;
-    tracing: open a span per module request (tracing was set up)."""
-    front = Front(pool, timeouts, health, tracing)
-    app = web.Application(client_max_size=1 << 40)  # no cap: bodies go to the guest whole
-    app.router.add_route("*", "/{tail:.*}", front.dispatch)
-    return app
-
-
-def _text(status: int, message: str) -> web.Response:
-    return web.Response(status=status, text=message + "\n")
+def _text(status: int, message: str) -> Reply:
+    return Reply(status, [("content-type", "text/plain; charset=utf-8")], (message + "\n").encode())

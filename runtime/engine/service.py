@@ -12,16 +12,15 @@ import time
 import uuid
 from pathlib import Path
 
-from aiohttp import web
-
 from runtime.api import wruntime_pb2 as pb
 from runtime.engine.component_cache import ComponentCache
 from runtime.engine.config import EngineConfig, split_host_port
+from runtime.engine.http_front import EngineConnection, Listener
 from runtime.engine.metrics import HEALTHY_MODULES, WORKER_RESTARTS
 from runtime.engine.modules import PreparedModule, module_env, prepare
 from runtime.engine.pool import WorkerPool
 from runtime.engine.registration import Registrar
-from runtime.engine.server import make_app
+from runtime.engine.server import Front
 from runtime.engine.spec import WorkerSettings
 from runtime.telemetry import setup_tracing, shutdown_tracing
 from runtime.version import __version__
@@ -43,7 +42,8 @@ class EngineService:
         self.modules: list[PreparedModule] = []
         self.pool: WorkerPool | None = None
         self.registrar: Registrar | None = None
-        self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
+        self._listener: Listener | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.healthy: set[str] = set()
 
@@ -62,16 +62,18 @@ class EngineService:
         tracing = setup_tracing(
             "wr-engine", self.config.otlp_endpoint, self.config.trace_sample_ratio
         )
-        app = make_app(
+        front = Front(
             self.pool,
             {m.key: m.config.request_timeout_secs for m in self.modules},
             self.health_report,
             tracing,
         )
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
+        listener = Listener(front, Path(settings.scratch_dir) / "front")
         host, port = split_host_port(self.config.listen_address)
-        await web.TCPSite(self._runner, host, port, reuse_address=True).start()
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: EngineConnection(listener), host, port, reuse_address=True, backlog=1024
+        )
+        self._listener = listener
         log.info(
             "engine serving",
             extra={
@@ -153,8 +155,10 @@ class EngineService:
                 await task
         if self.registrar is not None:
             await self.registrar.deregister()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._server is not None:
+            self._server.close()
+        if self._listener is not None:
+            self._listener.close_all()
         if self.pool is not None:
             await self.pool.close()
         shutdown_tracing()

@@ -16,6 +16,8 @@ from runtime.manager.rpc_errors import rpc
 from runtime.manager.state.manager_state import ManagerState
 
 log = logging.getLogger("runtime.manager")
+DEFAULT_HISTORY = 50
+MAX_HISTORY = 1000
 Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
@@ -192,6 +194,17 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
             },
         )
         return pb.RecordReleaseResponse(serial=serial)
+
+    @rpc
+    async def ListReleases(
+        self, request: pb.ListReleasesRequest, context: Ctx
+    ) -> pb.ListReleasesResponse:
+        if request.target:
+            check.target(request.target, "target")
+        if request.limit > MAX_HISTORY:
+            raise InvalidArgument(f"limit: {request.limit} is above the maximum {MAX_HISTORY}")
+        records = await self.state.release_history(request.target, request.limit or DEFAULT_HISTORY)
+        return pb.ListReleasesResponse(releases=records)
 
     @rpc
     async def DeleteRelease(

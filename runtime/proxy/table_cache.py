@@ -32,6 +32,7 @@ class RoutingTableCache:
         self._on_table = on_table
         self._on_back = on_manager_back
         self.version = 0
+        self.loaded = False  # a table (even an empty version 0) has been applied
         self.reachable = False
         self.polls = 0
         self.last_error = ""
@@ -54,9 +55,10 @@ class RoutingTableCache:
             log.info("manager reachable", extra={"routing_table_version": self.version})
             await self._on_back()
         if response.HasField("table") and (
-            response.table.version != self.version or self.version == 0
+            response.table.version != self.version or not self.loaded
         ):
             self.version = response.table.version
+            self.loaded = True
             self._on_table(response.table)
             log.info(
                 "routing table updated",

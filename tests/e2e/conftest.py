@@ -18,6 +18,9 @@ from tests.infra.process import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 WRCTL = str(Path(sys.executable).parent / "wrctl")
+# A first apply compiles every module from cold (about 12 s each on an idle 2-core machine,
+# several times that on a loaded one): give its health gate room beyond the 60 s default.
+COLD = ("--health-timeout", "300")
 
 
 @dataclass
@@ -38,7 +41,7 @@ class LocalCluster:
             text = text.replace(old, new)
         self.file.write_text(text)
 
-    def wrctl(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    def wrctl(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         env = {
             **os.environ,
             "WR_PROXY": f"127.0.0.1:{self.proxy_port}",
@@ -61,6 +64,21 @@ def _kill_supervisord(workdir: Path) -> None:
     if pidfile.exists():
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.killpg(os.getpgid(int(pidfile.read_text().strip())), signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def running_cluster(
+    root: Path, template: str, manager_port: int, proxy_port: int
+) -> Iterator[LocalCluster]:
+    """A LocalCluster for `template` in root; whatever apply started is stopped at the end."""
+    cluster = LocalCluster(root, manager_port, proxy_port, template)
+    cluster.write()
+    try:
+        yield cluster
+    finally:
+        if (root / "wr" / "run" / "supervisord.pid").exists():
+            cluster.wrctl("destroy", "--auto-approve", timeout=60)
+        _kill_supervisord(root / "wr")
 
 
 @pytest.fixture
@@ -104,11 +122,5 @@ component = "{components["caller"]}"
 schema = "{REPO / "examples/echo/schemas/echo.proto"}"
 env = {{ GREETING = "hello" }}
 """
-    cluster = LocalCluster(tmp_path, ports["m"], ports["d"], template)
-    cluster.write()
-    try:
+    with running_cluster(tmp_path, template, ports["m"], ports["d"]) as cluster:
         yield cluster
-    finally:
-        if (tmp_path / "wr" / "run" / "supervisord.pid").exists():
-            cluster.wrctl("destroy", "--auto-approve", timeout=60)
-        _kill_supervisord(tmp_path / "wr")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -16,7 +17,7 @@ import pytest
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
-from tests.e2e.conftest import WRCTL, LocalCluster
+from tests.e2e.conftest import COLD, WRCTL, LocalCluster
 from wrctl.managerapi import ManagerClient
 
 pytestmark = pytest.mark.slow
@@ -34,7 +35,7 @@ def test_full_cycle(local_cluster: LocalCluster) -> None:
     assert "Plan: 4 to add, 0 to change, 0 to destroy." in first.stdout
     assert "everything is to be created" in first.stderr
 
-    out = _ok(c.wrctl("apply", "--auto-approve"))
+    out = _ok(c.wrctl("apply", "--auto-approve", *COLD))
     assert "Apply complete." in out
     assert "node-local: healthy" in out
 
@@ -91,6 +92,23 @@ def test_full_cycle(local_cluster: LocalCluster) -> None:
     # A fresh saved plan applies without asking.
     _ok(c.wrctl("plan", "-out", "plan.json"))
     _ok(c.wrctl("apply", "plan.json"))
+    assert "hola" in _ok(c.wrctl("invoke", "example.caller/run"))
+
+    # Rollback on demand: back to the release before (bonjour); the config change is pending.
+    unknown = c.wrctl("rollback", "--node", "nope", "--auto-approve")
+    assert unknown.returncode == 1 and "node nope: the manager has no release" in unknown.stderr
+    back = _ok(c.wrctl("rollback", "--auto-approve"))
+    assert re.search(r"node-local\s+rolled-back\s+now on [0-9a-f]{12}", back), back
+    assert "bonjour" in _ok(c.wrctl("invoke", "example.caller/run"))
+    pending = c.wrctl("plan", "--detailed-exitcode")
+    assert pending.returncode == 2
+    assert '~ env.GREETING = "bonjour" -> "hola"' in pending.stdout
+    listed = c.wrctl("history", "--node", "local", "--json")
+    _ok(listed)
+    history = json.loads(listed.stdout)
+    assert [r["status"] for r in history[:2]] == ["rolled-back", "applied"]
+    assert history[0]["previous_bundle_digest"] == history[1]["bundle_digest"]
+    _ok(c.wrctl("rollback", "--node", "local", "--auto-approve"))  # and forward again
     assert "hola" in _ok(c.wrctl("invoke", "example.caller/run"))
 
     gone = _ok(c.wrctl("destroy", "--auto-approve"))
@@ -152,13 +170,13 @@ def test_interrupted_apply_releases_the_lock_and_next_plan_is_right(
     assert "Plan: 3 to add, 0 to change, 0 to destroy." in plan.stdout
     assert "manager will be" not in plan.stdout  # the manager was applied and recorded
 
-    _ok(c.wrctl("apply", "--auto-approve"))
+    _ok(c.wrctl("apply", "--auto-approve", *COLD))
     assert "hello" in _ok(c.wrctl("invoke", "example.caller/run"))
 
 
 def test_broken_module_fails_the_gate_and_rolls_back(local_cluster: LocalCluster) -> None:
     c = local_cluster
-    _ok(c.wrctl("apply", "--auto-approve"))
+    _ok(c.wrctl("apply", "--auto-approve", *COLD))
     broken = c.root / "broken.wasm"
     broken.write_bytes(b"\0asm\x01\0\0\0 this is not a component")
     c.template = c.template.replace(
@@ -169,8 +187,19 @@ def test_broken_module_fails_the_gate_and_rolls_back(local_cluster: LocalCluster
     failed = c.wrctl("apply", "--auto-approve", "--health-timeout", "15")
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "failed its health gate" in failed.stderr
-    assert "node-local: rolled back" in failed.stderr
+    assert "node-local: back on the previous release" in failed.stderr
+    assert "which is healthy" in failed.stderr
+    assert re.search(r"node-local\s+rolled-back\s+node local failed its health gate", failed.stderr)
+    assert "Last log lines of node-local:" in failed.stderr
     assert "==> " in failed.stderr  # the tail of the failing services' logs
+    with grpc.insecure_channel(f"127.0.0.1:{c.manager_port}") as channel:
+        history = pb_grpc.ManagerServiceStub(channel).ListReleases(
+            pb.ListReleasesRequest(target="local"), timeout=10
+        )
+    latest, before = history.releases[0], history.releases[1]
+    assert (latest.status, before.status) == ("failed", "applied")
+    assert "health gate" in latest.message and "back on release" in latest.message
+    assert latest.previous_bundle_digest == before.bundle_digest
 
     # The previous release serves again, and the change is still pending.
     assert "hello" in _ok(c.wrctl("invoke", "example.caller/run"))

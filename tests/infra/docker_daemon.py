@@ -17,7 +17,7 @@ import pytest
 
 from tests.infra import _cgroups, _netns, _stale, policy
 from tests.infra.process import ManagedProcess, ProcessNotReady, StopWaiting, wait_until
-from tests.infra.ssh_hosts import USER, SshHost, fake_ssh_hosts
+from tests.infra.ssh_hosts import USER, HostAccess, SshHost, fake_ssh_hosts
 
 SESSION_PREFIX = "wrtest-docker-"
 READY_DEADLINE_S = 30.0
@@ -92,19 +92,42 @@ def _check_prerequisites() -> None:
     docker_cli()
 
 
-def _dockerd_argv(workdir: Path) -> list[str]:
+def _host_view(host: HostAccess, workdir: Path) -> list[str]:
+    """Shell commands that give a daemon the view of `host` its sshd has: the host's name
+    (containers with host networking take it) and its private dirs (bind-mount sources),
+    plus an /etc/docker of its own (the daemon's identity key: each host's ID differs)."""
+    own = {remote: host.root_dir / sub for remote, sub in host.private_dirs.items()}
+    own["/etc/docker"] = workdir / "etc-docker"
+    own["/etc/docker"].mkdir(mode=0o700, exist_ok=True)
+    binds = [f"mount --bind {shlex.quote(str(src))} {remote}" for remote, src in own.items()]
+    # dockerd would make /etc/docker itself; docker.io ships it.
+    return [f"hostname {shlex.quote(host.name)}", "mkdir -p /etc/docker", *binds]
+
+
+def _dockerd_argv(
+    workdir: Path, host: HostAccess | None = None, data_in_memory: bool = False
+) -> list[str]:
     # dockerd and its containerd keep some state at fixed places in /run (plugins dir, shim
     # sockets): give them a private /run in their own mount namespace, where the layers they
     # mount also stay (they vanish with the daemon's last process).
-    private_run = 'mount -t tmpfs -o mode=755,nosuid,nodev tmpfs /run && exec "$@"'
+    setup = [
+        "mount -t tmpfs -o mode=755,nosuid,nodev tmpfs /run",
+        *(_host_view(host, workdir) if host else []),
+    ]
+    if data_in_memory:
+        # Images and containers in a tmpfs of the daemon's namespace: importing is faster
+        # and nothing is left to delete (deleting an image's files from disk takes seconds).
+        data = shlex.quote(str(workdir / "data"))
+        setup += [f"mkdir -p {data}", f"mount -t tmpfs -o mode=710 tmpfs {data}"]
     return [
         "unshare",
         "--mount",
+        *(["--uts"] if host else []),
         "--propagation",
         "private",
         "/bin/sh",
         "-c",
-        private_run,
+        " && ".join([*setup, 'exec "$@"']),
         "sh",
         "dockerd",
         # Containers' cgroups go under <dockerd's cgroup>/<workdir name>: clean_up finds
@@ -197,26 +220,44 @@ def remove_stale() -> None:
             clean_up(path, made_bridge=(path / "made-bridge").exists())
 
 
-@contextlib.contextmanager
-def docker_daemon_process(own_network: bool = False) -> Iterator[DockerDaemon]:
-    """Start dockerd in a fresh temp dir; on exit remove its containers, stop it, and clean
-    up. `own_network=True` runs it in a network namespace of its own (its docker0 and ports
-    stay in there): for a second daemon next to the session's, which must not share docker0
-    (a daemon removes or reconfigures the default bridge at start-up)."""
+def daemon_workdir() -> Path:
+    """A fresh dir for one daemon (socket, data-root, exec-root, log), after removing what
+    crashed runs left. Make it ahead to know the socket path before the daemon starts."""
     _check_prerequisites()
     remove_stale()
     workdir = _stale.owned_temp_dir(SESSION_PREFIX)
-    workdir.chmod(0o755)  # the deploy user of docker_hosts reaches the socket through it
-    ns = _netns.create_namespace() if own_network else None
-    made_bridge = ns is None and BRIDGE not in _netns.links()
+    workdir.chmod(0o755)  # the deploy user of docker hosts reaches the socket through it
+    return workdir
+
+
+@contextlib.contextmanager
+def docker_daemon_process(
+    own_network: bool = False,
+    in_host: HostAccess | None = None,
+    workdir: Path | None = None,
+    data_in_memory: bool = False,
+) -> Iterator[DockerDaemon]:
+    """Start dockerd in a fresh temp dir (or `workdir`, from daemon_workdir()); on exit
+    remove its containers, stop it, and clean up. `own_network=True` runs it in a network
+    namespace of its own (its docker0 and ports stay in there): for a second daemon next to
+    the session's, which must not share docker0 (a daemon resets the default bridge at
+    start-up). `in_host` (a namespaced fake host) runs it in that host's network namespace, with
+    the host's name and private dirs, like the host's own daemon; the host stays up.
+    `data_in_memory` keeps its data-root (images, containers) in a tmpfs of its own."""
+    if in_host is not None and in_host.namespace is None:
+        raise ValueError(f"{in_host.name} is a {in_host.mode} host: its daemon needs a netns")
+    workdir = workdir or daemon_workdir()
+    ns = _netns.create_namespace() if own_network and in_host is None else None
+    netns = in_host.namespace if in_host is not None else ns
+    made_bridge = netns is None and BRIDGE not in _netns.links()
     if made_bridge:
         (workdir / "made-bridge").touch()  # so a later run removes it if this one crashes
-    argv = _dockerd_argv(workdir)
+    argv = _dockerd_argv(workdir, in_host, data_in_memory)
     daemon = DockerDaemon(
         workdir,
         ManagedProcess(
             # nsenter, not `ip netns exec`: that remounts /sys, hiding the cgroup mounts.
-            ["nsenter", f"--net=/run/netns/{ns}", *argv] if ns else argv,
+            ["nsenter", f"--net=/run/netns/{netns}", *argv] if netns else argv,
             workdir / "dockerd.log",
             name="dockerd",
         ),

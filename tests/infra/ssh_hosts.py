@@ -10,7 +10,7 @@ import shlex
 import shutil
 import subprocess
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from fabric import Connection
 
 Mode = Literal["netns", "loopback"]
+# Shell commands run in a namespaced host's mount namespace before sshd: the same for every
+# host, or made per host name.
+HostSetup = tuple[str, ...] | Callable[[str], tuple[str, ...]]
 USER = "deploy"
 HOST_NAMES = ("node-a", "node-b")
 READY_DEADLINE_S = 20.0
@@ -240,7 +243,10 @@ class _Session:
     mode: Mode
     net: _netns.HostNetwork | None
     extra_sshd_config: tuple[str, ...] = ()
-    host_setup: tuple[str, ...] = ()
+    host_setup: HostSetup = ()
+
+    def setup_for(self, name: str) -> tuple[str, ...]:
+        return self.host_setup(name) if callable(self.host_setup) else self.host_setup
 
     @property
     def key_path(self) -> Path:
@@ -265,7 +271,7 @@ def _start_host(session: _Session, index: int, name: str) -> SshHost:
     config = _sshd_config(
         root / "sshd", address, port, session.authorized_keys, session.extra_sshd_config
     )
-    argv = _sshd_argv(session.mode, ns, name, root, config, session.host_setup)
+    argv = _sshd_argv(session.mode, ns, name, root, config, session.setup_for(name))
     host = SshHost(
         name=name,
         address=address,
@@ -300,12 +306,13 @@ def fake_ssh_hosts(
     names: tuple[str, ...] = HOST_NAMES,
     mode: Mode | None = None,
     extra_sshd_config: tuple[str, ...] = (),
-    host_setup: tuple[str, ...] = (),
+    host_setup: HostSetup = (),
 ) -> Iterator[list[SshHost]]:
     """Start one sshd per name and yield the hosts once all accept connections; everything
     (processes, namespaces, links, files) is removed on exit. `extra_sshd_config` lines are
     added to every host's sshd_config (e.g. `SetEnv DOCKER_HOST=...`); `host_setup` shell
-    commands run in each namespaced host's private mount namespace before sshd starts."""
+    commands (or a function of the host name giving them) run in each namespaced host's
+    private mount namespace before sshd starts."""
     _check_prerequisites()
     ensure_deploy_user()
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir

@@ -106,6 +106,7 @@ def _node_bundle(
             proxy=config.proxy,
             manager_address=manager_address_for_nodes(config),
             advertise_host=advertise,
+            peer_listen_host="127.0.0.1" if node.host == "local" else "0.0.0.0",
         ).encode(),
     }
     programs = [

@@ -5,9 +5,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rich.text import Text
+
 from wrctl.config import load_cluster
-from wrctl.console import abort, confirm, err, out, print_plan, step_reporter
-from wrctl.deploy.apply import ApplyFailed, apply_plan, destroy_cluster
+from wrctl.console import (
+    abort,
+    confirm,
+    err,
+    out,
+    print_plan,
+    print_results,
+    step_reporter,
+    upload_bars,
+)
+from wrctl.deploy.apply import ApplyFailed, ApplyOptions, apply_plan, destroy_cluster
+from wrctl.deploy.hosts import HostAccess
 from wrctl.errors import StalePlanError
 from wrctl.plan import ClusterState, diff, forget_applied, make_plan, render_text
 from wrctl.plan.planfile import load
@@ -23,7 +35,13 @@ def _is_plan_file(path: Path) -> bool:
     return head.lstrip().startswith(b"{") and b"wrctl-plan" in head
 
 
-def run_apply(target: Path, auto_approve: bool, health_timeout: float) -> None:
+def run_apply(
+    target: Path,
+    auto_approve: bool,
+    health_timeout: float,
+    parallel: int = 1,
+    access: HostAccess | None = None,
+) -> None:
     if _is_plan_file(target):
         saved = load(target)
         config = load_cluster(saved.config_path)
@@ -49,16 +67,21 @@ def run_apply(target: Path, auto_approve: bool, health_timeout: float) -> None:
     if not auto_approve and not confirm("Apply these changes?"):
         abort("Apply cancelled.")
     try:
-        results = apply_plan(plan, step_reporter(), health_timeout)
+        with upload_bars() as bar:
+            options = ApplyOptions(health_timeout, parallel, access or HostAccess(), bar)
+            results = apply_plan(plan, step_reporter(), options)
     except ApplyFailed as exc:
+        print_results(exc.results, err)
         for result in exc.results:
-            err.print(f"  {result.target}: {result.status}")
+            if result.logs.strip():
+                err.print(f"[bold]Last log lines of {result.target}:[/bold]")
+                err.print(Text(result.logs.rstrip()))
         raise
-    applied = ", ".join(f"{r.target} {r.status}" for r in results)
-    out.print(f"[bold green]Apply complete.[/bold green] {applied}")
+    print_results(results, out)
+    out.print("[bold green]Apply complete.[/bold green]")
 
 
-def run_destroy(cluster: Path, auto_approve: bool) -> None:
+def run_destroy(cluster: Path, auto_approve: bool, access: HostAccess | None = None) -> None:
     config = load_cluster(cluster)
     plan = make_plan(config)
     actions = diff(ClusterState(resources={}), plan.live)
@@ -68,6 +91,6 @@ def run_destroy(cluster: Path, auto_approve: bool) -> None:
     print_plan(render_text(actions))
     if not auto_approve and not confirm("Destroy everything listed above?"):
         abort("Destroy cancelled.")
-    destroy_cluster(config, plan, step_reporter())
+    destroy_cluster(config, plan, step_reporter(), access)
     forget_applied(config)
     out.print(f"[bold]Destroy complete.[/bold] {json.dumps(config.cluster.name)} is gone.")

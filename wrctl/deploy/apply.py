@@ -6,31 +6,46 @@ from __future__ import annotations
 import getpass
 import socket
 import tempfile
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.api import wruntime_pb2 as pb
 from wrctl.bundle.build import Bundle, build_bundles, manager_address_for_nodes, target_name
 from wrctl.config import ClusterConfig
-from wrctl.deploy.healthgate import engine_ids, wait_healthy, wait_proxy_synced
-from wrctl.deploy.hosts import open_host
+from wrctl.deploy.hosts import HostAccess, open_target
+from wrctl.deploy.noderollout import Expectation, NodeGate
+from wrctl.deploy.preflight import check_and_prepare
 from wrctl.deploy.rollout import Rollout
-from wrctl.deploy.transport import quote
+from wrctl.deploy.transport import Progress, quote
 from wrctl.errors import WrctlError
 from wrctl.managerapi import ManagerClient
+from wrctl.pki import NodeCredentials, cluster_ca
 from wrctl.plan import Plan, Resource, mark_applied
 from wrctl.plan.diff import ActionKind
 from wrctl.plan.live import encode_resources
 
 Report = Callable[[str, str], None]  # (target, message)
+UploadBar = Callable[[str, int], Progress]  # (target, total bytes) -> progress callback
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    health_timeout_s: float = 60.0
+    parallel: int = 1  # nodes rolled out at the same time
+    access: HostAccess = field(default_factory=HostAccess)
+    upload_bar: UploadBar | None = None
 
 
 @dataclass
 class TargetResult:
     target: str
-    status: str  # "applied" | "removed" | "failed" | "rolled-back"
+    status: str  # "applied" | "removed" | "failed" | "rolled-back" | "skipped"
     detail: str = ""
+    logs: str = ""  # the failing services' last log lines
 
 
 class ApplyFailed(WrctlError):
@@ -62,8 +77,12 @@ def _work(plan: Plan) -> _Work:
     return _Work(manager, sorted(nodes - removed), sorted(removed))
 
 
-def apply_plan(plan: Plan, report: Report, health_timeout_s: float = 60.0) -> list[TargetResult]:
-    """Converge the cluster to plan.desired; returns one result per target touched."""
+def apply_plan(
+    plan: Plan, report: Report, options: ApplyOptions | None = None
+) -> list[TargetResult]:
+    """Converge the cluster to plan.desired, `options.parallel` nodes at a time; returns one
+    result per target. ApplyFailed (carrying every result) when a node failed."""
+    options = options or ApplyOptions()
     work = _work(plan)
     config = plan.config
     results: list[TargetResult] = []
@@ -73,37 +92,26 @@ def apply_plan(plan: Plan, report: Report, health_timeout_s: float = 60.0) -> li
             b.target: b for b in build_bundles(config, Path(tmp), _version(plan), work.nodes)
         }
         client = ManagerClient(manager_address_for_nodes(config))
+        run = _Run(plan, client, report, options)
         try:
             if work.manager and not plan.live.reachable:
-                _deploy_manager(plan, bundles["manager"], client, report)
+                run.deploy_manager(bundles["manager"])
             with client.apply_lock("apply") as lock:
+                run.lock_id = lock.lock_id
                 if work.manager:
                     if plan.live.reachable:
-                        _deploy_manager(plan, bundles["manager"], client, report)
-                    _record(
-                        client,
-                        lock.lock_id,
-                        "manager",
-                        bundles["manager"],
-                        [plan.desired.resources["manager"]],
-                    )
+                        run.deploy_manager(bundles["manager"])
+                    run.record("manager", bundles["manager"], [plan.desired.resources["manager"]])
                     results.append(TargetResult("manager", "applied"))
-                for node in work.nodes:
-                    results.append(
-                        _deploy_node(
-                            plan,
-                            node,
-                            bundles[target_name(node)],
-                            client,
-                            lock.lock_id,
-                            report,
-                            health_timeout_s,
-                        )
+                node_results = run.deploy_nodes(work.nodes, bundles)
+                results.extend(node_results)
+                failed = [r for r in node_results if r.status in ("failed", "rolled-back")]
+                if failed:
+                    raise ApplyFailed(
+                        f"{failed[0].target}: {failed[0].detail.splitlines()[0]}", results
                     )
-                    if results[-1].status != "applied":
-                        raise ApplyFailed(f"node {node}: {results[-1].detail}", results)
                 for node in work.removed:
-                    _remove_node(plan, node, client, lock.lock_id, report)
+                    run.remove_node(node)
                     results.append(TargetResult(target_name(node), "removed"))
             mark_applied(config, client.state().serial)
         finally:
@@ -115,108 +123,191 @@ def _version(plan: Plan) -> str:
     return plan.desired.resources["manager"].attributes["runtime_version"]
 
 
-def _deploy_manager(plan: Plan, bundle: Bundle, client: ManagerClient, report: Report) -> None:
-    resource = plan.desired.resources["manager"]
-    rollout = Rollout(open_host(resource.attributes, "manager"), "manager")
-    _install(rollout, bundle, report)
-    rollout.restart()
-    report("manager", "started; waiting for it to answer")
-    client.wait_ready(30.0)
+@dataclass
+class _Run:
+    """One apply's shared parts: the plan, the manager, the lock, how to report."""
 
+    plan: Plan
+    client: ManagerClient
+    report: Report
+    options: ApplyOptions
+    lock_id: str = ""
+    cancel: threading.Event = field(default_factory=threading.Event)
 
-def _install(rollout: Rollout, bundle: Bundle, report: Report) -> str | None:
-    previous = rollout.current_release()
-    uploaded = rollout.upload(bundle)
-    report(
-        rollout.target,
-        f"bundle {bundle.digest[:19]} " + ("uploaded" if uploaded else "already on host"),
-    )
-    release = rollout.unpack_and_install(bundle)
-    rollout.switch(release)
-    report(rollout.target, f"switched to release {release[:12]}")
-    return previous
-
-
-def _deploy_node(
-    plan: Plan,
-    node: str,
-    bundle: Bundle,
-    client: ManagerClient,
-    lock_id: str,
-    report: Report,
-    health_timeout_s: float,
-) -> TargetResult:
-    resource = plan.desired.resources[f"node.{node}"]
-    rollout = Rollout(open_host(resource.attributes, resource.address), target_name(node))
-    previous = _install(rollout, bundle, report)
-    admin_port = next(n for n in plan.config.node if n.name == node).admin_port
-    engines = int(resource.attributes["engines"])
-    python = resource.attributes.get("python", "python3")
-    try:
-        detail = _restart_and_gate(
-            rollout,
-            client,
-            node,
-            engines,
-            bundle.module_digests,
-            admin_port,
-            health_timeout_s,
-            report,
-            python,
+    def open(self, resource: Resource, target: str) -> Rollout:
+        host = open_target(
+            self.plan.config, resource.attributes, resource.address, self.options.access
         )
-        report(rollout.target, f"healthy: {detail}")
-    except WrctlError as exc:
-        logs = rollout.log_tail(50)
-        rollout.switch(previous)
-        if not previous:
-            rollout.host.format.remove(rollout.target)
-            report(rollout.target, "stopped (no previous release)")
-            return TargetResult(rollout.target, "rolled-back", f"{exc}\n{logs}")
-        old = plan.live.resources.get(f"node.{node}", resource)
+        return Rollout(host, target)
+
+    def deploy_manager(self, bundle: Bundle) -> None:
+        rollout = self.open(self.plan.desired.resources["manager"], "manager")
         try:
-            _restart_and_gate(
-                rollout,
-                client,
-                node,
-                int(old.attributes.get("engines", engines)),
-                _recorded_digests(plan, node),
-                admin_port,
-                health_timeout_s,
-                report,
-                python,
+            self.install(rollout, bundle)
+            rollout.restart()
+        finally:
+            rollout.host.transport.close()
+        self.report("manager", "started; waiting for it to answer")
+        self.client.wait_ready(30.0)
+
+    def install(
+        self, rollout: Rollout, bundle: Bundle, credentials: NodeCredentials | None = None
+    ) -> str | None:
+        """Preflight, upload (unless there), verify, unpack, install, switch `current`;
+        returns the release that was current before."""
+        check_and_prepare(rollout.host, bundle.path)
+        previous = rollout.current_release()
+        bar = self.options.upload_bar
+        uploaded = rollout.upload(
+            bundle, bar(rollout.target, bundle.path.stat().st_size) if bar else None
+        )
+        self.report(
+            rollout.target,
+            f"bundle {bundle.digest[:19]} " + ("uploaded" if uploaded else "already on host"),
+        )
+        release = rollout.unpack_and_install(bundle)
+        if credentials is not None and rollout.put_credentials(credentials.files()):
+            self.report(rollout.target, "peer TLS certificate installed")
+        rollout.switch(release)
+        self.report(rollout.target, f"switched to release {release[:12]}")
+        return previous
+
+    def deploy_nodes(self, nodes: list[str], bundles: dict[str, Bundle]) -> list[TargetResult]:
+        """Roll nodes out `parallel` at a time, in order. After the first failure no new node
+        starts (those in flight finish, rolling back if they must); the rest stay untouched."""
+        ca = cluster_ca(self.plan.config.source, self.plan.config.cluster.name)
+        credentials = {n: ca.node_credentials(n, _peer_host(self.plan, n)) for n in nodes}
+
+        def one(node: str) -> TargetResult:
+            return self.deploy_node(node, bundles[target_name(node)], credentials[node])
+
+        results: dict[str, TargetResult] = {}
+        pending = list(nodes)
+        parallel = self.options.parallel
+        if parallel <= 1:  # in the caller's thread, so Ctrl-C stops the step it is in
+            while pending and all(r.status == "applied" for r in results.values()):
+                node = pending.pop(0)
+                results[node] = one(node)
+        else:
+            with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="node") as pool:
+                running: dict[Future[TargetResult], str] = {}
+                try:
+                    while pending or running:
+                        stop = any(r.status != "applied" for r in results.values())
+                        while pending and not stop and len(running) < parallel:
+                            node = pending.pop(0)
+                            running[pool.submit(one, node)] = node
+                        if not running:
+                            break
+                        done, _ = wait(running, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            results[running.pop(future)] = future.result()
+                except BaseException:
+                    self.cancel.set()  # Ctrl-C: nodes in flight stop at their next wait
+                    raise
+        failed = next((n for n in nodes if n in results and results[n].status != "applied"), "")
+        for node in pending:
+            results[node] = TargetResult(
+                target_name(node), "skipped", f"not started: {target_name(failed)} failed"
             )
-            report(rollout.target, "rolled back to the previous release, which is healthy")
-        except WrctlError as again:
-            report(rollout.target, f"rolled back, but the previous release is unhealthy: {again}")
-        return TargetResult(rollout.target, "rolled-back", f"{exc}\n{logs}")
-    placed = [resource] + [
-        r for r in plan.desired.resources.values() if r.kind == "module" and node in r.targets
-    ]
-    _record(client, lock_id, node, bundle, placed)
-    for pruned in rollout.prune():
-        report(rollout.target, f"pruned old release {pruned[:12]}")
-    return TargetResult(rollout.target, "applied")
+        return [results[n] for n in nodes if n in results]
+
+    def deploy_node(self, node: str, bundle: Bundle, credentials: NodeCredentials) -> TargetResult:
+        """Roll one node onto its new bundle; a failure after the switch returns it to the
+        release it ran before. Every failed attempt is recorded in the manager's history."""
+        plan = self.plan
+        resource = plan.desired.resources[f"node.{node}"]
+        target = target_name(node)
+        recorded = plan.live.resources.get(f"node.{node}")
+        try:
+            rollout = self.open(resource, target)
+        except WrctlError as exc:
+            self.record_failure(node, bundle, str(exc))
+            return TargetResult(target, "failed", str(exc))
+        try:
+            try:
+                previous = self.install(rollout, bundle, credentials)
+            except WrctlError as exc:
+                self.record_failure(node, bundle, str(exc))
+                return TargetResult(target, "failed", str(exc))
+            gate = NodeGate(
+                rollout,
+                self.client,
+                node,
+                next(n for n in plan.config.node if n.name == node).admin_port,
+                resource.attributes.get("python", "python3"),
+                self.options.health_timeout_s,
+                self.report,
+                self.cancel,
+            )
+            try:
+                detail = gate.restart_and_wait(
+                    Expectation(int(resource.attributes["engines"]), bundle.module_digests)
+                )
+            except WrctlError as exc:
+                logs = rollout.log_tail(50)
+                old = Expectation(
+                    int((recorded or resource).attributes.get("engines", "1")),
+                    _recorded_digests(plan, node),
+                )
+                back = gate.return_to(previous, old if recorded else None)
+                self.record_failure(node, bundle, f"{exc}; {back}")
+                return TargetResult(target, "rolled-back", f"{exc}\n{back}", logs)
+            self.report(target, f"healthy: {detail}")
+            placed = [resource] + [
+                r
+                for r in plan.desired.resources.values()
+                if r.kind == "module" and node in r.targets
+            ]
+            self.record(node, bundle, placed)
+            for pruned in rollout.prune():
+                self.report(target, f"pruned old release {pruned[:12]}")
+            return TargetResult(target, "applied")
+        finally:
+            rollout.host.transport.close()
+
+    def remove_node(self, node: str) -> None:
+        resource = self.plan.live.resources[f"node.{node}"]
+        rollout = self.open(resource, target_name(node))
+        try:
+            rollout.remove()
+        finally:
+            rollout.host.transport.close()
+        self.client.delete_release(node, self.lock_id)
+        self.report(rollout.target, "removed")
+
+    def record(self, target: str, bundle: Bundle, resources: list[Resource]) -> None:
+        release = pb.ReleaseRecord(
+            target=target,
+            bundle_digest=bundle.digest,
+            module_digests=bundle.module_digests,
+            runtime_version=resources[0].attributes.get("runtime_version", ""),
+            applied_by=applied_by(),
+            status="applied",
+            attributes=encode_resources(resources),
+            previous_bundle_digest=self.plan.live.bundles.get(target, ""),
+        )
+        self.client.record(release, self.lock_id)
+
+    def record_failure(self, node: str, bundle: Bundle, message: str) -> None:
+        """Keep the failed attempt in the manager's history; it does not replace what runs."""
+        release = pb.ReleaseRecord(
+            target=node,
+            bundle_digest=bundle.digest,
+            module_digests=bundle.module_digests,
+            runtime_version=_version(self.plan),
+            applied_by=applied_by(),
+            status="failed",
+            message=message[:2000],
+            previous_bundle_digest=self.plan.live.bundles.get(node, ""),
+        )
+        with suppress(WrctlError):  # the history is a courtesy; the failure itself is reported
+            self.client.record(release, self.lock_id)
 
 
-def _restart_and_gate(
-    rollout: Rollout,
-    client: ManagerClient,
-    node: str,
-    engines: int,
-    modules: dict[str, str],
-    admin_port: int,
-    timeout_s: float,
-    report: Report,
-    python: str = "python3",
-) -> str:
-    """Restart the node's services and wait until its new engines serve `modules` and its proxy
-    routes with the manager's current table."""
-    before = engine_ids(client, node)
-    rollout.restart()
-    report(rollout.target, "restarted; waiting for the health gate")
-    gate = wait_healthy(client, node, engines, modules, timeout_s, stale=before)
-    wait_proxy_synced(rollout.host.transport, python, admin_port, client.routing_version(), 10.0)
-    return gate.detail
+def _peer_host(plan: Plan, node: str) -> str:
+    host = next(n.host for n in plan.config.node if n.name == node)
+    return "127.0.0.1" if host == "local" else host
 
 
 def _recorded_digests(plan: Plan, node: str) -> dict[str, str]:
@@ -228,32 +319,13 @@ def _recorded_digests(plan: Plan, node: str) -> dict[str, str]:
     }
 
 
-def _remove_node(
-    plan: Plan, node: str, client: ManagerClient, lock_id: str, report: Report
-) -> None:
-    resource = plan.live.resources[f"node.{node}"]
-    rollout = Rollout(open_host(resource.attributes, resource.address), target_name(node))
-    rollout.remove()
-    client.delete_release(node, lock_id)
-    report(rollout.target, "removed")
+def applied_by() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
-def _record(
-    client: ManagerClient, lock_id: str, target: str, bundle: Bundle, resources: list[Resource]
-) -> None:
-    release = pb.ReleaseRecord(
-        target=target,
-        bundle_digest=bundle.digest,
-        module_digests=bundle.module_digests,
-        runtime_version=resources[0].attributes.get("runtime_version", ""),
-        applied_by=f"{getpass.getuser()}@{socket.gethostname()}",
-        status="applied",
-        attributes=encode_resources(resources),
-    )
-    client.record(release, lock_id)
-
-
-def destroy_cluster(config: ClusterConfig, plan: Plan, report: Report) -> list[TargetResult]:
+def destroy_cluster(
+    config: ClusterConfig, plan: Plan, report: Report, access: HostAccess | None = None
+) -> list[TargetResult]:
     """Remove every node, then the manager (its state included) and the shared supervisord."""
     results: list[TargetResult] = []
     client = ManagerClient(manager_address_for_nodes(config))
@@ -264,18 +336,26 @@ def destroy_cluster(config: ClusterConfig, plan: Plan, report: Report) -> list[T
             if r.kind == "node"
         )
         with client.apply_lock("destroy") as lock:
+            options = ApplyOptions(access=access or HostAccess())
+            run = _Run(plan, client, report, options, lock.lock_id)
             for node in nodes:
-                _remove_node(plan, node, client, lock.lock_id, report)
+                run.remove_node(node)
                 results.append(TargetResult(target_name(node), "removed"))
     finally:
         client.close()
     manager = plan.live.resources.get("manager") or plan.desired.resources["manager"]
-    host = open_host(manager.attributes, "manager")
-    Rollout(host, "manager").remove()
-    if host.format.shutdown_if_idle():
-        leftovers = [f"{host.workdir}/{d}" for d in ("supervisord.conf", "run", "logs", "cache")]
-        host.transport.run("rm -rf " + " ".join(quote(p) for p in leftovers))
-        host.transport.run(f"rmdir {quote(host.workdir)} 2>/dev/null || true")
+    host = open_target(config, manager.attributes, "manager", access or HostAccess())
+    try:
+        Rollout(host, "manager").remove()
+        if host.format.shutdown_if_idle():
+            leftovers = [
+                f"{host.workdir}/{d}" for d in ("supervisord.conf", "run", "logs", "cache")
+            ]
+            root = host.format.install_as_root
+            host.transport.run("rm -rf " + " ".join(quote(p) for p in leftovers), sudo=root)
+            host.transport.run(f"rmdir {quote(host.workdir)} 2>/dev/null || true", sudo=root)
+    finally:
+        host.transport.close()
     report("manager", "removed")
     results.append(TargetResult("manager", "removed"))
     return results

@@ -3,6 +3,7 @@ and serving the expected module digests."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -26,6 +27,15 @@ class HealthGateFailed(WrctlError):
 class GateReport:
     ok: bool
     detail: str
+
+
+def _pause(seconds: float, cancel: threading.Event | None) -> None:
+    """The poll interval of a deadline-bounded wait; KeyboardInterrupt once `cancel` is set
+    (how a rollout running in a worker thread learns that the user pressed Ctrl-C)."""
+    if cancel is None:
+        time.sleep(seconds)
+    elif cancel.wait(seconds):
+        raise KeyboardInterrupt
 
 
 def engine_ids(client: ManagerClient, node: str) -> frozenset[str]:
@@ -80,6 +90,7 @@ def wait_healthy(
     modules: dict[str, str],
     timeout_s: float,
     stale: frozenset[str] = frozenset(),
+    cancel: threading.Event | None = None,
 ) -> GateReport:
     """Poll check_node until it passes; HealthGateFailed with the last reason at the deadline."""
     deadline = time.monotonic() + timeout_s
@@ -91,14 +102,19 @@ def wait_healthy(
             report = GateReport(False, str(exc))
         if report.ok:
             return report
-        time.sleep(0.25)  # the poll interval of a deadline-bounded wait
+        _pause(0.25, cancel)
     raise HealthGateFailed(
         f"node {node} failed its health gate after {timeout_s:.0f}s: {report.detail}"
     )
 
 
 def wait_proxy_synced(
-    transport: Transport, python: str, admin_port: int, version: int, timeout_s: float
+    transport: Transport,
+    python: str,
+    admin_port: int,
+    version: int,
+    timeout_s: float,
+    cancel: threading.Event | None = None,
 ) -> None:
     """Wait until the node's proxy routes with the manager's table `version` or newer, so
     traffic right after the gate reaches the new engines. Asked on the host itself: the
@@ -115,7 +131,7 @@ def wait_proxy_synced(
             seen = f"version {answer}"
         else:
             seen = (result.stderr.strip().splitlines() or ["no answer"])[-1]
-        time.sleep(0.1)  # the poll interval of a deadline-bounded wait
+        _pause(0.1, cancel)
     raise HealthGateFailed(
         f"the node proxy did not load routing table version {version} within "
         f"{timeout_s:.0f}s (it reports {seen})"

@@ -3,10 +3,13 @@ switch `current` -> restart; and the way back (rollback, removal, pruning)."""
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from wrctl.bundle.build import Bundle
-from wrctl.deploy.supervisor import SupervisorFormat
+from wrctl.deploy.formats import ServiceFormat
 from wrctl.deploy.transport import Progress, Transport, quote
 from wrctl.errors import WrctlError
 
@@ -19,8 +22,10 @@ class TargetHost:
 
     transport: Transport
     workdir: str
-    format: SupervisorFormat
+    format: ServiceFormat
     runtime_bin: str  # where wr-* and supervisord live on the host ("" = the release's venv)
+    python: str = "python3"  # the interpreter install.sh builds the release's venv with
+    sudo: bool = False  # may wrctl use sudo to create the workdir
 
     def path(self, target: str, *parts: str) -> str:
         return "/".join([self.workdir, target, *parts])
@@ -39,6 +44,31 @@ class Rollout:
         if not result.ok:
             return None
         return result.stdout.strip().rsplit("/", 1)[-1] or None
+
+    def put_credentials(self, files: dict[str, bytes]) -> bool:
+        """Put the node's TLS files in TARGET/tls/ (owner-only), outside any release so no
+        bundle carries a key; only what differs is copied. True when something changed."""
+        directory = self.host.path(self.target, "tls")
+        self._t.run(f"mkdir -p {quote(directory)} && chmod 700 {quote(directory)}")
+        listing = self._t.run(f"cd {quote(directory)} && sha256sum * 2>/dev/null", check=False)
+        have = {line.split()[-1]: line.split()[0] for line in listing.stdout.splitlines() if line}
+        changed = False
+        for name, data in sorted(files.items()):
+            if have.get(name) == hashlib.sha256(data).hexdigest():
+                continue
+            with tempfile.TemporaryDirectory(prefix="wrctl-tls-") as tmp:
+                local = Path(tmp) / name
+                local.write_bytes(data)
+                local.chmod(0o600)
+                self._t.put(local, f"{directory}/{name}")
+            self._t.run(f"chmod 600 {quote(directory + '/' + name)}")
+            changed = True
+        return changed
+
+    def has_release(self, release: str) -> bool:
+        """Is releases/<release>/ unpacked and installed on the host?"""
+        path = self.host.path(self.target, "releases", release, "install.sh")
+        return self._t.run(f"test -f {quote(path)}", check=False).ok
 
     def upload(self, bundle: Bundle, progress: Progress | None = None) -> bool:
         """Put the bundle on the host unless a verified copy is there; True when uploaded."""
@@ -71,10 +101,15 @@ class Rollout:
             f"if [ ! -d {quote(release)} ]; then rm -rf {quote(tmp)} && mkdir -p {quote(tmp)} && "
             f"tar -xzf {quote(archive)} -C {quote(tmp)} && mv {quote(tmp)} {quote(release)}; fi"
         )
-        env = {"WR_RUNTIME_BIN": self.host.runtime_bin} if self.host.runtime_bin else {}
+        env = {"WR_PYTHON": self.host.python}
+        if self.host.runtime_bin:
+            env["WR_RUNTIME_BIN"] = self.host.runtime_bin
+        fmt = self.host.format
         self._t.run(
-            f"sh {quote(release + '/install.sh')} {quote(self.host.workdir)} {quote(self.target)}",
+            f"sh {quote(release + '/install.sh')} {quote(self.host.workdir)} "
+            f"{quote(self.target)} {quote(fmt.name)}",
             env=env,
+            sudo=fmt.install_as_root,
         )
         return hexdigest
 
@@ -99,7 +134,9 @@ class Rollout:
         """Stop the target's services and delete everything it has on the host."""
         self.switch(None)
         self.host.format.remove(self.target)
-        self._t.run(f"rm -rf {quote(self.host.path(self.target))}")
+        # a root-run install.sh (systemd) leaves root-owned files: delete them as root too
+        root = self.host.format.install_as_root
+        self._t.run(f"rm -rf {quote(self.host.path(self.target))}", sudo=root)
 
     def prune(self, keep: int = KEEP_RELEASES) -> list[str]:
         """Delete releases (and their bundles) beyond the newest `keep`, never the current one."""
@@ -111,7 +148,8 @@ class Rollout:
         for release in doomed:
             self._t.run(
                 f"rm -rf {quote(releases + '/' + release)} "
-                f"{quote(self.host.path(self.target, 'bundles', release + '.tar.gz'))}"
+                f"{quote(self.host.path(self.target, 'bundles', release + '.tar.gz'))}",
+                sudo=self.host.format.install_as_root,
             )
         return doomed
 

@@ -3,6 +3,9 @@ so a rollout runs the same steps whether the host is this machine or a remote on
 
 from __future__ import annotations
 
+import getpass
+import os
+import re
 import shlex
 import shutil
 from collections.abc import Callable
@@ -27,30 +30,117 @@ class Result:
         return self.exit_code == 0
 
 
+def short_command(command: str, limit: int = 120) -> str:
+    """A command as errors show it: its first line, cut at `limit` characters."""
+    lines = command.strip().splitlines() or [""]
+    first = lines[0]
+    cut = len(first) > limit or len(lines) > 1
+    return (first[:limit] + " ...") if cut else first
+
+
 class HostCommandError(WrctlError):
     """A command on a host exited non-zero."""
 
     def __init__(self, host: str, result: Result) -> None:
         detail = (result.stderr or result.stdout).strip().splitlines()[-5:]
         super().__init__(
-            f"{host}: `{result.command}` exited {result.exit_code}"
+            f"{host}: `{short_command(result.command)}` exited {result.exit_code}"
             + ("\n  " + "\n  ".join(detail) if detail else "")
         )
         self.result = result
 
 
+class CommandTimeout(WrctlError):
+    """A command on a host did not finish within its timeout."""
+
+    def __init__(self, host: str, command: str, timeout_s: float) -> None:
+        super().__init__(f"{host}: `{short_command(command)}` did not finish within {timeout_s:g}s")
+
+
+class SudoRefused(WrctlError):
+    """sudo on the host wants a password (wrctl never types one) or is not allowed."""
+
+    def __init__(self, host: str, user: str, result: Result) -> None:
+        detail = (result.stderr or result.stdout).strip().splitlines()[-1:]
+        super().__init__(
+            f"{host}: sudo is needed but refused for user {user!r} ({'; '.join(detail)}); "
+            f"allow it without a password, e.g. `{user} ALL=(ALL) NOPASSWD:ALL` in "
+            f"/etc/sudoers.d/{user}"
+        )
+
+
+Sink = Callable[[str], None]
+
+
 class Transport(Protocol):
     name: str
 
-    def run(self, command: str, *, check: bool = True, env: dict[str, str] | None = None) -> Result:
-        """Run a shell command on the host."""
+    def run(
+        self,
+        command: str,
+        *,
+        check: bool = True,
+        env: dict[str, str] | None = None,
+        sudo: bool = False,
+        timeout: float | None = None,
+    ) -> Result:
+        """Run a shell command on the host (as root with sudo=True); never reads stdin."""
         ...
 
     def put(self, local: Path, remote: str, progress: Progress | None = None) -> None:
-        """Copy a local file to a path on the host (parent directory must exist)."""
+        """Copy a local file to a path on the host (parent directory must exist), through
+        `remote.part` renamed into place, so a partial copy never has the final name."""
+        ...
+
+    def get(self, remote: str, local: Path) -> None:
+        """Copy a file from the host to a local path (atomically)."""
+        ...
+
+    def stream(
+        self, command: str, sink: Sink, *, sudo: bool = False, timeout: float | None = None
+    ) -> int:
+        """Run a command and hand its output (stdout and stderr) to `sink` as it comes, e.g.
+        `journalctl -f`; returns the exit code."""
         ...
 
     def close(self) -> None: ...
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SUDO_PASSWORD_HINTS = ("a password is required", "a terminal is required", "not in the sudoers")
+
+
+def shell_command(command: str, env: dict[str, str] | None, sudo: bool) -> str:
+    """`command` with `env` set inline and, for sudo, run as root by `sudo -n` (never
+    prompts); inline because sshd drops client-sent variables and sudo resets the env."""
+    exports = ""
+    for key, value in (env or {}).items():
+        if not _ENV_NAME.match(key):
+            raise ValueError(f"environment variable name {key!r} is not a valid shell name")
+        exports += f"export {key}={quote(value)}; "
+    if sudo:
+        return f"sudo -n -- sh -c {quote(exports + command)}"
+    return f"{exports}{command}" if not exports else f"sh -c {quote(exports + command)}"
+
+
+def check_sudo(host: str, user: str, result: Result) -> None:
+    """Raise SudoRefused when a sudo command failed because sudo itself said no."""
+    if not result.ok and any(hint in result.stderr for hint in SUDO_PASSWORD_HINTS):
+        raise SudoRefused(host, user, result)
+
+
+class SinkWriter:
+    """A file-like object for invoke's out_stream/err_stream that forwards to a sink."""
+
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+
+    def write(self, text: str) -> int:
+        self._sink(text)
+        return len(text)
+
+    def flush(self) -> None:
+        return None
 
 
 class LocalTransport:
@@ -62,11 +152,36 @@ class LocalTransport:
         from invoke.context import Context
 
         self._context = Context()
+        self._root = os.geteuid() == 0
 
-    def run(self, command: str, *, check: bool = True, env: dict[str, str] | None = None) -> Result:
-        raw = self._context.run(command, hide=True, warn=True, env=env or {}, in_stream=False)
+    def run(
+        self,
+        command: str,
+        *,
+        check: bool = True,
+        env: dict[str, str] | None = None,
+        sudo: bool = False,
+        timeout: float | None = None,
+    ) -> Result:
+        from invoke.exceptions import CommandTimedOut
+
+        as_root = sudo and not self._root
+        line = shell_command(command, env, True) if as_root else command
+        try:
+            raw = self._context.run(
+                line,
+                hide=True,
+                warn=True,
+                env={} if as_root else env or {},
+                in_stream=False,
+                timeout=timeout,
+            )
+        except CommandTimedOut:
+            raise CommandTimeout(self.name, command, timeout or 0) from None
         assert raw is not None  # invoke returns None only for disowned commands
         result = Result(command, raw.exited, raw.stdout, raw.stderr)
+        if as_root:
+            check_sudo(self.name, getpass.getuser(), result)
         if check and not result.ok:
             raise HostCommandError(self.name, result)
         return result
@@ -78,6 +193,32 @@ class LocalTransport:
         Path(tmp).replace(remote)
         if progress:
             progress(size, size)
+
+    def get(self, remote: str, local: Path) -> None:
+        tmp = local.with_name(f"{local.name}.part")
+        shutil.copyfile(remote, tmp)
+        tmp.replace(local)
+
+    def stream(
+        self, command: str, sink: Sink, *, sudo: bool = False, timeout: float | None = None
+    ) -> int:
+        line = shell_command(command, None, True) if sudo and not self._root else command
+        from invoke.exceptions import CommandTimedOut
+
+        writer = SinkWriter(sink)
+        try:
+            raw = self._context.run(
+                line,
+                warn=True,
+                in_stream=False,
+                out_stream=writer,
+                err_stream=writer,
+                timeout=timeout,
+            )
+        except CommandTimedOut:
+            raise CommandTimeout(self.name, command, timeout or 0) from None
+        assert raw is not None
+        return int(raw.exited)
 
     def close(self) -> None:
         return None

@@ -29,13 +29,16 @@ def from_cluster_state(response: pb.GetClusterStateResponse) -> ClusterState:
     releases.sort(key=lambda r: r.applied_at.ToDatetime())
     resources: dict[str, Resource] = {}
     for release in releases:
-        if release.status == "rolled-back" or RESOURCES_KEY not in release.attributes:
+        if release.status == "failed" or RESOURCES_KEY not in release.attributes:
             continue
         for item in json.loads(release.attributes[RESOURCES_KEY]):
             resource = Resource.from_json(item)
             resources[resource.address] = resource
     engines = tuple(_engine(node.name, e) for node in response.nodes for e in node.engines)
-    return ClusterState(resources=resources, engines=engines, serial=response.serial)
+    bundles = {r.target: r.bundle_digest for r in releases}
+    return ClusterState(
+        resources=resources, engines=engines, serial=response.serial, bundles=bundles
+    )
 
 
 def _engine(node: str, status: pb.EngineStatus) -> EngineHealth:
@@ -64,7 +67,7 @@ def observe(manager_address: str, timeout: float = 5.0) -> ClusterState:
             ) from None
     state = from_cluster_state(response)
     secrets = frozenset(f"{e.namespace}/{e.key}" for e in listed.secrets)
-    return ClusterState(state.resources, state.engines, state.serial, True, secrets)
+    return ClusterState(state.resources, state.engines, state.serial, True, secrets, state.bundles)
 
 
 def _details(exc: grpc.RpcError) -> str:

@@ -68,3 +68,4 @@ class ClusterState:
     serial: int = 0
     reachable: bool = True
     secrets: frozenset[str] = frozenset()  # "namespace/key" of every secret the manager holds
+    bundles: dict[str, str] = field(default_factory=dict)  # target -> recorded bundle digest

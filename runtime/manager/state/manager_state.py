@@ -129,6 +129,9 @@ class ManagerState:
         now = self._clock()
         return await self.backend.run(lambda tx: releases.record(tx, release, lock_id, now))
 
+    async def release_history(self, target: str, limit: int) -> list[pb.ReleaseRecord]:
+        return await self.backend.run(lambda tx: releases.history(tx, target, limit), write=False)
+
     async def delete_release(self, target: str, lock_id: str) -> int:
         now = self._clock()
         return await self.backend.run(lambda tx: releases.delete(tx, target, lock_id, now))

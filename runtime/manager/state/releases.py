@@ -12,20 +12,45 @@ from runtime.version import __version__
 
 
 async def record(tx: Tx, release: pb.ReleaseRecord, lock_id: str, now: float) -> int:
-    """Store the release of its target (the held lock is required); return the new serial."""
+    """Add the record to the target's history (the held lock is required). An applied or
+    rolled-back record becomes the target's current release and moves the serial; a failed
+    attempt changes nothing live, so it only lands in the history. Returns the serial."""
     await apply_lock.require(tx, lock_id, now)
     stored = pb.ReleaseRecord()
     stored.CopyFrom(release)
     stored.applied_at.CopyFrom(to_timestamp(now))
     stored.status = stored.status or "applied"
+    blob = stored.SerializeToString(deterministic=True)
+    await tx.execute(
+        "INSERT INTO release_history (target, status, record, applied_at) VALUES ($1, $2, $3, $4)",
+        stored.target,
+        stored.status,
+        blob,
+        now,
+    )
+    if stored.status == "failed":
+        return await counters.get(tx, counters.SERIAL)
     await tx.execute(
         "INSERT INTO releases (target, record, applied_at) VALUES ($1, $2, $3) "
         "ON CONFLICT (target) DO UPDATE SET record = $2, applied_at = $3",
         stored.target,
-        stored.SerializeToString(deterministic=True),
+        blob,
         now,
     )
     return await counters.bump(tx, counters.SERIAL)
+
+
+async def history(tx: Tx, target: str, limit: int) -> list[pb.ReleaseRecord]:
+    """Newest first; every target when `target` is empty."""
+    if target:
+        rows = await tx.fetch(
+            "SELECT record FROM release_history WHERE target = $1 ORDER BY id DESC LIMIT $2",
+            target,
+            limit,
+        )
+    else:
+        rows = await tx.fetch("SELECT record FROM release_history ORDER BY id DESC LIMIT $1", limit)
+    return [pb.ReleaseRecord.FromString(bytes(row["record"])) for row in rows]
 
 
 async def delete(tx: Tx, target: str, lock_id: str, now: float) -> int:

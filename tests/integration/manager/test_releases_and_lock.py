@@ -102,8 +102,8 @@ async def test_cluster_state_has_releases_live_engines_and_serial(
         await stub.RecordRelease(pb.RecordReleaseRequest(release=manager_release, lock_id=lock))
     ).serial
     node_a = release("node-a", "bundle-a")
-    node_a.status = "failed"
-    node_a.message = "health gate timed out"
+    node_a.status = "rolled-back"
+    node_a.message = "wrctl rollback"
     serial2 = (
         await stub.RecordRelease(pb.RecordReleaseRequest(release=node_a, lock_id=lock))
     ).serial
@@ -123,7 +123,7 @@ async def test_cluster_state_has_releases_live_engines_and_serial(
     assert [n.name for n in state.nodes] == ["node-a", "node-b"]
     a, b = state.nodes
     assert a.release.bundle_digest == digest("bundle-a")
-    assert (a.release.status, a.release.message) == ("failed", "health gate timed out")
+    assert (a.release.status, a.release.message) == ("rolled-back", "wrctl rollback")
     assert a.release.module_digests == node_a.module_digests
     assert a.release.attributes["format"] == "supervisor"
     assert [e.registration.engine_id for e in a.engines] == ["engine-a"]
@@ -138,6 +138,41 @@ async def test_cluster_state_has_releases_live_engines_and_serial(
     assert not state.nodes[0].HasField("release")
     missing = stub.DeleteRelease(pb.DeleteReleaseRequest(target="node-a", lock_id=lock))
     assert await _code(missing) == grpc.StatusCode.NOT_FOUND
+
+
+async def test_failed_attempts_only_land_in_the_history(
+    stub: pb_grpc.ManagerServiceStub, clock: FakeClock
+) -> None:
+    lock = (await _acquire(stub, "alice")).lock.lock_id
+
+    async def record(target: str, bundle: str, status: str, message: str = "") -> int:
+        rec = release(target, bundle)
+        rec.status, rec.message = status, message
+        reply = await stub.RecordRelease(pb.RecordReleaseRequest(release=rec, lock_id=lock))
+        clock.advance(1)
+        return int(reply.serial)
+
+    first = await record("node-a", "v1", "applied")
+    await record("node-b", "b1", "applied")
+    failed = await record("node-a", "v2", "failed", "health gate: engine never healthy")
+    assert failed == first + 1  # node-b moved it; the failure did not
+    state = await _state(stub)
+    assert state.serial == failed
+    assert state.nodes[0].release.bundle_digest == digest("v1")  # still what runs
+
+    history = (await stub.ListReleases(pb.ListReleasesRequest(target="node-a"))).releases
+    assert [(r.bundle_digest, r.status) for r in history] == [
+        (digest("v2"), "failed"),
+        (digest("v1"), "applied"),
+    ]
+    assert history[0].message == "health gate: engine never healthy"
+    assert history[0].applied_at.seconds > history[1].applied_at.seconds
+    everything = (await stub.ListReleases(pb.ListReleasesRequest(limit=2))).releases
+    assert [r.target for r in everything] == ["node-a", "node-b"]
+    too_many = stub.ListReleases(pb.ListReleasesRequest(limit=5000))
+    assert await _code(too_many) == grpc.StatusCode.INVALID_ARGUMENT
+    bad = stub.ListReleases(pb.ListReleasesRequest(target="Node A"))
+    assert await _code(bad) == grpc.StatusCode.INVALID_ARGUMENT
 
 
 @pytest.mark.parametrize(

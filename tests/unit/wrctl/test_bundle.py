@@ -126,6 +126,7 @@ def test_rendered_service_configs_load_in_the_services(tmp_path: Path) -> None:
                 data.decode()
                 .replace("@WORKDIR@", str(tmp_path / "wr"))
                 .replace("@RELEASE@", str(tmp_path / "rel"))
+                .replace("@TARGET@", bundle.target)
             )
             assert not re.search(r"@[A-Z_]+@", resolved), name
             path = tmp_path / name.replace("/", "-")

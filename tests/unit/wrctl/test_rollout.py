@@ -16,6 +16,9 @@ from wrctl.errors import WrctlError
 class _NoServices:
     """Stands in for a service format: these tests look at files, not processes."""
 
+    name = "supervisor"
+    install_as_root = False
+
     def __init__(self) -> None:
         self.calls: list[str] = []
 

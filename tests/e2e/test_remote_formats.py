@@ -1,0 +1,139 @@
+"""wrctl against real hosts reached over SSH with host-key checking, once per service
+format: supervisor on plain sshd hosts, systemd on hosts whose PID 1 is a real systemd,
+docker on hosts with their own Docker daemon. The whole day-1/day-2 loop, failure paths
+included."""
+
+from __future__ import annotations
+
+import re
+import select
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from runtime.api import wruntime_pb2 as pb
+from runtime.api import wruntime_pb2_grpc as pb_grpc
+from tests.e2e.conftest import COLD, WRCTL
+from tests.e2e.remote import Host, RemoteCluster, ok
+
+pytestmark = pytest.mark.slow
+
+
+def fingerprint(host: Host) -> str:
+    return str(host.host_key_fingerprint)
+
+
+def _state(c: RemoteCluster) -> pb.GetClusterStateResponse:
+    with grpc.insecure_channel(f"{c.hosts[0].address}:9000") as channel:
+        return pb_grpc.ManagerServiceStub(channel).GetClusterState(
+            pb.GetClusterStateRequest(), timeout=10
+        )
+
+
+HOSTS = {"supervisor": "ssh_hosts", "systemd": "systemd_hosts", "docker": "isolated_docker_hosts"}
+
+
+@pytest.mark.parametrize("fmt", sorted(HOSTS))
+def test_deploy_over_ssh(
+    fmt: str, tmp_path: Path, components: dict[str, Path], request: pytest.FixtureRequest
+) -> None:
+    hosts: list[Host] = list(request.getfixturevalue(HOSTS[fmt]))
+    a, b = hosts[0], hosts[1]
+    c = RemoteCluster(tmp_path, hosts, fmt, components)
+    if fmt == "docker":
+        c.defaults = f'docker_base_image = "{a.base_image}"\n'
+
+    # Host keys: an unknown host is refused with its fingerprint; a changed key always.
+    c.write()
+    empty = tmp_path / "known_hosts.empty"
+    empty.write_text("")
+    unknown = c.wrctl("apply", "--auto-approve", known_hosts=empty)
+    assert unknown.returncode == 1
+    assert fingerprint(a) in unknown.stderr and "--accept-new-host-key" in unknown.stderr
+    changed = tmp_path / "known_hosts.changed"
+    b_key = next(
+        line.split(" ", 1)[1]
+        for line in a.known_hosts_path.read_text().splitlines()
+        if line.startswith(f"{b.address} ") or line.startswith(f"[{b.address}]")
+    )
+    changed.write_text(f"{a.address} {b_key}\n")
+    refused = c.wrctl("apply", "--auto-approve", "--accept-new-host-key", known_hosts=changed)
+    assert refused.returncode == 1
+    assert "changed" in refused.stderr.lower() and fingerprint(a) in refused.stderr
+
+    # Preflight: node-b names a Python that is not there -> one clear line; node-a is applied.
+    c.extra = {"node-b": 'python = "/usr/bin/python3.99"\n'}
+    c.write()
+    first = c.wrctl("apply", "--auto-approve", *COLD)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "/usr/bin/python3.99" in first.stderr
+    assert re.search(r"node-a\s+applied", first.stderr), first.stderr
+    assert re.search(r"node-b\s+failed", first.stderr), first.stderr
+
+    c.extra = {}
+    c.write()
+    plan = c.wrctl("plan", "--detailed-exitcode")
+    assert plan.returncode == 2 and "node.node-b will be created" in plan.stdout, plan.stdout
+    second = ok(c.wrctl("apply", "--auto-approve", *COLD))
+    assert "node-b: bundle" in second and "node-a: bundle" not in second
+    assert "hello" in c.call()  # node-b's ingress -> caller -> echo on node-a via the peer port
+
+    # No-op: nothing uploaded, nothing restarted.
+    again = ok(c.wrctl("apply", "--auto-approve"))
+    assert "No changes." in again and "upload" not in again and "restarted" not in again
+
+    # A module change on node-b restarts node-b only.
+    c.write(greeting="bonjour")
+    changed_out = ok(c.wrctl("apply", "--auto-approve"))
+    assert "node-b: restarted" in changed_out and "node-a:" not in changed_out
+    assert "bonjour" in c.call()
+
+    # A broken echo fails node-a's gate; node-a goes back to its release; calls still work.
+    broken = tmp_path / "broken.wasm"
+    broken.write_bytes(b"\0asm\x01\0\0\0 not a component")
+    c.write(greeting="bonjour", echo=broken)
+    failed = c.wrctl("apply", "--auto-approve", "--health-timeout", "20")
+    assert failed.returncode == 1
+    assert re.search(r"node-a\s+rolled-back", failed.stderr), failed.stderr
+    assert "Last log lines of node-a" in failed.stderr
+    assert "bonjour" in c.call()
+
+    # Logs over SSH.
+    logs = ok(c.wrctl("logs", "node-a", "proxy", "--lines", "5", "-c", "cluster.toml"))
+    assert len(logs.strip().splitlines()) >= 1
+
+    # Killed midway: the lock is released and the next plan still shows the change.
+    c.write(greeting="hola")
+    proc = subprocess.Popen(
+        [WRCTL, "apply", "--auto-approve", "--known-hosts", str(a.known_hosts_path)],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and "waiting for the health gate" not in seen:
+        ready, _, _ = select.select([proc.stderr], [], [], 1.0)
+        if ready:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen += line
+    assert "waiting for the health gate" in seen, seen
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 130
+    assert not _state(c).HasField("lock")
+    pending = c.wrctl("plan", "--detailed-exitcode")
+    assert pending.returncode == 2 and '"bonjour" -> "hola"' in pending.stdout, pending.stdout
+    ok(c.wrctl("apply", "--auto-approve"))
+    assert "hola" in c.call()
+
+    gone = ok(c.wrctl("destroy", "--auto-approve"))
+    assert "Destroy complete." in gone

@@ -1,0 +1,38 @@
+"""LocalTransport's side of the Transport protocol: env, sudo, get, streaming, timeouts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from wrctl.deploy.transport import CommandTimeout, LocalTransport
+
+
+def test_run_with_env_and_sudo() -> None:
+    t = LocalTransport()
+    assert t.run('printf %s "$WR_X"', env={"WR_X": "a b"}).stdout == "a b"
+    if os.geteuid() == 0:  # as root, sudo=True runs the command directly
+        assert t.run("id -u", sudo=True).stdout.strip() == "0"
+        assert t.run('printf %s "$WR_X"', env={"WR_X": "c"}, sudo=True).stdout == "c"
+
+
+def test_get_and_stream(tmp_path: Path) -> None:
+    t = LocalTransport()
+    source = tmp_path / "remote.txt"
+    source.write_text("payload")
+    t.get(str(source), tmp_path / "local.txt")
+    assert (tmp_path / "local.txt").read_text() == "payload"
+    assert not (tmp_path / "local.txt.part").exists()
+    chunks: list[str] = []
+    assert t.stream("echo out; echo err >&2; exit 2", chunks.append) == 2
+    assert sorted("".join(chunks).split()) == ["err", "out"]
+
+
+def test_timeouts_are_wrctl_errors() -> None:
+    t = LocalTransport()
+    with pytest.raises(CommandTimeout, match=r"`sleep 5` did not finish within 0\.3s"):
+        t.run("sleep 5", timeout=0.3)
+    with pytest.raises(CommandTimeout):
+        t.stream("sleep 5", lambda _: None, timeout=0.3)
