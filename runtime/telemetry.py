@@ -8,6 +8,7 @@ nothing on the hot path.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -21,9 +22,11 @@ def setup_tracing(
     endpoint: str | None = None,
     sample_ratio: float = 1.0,
     exporter: SpanExporter | None = None,
+    resource_attributes: Mapping[str, str] | None = None,
 ) -> bool:
     """Install the global tracer provider; return False (and do nothing) when there is nowhere
-    to send spans. `exporter` overrides the OTLP exporter (tests pass an in-memory one)."""
+    to send spans. `exporter` overrides the OTLP exporter (tests pass an in-memory one);
+    `resource_attributes` describe the process (sent once per export batch, not per span)."""
     endpoint = endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     if exporter is None:
         if not endpoint:
@@ -32,7 +35,7 @@ def setup_tracing(
 
         exporter = OTLPSpanExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"))
     provider = TracerProvider(
-        resource=Resource.create({"service.name": service}),
+        resource=Resource.create({**(resource_attributes or {}), "service.name": service}),
         sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
     )
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))

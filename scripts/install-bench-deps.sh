@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Debian packages bench/proxy.py compares against (nginx, haproxy) and drives load with (wrk).
+# Debian packages bench/proxy.py compares against (nginx, haproxy) and drives load with (wrk),
+# and valgrind for bench/proxy_instructions.py.
 # Idempotent and quick when everything is there; needs root (or sudo). apt does not start the
 # daemons here: the bench runs them itself with its own configs on loopback ports.
 set -euo pipefail
-PACKAGES=(nginx haproxy wrk)
+PACKAGES=(nginx haproxy wrk valgrind)
 bash "$(dirname "$0")/apt-install.sh" "${PACKAGES[@]}"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -74,18 +74,18 @@ class ClientConnection(asyncio.Protocol):
         self.eof = False
         self.header_bytes = 0
         self.connection_header = False  # the request being parsed has a connection header
-        self.last_active = 0.0
+        self.active = True  # bytes arrived since the last idle check (Router.close_idle)
+        self.idle_since = 0.0  # on the loop clock: the idle check that found it quiet first
         self.broken: tuple[int, str] | None = None  # unparsable bytes after the current request
         self.closing = False  # we closed (or are closing) it: nothing more is read or written
 
     # ---- asyncio callbacks --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
-        self.last_active = self.router.loop.time()
         self.router.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
-        self.last_active = self.router.loop.time()
+        self.active = True  # a flag, not a clock read per read: idle checks run once a second
         if self.broken is not None or self.closing:
             return  # the parser gave up on this stream; only the answers owed are left
         try:
@@ -131,23 +131,30 @@ class ClientConnection(asyncio.Protocol):
             current.upstream.resume_reading()
 
     # ---- httptools callbacks ------------------------------------------------------------
-    def on_message_begin(self) -> None:
-        self.parsing = Exchange(self, self.router)
-        self.header_bytes = 0
-        self.connection_header = False
-
+    # There is no on_message_begin: the first on_url of a request starts its Exchange, which
+    # saves one callback per request (every request line has a URL, and llhttp reports it
+    # before any header).
     def on_url(self, url: bytes) -> None:
-        assert self.parsing is not None
-        self.parsing.url += url
-
-    def on_header(self, name: bytes, value: bytes) -> None:
         ex = self.parsing
-        assert ex is not None
+        if ex is None:
+            self.parsing = ex = Exchange(self, self.router)
+            self.header_bytes = 0
+            self.connection_header = False
+            ex.url = url
+        else:  # the URL arrived in pieces
+            ex.url += url
+
+    # The callbacks below run several times per request: no asserts (each is a few bytecodes
+    # at run time), the annotation alone tells the type checker that a request is being parsed.
+    def on_header(self, name: bytes, value: bytes) -> None:
+        ex: Exchange = self.parsing  # type: ignore[assignment] # on_url made it
         self.header_bytes += len(name) + len(value)
         if self.header_bytes > _MAX_HEADER_BYTES:
             raise _HeadersTooLarge
         lname = name.lower()
         kind = _SPECIAL.get(lname)  # one dict lookup decides for every header
+        if kind == _DROP:
+            return  # host and hop-by-hop headers, replaced or not forwarded
         if kind is None:
             if not lname.startswith(b"x-wr-"):
                 ex.headers += (name, b": ", value, b"\r\n")  # joined once, in request_head
@@ -168,7 +175,6 @@ class ClientConnection(asyncio.Protocol):
                 ex.headers += (name, b": ", value, b"\r\n")
             elif kind == _CONNECTION:
                 self.connection_header = True
-            # _DROP: host and hop-by-hop headers, replaced or not forwarded
         elif self.mode == EXTERNAL:
             return
         elif kind == _DESTINATION:
@@ -184,8 +190,7 @@ class ClientConnection(asyncio.Protocol):
         # _WR_DROP: x-wr-module and x-wr-namespace are set by delivery, never forwarded
 
     def on_headers_complete(self) -> None:
-        ex = self.parsing
-        assert ex is not None
+        ex: Exchange = self.parsing  # type: ignore[assignment] # on_url made it
         parser = self.parser
         ex.method = parser.get_method()
         ex.head_only = ex.method == b"HEAD"
@@ -205,13 +210,15 @@ class ClientConnection(asyncio.Protocol):
             self.pause(PIPELINED)
 
     def on_body(self, body: bytes) -> None:
-        assert self.parsing is not None
-        self.parsing.request_body(body)
+        self.parsing.request_body(body)  # type: ignore[union-attr] # on_url made it
 
     def on_message_complete(self) -> None:
-        ex, self.parsing = self.parsing, None
-        assert ex is not None
-        ex.request_complete()
+        ex: Exchange = self.parsing  # type: ignore[assignment] # on_url made it
+        self.parsing = None
+        if ex.chunked or ex.response_done:
+            ex.request_complete()
+        else:  # what request_complete comes to for a plain request still being answered
+            ex.request_done = True
 
     # ---- used by exchanges --------------------------------------------------------------
     def pause(self, reason: int) -> None:
@@ -291,8 +298,14 @@ class ClientConnection(asyncio.Protocol):
         self.close()
 
     def close_if_idle(self, now: float, idle_timeout: float) -> None:
-        idle = now - self.last_active > idle_timeout
-        if idle and self.current is None:
+        """Close when no bytes came for idle_timeout (counted from the check that first saw
+        the connection quiet, so up to one check interval late) and nothing is in flight."""
+        if self.active:
+            self.active = False
+            self.idle_since = now
+            if idle_timeout > 0:
+                return
+        if self.current is None and now - self.idle_since >= idle_timeout:
             self.close()
 
     def close(self) -> None:

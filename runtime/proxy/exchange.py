@@ -15,6 +15,7 @@ from runtime.proxy.routing import Candidate, CandidateGroup, RouteError
 if TYPE_CHECKING:
     from runtime.proxy.client import ClientConnection
     from runtime.proxy.destination import Destination
+    from runtime.proxy.metrics import DestinationStats
     from runtime.proxy.router import Router
     from runtime.proxy.upstream import UpstreamConnection
 
@@ -35,7 +36,6 @@ class Exchange:
         "chunked",
         "client",
         "close_client",
-        "deadline",
         "dest",
         "destination",
         "expect_continue",
@@ -60,6 +60,7 @@ class Exchange:
         "source",
         "source_ns",
         "span",
+        "stats",
         "status",
         "t0",
         "trace_line",
@@ -110,24 +111,26 @@ class Exchange:
         self.finished = False
         self.fresh = False
         self.retries = 0
-        self.t0 = 0.0
-        self.deadline = 0.0
+        self.stats: DestinationStats | None = None  # set by a cached plan
+        self.t0 = 0.0  # also the start of the request deadline (Router.sweep)
 
     def span_description(self) -> tuple[str, dict[str, str]]:
         """Name and attributes of this hop's span (asked only for sampled requests)."""
-        return f"wr-proxy {self.label}", {
+        # Few attributes: each costs the SDK and the exporter per span; the node is a resource
+        # attribute (see ProxyServer), and an absent source is left out rather than sent empty.
+        attributes = {
             "wr.destination": (self.destination or b"").decode("latin-1"),
-            "wr.source": (self.source or b"").decode("latin-1"),
-            "wr.node": self.router.node_id,
             "http.request.method": self.method.decode("latin-1"),
         }
+        if self.source is not None:
+            attributes["wr.source"] = self.source.decode("latin-1")
+        return f"wr-proxy {self.label}", attributes
 
     # ---- request side (called by the client connection) ----------------------------------
     def start(self) -> None:
         """Route the request and send it to an upstream (the headers are complete)."""
         router = self.router
-        self.t0 = t0 = perf_counter()
-        self.deadline = t0 + router.request_timeout  # on the perf_counter clock: Router.sweep
+        self.t0 = perf_counter()
         try:
             router.plan(self)
         except RouteError as exc:
@@ -167,8 +170,7 @@ class Exchange:
 
     # ---- choosing and reaching an upstream ----------------------------------------------
     def _dispatch(self) -> None:
-        group = self.group
-        assert group is not None
+        group: CandidateGroup = self.group  # type: ignore[assignment] # planned
         candidate = group.choose(self.tried)
         if candidate is None:
             if self.tried:
@@ -211,10 +213,9 @@ class Exchange:
             self.tried.append(candidate)
 
     def _attach(self, conn: UpstreamConnection) -> None:
-        assert self.candidate is not None
         self.upstream = conn
         conn.begin(self, self.head_only)
-        head = self.router.request_head(self, self.candidate)
+        head = self.router.request_head(self, self.candidate)  # type: ignore[arg-type] # chosen
         if self.pending is not None:
             head = b"".join((head, *self.pending))
             self.pending = None
@@ -364,7 +365,8 @@ class Exchange:
             return
         self.finished = True
         router = self.router
-        router.metrics.observe(self.label, self.status, perf_counter() - self.t0)
+        stats = self.stats or router.metrics.stats(self.label)
+        stats.observe(self.status, perf_counter() - self.t0)
         if self.span is not None:
             candidate = self.candidate
             router.tracer.end(

@@ -1,8 +1,9 @@
 """Prometheus metrics of the proxy. Per-request counts are plain ints, exported at scrape time."""
 
 # prometheus_client's own Counter/Histogram take a lock and walk label dicts on every call; the
-# data path runs on one event loop, so it keeps its counts in dicts and a collector turns them
-# into metric families only when /metrics is read.
+# data path runs on one event loop, so it keeps its counts in one small object per destination
+# (which the router's cached route plan hands to the request: no label lookup per request) and
+# a collector turns them into metric families only when /metrics is read.
 
 from __future__ import annotations
 
@@ -14,15 +15,30 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-_KEY_LIMIT = 10_000  # destinations x statuses kept before counts are folded into "-"
+_KEY_LIMIT = 10_000  # destinations kept before further ones are counted as "-"
+_STATUS_LIMIT = 100  # distinct statuses kept per destination before the rest count as 0
 
 
-class _Latency:
-    __slots__ = ("counts", "total")
+class DestinationStats:
+    """Counts by status and the latency histogram of one destination label."""
+
+    __slots__ = ("buckets", "by_status", "total")
 
     def __init__(self) -> None:
-        self.counts = [0] * (len(BUCKETS) + 1)  # the last one is +Inf
+        self.by_status: dict[int, int] = {}
+        self.buckets = [0] * (len(BUCKETS) + 1)  # the last one is +Inf
         self.total = 0.0
+
+    def observe(self, status: int, seconds: float) -> None:
+        """Count one finished request: a few dict and list operations, no locks."""
+        by_status = self.by_status
+        try:
+            by_status[status] += 1
+        except KeyError:  # only a misbehaving upstream invents more statuses than the limit
+            key = status if len(by_status) < _STATUS_LIMIT else 0
+            by_status[key] = by_status.get(key, 0) + 1
+        self.buckets[bisect_left(BUCKETS, seconds)] += 1
+        self.total += seconds
 
 
 class _RequestCollector(Collector):
@@ -35,20 +51,24 @@ class _RequestCollector(Collector):
             "Requests answered, by destination (namespace.module, egress:host or '-') and status",
             labels=["destination", "status"],
         )
-        for (destination, status), count in sorted(self._metrics.counts.items()):
-            requests.add_metric([destination, str(status)], count)
+        destinations = sorted(self._metrics.destinations.items())
+        for destination, stats in destinations:
+            for status, count in sorted(stats.by_status.items()):
+                requests.add_metric([destination, str(status)], count)
         yield requests
         latency = HistogramMetricFamily(
             "wr_proxy_request_duration_seconds",
             "Time from request headers to the end of the response, by destination",
             labels=["destination"],
         )
-        for destination, hist in sorted(self._metrics.latency.items()):
+        for destination, stats in destinations:
+            if not stats.by_status:
+                continue  # planned but not finished yet: no histogram to show
             cumulative, buckets = 0, []
-            for bound, count in zip((*BUCKETS, float("inf")), hist.counts, strict=True):
+            for bound, count in zip((*BUCKETS, float("inf")), stats.buckets, strict=True):
                 cumulative += count
                 buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
-            latency.add_metric([destination], buckets, hist.total)
+            latency.add_metric([destination], buckets, stats.total)
         yield latency
 
 
@@ -57,8 +77,7 @@ class ProxyMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.counts: dict[tuple[str, int], int] = {}
-        self.latency: dict[str, _Latency] = {}
+        self.destinations: dict[str, DestinationStats] = {}
         registry.register(_RequestCollector(self))
         self._breaker = Gauge(
             "wr_proxy_circuit_breaker_state",
@@ -77,23 +96,20 @@ class ProxyMetrics:
             registry=registry,
         )
 
-    def observe(self, destination: str, status: int, seconds: float) -> None:
-        """Count one finished request (a few dict and list operations, no locks)."""
-        key = (destination, status)
-        counts = self.counts
-        try:
-            counts[key] += 1
-        except KeyError:
-            if len(counts) >= _KEY_LIMIT:
-                key = ("-", status)
-            counts[key] = counts.get(key, 0) + 1
-        hist = self.latency.get(destination)
-        if hist is None:
-            if len(self.latency) >= _KEY_LIMIT:
+    def stats(self, destination: str) -> DestinationStats:
+        """The counters of one destination label (made on first use)."""
+        stats = self.destinations.get(destination)
+        if stats is None:
+            if len(self.destinations) >= _KEY_LIMIT:
                 destination = "-"
-            hist = self.latency.setdefault(destination, _Latency())
-        hist.counts[bisect_left(BUCKETS, seconds)] += 1
-        hist.total += seconds
+                stats = self.destinations.get(destination)
+            if stats is None:
+                stats = self.destinations[destination] = DestinationStats()
+        return stats
+
+    def observe(self, destination: str, status: int, seconds: float) -> None:
+        """Count one finished request of `destination` (the hot path keeps its stats instead)."""
+        self.stats(destination).observe(status, seconds)
 
     def breaker_state(self, upstream: str, state: int) -> None:
         self._breaker.labels(upstream).set(state)

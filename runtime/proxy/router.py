@@ -11,7 +11,7 @@ from runtime.proxy.client import EXTERNAL, INTERNAL, PEER
 from runtime.proxy.destination import BadDestination, Destination, DestinationParser
 from runtime.proxy.egress import EgressPolicy
 from runtime.proxy.ingress import IngressRouter
-from runtime.proxy.metrics import ProxyMetrics
+from runtime.proxy.metrics import DestinationStats, ProxyMetrics
 from runtime.proxy.routing import Candidate, CandidateGroup, RouteError, RoutingIndex, Upstream
 from runtime.proxy.tracing import HopTracer
 from runtime.proxy.upstream import UpstreamPool
@@ -19,6 +19,10 @@ from runtime.proxy.upstream import UpstreamPool
 if TYPE_CHECKING:
     from runtime.proxy.client import ClientConnection
     from runtime.proxy.exchange import Exchange
+
+# What every request with the same destination, x-wr-version and listener gets.
+Plan = tuple[Destination, CandidateGroup, str, DestinationStats]
+_PLAN_LIMIT = 4096  # plans kept per routing-table version (each a few small objects)
 
 
 class Router:
@@ -51,9 +55,11 @@ class Router:
         self.tracer = tracer
         self.loop = loop
         self._index = RoutingIndex(None, own_peer_address, breakers)
-        # (destination, x-wr-version, mode) -> (destination, group, label) for the current index
-        self._plans: dict[tuple[bytes, bytes | None, int], tuple[Destination, CandidateGroup, str]]
-        self._plans = {}
+        # (destination, x-wr-version, mode) -> the plan of such requests, for the current index;
+        # and by destination alone the combination seen last: one bytes key to hash and two
+        # compares, instead of building, hashing and comparing a tuple per request.
+        self._plans: dict[tuple[bytes, bytes | None, int], Plan] = {}
+        self._last_plans: dict[bytes, tuple[bytes | None, int, Plan]] = {}
         self.destinations = DestinationParser()
         self.connections: set[ClientConnection] = set()
         self._egress_groups: dict[tuple[str, int, bool], CandidateGroup] = {}
@@ -66,6 +72,7 @@ class Router:
     def index(self, index: RoutingIndex) -> None:
         self._index = index
         self._plans = {}
+        self._last_plans = {}
 
     def plan(self, ex: Exchange) -> None:
         """Resolve ex to a candidate group and start its span; RouteError when it cannot go."""
@@ -83,20 +90,28 @@ class Router:
             raise RouteError(
                 400, "missing x-wr-destination header (expected http://namespace.module/path)"
             )
-        key = (raw, ex.version_req, mode)
-        known = self._plans.get(key)
-        if known is None:
-            self._resolve(ex, raw, mode)
-            if len(self._plans) >= 4096:
-                self._plans.clear()
-            assert ex.dest is not None and ex.group is not None
-            self._plans[key] = (ex.dest, ex.group, ex.label)
+        last = self._last_plans.get(raw)
+        if last is not None and last[0] == ex.version_req and last[1] == mode:
+            ex.dest, ex.group, ex.label, ex.stats = last[2]
         else:
-            ex.dest, ex.group, ex.label = known
+            self._plan_by_key(ex, raw, mode)
         if self.tracer.enabled:
             ex.span, ex.trace_line = self.tracer.begin(ex.traceparent, ex.span_description)
         elif ex.traceparent is not None:
             ex.trace_line = b"traceparent: " + ex.traceparent + b"\r\n"
+
+    def _plan_by_key(self, ex: Exchange, raw: bytes, mode: int) -> None:
+        key = (raw, ex.version_req, mode)
+        plan = self._plans.get(key)
+        if plan is None:
+            self._resolve(ex, raw, mode)
+            if len(self._plans) >= _PLAN_LIMIT:
+                self._plans.clear()
+                self._last_plans.clear()
+            assert ex.dest is not None and ex.group is not None
+            plan = self._plans[key] = (ex.dest, ex.group, ex.label, self.metrics.stats(ex.label))
+        ex.dest, ex.group, ex.label, ex.stats = plan
+        self._last_plans[raw] = (ex.version_req, mode, plan)
 
     def _resolve(self, ex: Exchange, raw: bytes, mode: int) -> None:
         try:
@@ -125,8 +140,7 @@ class Router:
 
     def request_head(self, ex: Exchange, candidate: Candidate) -> bytes:
         """The request line and headers sent to the chosen upstream."""
-        dest = ex.dest
-        assert dest is not None and ex.destination is not None
+        dest: Destination = ex.dest  # type: ignore[assignment] # planned
         parts = [ex.method, dest.request_tail[ex.http10], *ex.headers]
         if candidate.module:
             parts.append(candidate.route_headers)
@@ -137,7 +151,7 @@ class Router:
             else:
                 parts += (b"x-wr-via-proxy: ", ex.via, b", ", self.node_id_bytes, b"\r\n")
             if not candidate.local:  # the peer routes again from the destination
-                parts += (b"x-wr-destination: ", ex.destination, b"\r\n")
+                parts += (b"x-wr-destination: ", ex.destination, b"\r\n")  # type: ignore[arg-type]
                 if ex.source is not None:
                     parts += (b"x-wr-source: ", ex.source, b"\r\n")
                 if ex.source_ns is not None:
@@ -152,12 +166,12 @@ class Router:
         """Answer requests whose deadline passed before their response headers arrived."""
         # Only a connection's current exchange has been started; scanning the connections a
         # few times a second is cheaper than keeping a set of exchanges up to date per request.
-        now = perf_counter()  # the clock Exchange.start sets deadlines on
+        started_before = perf_counter() - self.request_timeout  # the clock of Exchange.t0
         late = [
             ex
             for conn in self.connections
             if (ex := conn.current) is not None
-            and ex.deadline <= now
+            and ex.t0 <= started_before
             and not ex.head_received
             and not ex.response_done
         ]

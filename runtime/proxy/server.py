@@ -96,7 +96,11 @@ class ProxyServer:
         cfg = self.config
         # The hop tracer samples requests that arrive without a trace itself (see tracing.py).
         self._tracing = setup_tracing(
-            "wr-proxy", cfg.tracing.endpoint, 1.0, exporter=self._span_exporter
+            "wr-proxy",
+            cfg.tracing.endpoint,
+            1.0,
+            exporter=self._span_exporter,
+            resource_attributes={"wr.node": cfg.node.node_id},  # once per batch, not per span
         )
         tls = cfg.node.tls
         metrics = ProxyMetrics(self.registry)

@@ -25,6 +25,7 @@ class UpstreamConnection(asyncio.Protocol):
     def __init__(self, pool: UpstreamPool, key: tuple[str, int, int]) -> None:
         self.pool = pool
         self.key = key
+        self.idle = pool.idle_list(key)  # where release puts it: no key lookup per request
         self.transport: asyncio.Transport | None = None
         self.exchange: Exchange | None = None
         self.parser = httptools.HttpResponseParser(self)
@@ -32,7 +33,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_only = False  # the request was HEAD: the response ends with its headers
         self.keep_alive = False
         self.message_done = False
-        self.got_bytes = False
         self.closed = False
         self.read_paused = False
         self.interim = False  # the headers parsed last were a 1xx response's
@@ -46,7 +46,6 @@ class UpstreamConnection(asyncio.Protocol):
         if exchange is None:  # nothing asked: an idle connection must not talk
             self.close()
             return
-        self.got_bytes = True
         # Relay first (completion may release this connection); inlined Exchange work, as this
         # runs once per response read.
         exchange.response_started = True
@@ -111,7 +110,6 @@ class UpstreamConnection(asyncio.Protocol):
             self.parser = httptools.HttpResponseParser(self)
         self.head_only = head_only
         self.message_done = False
-        self.got_bytes = False
         self.keep_alive = False
         self.interim = False
 
@@ -183,14 +181,19 @@ class UpstreamPool:
             )
         return conn
 
+    def idle_list(self, key: tuple[str, int, int]) -> list[UpstreamConnection]:
+        """The idle connections to one upstream (made on first use, kept)."""
+        idle = self._idle.get(key)
+        if idle is None:  # (setdefault would build a list per call)
+            idle = self._idle[key] = []
+        return idle
+
     def release(self, conn: UpstreamConnection) -> None:
         """Return a connection whose exchange ended cleanly, or close it if the pool is full."""
         conn.exchange = None
         if conn.closed:
             return
-        idle = self._idle.get(conn.key)
-        if idle is None:  # (setdefault would build a list per call)
-            idle = self._idle[conn.key] = []
+        idle = conn.idle
         if len(idle) >= _MAX_IDLE_PER_UPSTREAM:
             conn.close()
             return
@@ -200,7 +203,7 @@ class UpstreamPool:
         idle.append(conn)
 
     def forget(self, conn: UpstreamConnection) -> None:
-        idle = self._idle.get(conn.key)
+        idle = conn.idle
         if idle and conn in idle:
             idle.remove(conn)
 
@@ -208,7 +211,6 @@ class UpstreamPool:
         return sum(len(v) for v in self._idle.values())
 
     def close_all(self) -> None:
-        for idle in list(self._idle.values()):
+        for idle in self._idle.values():
             for conn in list(idle):
-                conn.close()
-        self._idle.clear()
+                conn.close()  # takes itself out of idle

@@ -63,6 +63,7 @@ def test_span_per_hop_and_traceparent_propagation(
     assert status == 200
     span = span_collector.wait_for_span("wr-proxy example.echo")
     assert span.service_name == "wr-proxy"
+    assert span.resource.get("wr.node"), "the node is named once per batch, as a resource"
     assert span.trace_id == TRACE_ID and span.parent_span_id == PARENT_ID
     assert span.attributes["wr.source"] == "caller"
     assert span.attributes["wr.destination"] == DEST

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import random
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -9,7 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from runtime.proxy.tracing import HopTracer
+from runtime.proxy.tracing import HopTracer, RootSampler, unsampled_lines
 
 TRACE = b"4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = b"00f067aa0ba902b7"
@@ -67,3 +70,41 @@ def test_root_sampling_ratio(exporter: InMemorySpanExporter) -> None:
     assert span is not None and header.endswith(b"-01\r\n")
     span.end()
     assert never.begin(None, lambda: ("hop", {}))[0] is None
+
+
+def test_unsampled_lines_are_valid_and_distinct() -> None:
+    lines = unsampled_lines(512)
+    assert len(lines) == 512
+    pattern = re.compile(rb"traceparent: 00-([0-9a-f]{32})-([0-9a-f]{16})-00\r\n")
+    matches = [pattern.fullmatch(line) for line in lines]
+    assert all(matches), [line for line, m in zip(lines, matches, strict=True) if not m][:3]
+    trace_ids = {m.group(1) for m in matches if m}
+    assert len(trace_ids) == 512 and b"0" * 32 not in trace_ids
+    assert unsampled_lines(1) != unsampled_lines(1)
+
+
+def test_unsampled_roots_get_fresh_trace_ids(exporter: InMemorySpanExporter) -> None:
+    tracer = _tracer(0.0)
+    headers = [tracer.begin(None, lambda: ("hop", {}))[1] for _ in range(600)]  # > one block
+    assert len(set(headers)) == 600
+    assert exporter.get_finished_spans() == ()
+
+
+@pytest.mark.parametrize("ratio", [0.01, 0.2])
+def test_root_sampler_keeps_the_ratio(ratio: float) -> None:
+    random.seed(7)
+    sampler = RootSampler(ratio)
+    draws = 20_000
+    sampled = 0
+    for _ in range(draws):
+        sampler.gap -= 1
+        if sampler.gap < 0:
+            sampled += 1
+            sampler.gap = sampler.draw()
+    expected = draws * ratio
+    assert abs(sampled - expected) < 5 * math.sqrt(expected * (1 - ratio))
+
+
+def test_root_sampler_extremes() -> None:
+    assert RootSampler(1.0).draw() == 0
+    assert RootSampler(0.0).draw() > 10**15
