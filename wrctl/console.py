@@ -82,9 +82,12 @@ def print_results(results: Sequence[TargetResultLike], console: Console) -> None
         line = Text(f"  {result.target:<20} ") + Text(
             result.status, style=_RESULT_STYLES.get(result.status, "")
         )
-        if result.detail:
-            line += Text(f"  {result.detail.splitlines()[0]}")
+        lines = result.detail.splitlines()
+        if lines:
+            line += Text(f"  {lines[0]}")
         console.print(line)
+        for more in lines[1:]:  # e.g. every failed preflight check
+            console.print(Text(f"  {'':<20} {more}"))
 
 
 @contextmanager

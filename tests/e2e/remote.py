@@ -68,6 +68,7 @@ user = "{a.user}"
 ssh_key = "{a.key_path}"
 workdir = "{self.workdir}"
 python = "/usr/bin/python3"
+sudo = true                    # to create the workdir under /opt
 {self.defaults}
 {nodes}
 [proxy]

@@ -99,7 +99,7 @@ def test_deploy_over_ssh(
     failed = c.wrctl("apply", "--auto-approve", "--health-timeout", "20")
     assert failed.returncode == 1
     assert re.search(r"node-a\s+rolled-back", failed.stderr), failed.stderr
-    assert "Last log lines of node-a" in failed.stderr
+    assert "Last log lines of node-node-a" in failed.stderr, failed.stderr
     assert "bonjour" in c.call()
 
     # Logs over SSH.
