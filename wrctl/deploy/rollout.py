@@ -53,21 +53,32 @@ class Rollout:
 
     def put_credentials(self, files: dict[str, bytes]) -> bool:
         """Put the node's TLS files in TARGET/tls/ (owner-only), outside any release so no
-        bundle carries a key; only what differs is copied. True when something changed."""
-        directory = self.host.path(self.target, "tls")
-        self._t.run(f"mkdir -p {quote(directory)} && chmod 700 {quote(directory)}")
-        listing = self._t.run(f"cd {quote(directory)} && sha256sum * 2>/dev/null", check=False)
+        bundle carries a key; only what differs is copied. True when something changed.
+        Formats that run services as the `wruntime` user (systemd) get the files owned by
+        it, through sudo; the others keep them the deploy user's."""
+        root = self.host.format.install_as_root
+        owner = "-o wruntime -g wruntime " if root else ""
+        directory = quote(self.host.path(self.target, "tls"))
+        self._t.run(f"install -d -m 700 {owner}{directory}", sudo=root)
+        listing = self._t.run(
+            f"cd {directory} && sha256sum -- * 2>/dev/null", check=False, sudo=root
+        )
         have = {line.split()[-1]: line.split()[0] for line in listing.stdout.splitlines() if line}
         changed = False
         for name, data in sorted(files.items()):
             if have.get(name) == hashlib.sha256(data).hexdigest():
                 continue
+            staged = self.host.path(self.target, f".tls-{name}.upload")
             with tempfile.TemporaryDirectory(prefix="wrctl-tls-") as tmp:
                 local = Path(tmp) / name
                 local.write_bytes(data)
                 local.chmod(0o600)
-                self._t.put(local, f"{directory}/{name}")
-            self._t.run(f"chmod 600 {quote(directory + '/' + name)}")
+                self._t.put(local, staged)
+            self._t.run(
+                f"install -m 600 {owner}{quote(staged)} {directory}/{quote(name)} "
+                f"&& rm -f {quote(staged)}",
+                sudo=root,
+            )
             changed = True
         return changed
 
