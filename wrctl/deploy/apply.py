@@ -29,7 +29,7 @@ from wrctl.deploy.noderollout import Expectation, NodeGate
 from wrctl.deploy.preflight import check_and_prepare
 from wrctl.deploy.rollout import Rollout
 from wrctl.deploy.transport import Progress, quote
-from wrctl.errors import WrctlError
+from wrctl.errors import ManagerUnreachable, WrctlError
 from wrctl.managerapi import ManagerClient
 from wrctl.pki import NodeCredentials, cluster_ca
 from wrctl.plan import Plan, Resource, mark_applied
@@ -153,10 +153,14 @@ class _Run:
         try:
             self.install(rollout, bundle)
             rollout.restart()
+            self.report("manager", "started; waiting for it to answer")
+            try:
+                self.client.wait_ready(self.options.health_timeout_s)
+            except ManagerUnreachable as exc:
+                logs = rollout.log_tail(50).rstrip()
+                raise ManagerUnreachable(f"{exc}; its last log lines:\n{logs}") from None
         finally:
             rollout.host.transport.close()
-        self.report("manager", "started; waiting for it to answer")
-        self.client.wait_ready(30.0)
 
     def install(
         self, rollout: Rollout, bundle: Bundle, credentials: NodeCredentials | None = None
