@@ -49,7 +49,7 @@ def test_deploy_over_ssh(
         c.defaults = f'docker_base_image = "{a.base_image}"\n'
 
     # Host keys: an unknown host is refused with its fingerprint; a changed key always.
-    print("step:", 'Host keys: an unknown host is refused wi', flush=True)
+    print("step:", "Host keys: an unknown host is refused wi", flush=True)
     c.write()
     empty = tmp_path / "known_hosts.empty"
     empty.write_text("")
@@ -68,7 +68,7 @@ def test_deploy_over_ssh(
     assert "changed" in refused.stderr.lower() and fingerprint(a) in refused.stderr
 
     # Preflight: node-b names a Python that is not there -> one clear line; node-a is applied.
-    print("step:", 'Preflight: node-b names a Python that is', flush=True)
+    print("step:", "Preflight: node-b names a Python that is", flush=True)
     c.extra = {"node-b": 'python = "/usr/bin/python3.99"\n'}
     c.write()
     first = c.wrctl("apply", "--auto-approve", *COLD)
@@ -86,12 +86,12 @@ def test_deploy_over_ssh(
     assert "hello" in c.call()  # node-b's ingress -> caller -> echo on node-a via the peer port
 
     # No-op: nothing uploaded, nothing restarted.
-    print("step:", 'No-op: nothing uploaded, nothing restart', flush=True)
+    print("step:", "No-op: nothing uploaded, nothing restart", flush=True)
     again = ok(c.wrctl("apply", "--auto-approve"))
     assert "No changes." in again and "upload" not in again and "restarted" not in again
 
     # A module change on node-b restarts node-b only.
-    print("step:", 'A module change on node-b restarts node-', flush=True)
+    print("step:", "A module change on node-b restarts node-", flush=True)
     c.write(greeting="bonjour")
     changed_out = ok(c.wrctl("apply", "--auto-approve"))
     assert "node-b: restarted" in changed_out and "node-a:" not in changed_out
@@ -109,12 +109,12 @@ def test_deploy_over_ssh(
     assert "bonjour" in c.call()
 
     # Logs over SSH.
-    print("step:", 'Logs over SSH.', flush=True)
+    print("step:", "Logs over SSH.", flush=True)
     logs = ok(c.wrctl("logs", "node-a", "proxy", "--lines", "5", "-c", "cluster.toml"))
     assert len(logs.strip().splitlines()) >= 1
 
     # Killed midway: the lock is released and the next plan still shows the change.
-    print("step:", 'Killed midway: the lock is released and ', flush=True)
+    print("step:", "Killed midway: the lock is released and ", flush=True)
     c.write(greeting="hola")
     proc = subprocess.Popen(
         [WRCTL, "apply", "--auto-approve", "--known-hosts", str(a.known_hosts_path)],
