@@ -147,6 +147,7 @@ class _Builder:
                 heartbeat_timeout_secs=m.heartbeat_timeout_secs,
             ).encode(),
         }
+        files |= _migration_files()
         secrets = [STATE_PASSWORD] if password is not None else []
         env = {"PGPASSFILE": f"@WORKDIR@/{STATE_PASSWORD.file}"} if secrets else {}
         program = Program(
@@ -308,3 +309,15 @@ def verifier_script() -> bytes:
 def _engine_modules(modules: list[ModuleSection], index: int) -> list[ModuleSection]:
     """Engine i carries every module with more than i replicas."""
     return [m for m in modules if m.replicas > index]
+
+
+def _migration_files() -> dict[str, bytes]:
+    """The manager's schema migrations, for the operator to read (`bundle inspect`) or to
+    review before an upgrade; the manager applies its own copy (from the wheel) at start."""
+    from runtime.manager.store.migrations import load_migrations
+
+    return {
+        f"migrations/{dialect}/{m.version:04d}_{m.name}.sql": m.sql.encode()
+        for dialect in ("sqlite", "postgres")
+        for m in load_migrations(dialect)
+    }

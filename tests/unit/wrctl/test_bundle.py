@@ -115,6 +115,15 @@ def test_two_builds_give_identical_bundles(tmp_path: Path) -> None:
     assert [b.target for b in first] == ["manager", "node-node-a"]
 
 
+def test_the_manager_bundle_carries_its_migrations(tmp_path: Path) -> None:
+    config = load_cluster(_cluster(tmp_path))
+    manager = build_bundles(config, tmp_path / "out", "0.1.0")[0]
+    files = read_tarball(manager.path)
+    for dialect in ("sqlite", "postgres"):
+        assert b"CREATE TABLE releases" in files[f"migrations/{dialect}/0001_init.sql"]
+        assert f"migrations/{dialect}/0003_release_history.sql" in files
+
+
 def test_node_bundle_contents_and_manifest(tmp_path: Path) -> None:
     config = load_cluster(_cluster(tmp_path))
     node = build_bundles(config, tmp_path / "out", "0.1.0")[1]
