@@ -90,6 +90,20 @@ def print_results(results: Sequence[TargetResultLike], console: Console) -> None
             console.print(Text(f"  {'':<20} {more}"))
 
 
+class FailedResultLike(TargetResultLike, Protocol):
+    logs: str
+
+
+def print_failure(results: Sequence[FailedResultLike]) -> None:
+    """The per-target summary of a failed apply or rollback, then each failing target's
+    last log lines."""
+    print_results(results, err)
+    for result in results:
+        if result.logs.strip():
+            err.print(Text(f"Last log lines of {result.target}:", style="bold"))
+            err.print(Text(result.logs.rstrip()))
+
+
 @contextmanager
 def upload_bars() -> Iterator[Callable[[str, int], Callable[[int, int], None]]]:
     """Progress bars for bundle uploads (one per target, on stderr, gone when finished)."""

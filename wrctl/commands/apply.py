@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rich.text import Text
-
 from wrctl.config import load_cluster
 from wrctl.console import (
     abort,
     confirm,
-    err,
     out,
+    print_failure,
     print_plan,
     print_results,
     step_reporter,
@@ -71,11 +69,7 @@ def run_apply(
             options = ApplyOptions(health_timeout, parallel, access or HostAccess(), bar)
             results = apply_plan(plan, step_reporter(), options)
     except ApplyFailed as exc:
-        print_results(exc.results, err)
-        for result in exc.results:
-            if result.logs.strip():
-                err.print(f"[bold]Last log lines of {result.target}:[/bold]")
-                err.print(Text(result.logs.rstrip()))
+        print_failure(exc.results)
         raise
     print_results(results, out)
     out.print("[bold green]Apply complete.[/bold green]")

@@ -10,7 +10,15 @@ from rich.text import Text
 
 from wrctl.bundle.build import manager_address_for_nodes
 from wrctl.config import load_cluster
-from wrctl.console import abort, confirm, err, out, print_json, print_results, step_reporter
+from wrctl.console import (
+    abort,
+    confirm,
+    out,
+    print_failure,
+    print_json,
+    print_results,
+    step_reporter,
+)
 from wrctl.deploy.apply import ApplyFailed
 from wrctl.deploy.hosts import HostAccess
 from wrctl.deploy.rollback import rollback_nodes
@@ -44,11 +52,7 @@ def run_rollback(
     try:
         results = rollback_nodes(config, nodes or None, step_reporter(), health_timeout, access)
     except ApplyFailed as exc:
-        print_results(exc.results, err)
-        for result in exc.results:
-            if result.logs.strip():
-                err.print(f"[bold]Last log lines of {result.target}:[/bold]")
-                err.print(Text(result.logs.rstrip()))
+        print_failure(exc.results)
         raise
     print_results(results, out)
     out.print(
