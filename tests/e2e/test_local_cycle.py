@@ -4,12 +4,8 @@ apply -> invoke sees it -> no-op apply -> lock contention -> stale saved plan ->
 from __future__ import annotations
 
 import json
-import os
 import re
-import select
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import grpc
@@ -17,7 +13,7 @@ import pytest
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
-from tests.e2e.conftest import COLD, WRCTL, LocalCluster
+from tests.e2e.conftest import COLD, LocalCluster
 from wrctl.managerapi import ManagerClient
 
 pytestmark = pytest.mark.slow
@@ -128,50 +124,6 @@ def test_bad_cluster_file_is_reported_with_its_place(local_cluster: LocalCluster
         f"{Path('cluster.toml')}:2:1: cluster.nmae: unknown key; did you mean 'name'?"
         in result.stderr
     )
-
-
-def test_interrupted_apply_releases_the_lock_and_next_plan_is_right(
-    local_cluster: LocalCluster,
-) -> None:
-    c = local_cluster
-    env = {**os.environ, "WR_PROXY": f"127.0.0.1:{c.proxy_port}", "COLUMNS": "200"}
-    proc = subprocess.Popen(
-        [WRCTL, "apply", "--auto-approve"],
-        cwd=c.root,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stderr], [], [], 1.0)
-        if ready:
-            line = proc.stderr.readline()
-            seen.append(line)
-            if "node-local: restarted; waiting for the health gate" in line or not line:
-                break
-    assert any("waiting for the health gate" in line for line in seen), "".join(seen)
-    proc.send_signal(signal.SIGINT)  # Ctrl-C in the middle of the node's rollout
-    assert proc.wait(timeout=60) == 130, proc.stderr.read()
-
-    with grpc.insecure_channel(f"127.0.0.1:{c.manager_port}") as channel:
-        state = pb_grpc.ManagerServiceStub(channel).GetClusterState(
-            pb.GetClusterStateRequest(), timeout=10
-        )
-    assert not state.HasField("lock"), "the apply lock must be released on Ctrl-C"
-    assert state.HasField("manager_release") and not any(n.HasField("release") for n in state.nodes)
-
-    plan = c.wrctl("plan", "--detailed-exitcode")
-    assert plan.returncode == 2
-    assert "Plan: 3 to add, 0 to change, 0 to destroy." in plan.stdout
-    assert "manager will be" not in plan.stdout  # the manager was applied and recorded
-
-    _ok(c.wrctl("apply", "--auto-approve", *COLD))
-    assert "hello" in _ok(c.wrctl("invoke", "example.caller/run"))
 
 
 def test_broken_module_fails_the_gate_and_rolls_back(local_cluster: LocalCluster) -> None:

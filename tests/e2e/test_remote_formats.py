@@ -71,11 +71,13 @@ def test_deploy_over_ssh(
     print("step:", "Preflight: node-b names a Python that is", flush=True)
     c.extra = {"node-b": 'python = "/usr/bin/python3.99"\n'}
     c.write()
-    first = c.wrctl("apply", "--auto-approve", *COLD)
+    first = c.wrctl("apply", "--auto-approve", "--parallel", "2", *COLD)
     assert first.returncode == 1, first.stdout + first.stderr
     assert "/usr/bin/python3.99" in first.stderr
     assert re.search(r"node-a\s+applied", first.stderr), first.stderr
     assert re.search(r"node-b\s+failed", first.stderr), first.stderr
+    assert "peer TLS certificate installed" in first.stderr  # issued by the CA kept here
+    assert (tmp_path / ".wrctl" / "remote" / "pki" / "ca.key").stat().st_mode & 0o777 == 0o600
 
     c.extra = {}
     c.write()

@@ -202,7 +202,23 @@ class Rollout:
                 f"{quote(self.host.path(self.target, 'bundles', release + '.tar.gz'))}",
                 sudo=self.host.format.install_as_root,
             )
+        if doomed:
+            self._prune_venvs()
         return doomed
+
+    def _prune_venvs(self) -> None:
+        """Delete shared venvs (WORKDIR/venvs/) that no release of any target links to,
+        under the lock install.sh takes, so a venv being made is never removed."""
+        workdir = self.host.workdir
+        script = (
+            f"cd {quote(workdir)}/venvs 2>/dev/null || exit 0; "
+            "exec 9>.lock; flock 9; "
+            'for v in *; do [ -d "$v" ] || continue; used=; '
+            f"for l in {quote(workdir)}/*/releases/*/venv; do "
+            f'[ "$(readlink "$l")" = {quote(workdir)}/venvs/"$v" ] && used=1 && break; done; '
+            '[ -n "$used" ] || rm -rf -- "$v"; done'
+        )
+        self._t.run(script, check=False, sudo=self.host.format.install_as_root)
 
     def log_tail(self, lines: int = 50) -> str:
         return self.host.format.log_tail(self.target, lines)

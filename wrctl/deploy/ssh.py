@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -185,12 +186,14 @@ class SshTransport:
 
         as_root = sudo and not self.is_root
         line = shell_command(command, env, as_root)
+        started = time.monotonic()
         try:
             raw = self._conn.run(line, hide=True, warn=True, in_stream=False, timeout=timeout)
         except CommandTimedOut:
             raise CommandTimeout(self.name, command, timeout or 0) from None
         except (paramiko.SSHException, OSError) as exc:
             raise SshError(f"{self.name}: connection lost running `{command}`: {exc}") from None
+        self._check_timed_out(command, raw.exited, started, timeout)
         result = Result(command, raw.exited, raw.stdout, raw.stderr)
         if as_root:
             check_sudo(self.name, self.options.user, result)
@@ -225,6 +228,7 @@ class SshTransport:
 
         writer = SinkWriter(sink)
         line = shell_command(command, None, sudo and not self.is_root)
+        started = time.monotonic()
         try:
             raw = self._conn.run(
                 line,
@@ -236,7 +240,16 @@ class SshTransport:
             )
         except CommandTimedOut:
             raise CommandTimeout(self.name, command, timeout or 0) from None
+        self._check_timed_out(command, raw.exited, started, timeout)
         return int(raw.exited)
+
+    def _check_timed_out(
+        self, command: str, exited: int, started: float, timeout: float | None
+    ) -> None:
+        """invoke sometimes returns the killed command (exit -1: no status) instead of
+        raising CommandTimedOut when its timer fires; report that as the timeout it is."""
+        if timeout is not None and exited == -1 and time.monotonic() - started >= timeout:
+            raise CommandTimeout(self.name, command, timeout)
 
     def close(self) -> None:
         for conn in (getattr(self, "_conn", None), self._gateway):

@@ -40,6 +40,9 @@ def test_bundles_install_offline_start_and_serve_echo(
         done = run_install(release, workdir, offline=True)
         assert done.returncode == 0, f"{target}: {done.stdout}{done.stderr}"
         assert (release / "venv" / ".wr-installed").is_file()
+    # releases with the same wheels share one venv under WORKDIR/venvs
+    shared = {(release / "venv").resolve() for release in releases.values()}
+    assert len(shared) == 1 and shared.pop().parent == (workdir / "venvs").resolve()
     again = run_install(releases["node-a"], workdir, offline=True)
     assert again.returncode == 0 and "installed node-a" in again.stdout  # idempotent
     # the peer TLS files never travel in a bundle: put them where apply would
