@@ -8,13 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Headers = list[tuple[str, str]]
-# Where the host leaves the request body when it runs the request in an instance it created
-# ahead of time (stdin is fixed when an instance is set up); otherwise the body is on stdin.
-REQUEST_BODY_FILE = "/wr-io/request.body"
 
-
-# WASI hosts hand out at most 64 KiB per read: asking for more only allocates a buffer that
-# is cut back after each read.
+# Reads of unknown length go in chunks of this size (a file in /wr-io hands out at most 64 KiB
+# per read; asking for more only allocates a buffer that is cut back after each read).
 _READ_CHUNK = 64 * 1024
 
 
@@ -36,26 +32,19 @@ def write_fd(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def read_request_body() -> bytes:
-    """The request body: the host's body file when there is one, else stdin.
+def read_request_body(size_hint: int | None = None) -> bytes:
+    """The request body: the guest's stdin, an in-memory pipe the host fills.
 
-    A body file's size is known, so it is read into one buffer of that size: up to 64 KiB by
-    one read, larger ones by FileIO.readall (no chunks to join: a 1 MiB body touches 1 MiB of
-    fresh guest memory instead of 2, measured 764 -> 502 page faults per request).
+    With the size known (content-length), the pipe hands the whole body over in one read into
+    one buffer: no chunks to join, so a 1 MiB body touches 1 MiB of fresh guest memory instead
+    of 2 (every fresh page costs the host a copy-on-write fault). The stream is still read to
+    its end, so a wrong content-length loses nothing.
     """
-    try:
-        fd = os.open(REQUEST_BODY_FILE, os.O_RDONLY)
-    except FileNotFoundError:
+    if not size_hint or size_hint < 0:
         return read_fd(0)
-    try:
-        size = os.fstat(fd).st_size
-        if size <= _READ_CHUNK:
-            data = os.read(fd, size)
-            return data if len(data) == size else data + read_fd(fd)
-        with open(fd, "rb", buffering=0, closefd=False) as f:
-            return f.read()
-    finally:
-        os.close(fd)
+    data = os.read(0, size_hint)
+    rest = read_fd(0)
+    return data + rest if rest else data
 
 
 def header(headers: Headers, name: str) -> str | None:
@@ -84,7 +73,7 @@ class Request:
     @property
     def body(self) -> bytes:
         if self._body is None:
-            self._body = read_request_body()
+            self._body = read_request_body(_content_length(self.headers))
         return self._body
 
     def header(self, name: str) -> str | None:
@@ -117,6 +106,13 @@ class Response:
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
+
+
+def _content_length(headers: Headers) -> int | None:
+    value = header(headers, "content-length")
+    if value is None or not value.isdigit():
+        return None
+    return int(value)
 
 
 def to_response(result: object) -> Response:
