@@ -20,6 +20,7 @@ from wasmtime import Store, WasiConfig
 from wasmtime.component import Component, Linker, Record
 
 from runtime.engine.capabilities import check_imports
+from runtime.engine.handler_call import call_handle
 from runtime.engine.ipc import INLINE_MAX
 from runtime.engine.outbound import CallContext, OutboundError, ProxyClient
 from runtime.engine.spec import ModuleSpec
@@ -283,20 +284,19 @@ class WasmHost:
             self._local.store = store  # kept until release(): see there
             if func is None:
                 return _host_error(500, "the component has no handle function")
-            response = func(store, _record(method=method, path=path, headers=headers))
+            status, headers_out = call_handle(store, func, method, path, headers)
             func.post_return(store)
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
             return _trap_outcome(spec, exc)
-        headers_out = [tuple(h) for h in response.headers]
         try:
             size = slot.stdout.stat().st_size
         except FileNotFoundError:
-            return Outcome(response.status, headers_out, b"")
+            return Outcome(status, headers_out, b"")
         if size <= INLINE_MAX:
-            return Outcome(response.status, headers_out, slot.stdout.read_bytes())
+            return Outcome(status, headers_out, slot.stdout.read_bytes())
         kept = slot.root / f"out-{next(self._outputs)}"
         slot.stdout.rename(kept)
-        return Outcome(response.status, headers_out, b"", body_file=str(kept))
+        return Outcome(status, headers_out, b"", body_file=str(kept))
 
 
 def _map_copy(fd: int) -> mmap.mmap:

@@ -58,6 +58,38 @@ def test_unknown_module_and_route_are_404(components, start_engine) -> None:  # 
     assert b"no route for /echo.EchoService/Nope" in body
 
 
+def test_headers_cross_both_ways_in_order(components, start_engine) -> None:  # type: ignore[no-untyped-def]
+    import http.client
+    from urllib.parse import urlsplit
+
+    engine = start_engine(module_toml("testkit", components["testkit"]))
+    parts = urlsplit(engine.base)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+    try:
+        conn.putrequest("POST", "/headers", skip_host=True, skip_accept_encoding=True)
+        for name, value in [
+            ("x-wr-module", "testkit"),
+            ("x-wr-namespace", "example"),
+            ("X-Multi", "a"),
+            ("x-multi", "b"),
+            ("x-empty", ""),
+            ("content-length", "0"),
+        ]:
+            conn.putheader(name, value)
+        conn.endheaders()
+        resp = conn.getresponse()
+        seen = json.loads(resp.read())
+        assert resp.status == 201
+        assert resp.getheader("content-type") == "application/json"
+        assert [v for k, v in resp.getheaders() if k.lower() == "x-multi"] == ["1", "2"]
+    finally:
+        conn.close()
+    # Names reach the guest lower-cased, repeats kept, in arrival order.
+    pairs = [tuple(p) for p in seen]
+    assert [p for p in pairs if p[0] == "x-multi"] == [("x-multi", "a"), ("x-multi", "b")]
+    assert ("x-empty", "") in pairs
+
+
 @pytest.mark.parametrize("size", [100, 64 * 1024 + 7, 3 * 1024 * 1024])
 def test_bodies_of_any_size_cross_intact(components, start_engine, size: int) -> None:  # type: ignore[no-untyped-def]
     engine = start_engine(module_toml("testkit", components["testkit"]))

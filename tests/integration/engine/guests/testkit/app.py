@@ -1,4 +1,4 @@
-"""A guest for the engine tests: echo, busy loop, allocation, trap, state, config, calls."""
+"""A guest for the engine tests: echo, headers, busy loop, allocation, trap, state, calls."""
 
 import json
 import os
@@ -12,6 +12,13 @@ COUNTER = {"calls": 0, "token": None}
 @app.route("/echo")
 def echo(request: Request) -> Response:
     return Response(200, request.body, [("content-type", "application/octet-stream")])
+
+
+@app.route("/headers")
+def headers(request: Request) -> Response:
+    """The request's headers as JSON; answers with repeated and custom headers."""
+    reply = [("content-type", "application/json"), ("x-multi", "1"), ("x-multi", "2")]
+    return Response(201, json.dumps(request.headers).encode(), reply)
 
 
 @app.route("/spin")
