@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,13 +20,12 @@ from wrctl.deploy.hostkeys import (
     load_known_hosts,
 )
 from wrctl.deploy.transport import (
-    CommandTimeout,
-    HostCommandError,
     Progress,
     Result,
     Sink,
     SinkWriter,
-    check_sudo,
+    command_result,
+    invoke_run,
     shell_command,
 )
 from wrctl.errors import WrctlError
@@ -182,24 +180,15 @@ class SshTransport:
         sudo: bool = False,
         timeout: float | None = None,
     ) -> Result:
-        from invoke.exceptions import CommandTimedOut
-
         as_root = sudo and not self.is_root
         line = shell_command(command, env, as_root)
-        started = time.monotonic()
         try:
-            raw = self._conn.run(line, hide=True, warn=True, in_stream=False, timeout=timeout)
-        except CommandTimedOut:
-            raise CommandTimeout(self.name, command, timeout or 0) from None
+            raw = invoke_run(self._conn.run, self.name, command, line, timeout, hide=True)
         except (paramiko.SSHException, OSError) as exc:
             raise SshError(f"{self.name}: connection lost running `{command}`: {exc}") from None
-        self._check_timed_out(command, raw.exited, started, timeout)
-        result = Result(command, raw.exited, raw.stdout, raw.stderr)
-        if as_root:
-            check_sudo(self.name, self.options.user, result)
-        if check and not result.ok:
-            raise HostCommandError(self.name, result)
-        return result
+        return command_result(
+            self.name, self.options.user, command, raw, as_root=as_root, check=check
+        )
 
     def put(self, local: Path, remote: str, progress: Progress | None = None) -> None:
         part = f"{remote}.part"
@@ -224,32 +213,21 @@ class SshTransport:
     def stream(
         self, command: str, sink: Sink, *, sudo: bool = False, timeout: float | None = None
     ) -> int:
-        from invoke.exceptions import CommandTimedOut
-
         writer = SinkWriter(sink)
         line = shell_command(command, None, sudo and not self.is_root)
-        started = time.monotonic()
         try:
-            raw = self._conn.run(
+            raw = invoke_run(
+                self._conn.run,
+                self.name,
+                command,
                 line,
-                warn=True,
-                in_stream=False,
+                timeout,
                 out_stream=writer,
                 err_stream=writer,
-                timeout=timeout,
             )
-        except CommandTimedOut:
-            raise CommandTimeout(self.name, command, timeout or 0) from None
-        self._check_timed_out(command, raw.exited, started, timeout)
+        except (paramiko.SSHException, OSError) as exc:
+            raise SshError(f"{self.name}: connection lost running `{command}`: {exc}") from None
         return int(raw.exited)
-
-    def _check_timed_out(
-        self, command: str, exited: int, started: float, timeout: float | None
-    ) -> None:
-        """invoke sometimes returns the killed command (exit -1: no status) instead of
-        raising CommandTimedOut when its timer fires; report that as the timeout it is."""
-        if timeout is not None and exited == -1 and time.monotonic() - started >= timeout:
-            raise CommandTimeout(self.name, command, timeout)
 
     def close(self) -> None:
         for conn in (getattr(self, "_conn", None), self._gateway):

@@ -8,10 +8,11 @@ import os
 import re
 import shlex
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from wrctl.errors import WrctlError
 
@@ -129,6 +130,43 @@ def check_sudo(host: str, user: str, result: Result) -> None:
         raise SudoRefused(host, user, result)
 
 
+def invoke_run(
+    runner: Callable[..., Any],
+    host: str,
+    command: str,
+    line: str,
+    timeout: float | None,
+    **kwargs: Any,
+) -> Any:
+    """Run `line` with invoke (`Context.run` here, fabric's `Connection.run` over SSH), never
+    reading stdin; a timeout becomes CommandTimeout naming `command`. invoke sometimes returns
+    the killed command (exit -1, no status) instead of raising CommandTimedOut when its timer
+    fires: that is reported as the timeout it is."""
+    from invoke.exceptions import CommandTimedOut
+
+    started = time.monotonic()
+    try:
+        raw = runner(line, warn=True, in_stream=False, timeout=timeout, **kwargs)
+    except CommandTimedOut:
+        raise CommandTimeout(host, command, timeout or 0) from None
+    assert raw is not None  # invoke returns None only for disowned commands
+    if timeout is not None and raw.exited == -1 and time.monotonic() - started >= timeout:
+        raise CommandTimeout(host, command, timeout)
+    return raw
+
+
+def command_result(
+    host: str, user: str, command: str, raw: Any, *, as_root: bool, check: bool
+) -> Result:
+    """invoke's result as a Result; raises SudoRefused or (check=True) HostCommandError."""
+    result = Result(command, raw.exited, raw.stdout, raw.stderr)
+    if as_root:
+        check_sudo(host, user, result)
+    if check and not result.ok:
+        raise HostCommandError(host, result)
+    return result
+
+
 class SinkWriter:
     """A file-like object for invoke's out_stream/err_stream that forwards to a sink."""
 
@@ -163,28 +201,20 @@ class LocalTransport:
         sudo: bool = False,
         timeout: float | None = None,
     ) -> Result:
-        from invoke.exceptions import CommandTimedOut
-
         as_root = sudo and not self._root
         line = shell_command(command, env, True) if as_root else command
-        try:
-            raw = self._context.run(
-                line,
-                hide=True,
-                warn=True,
-                env={} if as_root else env or {},
-                in_stream=False,
-                timeout=timeout,
-            )
-        except CommandTimedOut:
-            raise CommandTimeout(self.name, command, timeout or 0) from None
-        assert raw is not None  # invoke returns None only for disowned commands
-        result = Result(command, raw.exited, raw.stdout, raw.stderr)
-        if as_root:
-            check_sudo(self.name, getpass.getuser(), result)
-        if check and not result.ok:
-            raise HostCommandError(self.name, result)
-        return result
+        raw = invoke_run(
+            self._context.run,
+            self.name,
+            command,
+            line,
+            timeout,
+            hide=True,
+            env={} if as_root else env or {},
+        )
+        return command_result(
+            self.name, getpass.getuser(), command, raw, as_root=as_root, check=check
+        )
 
     def put(self, local: Path, remote: str, progress: Progress | None = None) -> None:
         size = local.stat().st_size
@@ -203,21 +233,16 @@ class LocalTransport:
         self, command: str, sink: Sink, *, sudo: bool = False, timeout: float | None = None
     ) -> int:
         line = shell_command(command, None, True) if sudo and not self._root else command
-        from invoke.exceptions import CommandTimedOut
-
         writer = SinkWriter(sink)
-        try:
-            raw = self._context.run(
-                line,
-                warn=True,
-                in_stream=False,
-                out_stream=writer,
-                err_stream=writer,
-                timeout=timeout,
-            )
-        except CommandTimedOut:
-            raise CommandTimeout(self.name, command, timeout or 0) from None
-        assert raw is not None
+        raw = invoke_run(
+            self._context.run,
+            self.name,
+            command,
+            line,
+            timeout,
+            out_stream=writer,
+            err_stream=writer,
+        )
         return int(raw.exited)
 
     def close(self) -> None:

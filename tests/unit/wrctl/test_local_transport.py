@@ -36,3 +36,21 @@ def test_timeouts_are_wrctl_errors() -> None:
         t.run("sleep 5", timeout=0.3)
     with pytest.raises(CommandTimeout):
         t.stream("sleep 5", lambda _: None, timeout=0.3)
+
+
+def test_a_killed_command_without_status_is_reported_as_a_timeout() -> None:
+    # invoke sometimes returns the command its timer killed (exit -1) instead of raising.
+    import time
+    from types import SimpleNamespace
+
+    from wrctl.deploy.transport import invoke_run
+
+    def killed(line: str, **kwargs: object) -> SimpleNamespace:
+        time.sleep(0.05)
+        return SimpleNamespace(exited=-1, stdout="", stderr="")
+
+    with pytest.raises(CommandTimeout, match=r"`sleep 9` did not finish within 0\.05s"):
+        invoke_run(killed, "host-a", "sleep 9", "sleep 9", 0.05)
+    # A real exit -1 status that came before the timeout is just a status.
+    fast = invoke_run(lambda line, **kw: SimpleNamespace(exited=-1), "host-a", "x", "x", 30.0)
+    assert fast.exited == -1
