@@ -100,6 +100,19 @@ class DockerFormat:
             f"docker network rm {project(target)}_default >/dev/null 2>&1; true"
         )
 
+    def forget_releases(self, target: str, releases: list[str]) -> None:
+        """Delete the images built for pruned releases. `docker rmi` without -f: an image a
+        container still uses stays (and is deleted with the target)."""
+        if not releases:
+            return
+        cluster = read_manifest(self._t, current_release(self._t, self._workdir, target)).get(
+            "cluster"
+        )
+        if not isinstance(cluster, str) or not cluster:
+            return  # nothing names the images; `remove` still finds them by target
+        images = " ".join(quote(image_name(cluster, target, r)) for r in releases)
+        self._t.run(f"docker rmi {images} >/dev/null 2>&1; true", check=False)
+
     def shutdown_if_idle(self) -> bool:
         """True when no wruntime container is left on the daemon (nothing to stop)."""
         labels = self._t.run(

@@ -40,6 +40,11 @@ class ServiceFormat(Protocol):
 
     def remove(self, target: str) -> None: ...
 
+    def forget_releases(self, target: str, releases: list[str]) -> None:
+        """Drop what the format keeps per release once those releases are pruned (never the
+        current one); nothing for formats that keep nothing."""
+        ...
+
     def shutdown_if_idle(self) -> bool:
         """Stop what the format runs for the whole workdir when no target is left."""
         ...

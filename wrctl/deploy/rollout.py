@@ -204,6 +204,7 @@ class Rollout:
             )
         if doomed:
             self._prune_venvs()
+            self.host.format.forget_releases(self.target, doomed)
         return doomed
 
     def _prune_venvs(self) -> None:

@@ -106,6 +106,9 @@ exit 3
     def stop(self, target: str) -> None:
         self._ctl(f"stop wr-{target}:*", check=False)
 
+    def forget_releases(self, target: str, releases: list[str]) -> None:
+        """Programs point at `current`: nothing is kept per release."""
+
     def remove(self, target: str) -> None:
         """Stop the target's programs and forget them (its `current` link is gone by then)."""
         self.stop(target)

@@ -72,6 +72,9 @@ systemctl restart {unit}
     def stop(self, target: str) -> None:
         self._t.run(f"systemctl stop {quote(target_unit(target))}", sudo=True, check=False)
 
+    def forget_releases(self, target: str, releases: list[str]) -> None:
+        """Units point at `current`: nothing is kept per release."""
+
     def remove(self, target: str) -> None:
         """Stop and disable the target's units, delete them, daemon-reload."""
         unit = quote(target_unit(target))

@@ -68,7 +68,7 @@ def test_docker_lifecycle(
         assert fmt.preflight() == []
         prepare_workdir(t, WORKDIR)
         rollout = rollout_for(t, WORKDIR, fmt, TARGET)
-        for tag in ("r1", "r2"):
+        for tag in ("r1", "r2", "r3"):
             write_release(t, WORKDIR, TARGET, tag, _release(tag, port))
 
         rollout.switch("r1")
@@ -79,6 +79,14 @@ def test_docker_lifecycle(
         wait_for_body(url, "r2")
         images = docker_daemon.docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}")
         assert {image_name(CLUSTER, TARGET, t) for t in ("r1", "r2")} <= set(images.stdout.split())
+        # Pruning r1 (neither current nor among the newest two) deletes its image too.
+        rollout.switch("r3")
+        rollout.restart()
+        wait_for_body(url, "r3")
+        assert rollout.prune(keep=2) == ["r1"]
+        images = docker_daemon.docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}")
+        assert image_name(CLUSTER, TARGET, "r1") not in images.stdout.split()
+        assert {image_name(CLUSTER, TARGET, t) for t in ("r2", "r3")} <= set(images.stdout.split())
 
         http_get(url + "index.html")
         tail = fmt.log_tail(TARGET, 20)
@@ -90,7 +98,7 @@ def test_docker_lifecycle(
         fmt.stop(TARGET)
         wait_down(url)
         rollout.restart()  # the same release again: containers recreated
-        wait_for_body(url, "r2")
+        wait_for_body(url, "r3")
 
         assert not fmt.shutdown_if_idle()
         fmt.remove(TARGET)

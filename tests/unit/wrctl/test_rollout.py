@@ -34,6 +34,9 @@ class _NoServices:
     def remove(self, target: str) -> None:
         self.calls.append(f"remove {target}")
 
+    def forget_releases(self, target: str, releases: list[str]) -> None:
+        self.calls.append(f"forget {target} {' '.join(sorted(releases))}")
+
     def log_tail(self, target: str, lines: int = 50) -> str:
         return ""
 
@@ -106,6 +109,8 @@ def test_switch_back_and_prune_keep_three(rollout: Rollout, tmp_path: Path) -> N
     assert releases[0] in left, "the current release is never pruned"
     assert len(left) == 4 and len(pruned) == 1
     assert not (tmp_path / "host" / "node-a" / "bundles" / f"{next(iter(pruned))}.tar.gz").exists()
+    # the format hears which releases went (Docker deletes their images)
+    assert f"forget node-a {next(iter(pruned))}" in rollout.host.format.calls  # type: ignore[attr-defined]
 
 
 def test_failing_host_command_names_it(rollout: Rollout) -> None:
