@@ -17,12 +17,13 @@ from typing import Any
 
 import wasmtime
 from wasmtime import Store, WasiConfig
-from wasmtime.component import Component, Linker, Record
+from wasmtime.component import Component, Linker
 
 from runtime.engine.capabilities import check_imports
 from runtime.engine.handler_call import call_handle
 from runtime.engine.ipc import INLINE_MAX
 from runtime.engine.outbound import CallContext, OutboundError, ProxyClient
+from runtime.engine.send_import import SendReply, SendRequest, add_send
 from runtime.engine.spec import ModuleSpec
 from runtime.engine.wasi_stdin import Buffer, set_stdin_bytes
 from runtime.engine.wasm_config import EPOCH_TICK_SECS, make_config
@@ -65,13 +66,6 @@ class LoadedModule:
     component: Component
     handle_index: Any
     env: dict[str, str] = field(default_factory=dict)
-
-
-def _record(**fields: Any) -> Record:
-    rec = Record()
-    for name, value in fields.items():
-        setattr(rec, name.replace("_", "-"), value)
-    return rec
 
 
 class _Slot:
@@ -134,7 +128,7 @@ class WasmHost:
                 li.add_func("get", self._config_get)
                 li.add_func("get-all", self._config_all)
             with root.add_instance("wruntime:runtime/outbound@0.1.0") as li:
-                li.add_func("send", self._send)
+                add_send(li, self._send)
         return linker
 
     def _tick(self) -> None:
@@ -173,22 +167,17 @@ class WasmHost:
         except Exception:
             return []
 
-    def _send(self, _store: Any, req: Record) -> Record | str:
+    def _send(self, req: SendRequest) -> SendReply | str:
         try:
             current = self._current()
             current.on_park(True)
             try:
                 reply = self._proxy.send(
-                    current.call,
-                    getattr(req, "method"),  # noqa: B009 (Record fields are dynamic)
-                    getattr(req, "url"),  # noqa: B009
-                    [tuple(h) for h in getattr(req, "headers")],  # noqa: B009
-                    getattr(req, "body-file"),
-                    getattr(req, "version"),  # noqa: B009
+                    current.call, req.method, req.url, req.headers, req.body_file, req.version
                 )
             finally:
                 current.on_park(False)
-            return _record(status=reply.status, headers=reply.headers, body_file=reply.body_file)
+            return SendReply(reply.status, reply.headers, reply.body_file, reply.body_size)
         except OutboundError as exc:
             return str(exc)
         except Exception as exc:

@@ -44,6 +44,7 @@ class Reply:
     status: int
     headers: list[tuple[str, str]]
     body_file: str
+    body_size: int
 
 
 def _io_path(io_dir: Path, name: str) -> Path:
@@ -118,7 +119,7 @@ class ProxyClient:
         self._counter += 1
         name = f"reply-{threading.get_ident()}-{self._counter}.body"
         _io_path(ctx.io_dir, name).write_bytes(data)
-        return Reply(status, reply_headers, name)
+        return Reply(status, reply_headers, name, len(data))
 
     def _exchange(
         self,
