@@ -27,6 +27,28 @@ from runtime.engine.wit_values import (
 _REQUEST_FIELDS = ("method", "path", "headers")
 
 
+_RESPONSE_FIELDS = ("status", "headers")
+
+
+def handle_shape_problem(component: Any, engine: Any, export: str) -> str | None:
+    """Why the component's `handle` (in interface `export`) does not take and return the
+    records call_handle builds and reads, or None when it does."""
+    item = component.type.exports(engine).get(export)
+    func = item.ty.exports(engine).get("handle") if item is not None else None
+    ty = getattr(func, "ty", None)
+    if ty is None:
+        return None  # no handle at all: the caller reports that
+    params = ty.params
+    got_in = [n for n, _ in params[0][1].fields] if len(params) == 1 else []
+    got_out = [n for n, _ in ty.result.fields] if ty.result is not None else []
+    if tuple(got_in) != _REQUEST_FIELDS or tuple(got_out) != _RESPONSE_FIELDS:
+        return (
+            f"its handle takes {got_in} and returns {got_out}, this engine passes "
+            f"{list(_REQUEST_FIELDS)} and reads {list(_RESPONSE_FIELDS)}"
+        )
+    return None
+
+
 def call_handle(
     store: Any, func: Any, method: str, path: str, headers: Headers
 ) -> tuple[int, Headers]:

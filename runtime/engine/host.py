@@ -20,10 +20,10 @@ from wasmtime import Store, WasiConfig
 from wasmtime.component import Component, Linker
 
 from runtime.engine.capabilities import check_imports
-from runtime.engine.handler_call import call_handle
+from runtime.engine.handler_call import call_handle, handle_shape_problem
 from runtime.engine.ipc import INLINE_MAX
 from runtime.engine.outbound import CallContext, OutboundError, ProxyClient
-from runtime.engine.send_import import SendReply, SendRequest, add_send
+from runtime.engine.send_import import SendReply, SendRequest, add_send, send_shape_problem
 from runtime.engine.spec import ModuleSpec
 from runtime.engine.wasi_stdin import Buffer, set_stdin_bytes
 from runtime.engine.wasm_config import EPOCH_TICK_SECS, make_config
@@ -116,6 +116,14 @@ class WasmHost:
         handle = component.get_export_index("handle", iface) if iface is not None else None
         if handle is None:
             raise ValueError(f"module {spec.key}: the component does not export {HANDLER_EXPORT}")
+        problem = handle_shape_problem(component, self.engine, HANDLER_EXPORT) or (
+            send_shape_problem(component, self.engine)
+        )
+        if problem:
+            raise ValueError(
+                f"module {spec.key} was built against another version of the wruntime WIT "
+                f"({problem}); rebuild it with this wruntime's `wrctl build`"
+            )
         return LoadedModule(spec, component, handle, dict(spec.env))
 
     def _make_linker(self) -> Linker:

@@ -52,6 +52,7 @@ class SendReply:
 # The handler returns a reply, or the error text the guest gets as `err`.
 SendHandler = Callable[[SendRequest], SendReply | str]
 
+OUTBOUND = "wruntime:runtime/outbound@0.1.0"
 _RESPONSE_FIELDS = ("status", "headers", "body-file", "body-size")
 _handlers: dict[int, SendHandler] = {}
 _ids = itertools.count(1)
@@ -68,6 +69,23 @@ def add_send(instance: Any, handler: SendHandler) -> None:
     if err:
         _handlers.pop(key, None)
         raise WasmtimeError._from_ptr(err)
+
+
+def send_shape_problem(component: Any, engine: Any) -> str | None:
+    """Why this component's `send` import does not have the shape the callback writes (it
+    was built against another wruntime WIT, e.g. an older wr_sdk), or None when it matches or
+    the component makes no outbound calls."""
+    imports = component.type.imports(engine)
+    item = imports.get(OUTBOUND)
+    if item is None:
+        return None
+    send = item.ty.exports(engine).get("send")
+    ok = getattr(getattr(getattr(send, "ty", None), "result", None), "ok", None)
+    fields = [name for name, _ in ok.fields] if ok is not None else []
+    if tuple(fields) != _RESPONSE_FIELDS:
+        expected = list(_RESPONSE_FIELDS)
+        return f"its {OUTBOUND} send returns fields {fields}, this engine writes {expected}"
+    return None
 
 
 def _read_request(val: Any) -> SendRequest:
