@@ -55,12 +55,12 @@ def call_handle(
     """Call handle(request) on a fresh instance; returns (status, headers). Raises what the
     call raises (WasmtimeError, Trap). The caller still calls func.post_return(store)."""
     param = (ffi.wasmtime_component_val_t * 1)()
-    fields = set_record(param[0], _REQUEST_FIELDS)
-    set_string(fields[0].val, method)
-    set_string(fields[1].val, path)
-    set_headers(fields[2].val, headers)
     result = ffi.wasmtime_component_val_t()
     try:
+        fields = set_record(param[0], _REQUEST_FIELDS)  # deletable at every step from here
+        set_string(fields[0].val, method)
+        set_string(fields[1].val, path)
+        set_headers(fields[2].val, headers)
 
         def run() -> ctypes._Pointer[ffi.wasmtime_error_t]:
             return ffi.wasmtime_component_func_call(

@@ -67,7 +67,6 @@ class WorkerLoop:
                 "body_file": outcome.body_file,
             }
             self.send(reply, outcome.body)
-            self.host.release()
         except Exception as exc:  # a host bug must not kill the other calls of this worker
             log.exception("request failed in the host", extra={"wr_module": meta.get("module")})
             self.send(
@@ -80,6 +79,8 @@ class WorkerLoop:
                 },
                 f"engine error: {type(exc).__name__}".encode(),
             )
+        finally:
+            self.host.release()  # after the response is on its way, even after a host error
 
     def _park(self, rid: int, parked: bool) -> None:
         self.send({"op": "park" if parked else "unpark", "id": rid})
