@@ -114,7 +114,10 @@ def test_then_get_killed(ssh_hosts, postgres):
         "pids": [h.sshd.pid for h in ssh_hosts]
         + [int((postgres.data_dir / "postmaster.pid").read_text().split()[0])],
     }
-    Path(__file__).with_name("state.json").write_text(json.dumps(state))
+    # Published whole (write, then rename): the outer test reads it as soon as it exists.
+    part = Path(__file__).with_name("state.json.part")
+    part.write_text(json.dumps(state))
+    part.replace(part.with_name("state.json"))
     time.sleep(300)
 """
 
