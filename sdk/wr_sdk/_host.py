@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 
-from wr_sdk._http import Headers, Response
+from wr_sdk._http import HOST_READ_MAX, Headers, Response
 
 try:
     from componentize_py_types import Err
@@ -70,7 +70,6 @@ def call(
 # as they can: measured in a guest, writing 1 MiB took 2.1 ms with write() in a loop and
 # 0.78 ms with one pwrite(); reading it back took 2.6 ms through a buffered file object and
 # about a third of that with pread() up to the known size (100 B: 0.46 -> 0.14 ms).
-_PREAD_MAX = 64 * 1024  # the host hands out at most this much per read
 
 
 def _write_file(path: str, data: bytes) -> None:
@@ -90,7 +89,7 @@ def _read_file(path: str, size: int) -> bytes:
         chunks: list[bytes] = []
         offset = 0
         while offset < size:
-            chunk = os.pread(fd, min(size - offset, _PREAD_MAX), offset)
+            chunk = os.pread(fd, min(size - offset, HOST_READ_MAX), offset)
             if not chunk:
                 raise CallError(f"{path}: the reply body ended after {offset} of {size} bytes")
             chunks.append(chunk)

@@ -9,16 +9,16 @@ from typing import Any
 
 Headers = list[tuple[str, str]]
 
-# Reads of unknown length go in chunks of this size (a file in /wr-io hands out at most 64 KiB
-# per read; asking for more only allocates a buffer that is cut back after each read).
-_READ_CHUNK = 64 * 1024
+# The most a file in /wr-io hands out per read: reads of unknown length go in chunks of this
+# size (asking for more only allocates a buffer that is cut back after each read).
+HOST_READ_MAX = 64 * 1024
 
 
 def read_fd(fd: int) -> bytes:
     """Read a file descriptor of unknown size to its end (stdin, fd 0)."""
     chunks: list[bytes] = []
     while True:
-        chunk = os.read(fd, _READ_CHUNK)
+        chunk = os.read(fd, HOST_READ_MAX)
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)

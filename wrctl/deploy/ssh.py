@@ -23,9 +23,9 @@ from wrctl.deploy.transport import (
     Progress,
     Result,
     Sink,
-    SinkWriter,
     command_result,
     invoke_run,
+    invoke_stream,
     shell_command,
 )
 from wrctl.errors import WrctlError
@@ -213,21 +213,11 @@ class SshTransport:
     def stream(
         self, command: str, sink: Sink, *, sudo: bool = False, timeout: float | None = None
     ) -> int:
-        writer = SinkWriter(sink)
         line = shell_command(command, None, sudo and not self.is_root)
         try:
-            raw = invoke_run(
-                self._conn.run,
-                self.name,
-                command,
-                line,
-                timeout,
-                out_stream=writer,
-                err_stream=writer,
-            )
+            return invoke_stream(self._conn.run, self.name, command, line, sink, timeout)
         except (paramiko.SSHException, OSError) as exc:
             raise SshError(f"{self.name}: connection lost running `{command}`: {exc}") from None
-        return int(raw.exited)
 
     def close(self) -> None:
         for conn in (getattr(self, "_conn", None), self._gateway):

@@ -155,6 +155,20 @@ def invoke_run(
     return raw
 
 
+def invoke_stream(
+    runner: Callable[..., Any],
+    host: str,
+    command: str,
+    line: str,
+    sink: Sink,
+    timeout: float | None,
+) -> int:
+    """invoke_run with stdout and stderr handed to `sink` as they come; the exit code."""
+    writer = SinkWriter(sink)
+    raw = invoke_run(runner, host, command, line, timeout, out_stream=writer, err_stream=writer)
+    return int(raw.exited)
+
+
 def command_result(
     host: str, user: str, command: str, raw: Any, *, as_root: bool, check: bool
 ) -> Result:
@@ -233,17 +247,7 @@ class LocalTransport:
         self, command: str, sink: Sink, *, sudo: bool = False, timeout: float | None = None
     ) -> int:
         line = shell_command(command, None, True) if sudo and not self._root else command
-        writer = SinkWriter(sink)
-        raw = invoke_run(
-            self._context.run,
-            self.name,
-            command,
-            line,
-            timeout,
-            out_stream=writer,
-            err_stream=writer,
-        )
-        return int(raw.exited)
+        return invoke_stream(self._context.run, self.name, command, line, sink, timeout)
 
     def close(self) -> None:
         return None
