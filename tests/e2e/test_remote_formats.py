@@ -5,11 +5,13 @@ included."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import select
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -19,6 +21,7 @@ from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
 from tests.e2e.conftest import COLD, WRCTL
 from tests.e2e.remote import Host, RemoteCluster, ok
+from tests.infra import policy
 
 pytestmark = pytest.mark.slow
 
@@ -34,19 +37,61 @@ def _state(c: RemoteCluster) -> pb.GetClusterStateResponse:
         )
 
 
+@contextlib.contextmanager
+def cut_off(host: Host, from_address: str) -> Iterator[None]:
+    """No packet from `host` reaches `from_address` (a blackhole route in the host's network
+    namespace) until the block exits: services there keep running but cannot reach it."""
+    ns = getattr(host, "namespace", None)
+    if ns is None:
+        policy.unavailable(f"a network namespace for {host.name}", "use netns-mode fake hosts")
+    route = ["ip", "netns", "exec", ns, "ip", "route"]
+    subprocess.run([*route, "add", "blackhole", f"{from_address}/32"], check=True, timeout=30)
+    try:
+        yield
+    finally:
+        subprocess.run([*route, "del", "blackhole", f"{from_address}/32"], check=True, timeout=30)
+
+
+def _read_until(proc: subprocess.Popen[str], marker: str, deadline_s: float) -> str:
+    """proc's stderr up to the first line holding marker (or EOF, or the deadline)."""
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline and marker not in seen:
+        ready, _, _ = select.select([proc.stderr], [], [], 1.0)
+        if ready:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen += line
+    return seen
+
+
 HOSTS = {"supervisor": "ssh_hosts", "systemd": "systemd_hosts", "docker": "isolated_docker_hosts"}
 
 
-@pytest.mark.timeout(1200)
-@pytest.mark.parametrize("fmt", sorted(HOSTS))
-def test_deploy_over_ssh(
-    fmt: str, tmp_path: Path, components: dict[str, Path], request: pytest.FixtureRequest
-) -> None:
+@pytest.fixture(params=sorted(HOSTS))
+def cluster(
+    request: pytest.FixtureRequest, tmp_path: Path, components: dict[str, Path]
+) -> Iterator[RemoteCluster]:
+    """The remote cluster of one format on that format's session hosts. The hosts are shared
+    with other tests, so whatever a failed run left deployed is destroyed at the end."""
+    fmt = str(request.param)
     hosts: list[Host] = list(request.getfixturevalue(HOSTS[fmt]))
-    a, b = hosts[0], hosts[1]
     c = RemoteCluster(tmp_path, hosts, fmt, components)
     if fmt == "docker":
-        c.defaults = f'docker_base_image = "{a.base_image}"\n'
+        c.defaults = f'docker_base_image = "{getattr(hosts[0], "base_image")}"\n'
+    yield c
+    if c.file.exists():
+        c.extra = {}
+        c.write()
+        c.wrctl("destroy", "--auto-approve", timeout=300)
+
+
+@pytest.mark.timeout(1200)
+def test_deploy_over_ssh(cluster: RemoteCluster, tmp_path: Path) -> None:
+    c = cluster
+    a, b = c.hosts[0], c.hosts[1]
 
     # Host keys: an unknown host is refused with its fingerprint; a changed key always.
     print("step:", "Host keys: an unknown host is refused wi", flush=True)
@@ -115,30 +160,24 @@ def test_deploy_over_ssh(
     logs = ok(c.wrctl("logs", "node-a", "proxy", "--lines", "5", "-c", "cluster.toml"))
     assert len(logs.strip().splitlines()) >= 1
 
-    # Killed midway: the lock is released and the next plan still shows the change.
+    # Killed midway: the lock is released and the next plan still shows the change. node-b
+    # cannot reach the manager until the test lets go, so its new engines cannot register and
+    # the apply is certainly still at the health gate when the interrupt lands.
     print("step:", "Killed midway: the lock is released and ", flush=True)
     c.write(greeting="hola")
-    proc = subprocess.Popen(
-        [WRCTL, "apply", "--auto-approve", "--known-hosts", str(a.known_hosts_path)],
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    seen = ""
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and "waiting for the health gate" not in seen:
-        ready, _, _ = select.select([proc.stderr], [], [], 1.0)
-        if ready:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            seen += line
-    assert "waiting for the health gate" in seen, seen
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=120) == 130
+    with cut_off(b, from_address=a.address):
+        proc = subprocess.Popen(
+            [WRCTL, "apply", "--auto-approve", "--known-hosts", str(a.known_hosts_path)],
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        seen = _read_until(proc, "waiting for the health gate", deadline_s=300)
+        assert "waiting for the health gate" in seen, seen
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 130
     assert not _state(c).HasField("lock")
     pending = c.wrctl("plan", "--detailed-exitcode")
     assert pending.returncode == 2 and '"bonjour" -> "hola"' in pending.stdout, pending.stdout

@@ -3,6 +3,7 @@ content and precompiled into a shared engine cache (both cached by content hash)
 
 from __future__ import annotations
 
+import fcntl
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -43,6 +44,11 @@ def components() -> dict[str, Path]:
         compiled.ensure(wasm)
         return wasm
 
-    with ThreadPoolExecutor(2) as pool:
-        futures = {name: pool.submit(prepare, path) for name, path in SOURCES.items()}
-        return {name: f.result() for name, f in futures.items()}
+    # Parallel test workers (pytest-xdist) would each build the same components at once:
+    # the first builds, the others wait here and then find everything cached.
+    lock_path = cache_dir() / "components.lock"
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with ThreadPoolExecutor(2) as pool:
+            futures = {name: pool.submit(prepare, path) for name, path in SOURCES.items()}
+            return {name: f.result() for name, f in futures.items()}

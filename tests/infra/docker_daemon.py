@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra import _cgroups, _netns, _stale, policy
+from tests.infra import _cgroups, _machine_state, _netns, _stale, policy
 from tests.infra.process import ManagedProcess, ProcessNotReady, StopWaiting, wait_until
-from tests.infra.ssh_hosts import USER, HostAccess, SshHost, fake_ssh_hosts
+from tests.infra.ssh_hosts import USER, HostAccess, SshHost, ensure_deploy_user, fake_ssh_hosts
 
 SESSION_PREFIX = "wrtest-docker-"
 READY_DEADLINE_S = 30.0
@@ -299,7 +299,12 @@ def docker_daemon() -> Iterator[DockerDaemon]:
 
 def ensure_deploy_in_docker_group() -> None:
     """Let `deploy` use the daemon socket (group `docker`), as on a real Docker host.
-    Machine set-up like the account itself: it stays."""
+    Machine set-up like the account itself: it stays. Makes the account (and the group,
+    which the docker.io package normally brings) first, whatever fixture ran before."""
+    ensure_deploy_user()
+    if subprocess.run(["getent", "group", "docker"], capture_output=True).returncode != 0:
+        _machine_state.record_created("group", "docker")
+        subprocess.run(["groupadd", "--system", "docker"], check=True, timeout=30)
     groups = subprocess.run(["id", "-nG", USER], capture_output=True, text=True).stdout.split()
     if "docker" not in groups:
         subprocess.run(["usermod", "-aG", "docker", USER], check=True, timeout=30)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 import pytest
 
-from tests.infra import _netns, _stale, policy
+from tests.infra import _machine_state, _netns, _stale, policy
 from tests.infra.process import ManagedProcess, free_port
 
 if TYPE_CHECKING:
@@ -122,13 +122,15 @@ def _run(argv: list[str]) -> str:
 def ensure_deploy_user() -> None:
     """Create the `deploy` account (unlocked, key-only) with passwordless sudo, once per machine.
 
-    This is machine set-up, not per-run state, so it stays after the session.
+    This is machine set-up, not per-run state, so it stays after the session (recorded for
+    scripts/reset-test-machine.sh).
     """
     lock_path = Path("/run/lock/wruntime-test-user.lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if subprocess.run(["id", "-u", USER], capture_output=True).returncode != 0:
+            _machine_state.record_created("user", USER)  # first: a crash must not hide it
             _run(["useradd", "-m", "-s", "/bin/bash", USER])
         # useradd leaves the account locked ("!"), and sshd refuses locked accounts even for keys.
         if _run(["getent", "shadow", USER]).split(":")[1] != "*":
