@@ -80,7 +80,7 @@ def cluster(
     hosts: list[Host] = list(request.getfixturevalue(HOSTS[fmt]))
     c = RemoteCluster(tmp_path, hosts, fmt, components)
     if fmt == "docker":
-        c.defaults = f'docker_base_image = "{getattr(hosts[0], "base_image")}"\n'
+        c.defaults = f'docker_base_image = "{hosts[0].base_image}"\n'
     yield c
     if c.file.exists():
         c.extra = {}
