@@ -342,6 +342,9 @@ def docker_hosts(docker_daemon: DockerDaemon) -> Iterator[list[SshHost]]:
         yield hosts
 
 
+DAEMON_GROUP = "docker-daemon"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "docker: needs the test Docker daemon")
 
@@ -353,5 +356,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         names = set(getattr(item, "fixturenames", ()))
         if names & {"docker_daemon", "docker_hosts", "docker_base_image"}:
             item.add_marker(pytest.mark.docker)
+            # One worker (pytest-xdist) runs them all: this daemon owns the machine's docker0.
+            item.add_marker(pytest.mark.xdist_group(DAEMON_GROUP))
         if "docker_hosts" in names:
             item.add_marker(pytest.mark.ssh)
