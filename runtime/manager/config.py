@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from runtime.tomlconfig import load_config
+from runtime.wire import HEARTBEAT_TIMEOUT_SECS
 
 DEFAULT_DATA_DIR = "/var/lib/wruntime"
 SQLITE_FILE = "manager.db"
@@ -26,7 +27,7 @@ class ManagerConfig(BaseModel):
     # to data_dir) or "postgresql://user@host:port/db".
     state: str = "sqlite"
     postgres_max_connections: int = Field(default=10, ge=1, le=200)
-    engine_heartbeat_timeout_secs: float = Field(default=30.0, gt=0)
+    engine_heartbeat_timeout_secs: float = Field(default=float(HEARTBEAT_TIMEOUT_SECS), gt=0)
     module_heartbeat_timeout_secs: float | None = Field(default=None, gt=0)
     # Silent or deregistered engines stay listed as unhealthy for this long, then are deleted.
     engine_retention_secs: float = Field(default=3600.0, gt=0)
