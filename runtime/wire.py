@@ -56,6 +56,16 @@ GUEST_IO_DIR: Final = "/wr-io"  # where a guest finds the files of its outbound 
 METRICS_PATH: Final = "/metrics"  # Prometheus, on every service's admin listener and engines
 ADMIN_HEALTH_PATH: Final = "/healthz"  # liveness of a service's admin listener
 
+# ---- default ports (each configurable); the listeners bind loopback unless said otherwise ----
+MANAGER_PORT: Final = 9000  # gRPC ManagerService
+MANAGER_ADMIN_PORT: Final = 9090
+PROXY_DATA_PORT: Final = 9001  # engines send their outbound calls here
+PROXY_CONTROL_PORT: Final = 9002  # gRPC NodeService: engines register and heartbeat here
+PROXY_ADMIN_PORT: Final = 9091
+PEER_PORT: Final = 9443  # cross-node mutual TLS between proxies (binds every interface)
+INGRESS_PORT: Final = 8080  # public ingress (binds every interface)
+ENGINE_PORT: Final = 9100  # the first engine of a node; each further one takes the next port
+
 # ---- limits and defaults that more than one side applies -------------------------------------
 MAX_HEADER_BYTES: Final = 64 * 1024  # a request's header block; proxy and engine answer 431
 # Deadline of a request, by default: the engine's per module, the proxy's to response headers.

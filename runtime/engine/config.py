@@ -35,7 +35,7 @@ class SecretRef(_Strict):
 
 class NodeConfig(_Strict):
     name: str = ""
-    proxy_address: str = "http://127.0.0.1:9001"
+    proxy_address: str = f"http://127.0.0.1:{wire.PROXY_DATA_PORT}"
     control_address: str | None = None
 
     @field_validator("proxy_address")
@@ -83,7 +83,7 @@ class ModuleConfig(_Strict):
 
 
 class EngineConfig(_Strict):
-    listen_address: str = "127.0.0.1:9100"
+    listen_address: str = f"127.0.0.1:{wire.ENGINE_PORT}"
     allow_non_loopback: bool = False
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, gt=0, le=64)
     cache_dir: Path = Field(default_factory=lambda: default_cache() / "components")

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from runtime.tomlconfig import load_config
-from runtime.wire import HEARTBEAT_TIMEOUT_SECS
+from runtime.wire import HEARTBEAT_TIMEOUT_SECS, MANAGER_ADMIN_PORT, MANAGER_PORT
 
 DEFAULT_DATA_DIR = "/var/lib/wruntime"
 SQLITE_FILE = "manager.db"
@@ -20,8 +20,8 @@ class ManagerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    listen_address: str = "127.0.0.1:9000"
-    admin_address: str = "127.0.0.1:9090"
+    listen_address: str = f"127.0.0.1:{MANAGER_PORT}"
+    admin_address: str = f"127.0.0.1:{MANAGER_ADMIN_PORT}"
     data_dir: str = DEFAULT_DATA_DIR
     # "sqlite" (data_dir/manager.db), "sqlite:///abs/path.db", "sqlite:rel/path.db" (relative
     # to data_dir) or "postgresql://user@host:port/db".

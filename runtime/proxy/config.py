@@ -71,8 +71,8 @@ class NodeSection(_Strict):
     """Who this node is and how peers reach it."""
 
     name: str = ""
-    proxy_address: str = "http://127.0.0.1:9001"
-    peer_port: int = Field(default=9443, gt=0, lt=65536)
+    proxy_address: str = f"http://127.0.0.1:{wire.PROXY_DATA_PORT}"
+    peer_port: int = Field(default=wire.PEER_PORT, gt=0, lt=65536)
     peer_listen_host: str = "0.0.0.0"
     tls: NodeTls | None = None
 
@@ -178,7 +178,7 @@ class ExternalRoute(_Strict):
 class ExternalSection(_Strict):
     """The public ingress listener and its routes."""
 
-    listen_address: Annotated[str, Field(default="0.0.0.0:8080")]
+    listen_address: Annotated[str, Field(default=f"0.0.0.0:{wire.INGRESS_PORT}")]
     route: list[ExternalRoute] = []
 
     @field_validator("listen_address")
@@ -207,10 +207,10 @@ class TracingSection(_Strict):
 class ProxyConfig(_Strict):
     """Everything wr-proxy reads from proxy.toml."""
 
-    listen_address: str = "127.0.0.1:9001"
-    control_address: str = "127.0.0.1:9002"
-    admin_address: str = "127.0.0.1:9091"
-    manager_address: str = "127.0.0.1:9000"
+    listen_address: str = f"127.0.0.1:{wire.PROXY_DATA_PORT}"
+    control_address: str = f"127.0.0.1:{wire.PROXY_CONTROL_PORT}"
+    admin_address: str = f"127.0.0.1:{wire.PROXY_ADMIN_PORT}"
+    manager_address: str = f"127.0.0.1:{wire.MANAGER_PORT}"
     request_timeout_secs: float = Field(default=float(wire.REQUEST_TIMEOUT_SECS), gt=0)
     client_idle_timeout_secs: float = Field(default=75.0, gt=0)
     node: NodeSection = NodeSection()
