@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
+from runtime.wire import ADMIN_HEALTH_PATH, METRICS_PATH
+
 HealthCheck = Callable[[], Awaitable[dict[str, object]]]
 
 
@@ -25,8 +27,8 @@ def admin_app(health: HealthCheck, registry: CollectorRegistry = REGISTRY) -> we
         return web.json_response(report, status=200 if report.get("ok", True) else 503)
 
     app = web.Application()
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get(METRICS_PATH, metrics)
+    app.router.add_get(ADMIN_HEALTH_PATH, healthz)
     return app
 
 

@@ -26,8 +26,3 @@ def check_version(value: str, field: str) -> str:
     if not semver.Version.is_valid(value):
         raise InvalidName(f"{field}: {value!r} is not a semantic version (expected like 1.2.0)")
     return value
-
-
-def module_key(namespace: str, name: str, version: str) -> str:
-    """The key used in release records and digests maps: "namespace.name@version"."""
-    return f"{namespace}.{name}@{version}"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from typer.core import TyperGroup
 
+from runtime.wire import CAPABILITIES
 from wrctl.console import EXIT_CHANGES, errors_to_exit
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ def build(
     capability: Annotated[
         list[str] | None,
         typer.Option(
-            "--capability", help="Host capability the guest imports: db, blobstore, tracing, llm."
+            "--capability", help=f"Host capability the guest imports: {', '.join(CAPABILITIES)}."
         ),
     ] = None,
     force: Annotated[
@@ -78,7 +79,7 @@ def build(
     ] = False,
 ) -> None:
     """Build a Python guest directory into a WASM component."""
-    from wrctl.commands.build import CAPABILITIES, run_build
+    from wrctl.commands.build import run_build
     from wrctl.console import EXIT_USAGE, abort
 
     for cap in capability or []:

@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
+from runtime.wire import DESTINATION_HEADER, SOURCE_HEADER, VERSION_HEADER, module_host
 from wrctl.errors import WrctlError
 
 _TARGET = re.compile(r"^([a-z0-9-]{1,24})\.([a-z0-9-]{1,24})(/.*)?$")
@@ -104,13 +105,13 @@ def invoke(
         body = messages[0]().SerializeToString()
     trace_id = os.urandom(16).hex()
     headers = {
-        "x-wr-destination": f"http://{namespace}.{module}{path}",
-        "x-wr-source": "wrctl",
+        DESTINATION_HEADER: f"http://{module_host(namespace, module)}{path}",
+        SOURCE_HEADER: "wrctl",
         "traceparent": f"00-{trace_id}-{os.urandom(8).hex()}-01",
         "content-type": "application/protobuf" if messages else "application/octet-stream",
     }
     if version:
-        headers["x-wr-version"] = version
+        headers[VERSION_HEADER] = version
     host, _, port = proxy.removeprefix("http://").partition(":")
     conn = http.client.HTTPConnection(host, int(port or 9001), timeout=timeout_s)
     started = time.perf_counter()

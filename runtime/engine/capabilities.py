@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from runtime.wire import CAPABILITIES
+
 RUNTIME_PACKAGE = "wruntime:runtime/"
 HOST_INTERFACES = {
     "wruntime:runtime/log@0.1.0",
@@ -11,12 +13,7 @@ HOST_INTERFACES = {
     "wruntime:runtime/outbound@0.1.0",
     "wruntime:runtime/types@0.1.0",
 }
-CAPABILITY_PACKAGES = {
-    "wruntime:db/": "db",
-    "wruntime:blobstore/": "blobstore",
-    "wruntime:tracing/": "tracing",
-    "wruntime:llm/": "llm",
-}
+CAPABILITY_PACKAGES = {f"wruntime:{c}/": c for c in CAPABILITIES}  # WIT package per capability
 # Capabilities whose host side this engine implements (their interfaces come in later issues).
 IMPLEMENTED: set[str] = set()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Literal
 
 from pydantic import (
     BaseModel,
@@ -16,10 +15,11 @@ from pydantic import (
     model_validator,
 )
 
+from runtime import wire
 from runtime.names import check_name, check_version
 from runtime.tomlconfig import load_config
+from runtime.wire import Capability
 
-Capability = Literal["db", "blobstore", "tracing", "llm"]
 LOOPBACK_NAMES = {"localhost"}
 
 
@@ -35,7 +35,7 @@ class SecretRef(_Strict):
 
 class NodeConfig(_Strict):
     name: str = ""
-    proxy_address: str = "http://127.0.0.1:9001"
+    proxy_address: str = f"http://127.0.0.1:{wire.PROXY_DATA_PORT}"
     control_address: str | None = None
 
     @field_validator("proxy_address")
@@ -54,8 +54,8 @@ class ModuleConfig(_Strict):
     version: str
     wasm_path: Path
     schema_path: Path | None = None
-    request_timeout_secs: float = Field(default=30.0, gt=0)
-    memory_limit_mb: int = Field(default=256, gt=0, le=4096)
+    request_timeout_secs: float = Field(default=float(wire.REQUEST_TIMEOUT_SECS), gt=0)
+    memory_limit_mb: int = Field(default=wire.MEMORY_LIMIT_MB, gt=0, le=wire.MAX_MEMORY_LIMIT_MB)
     env: dict[str, str | SecretRef] = Field(default_factory=dict)
     capabilities: list[Capability] = Field(default_factory=list)
 
@@ -72,7 +72,7 @@ class ModuleConfig(_Strict):
     @property
     def key(self) -> str:
         """`namespace.name` (one version of a module per engine)."""
-        return f"{self.namespace}.{self.name}"
+        return wire.module_host(self.namespace, self.name)
 
     def inline_env(self) -> dict[str, str]:
         return {k: v for k, v in self.env.items() if isinstance(v, str)}
@@ -83,7 +83,7 @@ class ModuleConfig(_Strict):
 
 
 class EngineConfig(_Strict):
-    listen_address: str = "127.0.0.1:9100"
+    listen_address: str = f"127.0.0.1:{wire.ENGINE_PORT}"
     allow_non_loopback: bool = False
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, gt=0, le=64)
     cache_dir: Path = Field(default_factory=lambda: default_cache() / "components")

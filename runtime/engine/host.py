@@ -27,11 +27,11 @@ from runtime.engine.send_import import SendReply, SendRequest, add_send, send_sh
 from runtime.engine.spec import ModuleSpec
 from runtime.engine.wasi_stdin import Buffer, set_stdin_bytes
 from runtime.engine.wasm_config import EPOCH_TICK_SECS, make_config
+from runtime.wire import GUEST_IO_DIR
 
 log = logging.getLogger("wr-engine.guest")
 
 HANDLER_EXPORT = "wruntime:runtime/handler@0.1.0"
-GUEST_IO_DIR = "/wr-io"
 LOG_LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,

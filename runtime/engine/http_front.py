@@ -24,10 +24,10 @@ import httptools
 from runtime.engine.ipc import INLINE_MAX
 from runtime.engine.pool import Reply
 from runtime.engine.server import Front, IncomingRequest
+from runtime.wire import MAX_HEADER_BYTES
 
 log = logging.getLogger("wr-engine.front")
 
-MAX_HEADER_BYTES = 64 * 1024
 IDLE_SECS = 75.0  # a keep-alive connection with no request for this long is closed
 _PHRASES = {s.value: s.phrase.encode() for s in HTTPStatus}
 _NO_BODY_STATUS = frozenset({204, 304})

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from runtime import wire
 from runtime.engine import tracecontext
 
 HOP_BY_HOP = {
@@ -49,7 +50,9 @@ class Reply:
 
 def _io_path(io_dir: Path, name: str) -> Path:
     if not name or "/" in name or name in {".", ".."}:
-        raise OutboundError(f"body-file {name!r}: expected a plain file name inside /wr-io")
+        raise OutboundError(
+            f"body-file {name!r}: expected a plain file name inside {wire.GUEST_IO_DIR}"
+        )
     return io_dir / name
 
 
@@ -99,18 +102,18 @@ class ProxyClient:
         out = [
             (k, v)
             for k, v in headers
-            if k.lower() not in HOP_BY_HOP and not k.lower().startswith("x-wr-")
+            if k.lower() not in HOP_BY_HOP and not k.lower().startswith(wire.INTERNAL_HEADER_PREFIX)
         ]
         out += [
             ("host", parts.netloc),
-            ("x-wr-destination", url),
-            ("x-wr-source", ctx.module),
-            ("x-wr-source-ns", ctx.namespace),
+            (wire.DESTINATION_HEADER, url),
+            (wire.SOURCE_HEADER, ctx.module),
+            (wire.SOURCE_NS_HEADER, ctx.namespace),
             ("traceparent", tracecontext.outbound(ctx.traceparent)),
             ("content-length", str(len(body))),
         ]
         if version:
-            out.append(("x-wr-version", version))
+            out.append((wire.VERSION_HEADER, version))
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         remaining = ctx.deadline - time.monotonic()
         if remaining <= 0:

@@ -10,9 +10,9 @@ import grpc
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.api.wruntime_pb2_grpc import NodeServiceStub
+from runtime.wire import HEARTBEAT_SECS
 
 log = logging.getLogger("wr-engine.registration")
-HEARTBEAT_SECS = 3.0
 RPC_TIMEOUT_SECS = 5.0
 BACKOFF_START, BACKOFF_MAX = 0.5, 5.0
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from runtime import wire
 from runtime.engine.metrics import LATENCY, REQUESTS
 from runtime.engine.pool import Reply, WorkerPool
 from runtime.engine.routing import select_module
@@ -104,16 +105,16 @@ class Front:
 
     async def _engine_endpoint(self, request: IncomingRequest) -> Reply:
         path = request.path_qs.partition("?")[0]
-        if path == "/__health":
+        if path == wire.HEALTH_PATH:
             report = await self.health()
             body = json.dumps(report).encode()
             status = 200 if report.get("ok") else 503
             return Reply(status, [("content-type", "application/json; charset=utf-8")], body)
-        if path == "/metrics":
+        if path == wire.METRICS_PATH:
             return Reply(200, [("content-type", CONTENT_TYPE_LATEST)], generate_latest(REGISTRY))
         return _text(
             404,
-            "no module selected: send x-wr-module and x-wr-namespace, or a path "
+            f"no module selected: send {wire.MODULE_HEADER} and {wire.NAMESPACE_HEADER}, or a path "
             f"/{{namespace}}.{{module}}/..., got {path!r}",
         )
 

@@ -24,6 +24,7 @@ from runtime.engine.server import Front
 from runtime.engine.spec import WorkerSettings
 from runtime.telemetry import setup_tracing, shutdown_tracing
 from runtime.version import __version__
+from runtime.wire import HEALTH_PATH
 
 log = logging.getLogger("wr-engine")
 MODULE_HEALTH_TIMEOUT = 5.0
@@ -121,7 +122,7 @@ class EngineService:
         assert self.pool is not None
         try:
             reply = await asyncio.wait_for(
-                self.pool.call(module.key, "GET", "/__health", [], b"", MODULE_HEALTH_TIMEOUT),
+                self.pool.call(module.key, "GET", HEALTH_PATH, [], b"", MODULE_HEALTH_TIMEOUT),
                 MODULE_HEALTH_TIMEOUT,
             )
         except TimeoutError:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from runtime.wire import module_host
+
 
 @dataclass
 class ModuleSpec:
@@ -19,7 +21,7 @@ class ModuleSpec:
 
     @property
     def key(self) -> str:
-        return f"{self.namespace}.{self.name}"
+        return module_host(self.namespace, self.name)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from runtime.tomlconfig import load_config
+from runtime.wire import HEARTBEAT_TIMEOUT_SECS, MANAGER_ADMIN_PORT, MANAGER_PORT
 
 DEFAULT_DATA_DIR = "/var/lib/wruntime"
 SQLITE_FILE = "manager.db"
@@ -19,14 +20,14 @@ class ManagerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    listen_address: str = "127.0.0.1:9000"
-    admin_address: str = "127.0.0.1:9090"
+    listen_address: str = f"127.0.0.1:{MANAGER_PORT}"
+    admin_address: str = f"127.0.0.1:{MANAGER_ADMIN_PORT}"
     data_dir: str = DEFAULT_DATA_DIR
     # "sqlite" (data_dir/manager.db), "sqlite:///abs/path.db", "sqlite:rel/path.db" (relative
     # to data_dir) or "postgresql://user@host:port/db".
     state: str = "sqlite"
     postgres_max_connections: int = Field(default=10, ge=1, le=200)
-    engine_heartbeat_timeout_secs: float = Field(default=30.0, gt=0)
+    engine_heartbeat_timeout_secs: float = Field(default=float(HEARTBEAT_TIMEOUT_SECS), gt=0)
     module_heartbeat_timeout_secs: float | None = Field(default=None, gt=0)
     # Silent or deregistered engines stay listed as unhealthy for this long, then are deleted.
     engine_retention_secs: float = Field(default=3600.0, gt=0)

@@ -14,6 +14,7 @@ from runtime.manager.errors import InvalidArgument
 from runtime.manager.metrics import ManagerMetrics
 from runtime.manager.rpc_errors import rpc
 from runtime.manager.state.manager_state import ManagerState
+from runtime.wire import module_key
 
 log = logging.getLogger("runtime.manager")
 DEFAULT_HISTORY = 50
@@ -49,7 +50,7 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
                 "engine_id": reg.engine_id,
                 "node": reg.node,
                 "address": reg.address,
-                "modules": [f"{m.namespace}.{m.name}@{m.version}" for m in reg.modules],
+                "modules": [module_key(m.namespace, m.name, m.version) for m in reg.modules],
                 "routing_version": version,
             },
         )

@@ -6,7 +6,8 @@ import re
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.manager.errors import InvalidArgument
-from runtime.names import InvalidName, check_name, check_version
+from runtime.names import NAME_RULE, InvalidName, check_name, check_version
+from runtime.wire import module_key, split_module_key
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 SECRET_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -79,9 +80,7 @@ def registration(reg: pb.EngineRegistration) -> None:
         module(desc, f"{field}.modules[{i}]")
         tup = (desc.namespace, desc.name, desc.version)
         if tup in seen:
-            raise InvalidArgument(
-                f"{field}.modules[{i}]: {desc.namespace}.{desc.name}@{desc.version} is listed twice"
-            )
+            raise InvalidArgument(f"{field}.modules[{i}]: {module_key(*tup)} is listed twice")
         seen.add(tup)
     for i, req in enumerate(reg.secrets):
         name(req.namespace, f"{field}.secrets[{i}].namespace")
@@ -121,8 +120,7 @@ def target(value: str, field: str) -> str:
             check_name(value, field)
         except InvalidName:
             raise InvalidArgument(
-                f"{field}: {value!r} is neither {MANAGER_TARGET!r} nor a node name"
-                " (1-24 characters of [a-z0-9-])"
+                f"{field}: {value!r} is neither {MANAGER_TARGET!r} nor a node name ({NAME_RULE})"
             ) from None
     return value
 
@@ -142,10 +140,10 @@ def release(record: pb.ReleaseRecord) -> None:
 
 
 def _module_key(key: str, field: str) -> None:
-    ns_name, at, ver = key.partition("@")
-    namespace, dot, module_name = ns_name.partition(".")
-    if not at or not dot:
-        raise InvalidArgument(f"{field}: expected a key like namespace.name@1.0.0")
+    try:
+        namespace, module_name, ver = split_module_key(key)
+    except ValueError:
+        raise InvalidArgument(f"{field}: expected a key like namespace.name@1.0.0") from None
     name(namespace, f"{field} namespace")
     name(module_name, f"{field} name")
     version(ver, f"{field} version")

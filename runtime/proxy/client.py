@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, cast
 
 import httptools
 
+from runtime import wire
 from runtime.proxy.exchange import Exchange
 
 if TYPE_CHECKING:
@@ -26,7 +27,8 @@ PEER = 1  # the mTLS peer port: other nodes' proxies; delivers to local engines 
 EXTERNAL = 2  # public ingress: x-wr-* stripped, configured routes only
 
 PIPELINED = 1  # read-pause reason: a parsed request waits behind the current one
-_MAX_HEADER_BYTES = 64 * 1024
+_MAX_HEADER_BYTES = wire.MAX_HEADER_BYTES
+_WR_PREFIX = wire.INTERNAL_HEADER_PREFIX.encode()
 
 # Request headers the proxy reads, replaces or drops instead of forwarding as they came, by
 # lower-case name; x-wr-* names not listed are forwarded (from inside only).
@@ -42,14 +44,15 @@ _SPECIAL = {
     b"transfer-encoding": _TRANSFER_ENCODING,
     b"traceparent": _TRACEPARENT,
     b"expect": _EXPECT,
-    b"x-wr-destination": _DESTINATION,
-    b"x-wr-version": _VERSION,
-    b"x-wr-via-proxy": _VIA,
-    b"x-wr-source": _SOURCE,
-    b"x-wr-source-ns": _SOURCE_NS,
-    b"x-wr-module": _WR_DROP,
-    b"x-wr-namespace": _WR_DROP,
+    wire.DESTINATION_HEADER.encode(): _DESTINATION,
+    wire.VERSION_HEADER.encode(): _VERSION,
+    wire.VIA_PROXY_HEADER.encode(): _VIA,
+    wire.SOURCE_HEADER.encode(): _SOURCE,
+    wire.SOURCE_NS_HEADER.encode(): _SOURCE_NS,
+    wire.MODULE_HEADER.encode(): _WR_DROP,
+    wire.NAMESPACE_HEADER.encode(): _WR_DROP,
 }
+_PROXY_ERROR_LINE = wire.PROXY_ERROR_HEADER.encode() + b": %s\r\n"
 _PHRASES = {s.value: s.phrase.encode() for s in HTTPStatus}
 _PHRASES[499] = b"Client Closed Request"
 
@@ -156,7 +159,7 @@ class ClientConnection(asyncio.Protocol):
         if kind == _DROP:
             return  # host and hop-by-hop headers, replaced or not forwarded
         if kind is None:
-            if not lname.startswith(b"x-wr-"):
+            if not lname.startswith(_WR_PREFIX):
                 ex.headers += (name, b": ", value, b"\r\n")  # joined once, in request_head
             elif self.mode != EXTERNAL:  # never trust routing headers from outside
                 if ex.wr_other is None:
@@ -268,7 +271,7 @@ class ClientConnection(asyncio.Protocol):
         lines = [
             b"HTTP/1.1 %d %s\r\n" % (status, _PHRASES.get(status, b"Error")),
             b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n" % len(body),
-            b"x-wr-proxy-error: %s\r\n" % self.router.node_id_bytes,
+            _PROXY_ERROR_LINE % self.router.node_id_bytes,
         ]
         lines.extend(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers)
         if close:

@@ -10,11 +10,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from runtime import wire
 from runtime.names import check_name
 from runtime.tomlconfig import load_config
 
 _LOOPBACK_NAMES = {"localhost"}
-_METHOD_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _DOMAIN_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -71,8 +71,8 @@ class NodeSection(_Strict):
     """Who this node is and how peers reach it."""
 
     name: str = ""
-    proxy_address: str = "http://127.0.0.1:9001"
-    peer_port: int = Field(default=9443, gt=0, lt=65536)
+    proxy_address: str = f"http://127.0.0.1:{wire.PROXY_DATA_PORT}"
+    peer_port: int = Field(default=wire.PEER_PORT, gt=0, lt=65536)
     peer_listen_host: str = "0.0.0.0"
     tls: NodeTls | None = None
 
@@ -135,8 +135,8 @@ class EgressSection(_Strict):
 class CircuitBreakerSection(_Strict):
     """Per-upstream breaker: consecutive failures that open it, and for how long."""
 
-    failure_threshold: int = Field(default=5, gt=0)
-    open_duration_secs: float = Field(default=30.0, gt=0)
+    failure_threshold: int = Field(default=wire.BREAKER_FAILURES, gt=0)
+    open_duration_secs: float = Field(default=float(wire.BREAKER_OPEN_SECS), gt=0)
 
 
 class ExternalRoute(_Strict):
@@ -150,21 +150,18 @@ class ExternalRoute(_Strict):
     @field_validator("path")
     @classmethod
     def _path(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"{value!r} must start with '/'")
-        for segment in value.split("/")[1:]:
-            if ("{" in segment or "}" in segment) and not re.fullmatch(
-                r"\{[A-Za-z_]\w*\}", segment
-            ):
-                raise ValueError(f"{value!r}: a parameter must be a whole segment like {{id}}")
+        problem = wire.route_path_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("methods")
     @classmethod
     def _methods(cls, values: list[str]) -> list[str]:
         for value in values:
-            if not _METHOD_RE.match(value):
-                raise ValueError(f"{value!r} is not an HTTP method token")
+            problem = wire.method_problem(value)
+            if problem:
+                raise ValueError(problem)
         return [value.upper() for value in values]
 
     @field_validator("module")
@@ -181,7 +178,7 @@ class ExternalRoute(_Strict):
 class ExternalSection(_Strict):
     """The public ingress listener and its routes."""
 
-    listen_address: Annotated[str, Field(default="0.0.0.0:8080")]
+    listen_address: Annotated[str, Field(default=f"0.0.0.0:{wire.INGRESS_PORT}")]
     route: list[ExternalRoute] = []
 
     @field_validator("listen_address")
@@ -191,9 +188,9 @@ class ExternalSection(_Strict):
 
     @model_validator(mode="after")
     def _no_conflicts(self) -> ExternalSection:
-        seen: dict[str, str] = {}
+        seen: dict[tuple[str, ...], str] = {}
         for route in self.route:
-            shape = re.sub(r"\{[^}]*\}", "{}", route.path)
+            shape = wire.route_shape(route.path)
             if shape in seen:
                 raise ValueError(f"route {route.path!r} conflicts with {seen[shape]!r}")
             seen[shape] = route.path
@@ -210,11 +207,11 @@ class TracingSection(_Strict):
 class ProxyConfig(_Strict):
     """Everything wr-proxy reads from proxy.toml."""
 
-    listen_address: str = "127.0.0.1:9001"
-    control_address: str = "127.0.0.1:9002"
-    admin_address: str = "127.0.0.1:9091"
-    manager_address: str = "127.0.0.1:9000"
-    request_timeout_secs: float = Field(default=30.0, gt=0)
+    listen_address: str = f"127.0.0.1:{wire.PROXY_DATA_PORT}"
+    control_address: str = f"127.0.0.1:{wire.PROXY_CONTROL_PORT}"
+    admin_address: str = f"127.0.0.1:{wire.PROXY_ADMIN_PORT}"
+    manager_address: str = f"127.0.0.1:{wire.MANAGER_PORT}"
+    request_timeout_secs: float = Field(default=float(wire.REQUEST_TIMEOUT_SECS), gt=0)
     client_idle_timeout_secs: float = Field(default=75.0, gt=0)
     node: NodeSection = NodeSection()
     cache: CacheSection = CacheSection()

@@ -6,6 +6,7 @@ import ipaddress
 import re
 
 from runtime.names import NAME_RE
+from runtime.wire import DESTINATION_HEADER, module_host
 
 _LABEL = re.compile(rb"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _CACHE_LIMIT = 4096
@@ -47,7 +48,11 @@ class Destination:
         self.path = path
         self.namespace = namespace
         self.module = module
-        self.label = f"{namespace}.{module}" if module is not None else f"egress:{host}"
+        self.label = (
+            module_host(namespace, module)
+            if namespace is not None and module is not None
+            else f"egress:{host}"
+        )
         # What follows the method in the forwarded head, for HTTP/1.1 and HTTP/1.0 requests
         # (built once per destination instead of once per request).
         self.request_tail = tuple(
@@ -81,23 +86,25 @@ def _parse(raw: bytes) -> Destination:
         tls, rest = True, raw[8:]
     else:
         raise BadDestination(
-            f"x-wr-destination {_show(raw)} must be an http:// or https:// URL "
+            f"{DESTINATION_HEADER} {_show(raw)} must be an http:// or https:// URL "
             "(e.g. http://namespace.module/pkg.Service/Method)"
         )
     slash = rest.find(b"/")
     authority, path = (rest, b"/") if slash < 0 else (rest[:slash], rest[slash:])
     if b"?" in authority or b"#" in authority or b"@" in authority or not authority:
-        raise BadDestination(f"x-wr-destination {_show(raw)} has no usable host")
+        raise BadDestination(f"{DESTINATION_HEADER} {_show(raw)} has no usable host")
     authority = authority.lower()
     host, port = authority, 443 if tls else 80
     colon = authority.rfind(b":")
     if colon > authority.rfind(b"]"):
         host, port_text = authority[:colon], authority[colon + 1 :]
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise BadDestination(f"x-wr-destination {_show(raw)} has a bad port")
+            raise BadDestination(f"{DESTINATION_HEADER} {_show(raw)} has a bad port")
         port = int(port_text)
     if not _valid_host(host):
-        raise BadDestination(f"x-wr-destination {_show(raw)}: {_show(host)} is not a valid host")
+        raise BadDestination(
+            f"{DESTINATION_HEADER} {_show(raw)}: {_show(host)} is not a valid host"
+        )
     if b"#" in path:
         path = path[: path.find(b"#")]
     text = host.decode("ascii")

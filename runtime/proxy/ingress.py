@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from runtime.proxy.config import ExternalRoute
+from runtime.wire import route_segments
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class _Pattern:
 
     def __init__(self, route: ExternalRoute) -> None:
         self.route = route
-        self.segments = route.path.strip("/").split("/") if route.path != "/" else []
+        self.segments = route_segments(route.path)
         self.params = sum(1 for s in self.segments if s.startswith("{"))
 
     def matches(self, segments: list[str]) -> bool:
@@ -42,7 +43,8 @@ class IngressRouter:
 
     def match(self, method: str, path: str) -> IngressMatch:
         bare = path.split("?", 1)[0]
-        segments = bare.strip("/").split("/") if bare.strip("/") else []
+        inner = bare.strip("/")  # route_segments, inlined: this runs per public request
+        segments = inner.split("/") if inner else []
         allowed: list[str] = []
         for pattern in self._patterns:
             if not pattern.matches(segments):

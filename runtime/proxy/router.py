@@ -6,6 +6,7 @@ import asyncio
 from time import perf_counter
 from typing import TYPE_CHECKING
 
+from runtime import wire
 from runtime.proxy.breaker import BreakerRegistry
 from runtime.proxy.client import EXTERNAL, INTERNAL, PEER
 from runtime.proxy.destination import BadDestination, Destination, DestinationParser
@@ -23,6 +24,12 @@ if TYPE_CHECKING:
 # What every request with the same destination, x-wr-version and listener gets.
 Plan = tuple[Destination, CandidateGroup, str, DestinationStats]
 _PLAN_LIMIT = 4096  # plans kept per routing-table version (each a few small objects)
+# Header line starts for a request that goes on to a peer proxy.
+_VIA = wire.VIA_PROXY_HEADER.encode() + b": "
+_DESTINATION = wire.DESTINATION_HEADER.encode() + b": "
+_SOURCE = wire.SOURCE_HEADER.encode() + b": "
+_SOURCE_NS = wire.SOURCE_NS_HEADER.encode() + b": "
+_EXTERNAL_SOURCE = wire.EXTERNAL_SOURCE.encode()
 
 
 class Router:
@@ -44,7 +51,7 @@ class Router:
     ) -> None:
         self.node_id = node_id
         self.node_id_bytes = node_id.encode()
-        self._via_line = b"x-wr-via-proxy: " + self.node_id_bytes + b"\r\n"
+        self._via_line = _VIA + self.node_id_bytes + b"\r\n"
         self.own_peer_address = own_peer_address
         self.request_timeout = request_timeout
         self.egress = egress
@@ -83,12 +90,13 @@ class Router:
             raise RouteError(
                 508,
                 f"loop detected: this request already passed through node {self.node_id} "
-                f"(x-wr-via-proxy: {ex.via.decode('latin-1')})",
+                f"({wire.VIA_PROXY_HEADER}: {ex.via.decode('latin-1')})",
             )
         raw = ex.destination
         if raw is None:
             raise RouteError(
-                400, "missing x-wr-destination header (expected http://namespace.module/path)"
+                400,
+                f"missing {wire.DESTINATION_HEADER} header (expected http://namespace.module/path)",
             )
         last = self._last_plans.get(raw)
         if last is not None and last[0] == ex.version_req and last[1] == mode:
@@ -149,13 +157,13 @@ class Router:
             if ex.via is None:
                 parts.append(self._via_line)
             else:
-                parts += (b"x-wr-via-proxy: ", ex.via, b", ", self.node_id_bytes, b"\r\n")
+                parts += (_VIA, ex.via, b", ", self.node_id_bytes, b"\r\n")
             if not candidate.local:  # the peer routes again from the destination
-                parts += (b"x-wr-destination: ", ex.destination, b"\r\n")  # type: ignore[arg-type]
+                parts += (_DESTINATION, ex.destination, b"\r\n")  # type: ignore[arg-type]
                 if ex.source is not None:
-                    parts += (b"x-wr-source: ", ex.source, b"\r\n")
+                    parts += (_SOURCE, ex.source, b"\r\n")
                 if ex.source_ns is not None:
-                    parts += (b"x-wr-source-ns: ", ex.source_ns, b"\r\n")
+                    parts += (_SOURCE_NS, ex.source_ns, b"\r\n")
         parts.append(ex.trace_line)
         if ex.chunked:
             parts.append(b"transfer-encoding: chunked\r\n")
@@ -195,7 +203,7 @@ class Router:
             route.module.encode(),
             ex.url,
         )
-        ex.source = b"external"
+        ex.source = _EXTERNAL_SOURCE
 
     def _is_loop(self, via: bytes) -> bool:
         return any(hop.strip() == self.node_id_bytes for hop in via.split(b","))

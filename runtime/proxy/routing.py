@@ -7,11 +7,17 @@ from urllib.parse import urlsplit
 
 import semver
 
+from runtime import wire
 from runtime.api import wruntime_pb2 as pb
 from runtime.proxy.breaker import CLOSED, BreakerRegistry, CircuitBreaker
 from runtime.proxy.versions import InvalidRequirement, Requirement, parse_requirement
 
 _REQ_CACHE_LIMIT = 256
+# What delivery adds: the resolved module, namespace and version.
+_ROUTE_HEADERS = b"".join(
+    name.encode() + b": %s\r\n"
+    for name in (wire.MODULE_HEADER, wire.NAMESPACE_HEADER, wire.VERSION_HEADER)
+)
 
 
 class RouteError(Exception):
@@ -74,10 +80,8 @@ class Candidate:
         self.namespace = namespace
         self.module = module
         self.version = version
-        # What delivery adds: the resolved module, namespace and version.
         self.route_headers = (
-            b"x-wr-module: %s\r\nx-wr-namespace: %s\r\nx-wr-version: %s\r\n"
-            % (module.encode(), namespace.encode(), version.encode())
+            _ROUTE_HEADERS % (module.encode(), namespace.encode(), version.encode())
             if module
             else b""
         )
@@ -199,7 +203,7 @@ class RoutingIndex:
                 )
             )
         self._modules = {
-            key: _ModuleRoutes(f"{key[0]}.{key[1]}", sorted(cands, key=lambda c: c.rule_id))
+            key: _ModuleRoutes(wire.module_host(*key), sorted(cands, key=lambda c: c.rule_id))
             for key, cands in healthy.items()
         }
 

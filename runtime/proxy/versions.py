@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import semver
 
+from runtime.wire import VERSION_HEADER
+
 _PARTIAL = re.compile(
     r"^(?P<major>0|[1-9]\d*|[*xX])(?:\.(?P<minor>0|[1-9]\d*|[*xX]))?"
     r"(?:\.(?P<patch>0|[1-9]\d*|[*xX]))?(?:-(?P<pre>[0-9A-Za-z.-]+))?$"
@@ -37,7 +39,7 @@ class _Partial:
 def _parse_partial(text: str, whole: str) -> _Partial:
     match = _PARTIAL.match(text)
     if not match:
-        raise InvalidRequirement(f"x-wr-version {whole!r}: {text!r} is not a version")
+        raise InvalidRequirement(f"{VERSION_HEADER} {whole!r}: {text!r} is not a version")
     parts: list[int | None] = []
     wild = False
     for key in ("major", "minor", "patch"):
@@ -48,7 +50,7 @@ def _parse_partial(text: str, whole: str) -> _Partial:
         else:
             parts.append(int(raw))
     if match.group("pre") and parts[2] is None:
-        raise InvalidRequirement(f"x-wr-version {whole!r}: a pre-release needs a full version")
+        raise InvalidRequirement(f"{VERSION_HEADER} {whole!r}: a pre-release needs a full version")
     return _Partial(parts[0], parts[1], parts[2], match.group("pre"))
 
 
@@ -80,7 +82,7 @@ def _range(low: semver.Version, high: semver.Version | None) -> Check:
 def _comparator(text: str, whole: str) -> tuple[Check, _Partial]:
     match = _OP.match(text.strip())
     if not match:
-        raise InvalidRequirement(f"x-wr-version {whole!r}: empty comparator")
+        raise InvalidRequirement(f"{VERSION_HEADER} {whole!r}: empty comparator")
     op, rest = match.group(1) or "", match.group(2).strip()
     p = _parse_partial(rest, whole)
     low = p.floor()
@@ -134,7 +136,7 @@ def parse_requirement(text: str) -> Requirement:
     stripped = text.strip()
     if not stripped:
         raise InvalidRequirement(
-            "x-wr-version is empty (expected e.g. ^1.2, ~1.2, >=1.0,<2, 1.2.0)"
+            f"{VERSION_HEADER} is empty (expected e.g. ^1.2, ~1.2, >=1.0,<2, 1.2.0)"
         )
     checks: list[Check] = []
     pre: set[tuple[int, int, int]] = set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from wr_sdk._http import Request, Response, to_response
+from wr_sdk._wire import HEALTH_PATH
 
 Handler = Callable[[Request], object]
 
@@ -55,7 +56,7 @@ class Module:
         """Run the handler for request; every failure becomes an HTTP status, never a trap."""
         fn = self.routes.get(request.route)
         if fn is None:
-            if request.route == "/__health":
+            if request.route == HEALTH_PATH:
                 return Response(200, b"ok", [("content-type", "text/plain")])
             return _error(404, f"no route for {request.route} in this module")
         try:

@@ -10,6 +10,7 @@ from wit_world.imports import types as _types
 
 from wr_sdk._app import Module
 from wr_sdk._http import Request, write_fd
+from wr_sdk._wire import RESERVED_PATH_PREFIX
 
 # stdout carries the response body: keep stray print()s out of it.
 sys.stdout = sys.stderr
@@ -30,7 +31,7 @@ def _settle_heap() -> None:
     gc.set_threshold(20000, 50, 50)
 
 
-_WARM_ROUTE = "/__wr-warm-up"
+_WARM_ROUTE = RESERVED_PATH_PREFIX + "wr-warm-up"
 _WARM_ROUNDS = 16  # the interpreter specializes code after a few runs; fresh instances inherit it
 
 

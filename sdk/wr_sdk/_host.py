@@ -11,6 +11,7 @@ import itertools
 import os
 
 from wr_sdk._http import HOST_READ_MAX, Headers, Response
+from wr_sdk._wire import GUEST_IO_DIR
 
 try:
     from componentize_py_types import Err
@@ -20,7 +21,6 @@ try:
 except ImportError:  # host side: codegen and tests import wr_sdk without a guest runtime
     _outbound = None
 
-IO_DIR = "/wr-io"
 _call_ids = itertools.count()
 
 
@@ -54,7 +54,7 @@ def call(
     body_file = None
     if body:
         body_file = f"call-{call_id}.req"
-        _write_file(f"{IO_DIR}/{body_file}", body)
+        _write_file(f"{GUEST_IO_DIR}/{body_file}", body)
     request = _outbound.OutboundRequest(
         method=method, url=url, headers=list(headers or []), body_file=body_file, version=version
     )
@@ -62,7 +62,7 @@ def call(
         answer = _outbound.send(request)
     except Err as exc:
         raise CallError(f"{method} {url}: {exc.value}") from None
-    data = _read_file(f"{IO_DIR}/{answer.body_file}", answer.body_size)
+    data = _read_file(f"{GUEST_IO_DIR}/{answer.body_file}", answer.body_size)
     return Response(answer.status, data, list(answer.headers))
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.names import InvalidName, check_name, check_version, module_key
+from runtime.names import InvalidName, check_name, check_version
 
 
 @pytest.mark.parametrize("name", ["a", "echo", "my-svc-2", "a" * 24, "0x"])
@@ -20,7 +20,3 @@ def test_versions() -> None:
     assert check_version("1.2.3-rc.1", "v") == "1.2.3-rc.1"
     with pytest.raises(InvalidName, match="semantic version"):
         check_version("1.2", "module.version")
-
-
-def test_module_key() -> None:
-    assert module_key("example", "echo", "1.0.0") == "example.echo@1.0.0"

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime.wire import Capability
 from wrctl.build.componentize import run_componentize
-from wrctl.build.spec import BuildError, Capability, load_spec
+from wrctl.build.spec import BuildError, load_spec
 from wrctl.build.stage import guest_libs, world_for
 
 __all__ = ["BuildError", "BuildResult", "build_component"]

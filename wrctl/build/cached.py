@@ -10,9 +10,10 @@ import hashlib
 from importlib.metadata import version
 from pathlib import Path
 
+from runtime.wire import Capability
 from wrctl.build import BuildResult, Progress, build_component
 from wrctl.build.paths import cache_root, sdk_dir, wit_dir
-from wrctl.build.spec import Capability, load_spec
+from wrctl.build.spec import load_spec
 from wrctl.build.stage import tree_digest
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from runtime.tomlconfig import load_config
+from runtime.wire import Capability
 
-Capability = Literal["db", "blobstore", "tracing", "llm"]
 SPEC_FILE = "guest.toml"
 
 

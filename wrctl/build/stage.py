@@ -11,9 +11,10 @@ from pathlib import Path
 
 import google.protobuf
 
+from runtime.wire import Capability
 from wrctl.build.paths import cache_root, sdk_dir, wit_dir
-from wrctl.build.spec import Capability
 
+# The WIT interface a guest imports for each capability (tests check that none is missing).
 CAPABILITY_IMPORTS: dict[Capability, str] = {
     "db": "wruntime:db/database@0.4.0",
     "blobstore": "wruntime:blobstore/store@0.1.0",

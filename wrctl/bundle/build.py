@@ -12,7 +12,7 @@ from platform import machine as host_machine
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from runtime.names import module_key
+from runtime.wire import module_key
 from wrctl.bundle.hostverify import MANIFEST, SIGNATURE
 from wrctl.bundle.manifest import HostSecret, ModuleEntry, make_manifest
 from wrctl.bundle.schemas import compile_schema

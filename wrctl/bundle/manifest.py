@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from runtime.wire import module_key
 from wrctl.bundle.hostverify import FORMAT_VERSION, check_manifest_schema
 
 # Resolved on the host by install.sh; the deploy refuses a file that still holds one.
@@ -33,7 +34,7 @@ class ModuleEntry:
 
     @property
     def key(self) -> str:
-        return f"{self.namespace}.{self.name}@{self.version}"
+        return module_key(self.namespace, self.name, self.version)
 
 
 @dataclass(frozen=True)

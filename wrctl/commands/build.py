@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, cast
 
+from runtime.wire import CAPABILITIES
 from wrctl.build import BuildError, build_component
 from wrctl.console import err
 from wrctl.errors import WrctlError
 from wrctl.fsutil import write_atomic
-
-CAPABILITIES = ("db", "blobstore", "tracing", "llm")
 
 
 def run_build(

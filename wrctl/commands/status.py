@@ -8,6 +8,7 @@ from google.protobuf import json_format
 from rich.table import Table
 
 from runtime.api import wruntime_pb2 as pb
+from runtime.wire import module_key
 from wrctl.console import out, print_json
 from wrctl.managerapi import ManagerClient
 
@@ -63,7 +64,7 @@ def _engine_cells(engine: pb.EngineStatus | None) -> tuple[str, str, str]:
         return "-", "[red]no engines[/red]", "-"
     health = "[green]healthy[/green]" if engine.healthy else "[red]unhealthy[/red]"
     modules = ", ".join(
-        f"{m.module.namespace}.{m.module.name}@{m.module.version}"
+        module_key(m.module.namespace, m.module.name, m.module.version)
         + ("" if m.healthy else " [red](unhealthy)[/red]")
         for m in engine.modules
     )

@@ -12,9 +12,8 @@ from tomlkit.exceptions import ParseError
 
 from wrctl.config.locate import locate
 from wrctl.config.model import UNION_TAGS, ClusterConfig
+from wrctl.config.runtime_rules import Loc, runtime_problems
 from wrctl.errors import ConfigError
-
-Loc = tuple[str | int, ...]
 
 
 def load_cluster(path: str | Path) -> ClusterConfig:
@@ -114,7 +113,8 @@ def _dotted(loc: Loc) -> str:
 
 
 def _cross_checks(config: ClusterConfig, base: Path) -> list[tuple[Loc, str]]:
-    """Rules that span several tables: unique names, references, files that must exist."""
+    """Rules that span several tables: unique names, references, files that must exist, and
+    the runtime's own rules (routes, deadlines)."""
     problems: list[tuple[Loc, str]] = []
     node_names = [n.name for n in config.node]
     for i, node in enumerate(config.node):
@@ -149,9 +149,4 @@ def _cross_checks(config: ClusterConfig, base: Path) -> list[tuple[Loc, str]]:
     signing_key = config.bundle.signing_key
     if signing_key is not None and not (base / signing_key).expanduser().is_file():
         problems.append((("bundle", "signing_key"), f"file not found: {base / signing_key}"))
-    for i, route in enumerate(config.proxy.route):
-        if (route.namespace, route.module) not in seen:
-            problems.append(
-                (("proxy", "route", i, "module"), f"no module {route.namespace}.{route.module}")
-            )
-    return problems
+    return problems + runtime_problems(config)

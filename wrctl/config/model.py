@@ -18,10 +18,10 @@ from pydantic import (
     model_validator,
 )
 
+from runtime import wire
 from runtime.names import NAME_RE, NAME_RULE
 
 Format = Literal["systemd", "docker", "supervisor"]
-Capability = Literal["db", "blobstore", "tracing", "llm"]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -78,7 +78,7 @@ class ManagerSection(HostSettings):
     port: Port = 9000
     admin_port: Port = 9090
     state: str = "sqlite"
-    heartbeat_timeout_secs: Annotated[int, Field(ge=1, le=3600)] = 30
+    heartbeat_timeout_secs: Annotated[int, Field(ge=1, le=3600)] = wire.HEARTBEAT_TIMEOUT_SECS
 
     @field_validator("state")
     @classmethod
@@ -141,9 +141,11 @@ class ModuleSection(_Strict):
     nodes: list[str] | None = None
     replicas: Annotated[int, Field(ge=1, le=64)] = 1
     env: dict[str, EnvValue] = {}
-    request_timeout_secs: Annotated[int, Field(ge=1, le=3600)] = 30
-    memory_limit_mb: Annotated[int, Field(ge=16, le=4096)] = 256
-    capabilities: list[Capability] = []
+    request_timeout_secs: Annotated[int, Field(ge=1, le=3600)] = wire.REQUEST_TIMEOUT_SECS
+    memory_limit_mb: Annotated[int, Field(ge=16, le=wire.MAX_MEMORY_LIMIT_MB)] = (
+        wire.MEMORY_LIMIT_MB
+    )
+    capabilities: list[wire.Capability] = []
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -176,29 +178,47 @@ class ModuleSection(_Strict):
         return f"module.{self.namespace}.{self.name}"
 
 
+def _method(v: str) -> str:
+    problem = wire.method_problem(v)
+    if problem:
+        raise ValueError(problem)
+    return v
+
+
+Method = Annotated[str, AfterValidator(_method)]
+
+
 class ExternalRoute(_Strict):
+    """A public route; the proxy loads it with the same rules (runtime/wire.py)."""
+
     path: str
     namespace: str
     module: str
-    methods: list[str] = []
+    methods: list[Method] = []
 
     @field_validator("path")
     @classmethod
     def _path(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError("must start with /")
+        problem = wire.route_path_problem(v)
+        if problem:
+            raise ValueError(problem)
         return v
+
+    @field_validator("namespace", "module")
+    @classmethod
+    def _names(cls, v: str) -> str:
+        return _valid_name(v)
 
 
 class CircuitBreaker(_Strict):
-    failure_threshold: Annotated[int, Field(ge=1)] = 5
-    open_duration_secs: Annotated[int, Field(ge=1)] = 30
+    failure_threshold: Annotated[int, Field(ge=1)] = wire.BREAKER_FAILURES
+    open_duration_secs: Annotated[int, Field(ge=1)] = wire.BREAKER_OPEN_SECS
 
 
 class ProxySection(_Strict):
     egress_allowlist: list[str] = []
     external_port: Port | None = None
-    request_timeout_secs: Annotated[int, Field(ge=1, le=3600)] = 30
+    request_timeout_secs: Annotated[int, Field(ge=1, le=3600)] = wire.REQUEST_TIMEOUT_SECS
     route: list[ExternalRoute] = []
     circuit_breaker: CircuitBreaker = CircuitBreaker()
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.api import wruntime_pb2 as pb
+from runtime.wire import module_key
 from wrctl.bundle.build import (
     STATE_PASSWORD,
     Bundle,
@@ -334,11 +335,14 @@ def _peer_host(plan: Plan, node: str) -> str:
 
 def _recorded_digests(plan: Plan, node: str) -> dict[str, str]:
     """Module key -> component digest of what the node's last recorded release runs."""
-    return {
-        f"{r.address.split('.', 1)[1]}@{r.attributes['version']}": r.attributes["component"]
-        for r in plan.live.resources.values()
-        if r.kind == "module" and node in r.targets
-    }
+    digests = {}
+    for r in plan.live.resources.values():
+        if r.kind == "module" and node in r.targets:
+            _, namespace, name = r.address.split(".")  # module.{namespace}.{name}
+            digests[module_key(namespace, name, r.attributes["version"])] = r.attributes[
+                "component"
+            ]
+    return digests
 
 
 def applied_by() -> str:

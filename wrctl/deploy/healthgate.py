@@ -7,14 +7,15 @@ import threading
 import time
 from dataclasses import dataclass
 
-from runtime.names import module_key
+from runtime.wire import ADMIN_HEALTH_PATH, module_key
 from wrctl.deploy.transport import Transport
 from wrctl.errors import WrctlError
 from wrctl.managerapi import ManagerClient
 
 _PROXY_VERSION = (
     "import json, urllib.request; "
-    "print(json.load(urllib.request.urlopen('http://127.0.0.1:{port}/healthz', timeout=2))"
+    f"print(json.load(urllib.request.urlopen('http://127.0.0.1:{{port}}{ADMIN_HEALTH_PATH}', "
+    "timeout=2))"
     "['routing_table_version'])"
 )
 

@@ -8,7 +8,7 @@ import grpc
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
-from runtime.names import module_key
+from runtime.wire import module_key
 from wrctl.errors import ManagerUnreachable
 from wrctl.plan.state import ClusterState, EngineHealth, Resource
 

@@ -12,6 +12,7 @@ from runtime.manager.errors import NotFound
 from runtime.manager.state import counters, routing
 from runtime.manager.state.timestamps import to_timestamp
 from runtime.manager.store import Row, Tx
+from runtime.wire import module_host, module_key
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ async def schema(tx: Tx, namespace: str, name: str, version: str) -> bytes:
     if version:
         rows = [r for r in rows if r["version"] == version]
     if not rows:
-        what = f"{namespace}.{name}" + (f"@{version}" if version else "")
+        what = module_key(namespace, name, version) if version else module_host(namespace, name)
         raise NotFound(f"no schema registered for module {what}")
     best = max(rows, key=lambda r: semver.Version.parse(r["version"]))
     return bytes(best["proto_schema"])

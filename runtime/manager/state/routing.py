@@ -7,6 +7,7 @@ from runtime.api import wruntime_pb2 as pb
 from runtime.manager.errors import NotFound
 from runtime.manager.state import counters
 from runtime.manager.store import Row, Tx
+from runtime.wire import module_key
 
 _COLUMNS = (
     "rule_id, engine_id, engine_address, peer_address, source_namespace, source_module, "
@@ -34,7 +35,7 @@ RETURNING rule_id, healthy
 
 def default_rule_id(engine_id: str, module: pb.ModuleDescriptor) -> str:
     """Stable id of an engine's rule for one module: "engine_id/ns.name@version"."""
-    return f"{engine_id}/{module.namespace}.{module.name}@{module.version}"
+    return f"{engine_id}/{module_key(module.namespace, module.name, module.version)}"
 
 
 def _rule(row: Row) -> pb.RoutingRule:

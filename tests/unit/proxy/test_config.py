@@ -57,6 +57,20 @@ def test_peer_address_from_proxy_address_and_peer_port(tmp_path: Path) -> None:
             '[external]\n[[external.route]]\npath = "/a"\nmodule = "Bad"\nnamespace = "n"',
             "external.route[0].module",
         ),
+        (
+            '[external]\n[[external.route]]\npath = "/__health"\nmodule = "m"\nnamespace = "n"',
+            "external.route[0].path: Value error, '/__health': paths under /__ are reserved",
+        ),
+        (
+            '[external]\n[[external.route]]\npath = "/a"\nmodule = "m"\nnamespace = "n"\n'
+            '[[external.route]]\npath = "/a/"\nmodule = "m"\nnamespace = "n"',
+            "route '/a/' conflicts with '/a'",
+        ),
+        (
+            '[external]\n[[external.route]]\npath = "/a"\nmethods = ["GE T"]\n'
+            'module = "m"\nnamespace = "n"',
+            "'GE T' is not an HTTP method token",
+        ),
         ("[tracing]\nsample_ratio = 2", "tracing.sample_ratio"),
     ],
 )

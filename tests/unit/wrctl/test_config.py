@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from runtime.proxy.config import load_proxy_config
+from runtime.tomlconfig import ConfigError as RuntimeConfigError
 from wrctl.config import SecretRef, load_cluster
 from wrctl.errors import ConfigError
 
@@ -53,6 +55,17 @@ def test_valid_file_loads_with_defaults(tmp_path: Path) -> None:
     assert mod.request_timeout_secs == 30 and mod.replicas == 1
     assert config.manager.host == "local" and config.manager.port == 9000
 
+
+# Put in place of [defaults] (line 4): [[proxy.route]] on line 7, its keys on lines 8-10.
+ROUTES = """[proxy]
+external_port = 8080
+
+[[proxy.route]]
+path = "{path}"
+namespace = "example"
+module = "{module}"{more}
+
+[defaults]"""
 
 BAD = [
     # (description, replace old -> new, expected fragment, expected line)
@@ -203,6 +216,74 @@ BAD = [
         "bundle.trusted_key: unknown key; did you mean 'trusted_keys'?",
         5,
     ),
+    (
+        "route to a module not in the file",
+        ("[defaults]", ROUTES.format(path="/hi", module="nope", more="")),
+        "proxy.route[0].module: no module example.nope",
+        10,
+    ),
+    (
+        "route on a reserved path",
+        ("[defaults]", ROUTES.format(path="/__health", module="echo", more="")),
+        "proxy.route[0].path: '/__health': paths under /__ are reserved for the runtime",
+        8,
+    ),
+    (
+        "route parameter not a whole segment",
+        ("[defaults]", ROUTES.format(path="/hi/{id}.json", module="echo", more="")),
+        "proxy.route[0].path: '/hi/{id}.json': a parameter must be a whole segment like {id}",
+        8,
+    ),
+    (
+        "route method not a token",
+        ("[defaults]", ROUTES.format(path="/hi", module="echo", more='\nmethods = ["GE T"]')),
+        "proxy.route[0].methods[0]: 'GE T' is not an HTTP method token",
+        11,
+    ),
+    (
+        "routes that match the same requests",
+        (
+            "[defaults]",
+            ROUTES.format(
+                path="/hi/{id}",
+                module="echo",
+                more='\n\n[[proxy.route]]\npath = "/hi/{key}/"\nnamespace = "example"\n'
+                'module = "echo"',
+            ),
+        ),
+        "proxy.route[1].path: '/hi/{key}/' matches the same requests as proxy.route[0] "
+        "('/hi/{id}'); the proxy refuses such a pair",
+        13,
+    ),
+    (
+        "routes without the ingress listener",
+        (
+            "[defaults]",
+            ROUTES.format(path="/hi", module="echo", more="").replace("external_port", "#"),
+        ),
+        "proxy.route[0]: public routes need proxy.external_port",
+        7,
+    ),
+    (
+        "module deadline above the proxy's",
+        ('nodes = ["node-a"]', 'nodes = ["node-a"]\nrequest_timeout_secs = 60'),
+        "module[0].request_timeout_secs: 60 s is above proxy.request_timeout_secs (30 s): "
+        "the proxy answers 504 first",
+        22,
+    ),
+    (
+        "default module deadline above a lowered proxy's",
+        ("[defaults]", "[proxy]\nrequest_timeout_secs = 10\n\n[defaults]"),
+        "module[0].request_timeout_secs: 30 s (the default) is above "
+        "proxy.request_timeout_secs (10 s)",
+        19,  # the key is not written: the line of its [[module]] table
+    ),
+    (
+        "heartbeat timeout within the engines' heartbeat interval",
+        ("[defaults]", "[manager]\nheartbeat_timeout_secs = 3\n\n[defaults]"),
+        "manager.heartbeat_timeout_secs: 3 s is not above the engines' heartbeat interval (3 s)",
+        5,
+    ),
 ]
 
 
@@ -250,3 +331,29 @@ def test_bundle_section_accepts_keys_and_a_signing_key(tmp_path: Path) -> None:
     assert config.bundle.trusted_keys == [key]
     assert config.bundle.signing_key == "sign.pem" and config.bundle.python == "3.11"
     assert config.bundle.platform == "manylinux2014_aarch64"
+
+
+@pytest.mark.parametrize(
+    "path", ["/hi", "/hi/{id}", "/", "hi", "/__health", "/__x/y", "/hi/{id}.json", "/{*rest}"]
+)
+def test_wrctl_accepts_a_public_route_exactly_when_the_proxy_does(
+    tmp_path: Path, path: str
+) -> None:
+    proxy_toml = tmp_path / "proxy.toml"
+    proxy_toml.write_text(
+        f'[external]\n[[external.route]]\npath = "{path}"\nmodule = "echo"\nnamespace = "example"'
+    )
+    try:
+        load_proxy_config(proxy_toml)
+        proxy_accepts = True
+    except RuntimeConfigError:
+        proxy_accepts = False
+    cluster = _write(
+        tmp_path, VALID.replace("[defaults]", ROUTES.format(path=path, module="echo", more=""), 1)
+    )
+    try:
+        load_cluster(cluster)
+        wrctl_accepts = True
+    except ConfigError:
+        wrctl_accepts = False
+    assert wrctl_accepts == proxy_accepts

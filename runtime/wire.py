@@ -1,0 +1,111 @@
+"""The wire contract manager, proxy, engine, wrctl and the guest SDK share, in one place.
+
+Header names, the module key, capability names, reserved paths, public route rules and the
+limits that more than one side enforces. Standard library only and cheap to import (wrctl
+reads it at start-up). Names and versions are checked by runtime/names.py. A guest cannot
+import the runtime, so sdk/wr_sdk/_wire.py copies the few values it needs; a unit test keeps
+the copy equal to this module.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final, Literal, get_args
+
+# ---- headers: lower case, as HTTP/1.1 parsers hand them over ---------------------------------
+INTERNAL_HEADER_PREFIX: Final = "x-wr-"  # public ingress strips every header with this prefix
+DESTINATION_HEADER: Final = "x-wr-destination"  # the call's URL: http://{namespace}.{module}/...
+SOURCE_HEADER: Final = "x-wr-source"  # the calling module (attribution only)
+SOURCE_NS_HEADER: Final = "x-wr-source-ns"  # the calling module's namespace
+VERSION_HEADER: Final = "x-wr-version"  # a semver requirement; on delivery the resolved version
+MODULE_HEADER: Final = "x-wr-module"  # set by the proxy on delivery: which module to run
+NAMESPACE_HEADER: Final = "x-wr-namespace"  # set by the proxy on delivery: its namespace
+VIA_PROXY_HEADER: Final = "x-wr-via-proxy"  # the nodes a request passed through (loop guard)
+PROXY_ERROR_HEADER: Final = "x-wr-proxy-error"  # on answers the proxy made itself: its node
+EXTERNAL_SOURCE: Final = "external"  # the source of requests that came in by public ingress
+
+
+# ---- module identity -------------------------------------------------------------------------
+def module_host(namespace: str, name: str) -> str:
+    """`namespace.name`: the host of a module's URLs, and how an engine keys its modules."""
+    return f"{namespace}.{name}"
+
+
+def module_key(namespace: str, name: str, version: str) -> str:
+    """`namespace.name@version`: one version of a module, in release records and digest maps."""
+    return f"{namespace}.{name}@{version}"
+
+
+def split_module_key(key: str) -> tuple[str, str, str]:
+    """(namespace, name, version) of a module key; ValueError when it has no such shape."""
+    host, at, version = key.partition("@")
+    namespace, dot, name = host.partition(".")
+    if not (at and dot and namespace and name and version):
+        raise ValueError(f"{key!r} is not a module key like namespace.name@1.0.0")
+    return namespace, name, version
+
+
+# ---- host capabilities a module may be granted (each is the WIT package wruntime:{name}) -----
+Capability = Literal["db", "blobstore", "tracing", "llm"]
+CAPABILITIES: Final[tuple[Capability, ...]] = get_args(Capability)
+
+# ---- paths -----------------------------------------------------------------------------------
+RESERVED_PATH_PREFIX: Final = "/__"  # module paths the runtime owns; never public routes
+HEALTH_PATH: Final = "/__health"  # engines probe every module here (the SDK answers 200)
+GUEST_IO_DIR: Final = "/wr-io"  # where a guest finds the files of its outbound bodies
+METRICS_PATH: Final = "/metrics"  # Prometheus, on every service's admin listener and engines
+ADMIN_HEALTH_PATH: Final = "/healthz"  # liveness of a service's admin listener
+
+# ---- default ports (each configurable); the listeners bind loopback unless said otherwise ----
+MANAGER_PORT: Final = 9000  # gRPC ManagerService
+MANAGER_ADMIN_PORT: Final = 9090
+PROXY_DATA_PORT: Final = 9001  # engines send their outbound calls here
+PROXY_CONTROL_PORT: Final = 9002  # gRPC NodeService: engines register and heartbeat here
+PROXY_ADMIN_PORT: Final = 9091
+PEER_PORT: Final = 9443  # cross-node mutual TLS between proxies (binds every interface)
+INGRESS_PORT: Final = 8080  # public ingress (binds every interface)
+ENGINE_PORT: Final = 9100  # the first engine of a node; each further one takes the next port
+
+# ---- limits and defaults that more than one side applies -------------------------------------
+MAX_HEADER_BYTES: Final = 64 * 1024  # a request's header block; proxy and engine answer 431
+# Deadline of a request, by default: the engine's per module, the proxy's to response headers.
+# The proxy's is the one a caller meets first, so a module's above it never takes effect.
+REQUEST_TIMEOUT_SECS: Final = 30
+MEMORY_LIMIT_MB: Final = 256  # a module's default memory limit
+MAX_MEMORY_LIMIT_MB: Final = 4096
+BREAKER_FAILURES: Final = 5  # consecutive failures that open an upstream's circuit breaker
+BREAKER_OPEN_SECS: Final = 30  # how long it stays open
+HEARTBEAT_SECS: Final = 3  # engines heartbeat this often...
+HEARTBEAT_TIMEOUT_SECS: Final = 30  # ...and the manager marks them unhealthy after this long
+
+# ---- public (external ingress) routes: what the proxy accepts at load and wrctl validates ----
+_ROUTE_PARAM = re.compile(r"\{[A-Za-z_]\w*\}")
+_METHOD_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+def route_path_problem(path: str) -> str | None:
+    """Why path cannot be a public route pattern (`/items/{id}`), or None when it can."""
+    if not path.startswith("/"):
+        return f"{path!r} must start with '/'"
+    if path.startswith(RESERVED_PATH_PREFIX):
+        return f"{path!r}: paths under {RESERVED_PATH_PREFIX} are reserved for the runtime"
+    for segment in path.split("/")[1:]:
+        if ("{" in segment or "}" in segment) and not _ROUTE_PARAM.fullmatch(segment):
+            return f"{path!r}: a parameter must be a whole segment like {{id}}"
+    return None
+
+
+def method_problem(method: str) -> str | None:
+    """Why method is not an HTTP method token, or None when it is one."""
+    return None if _METHOD_TOKEN.match(method) else f"{method!r} is not an HTTP method token"
+
+
+def route_segments(path: str) -> list[str]:
+    """The segments a public path is matched by: `/a/b/` -> [a, b], `/` -> []."""
+    bare = path.strip("/")
+    return bare.split("/") if bare else []
+
+
+def route_shape(path: str) -> tuple[str, ...]:
+    """What a route pattern matches: two patterns of the same shape match the same requests."""
+    return tuple("{}" if s.startswith("{") else s for s in route_segments(path))

@@ -1,0 +1,9 @@
+"""The runtime's wire facts a guest needs: a copy of runtime/wire.py values, not an import.
+
+The SDK runs inside the component, where the runtime package does not exist (and would only
+grow every instance's snapshot); tests/unit/test_wire.py fails when this copy drifts.
+"""
+
+HEALTH_PATH = "/__health"  # engines probe every module here; dispatch answers 200 by default
+RESERVED_PATH_PREFIX = "/__"  # module paths the runtime owns
+GUEST_IO_DIR = "/wr-io"  # where outbound bodies are handed over as files
