@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
+from runtime.proxy import breaker as breaker_module
 from runtime.proxy.breaker import CLOSED, HALF_OPEN, OPEN, BreakerRegistry
 from runtime.proxy.config import ExternalRoute
 from runtime.proxy.egress import EgressPolicy
@@ -39,9 +38,22 @@ def test_ingress_static_beats_parameter_and_methods_are_checked() -> None:
     assert router.match("GET", "/other/x").status == 404
 
 
-def test_breaker_opens_half_opens_and_closes() -> None:
+class FakeClock:
+    """Stands in for the breaker module's `time`: the open period passes when the test says so,
+    however slowly the machine runs the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_breaker_opens_half_opens_and_closes(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(breaker_module, "time", clock)
     changes: list[tuple[str, int]] = []
-    registry = BreakerRegistry(3, 0.05, lambda address, state: changes.append((address, state)))
+    registry = BreakerRegistry(3, 5.0, lambda address, state: changes.append((address, state)))
     breaker = registry.get("http://e:1")
     for _ in range(2):
         breaker.failure()
@@ -50,13 +62,15 @@ def test_breaker_opens_half_opens_and_closes() -> None:
         assert breaker.allow()
         breaker.failure()
     assert breaker.state == OPEN and not breaker.allow()
-    assert breaker.retry_after() == 1
-    time.sleep(0.06)  # the open period is wall-clock time by definition
+    assert breaker.retry_after() == 5
+    clock.now += 4.5
+    assert not breaker.allow() and breaker.retry_after() == 1  # half a second left
+    clock.now += 0.5
     assert breaker.allow() and breaker.state == HALF_OPEN
     assert not breaker.allow()  # one probe at a time
     breaker.failure()
     assert breaker.state == OPEN
-    time.sleep(0.06)
+    clock.now += 5.0
     assert breaker.allow()
     breaker.success()
     assert breaker.state == CLOSED and breaker.allow()
