@@ -4,7 +4,6 @@ registered a schema for the method's path."""
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import re
 import time
@@ -138,12 +137,3 @@ def invoke(
         trace_id,
         {k.lower(): v for k, v in response.getheaders()},
     )
-
-
-def parse_json_data(text: str, where: str) -> bytes:
-    """Check that --data is JSON (for schema'd modules) and return its bytes."""
-    try:
-        json.loads(text)
-    except ValueError as exc:
-        raise WrctlError(f"{where} is not valid JSON: {exc}") from None
-    return text.encode()

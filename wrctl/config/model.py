@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,6 +18,7 @@ from pydantic import (
 )
 
 from runtime.names import NAME_RE, NAME_RULE
+from wrctl.config.values import PYTHON_RE, platform_problem, public_key_problem
 
 Format = Literal["systemd", "docker", "supervisor"]
 Capability = Literal["db", "blobstore", "tracing", "llm"]
@@ -204,12 +204,9 @@ class ProxySection(_Strict):
 
 
 def _trusted_key(v: str) -> str:
-    from wrctl.bundle.hostverify import BundleInvalid, decode_public_key
-
-    try:
-        decode_public_key(v)
-    except BundleInvalid as exc:
-        raise ValueError(f"{exc} (make one with `wrctl bundle keygen FILE`)") from None
+    problem = public_key_problem(v)
+    if problem:
+        raise ValueError(f"{problem} (make one with `wrctl bundle keygen FILE`)")
     return v
 
 
@@ -229,20 +226,15 @@ class BundleSection(_Strict):
     @field_validator("platform")
     @classmethod
     def _platform(cls, v: str | None) -> str | None:
-        from wrctl.bundle.wheels import Target
-        from wrctl.errors import WrctlError
-
-        if v is not None:
-            try:
-                Target(v, "3.11")
-            except WrctlError as exc:
-                raise ValueError(str(exc).removeprefix("--platform: ")) from None
+        problem = None if v is None else platform_problem(v)
+        if problem:
+            raise ValueError(problem)
         return v
 
     @field_validator("python")
     @classmethod
     def _python(cls, v: str) -> str:
-        if not re.fullmatch(r"3\.\d{1,2}", v):
+        if not PYTHON_RE.fullmatch(v):
             raise ValueError(f"{v!r} is not a Python version (expected like 3.11)")
         return v
 
