@@ -1,4 +1,4 @@
-"""cluster.toml: the model (pydantic), the loader (tomlkit) with file:line:col errors, and the
+"""cluster.toml: the model (pydantic), the loader (file:line:col errors), and the
 targets it resolves to (every layer and override applied once)."""
 
 from pathlib import Path

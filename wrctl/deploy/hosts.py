@@ -19,7 +19,7 @@ from wrctl.errors import WrctlError
 
 def open_host(place: HostTarget, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> TargetHost:
     """The transport and format for a target's host; the caller closes the transport."""
-    fmt = place.format or "supervisor"
+    fmt = place.format
     if fmt not in FORMATS:
         raise WrctlError(f"{place.address}: format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if place.is_local:
