@@ -117,11 +117,10 @@ class Targets:
         be declared: being removed), from the plain host attributes of that record; reached
         with its declared connection settings, or [defaults] when it is not declared."""
         config = self.config
-        section: HostSettings = config.defaults
-        if address == "manager":
-            section = config.manager
-        else:
-            section = next((n for n in config.node if f"node.{n.name}" == address), config.defaults)
+        section: HostSettings = config.manager
+        if address != "manager":
+            named = [n for n in config.node if f"node.{n.name}" == address]
+            section = named[0] if named else config.defaults
         reach = _reach(
             config,
             section,

@@ -55,8 +55,8 @@ def _manager(targets: Targets, runtime_version: str) -> Resource:
     attrs = _host_attrs(targets.manager.place)
     attrs |= {
         "runtime_version": runtime_version,
-        "port": str(m.port),
-        "admin_port": str(m.admin_port),
+        "port": str(targets.manager.port),
+        "admin_port": str(targets.manager.admin_port),
         "state": _mask_url(m.state),
         "state_digest": text_digest(m.state),
         "heartbeat_timeout_secs": str(m.heartbeat_timeout_secs),
