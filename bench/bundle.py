@@ -22,7 +22,7 @@ from wrctl.build.cached import build_cached
 from wrctl.bundle.build import Bundle, BundleOptions, build_bundles
 from wrctl.bundle.wheels import default_target
 from wrctl.bundle.wheelset import collect_wheels
-from wrctl.config import load_cluster
+from wrctl.config import load_targets
 
 REPO = Path(__file__).resolve().parent.parent
 ECHO = REPO / "examples" / "echo"
@@ -46,8 +46,9 @@ def _bundle(cluster: Path, cache: Path, out: Path) -> tuple[float, list[Bundle]]
     """One `wrctl bundle` as the CLI does it: wheels (cache or PyPI), then the tarballs."""
     start = time.perf_counter()
     wheels = collect_wheels(default_target(), cache)
-    config = load_cluster(cluster)
-    bundles = build_bundles(config, out, __version__, options=BundleOptions(wheels=wheels))
+    bundles = build_bundles(
+        load_targets(cluster), out, __version__, options=BundleOptions(wheels=wheels)
+    )
     return time.perf_counter() - start, bundles
 
 

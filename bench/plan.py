@@ -20,10 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._results import Metric, print_table, save
 from runtime.api import wruntime_pb2 as pb
-from wrctl.config import load_cluster
+from wrctl.config import load_targets
 from wrctl.managerapi import ManagerClient
+from wrctl.observe import observe, observe_live
 from wrctl.plan import make_plan, render_text
-from wrctl.plan.live import encode_resources, observe
+from wrctl.plan.live import encode_resources
 
 
 def _free_port() -> int:
@@ -58,7 +59,7 @@ def _record_live(address: str, cluster: Path) -> None:
         stub = pb_grpc.ManagerServiceStub(channel)
         for i in range(10):  # the secrets the modules' env references
             stub.SetSecret(pb.SetSecretRequest(namespace="bench", key=f"k{i}", value="x"))
-    plan = make_plan(load_cluster(cluster), live=observe(address))
+    plan = make_plan(load_targets(cluster), observe(address))
     client = ManagerClient(address)
     try:
         with client.apply_lock("bench") as lock:
@@ -156,7 +157,8 @@ def main() -> None:
                 times = []
                 for _ in range(repeats):
                     started = time.perf_counter()
-                    plan = make_plan(load_cluster(cluster))
+                    targets = load_targets(cluster)
+                    plan = make_plan(targets, observe_live(targets))
                     render_text(plan.actions)
                     times.append(time.perf_counter() - started)
                 assert not plan.actions, (

@@ -12,4 +12,6 @@ if ! command -v uv >/dev/null 2>&1; then
     || python3 -m pip install --quiet --user --break-system-packages uv
 fi
 echo "==> syncing .venv from uv.lock"
-uv sync --frozen --extra dev --python "${WRUNTIME_PYTHON:-python3}" --quiet
+# --compile-bytecode: as pip does, so no command compiles its dependencies at start (wrctl
+# --help would take three times as long where PYTHONDONTWRITEBYTECODE is set)
+uv sync --frozen --extra dev --python "${WRUNTIME_PYTHON:-python3}" --compile-bytecode --quiet

@@ -1,5 +1,5 @@
-"""All of wrctl's terminal output: styling, progress lines, and the one place that maps
-errors to exit codes (0 ok, 1 error, 2 changes present with --detailed-exitcode)."""
+"""All of wrctl's terminal output: styling, plans, results, progress bars and prompts.
+(Exit codes: `wrctl.commands.exits`.)"""
 
 from __future__ import annotations
 
@@ -7,23 +7,14 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import NoReturn, Protocol
+from typing import Protocol
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TransferSpeedColumn,
-)
 from rich.text import Text
 
-from wrctl.errors import ConfigError, WrctlError
+from wrctl.errors import WrctlError
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
-EXIT_USAGE = 2  # a bad option value, as click reports its own usage errors
 _LINE_STYLES = {"+": "green", "-": "red", "~": "yellow", "-/+": "magenta", "#": "dim"}
 
 
@@ -35,27 +26,6 @@ class TargetResultLike(Protocol):
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def abort(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    err.print(Text("Error: ", style="bold red") + Text(message))
-    raise typer.Exit(code)
-
-
-@contextmanager
-def errors_to_exit() -> Iterator[None]:
-    """Turn wrctl's errors into a message and exit 1; Ctrl-C into exit 130."""
-    try:
-        yield
-    except ConfigError as exc:
-        for problem in exc.problems:
-            err.print(Text("Error: ", style="bold red") + Text(problem))
-        raise typer.Exit(EXIT_ERROR) from None
-    except WrctlError as exc:
-        abort(str(exc))
-    except KeyboardInterrupt:
-        err.print("[yellow]Interrupted.[/yellow]")
-        raise typer.Exit(130) from None
 
 
 def print_plan(text: str) -> None:
@@ -107,6 +77,8 @@ def print_failure(results: Sequence[FailedResultLike]) -> None:
 @contextmanager
 def upload_bars() -> Iterator[Callable[[str, int], Callable[[int, int], None]]]:
     """Progress bars for bundle uploads (one per target, on stderr, gone when finished)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -143,5 +115,5 @@ def step_reporter() -> Callable[[str, str], None]:
 
 def confirm(question: str) -> bool:
     if not sys.stdin.isatty():
-        abort("confirmation needed but stdin is not a terminal; pass --auto-approve")
+        raise WrctlError("confirmation needed but stdin is not a terminal; pass --auto-approve")
     return typer.confirm(question, default=False)

@@ -4,7 +4,6 @@ registered a schema for the method's path."""
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import re
 import time
@@ -14,6 +13,7 @@ import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from google.protobuf.message import Message
 
+from runtime import wire
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
 from runtime.wire import DESTINATION_HEADER, SOURCE_HEADER, VERSION_HEADER, module_host
@@ -113,7 +113,7 @@ def invoke(
     if version:
         headers[VERSION_HEADER] = version
     host, _, port = proxy.removeprefix("http://").partition(":")
-    conn = http.client.HTTPConnection(host, int(port or 9001), timeout=timeout_s)
+    conn = http.client.HTTPConnection(host, int(port or wire.PROXY_DATA_PORT), timeout=timeout_s)
     started = time.perf_counter()
     try:
         conn.request(method, path, body=body, headers=headers)
@@ -139,12 +139,3 @@ def invoke(
         trace_id,
         {k.lower(): v for k, v in response.getheaders()},
     )
-
-
-def parse_json_data(text: str, where: str) -> bytes:
-    """Check that --data is JSON (for schema'd modules) and return its bytes."""
-    try:
-        json.loads(text)
-    except ValueError as exc:
-        raise WrctlError(f"{where} is not valid JSON: {exc}") from None
-    return text.encode()

@@ -19,8 +19,8 @@ from wrctl.bundle.schemas import compile_schema
 from wrctl.bundle.services import DEFAULT_BASE_IMAGE, Program, ServiceContext, service_files
 from wrctl.bundle.tarball import build_tarball
 from wrctl.bundle.wheelset import WheelSet
-from wrctl.config.model import ClusterConfig, HostSettings, ModuleSection, NodeSection
-from wrctl.plan.desired import module_nodes
+from wrctl.config.model import ModuleSection
+from wrctl.config.targets import LOOPBACK, HostTarget, NodeTarget, Targets
 from wrctl.templates import render
 
 if TYPE_CHECKING:
@@ -51,15 +51,6 @@ class BundleOptions:
     report: Report | None = None
 
 
-def target_name(node: str) -> str:
-    return f"node-{node}"
-
-
-def manager_address_for_nodes(config: ClusterConfig) -> str:
-    host = "127.0.0.1" if config.manager.host == "local" else config.manager.host
-    return f"{host}:{config.manager.port}"
-
-
 def split_state_password(state: str) -> tuple[str, str | None]:
     """The manager's state URL without its password, and the password (None if none).
     The password reaches the host apart from the bundle (see STATE_PASSWORD)."""
@@ -75,7 +66,7 @@ def split_state_password(state: str) -> tuple[str, str | None]:
 
 
 def build_bundles(
-    config: ClusterConfig,
+    targets: Targets,
     out_dir: Path,
     runtime_version: str,
     nodes: list[str] | None = None,
@@ -84,8 +75,8 @@ def build_bundles(
     """Write the manager bundle and one bundle per node (or the named nodes) into out_dir."""
     options = options or BundleOptions()
     out_dir.mkdir(parents=True, exist_ok=True)
-    builder = _Builder(config, out_dir, runtime_version, options)
-    wanted = [n for n in config.node if nodes is None or n.name in nodes]
+    builder = _Builder(targets, out_dir, runtime_version, options)
+    wanted = [n for n in targets.nodes if nodes is None or n.name in nodes]
     total = 1 + len(wanted)
     builder.progress("bundles", 0, total)
     bundles = [builder.manager()]
@@ -99,9 +90,10 @@ def build_bundles(
 
 class _Builder:
     def __init__(
-        self, config: ClusterConfig, out_dir: Path, runtime_version: str, options: BundleOptions
+        self, targets: Targets, out_dir: Path, runtime_version: str, options: BundleOptions
     ) -> None:
-        self.config = config
+        self.targets = targets
+        self.config = targets.config
         self.out_dir = out_dir
         self.runtime_version = runtime_version
         self.options = options
@@ -128,14 +120,9 @@ class _Builder:
         self.progress("schemas", len(wanted), len(wanted))
         return out
 
-    def _settings(self, host: HostSettings) -> str:
-        return (
-            host.docker_base_image or self.config.defaults.docker_base_image or DEFAULT_BASE_IMAGE
-        )
-
     def manager(self) -> Bundle:
         m = self.config.manager
-        bind = "127.0.0.1" if m.host == "local" else "0.0.0.0"
+        bind = LOOPBACK if m.host == "local" else "0.0.0.0"
         state, password = split_state_password(m.state)
         files = {
             "config/manager.toml": render(
@@ -158,22 +145,22 @@ class _Builder:
             needs_secrets_key=True,
             env=env,
         )
-        return self._finish("manager", "manager", None, files, [program], [], secrets, m)
+        place = self.targets.manager.place
+        return self._finish("manager", "manager", None, files, [program], [], secrets, place)
 
-    def node(self, node: NodeSection, schemas: dict[str, bytes]) -> Bundle:
+    def node(self, node: NodeTarget, schemas: dict[str, bytes]) -> Bundle:
         config = self.config
         base = config.source.parent
-        modules = [m for m in config.module if node.name in module_nodes(config, m)]
-        advertise = "127.0.0.1" if node.host == "local" else node.host
+        modules = list(node.modules)
         files: dict[str, bytes] = {
             "config/proxy.toml": render(
                 "proxy.toml.j2",
                 cluster=config.cluster.name,
                 node=node,
                 proxy=config.proxy,
-                manager_address=manager_address_for_nodes(config),
-                advertise_host=advertise,
-                peer_listen_host="127.0.0.1" if node.host == "local" else "0.0.0.0",
+                manager_address=self.targets.manager.node_endpoint,
+                advertise_host=node.place.wire_host,
+                peer_listen_host=LOOPBACK if node.place.is_local else "0.0.0.0",
             ).encode(),
         }
         proxy = f"wr-{node.name}-proxy"
@@ -209,8 +196,9 @@ class _Builder:
             if schema is not None:
                 files[f"schemas/{mod.namespace}.{mod.name}.binpb"] = schema
         self.progress(f"modules of node {node.name}", len(modules), len(modules))
-        target = target_name(node.name)
-        return self._finish(target, "node", node.name, files, programs, entries, [], node)
+        return self._finish(
+            node.place.name, "node", node.name, files, programs, entries, [], node.place
+        )
 
     def _component(self, path: Path) -> tuple[bytes, str]:
         """A component's bytes and sha256, read once per file for all modules and nodes."""
@@ -248,7 +236,7 @@ class _Builder:
         programs: list[Program],
         modules: list[ModuleEntry],
         host_secrets: list[HostSecret],
-        host: HostSettings,
+        place: HostTarget,
     ) -> Bundle:
         cluster = self.config.cluster.name
         wheels = self.options.wheels
@@ -259,7 +247,8 @@ class _Builder:
         else:  # no wheels: the host runs an installed runtime, like the one building this
             python = f"{sys.version_info.major}.{sys.version_info.minor}"
             platform = {"tag": "none", "python": python, "machine": host_machine()}
-        context = ServiceContext(cluster, target, kind, python, self._settings(host))
+        image = place.docker_base_image or DEFAULT_BASE_IMAGE
+        context = ServiceContext(cluster, target, kind, python, image)
         files.update(service_files(context, programs))
         files["install.sh"] = render(
             "install.sh.j2", kind=kind, cluster=cluster, target=target, host_secrets=host_secrets

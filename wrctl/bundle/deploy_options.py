@@ -4,16 +4,17 @@ non-local host), and the cluster's signing key when `[bundle] signing_key` names
 from __future__ import annotations
 
 from wrctl.bundle.build import BundleOptions, Report
-from wrctl.config.model import ClusterConfig
+from wrctl.config.targets import Targets
 
 
 def options_for_apply(
-    config: ClusterConfig, nodes: list[str], report: Report | None = None
+    targets: Targets, nodes: list[str], report: Report | None = None
 ) -> BundleOptions:
-    """Bundle options for deploying the manager and `nodes` of `config`."""
-    hosts = [config.manager.host] + [n.host for n in config.node if n.name in nodes]
+    """Bundle options for deploying the manager and `nodes` of `targets`."""
+    config = targets.config
+    places = [targets.manager.place] + [n.place for n in targets.nodes if n.name in nodes]
     wheels = None
-    if any(host != "local" for host in hosts):  # local targets run the installed runtime
+    if not all(place.is_local for place in places):  # local ones run the installed runtime
         from wrctl.build.paths import cache_root
         from wrctl.bundle.wheels import Target, default_target
         from wrctl.bundle.wheelset import collect_wheels

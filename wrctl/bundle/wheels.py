@@ -10,7 +10,6 @@ import importlib.util
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -22,16 +21,13 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from wrctl.config.values import PLATFORM_RE, PYTHON_RE, platform_problem
 from wrctl.errors import WrctlError
 
 ROOT_DISTRIBUTION = "wruntime"
 DEFAULT_PYTHON = "3.11"
 Report = Callable[[str, int, int], None]  # (step, done, total)
 
-_PLATFORM_RE = re.compile(
-    r"^(manylinux_\d+_\d+|manylinux2014|manylinux2010|manylinux1|musllinux_\d+_\d+)_"
-    r"(x86_64|aarch64|i686|ppc64le|s390x|armv7l)$"
-)
 _LEGACY = {"manylinux2014": 17, "manylinux2010": 12, "manylinux1": 5}
 
 
@@ -43,18 +39,15 @@ class Target:
     python: str  # "3.11"
 
     def __post_init__(self) -> None:
-        if not _PLATFORM_RE.match(self.platform):
-            raise WrctlError(
-                f"--platform: {self.platform!r} is not a Linux wheel platform tag "
-                "(expected like manylinux_2_17_x86_64, manylinux2014_aarch64 or "
-                "musllinux_1_2_x86_64)"
-            )
-        if not re.fullmatch(r"3\.\d{1,2}", self.python):
+        problem = platform_problem(self.platform)
+        if problem:
+            raise WrctlError(f"--platform: {problem}")
+        if not PYTHON_RE.fullmatch(self.python):
             raise WrctlError(f"--python: {self.python!r} is not a Python version (expected 3.X)")
 
     @property
     def machine(self) -> str:
-        match = _PLATFORM_RE.match(self.platform)
+        match = PLATFORM_RE.match(self.platform)
         assert match is not None
         return match.group(2)
 
@@ -78,7 +71,7 @@ def default_target(python: str = DEFAULT_PYTHON) -> Target:
 def compatible_platforms(tag: str) -> list[str]:
     """Every platform tag a host of `tag` runs, best first (pip does not expand
     manylinux_2_X by itself): manylinux_2_36 -> 2_35 ... 2_17, manylinux2014, ... 2_5."""
-    match = _PLATFORM_RE.match(tag)
+    match = PLATFORM_RE.match(tag)
     if match is None or match.group(1).startswith("musllinux"):
         return [tag]
     family, arch = match.groups()

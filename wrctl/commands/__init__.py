@@ -1,1 +1,2 @@
-"""One module per wrctl command: resolve arguments, call the libraries, report."""
+"""One module per command group: each command's signature and its body, which resolves the
+arguments, calls the libraries and reports. Imports beyond typer happen inside the bodies."""

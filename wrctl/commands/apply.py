@@ -4,70 +4,63 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
-from wrctl.config import load_cluster
-from wrctl.console import (
-    abort,
-    confirm,
-    out,
-    print_failure,
-    print_plan,
-    print_results,
-    step_reporter,
-    upload_bars,
+import typer
+
+from wrctl.commands.options import (
+    AcceptNewHostKey,
+    AutoApprove,
+    ClusterFile,
+    HealthTimeout,
+    KnownHosts,
+    Manager,
+    overrides,
 )
-from wrctl.deploy.apply import ApplyFailed, ApplyOptions, apply_plan, destroy_cluster
-from wrctl.deploy.hosts import HostAccess
-from wrctl.errors import StalePlanError
-from wrctl.plan import ClusterState, diff, forget_applied, make_plan, render_text
-from wrctl.plan.planfile import load
+
+if TYPE_CHECKING:
+    from wrctl.config import Overrides
+    from wrctl.plan import Plan
 
 
-def _is_plan_file(path: Path) -> bool:
-    """A saved plan is JSON naming itself; cluster.toml never starts with `{`."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096)
-    except OSError:
-        return False
-    return head.lstrip().startswith(b"{") and b"wrctl-plan" in head
-
-
-def run_apply(
-    target: Path,
-    auto_approve: bool,
-    health_timeout: float,
-    parallel: int = 1,
-    access: HostAccess | None = None,
+def apply(
+    target: Annotated[Path, typer.Argument(help="cluster.toml, or a plan saved with -out.")] = Path(
+        "cluster.toml"
+    ),
+    auto_approve: AutoApprove = False,
+    health_timeout: HealthTimeout = 60.0,
+    parallel: Annotated[
+        int, typer.Option(min=1, max=64, help="Nodes rolled out at the same time.")
+    ] = 1,
+    accept_new_host_key: AcceptNewHostKey = False,
+    known_hosts: KnownHosts = None,
+    manager: Manager = None,
 ) -> None:
-    if _is_plan_file(target):
-        saved = load(target)
-        config = load_cluster(saved.config_path)
-        plan = make_plan(config)
-        if plan.config_digest != saved.config_digest:
-            raise StalePlanError(
-                f"{target}: {saved.config_path} or a file it names changed since this plan was "
-                "made; run wrctl plan again"
-            )
-        if plan.live.serial != saved.serial or plan.live.reachable != saved.manager_reachable:
-            raise StalePlanError(
-                f"{target}: the live cluster changed since this plan was made (state serial "
-                f"{saved.serial} -> {plan.live.serial}); run wrctl plan again"
-            )
-        auto_approve = True  # a saved plan was already reviewed
-    else:
-        config = load_cluster(target)
-        plan = make_plan(config)
-    if not plan.actions:
+    """Converge the cluster: show the plan, confirm, then deploy manager and nodes."""
+    from wrctl.commands.exits import abort
+    from wrctl.console import (
+        confirm,
+        out,
+        print_failure,
+        print_plan,
+        print_results,
+        step_reporter,
+        upload_bars,
+    )
+    from wrctl.deploy.apply import ApplyFailed, ApplyOptions, apply_plan
+    from wrctl.plan import render_text
+
+    made, reviewed = _plan(target, overrides(manager, known_hosts, accept_new_host_key))
+    if not made.actions:
         out.print("No changes. The cluster matches the configuration.")
         return
-    print_plan(render_text(plan.actions))
-    if not auto_approve and not confirm("Apply these changes?"):
+    print_plan(render_text(made.actions))
+    if not (auto_approve or reviewed) and not confirm("Apply these changes?"):
         abort("Apply cancelled.")
     try:
         with upload_bars() as bar:
-            options = ApplyOptions(health_timeout, parallel, access or HostAccess(), bar)
-            results = apply_plan(plan, step_reporter(), options)
+            options = ApplyOptions(health_timeout, parallel, bar)
+            results = apply_plan(made, step_reporter(), options)
     except ApplyFailed as exc:
         print_failure(exc.results)
         raise
@@ -75,16 +68,46 @@ def run_apply(
     out.print("[bold green]Apply complete.[/bold green]")
 
 
-def run_destroy(cluster: Path, auto_approve: bool, access: HostAccess | None = None) -> None:
-    config = load_cluster(cluster)
-    plan = make_plan(config)
-    actions = diff(ClusterState(resources={}), plan.live)
-    if not plan.live.reachable:
+def _plan(target: Path, given: Overrides) -> tuple[Plan, bool]:
+    """The plan to apply, and whether it was reviewed already (a saved plan, still current)."""
+    from wrctl.config import load_targets
+    from wrctl.observe import observe_live
+    from wrctl.plan import make_plan
+    from wrctl.plan.planfile import is_plan_file, load
+
+    if not is_plan_file(target):
+        targets = load_targets(target, given)
+        return make_plan(targets, observe_live(targets)), False
+    saved = load(target)
+    targets = load_targets(saved.config_path, given)
+    made = make_plan(targets, observe_live(targets))
+    saved.check_current(target, made)
+    return made, True
+
+
+def destroy(
+    cluster: ClusterFile = Path("cluster.toml"),
+    auto_approve: AutoApprove = False,
+    accept_new_host_key: AcceptNewHostKey = False,
+    known_hosts: KnownHosts = None,
+    manager: Manager = None,
+) -> None:
+    """Remove everything apply created: node services, the manager and its state."""
+    from wrctl.commands.exits import abort
+    from wrctl.config import load_targets
+    from wrctl.console import confirm, out, print_plan, step_reporter
+    from wrctl.deploy.apply import destroy_cluster
+    from wrctl.observe import forget_applied, observe_live
+    from wrctl.plan import ClusterState, diff, make_plan, render_text
+
+    targets = load_targets(cluster, overrides(manager, known_hosts, accept_new_host_key))
+    made = make_plan(targets, observe_live(targets))
+    if not made.live.reachable:
         out.print("Nothing to destroy: the manager is not running.")
         return
-    print_plan(render_text(actions))
+    print_plan(render_text(diff(ClusterState(resources={}), made.live)))
     if not auto_approve and not confirm("Destroy everything listed above?"):
         abort("Destroy cancelled.")
-    destroy_cluster(config, plan, step_reporter(), access)
-    forget_applied(config)
-    out.print(f"[bold]Destroy complete.[/bold] {json.dumps(config.cluster.name)} is gone.")
+    destroy_cluster(made, step_reporter())
+    forget_applied(targets)
+    out.print(f"[bold]Destroy complete.[/bold] {json.dumps(made.config.cluster.name)} is gone.")

@@ -2,42 +2,56 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+from typing import Annotated
 
-from runtime.version import __version__
-from wrctl.config import load_cluster
-from wrctl.deploy.formats import stream_logs
-from wrctl.deploy.hosts import HostAccess, open_target
-from wrctl.errors import WrctlError
-from wrctl.plan.desired import resolve
+import typer
+
+from wrctl.commands.options import AcceptNewHostKey, ClusterOption, KnownHosts, overrides
 
 
-def run_logs(
-    cluster: Path,
-    node: str,
-    service: str | None,
-    follow: bool,
-    lines: int,
-    access: HostAccess,
-) -> int:
-    """Stream the logs to stdout; returns the remote command's exit code."""
-    config = load_cluster(cluster)
-    address = "manager" if node == "manager" else f"node.{node}"
-    desired = resolve(config, __version__)
-    if address not in desired.resources:
-        names = ", ".join(["manager", *(n.name for n in config.node)])
+def logs(
+    node: Annotated[str, typer.Argument(help="A node name, or `manager`.")],
+    service: Annotated[
+        str | None,
+        typer.Argument(help="proxy, engine-0, ... (default: every service of the node)."),
+    ] = None,
+    cluster: ClusterOption = Path("cluster.toml"),
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing.")] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines of history.")] = 100,
+    accept_new_host_key: AcceptNewHostKey = False,
+    known_hosts: KnownHosts = None,
+) -> None:
+    """Print a node's service logs, read on its host (journal, docker or log files)."""
+    import sys
+
+    from wrctl.config import load_targets
+    from wrctl.deploy.formats import stream_logs
+    from wrctl.deploy.hosts import open_host
+    from wrctl.errors import WrctlError
+
+    targets = load_targets(cluster, overrides(None, known_hosts, accept_new_host_key))
+    if node != "manager" and node not in {n.name for n in targets.nodes}:
+        names = ", ".join(["manager", *(n.name for n in targets.nodes)])
         raise WrctlError(f"{node!r} is not a node of {cluster} (expected one of: {names})")
-    host = open_target(config, desired.resources[address].attributes, address, access)
-    target = "manager" if node == "manager" else f"node-{node}"
+    place = targets.target("manager" if node == "manager" else f"node.{node}")
+    host = open_host(place)
 
     def sink(text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
 
     try:
-        return stream_logs(
-            host.transport, host.format, target, sink, service=service, follow=follow, lines=lines
+        code = stream_logs(
+            host.transport,
+            host.format,
+            place.name,
+            sink,
+            service=service,
+            follow=follow,
+            lines=lines,
         )
     finally:
         host.transport.close()
+    if code not in (0, 130):
+        raise typer.Exit(code)

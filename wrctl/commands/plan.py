@@ -3,25 +3,43 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from wrctl.config import load_cluster
-from wrctl.console import err, out, print_json, print_plan
-from wrctl.plan import make_plan, render_json, render_text
-from wrctl.plan.planfile import save
+import typer
+
+from wrctl.commands.exits import EXIT_CHANGES
+from wrctl.commands.options import ClusterFile, Manager, overrides
 
 
-def run_plan(cluster: Path, json_out: bool, out_file: Path | None) -> bool:
-    """Print the plan (and save it); True when it has changes."""
-    config = load_cluster(cluster)
-    plan = make_plan(config)
+def plan(
+    cluster: ClusterFile = Path("cluster.toml"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    out_file: Annotated[
+        Path | None, typer.Option("-out", "--out", help="Save the plan for `wrctl apply FILE`.")
+    ] = None,
+    detailed_exitcode: Annotated[
+        bool, typer.Option("--detailed-exitcode", help="Exit 2 when there are changes.")
+    ] = False,
+    manager: Manager = None,
+) -> None:
+    """Show what apply would change: cluster.toml against the live cluster."""
+    from wrctl.config import load_targets
+    from wrctl.console import err, out, print_json, print_plan
+    from wrctl.observe import observe_live
+    from wrctl.plan import make_plan, render_json, render_text
+    from wrctl.plan.planfile import save
+
+    targets = load_targets(cluster, overrides(manager))
+    made = make_plan(targets, observe_live(targets))
     if json_out:
-        print_json(render_json(plan.actions, plan.live.serial, config.cluster.name))
+        print_json(render_json(made.actions, made.live.serial, made.config.cluster.name))
     else:
-        if not plan.live.reachable:
+        if not made.live.reachable:
             err.print("[dim]The manager is not running yet: everything is to be created.[/dim]")
-        print_plan(render_text(plan.actions))
+        print_plan(render_text(made.actions))
     if out_file is not None:
-        save(plan.saved(), out_file)
+        save(made.saved(), out_file)
         if not json_out:
             out.print(f"\nSaved the plan to {out_file}; apply it with: wrctl apply {out_file}")
-    return bool(plan.actions)
+    if detailed_exitcode and made.actions:
+        raise typer.Exit(EXIT_CHANGES)

@@ -3,57 +3,62 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from google.protobuf import json_format
-from rich.table import Table
-from rich.text import Text
+import typer
 
-from wrctl.bundle.build import manager_address_for_nodes
-from wrctl.config import load_cluster
-from wrctl.console import (
-    abort,
-    confirm,
-    out,
-    print_failure,
-    print_json,
-    print_results,
-    step_reporter,
+from wrctl.commands.options import (
+    AcceptNewHostKey,
+    AutoApprove,
+    ClusterFile,
+    HealthTimeout,
+    JsonOut,
+    KnownHosts,
+    Manager,
+    overrides,
 )
-from wrctl.deploy.apply import ApplyFailed
-from wrctl.deploy.hosts import HostAccess
-from wrctl.deploy.rollback import rollback_nodes
-from wrctl.managerapi import ManagerClient
 
 _STATUS_STYLES = {"applied": "green", "rolled-back": "yellow", "failed": "red"}
 
 
-def run_rollback(
-    cluster: Path,
-    nodes: list[str],
-    auto_approve: bool,
-    health_timeout: float,
-    access: HostAccess | None = None,
+def rollback(
+    cluster: ClusterFile = Path("cluster.toml"),
+    node: Annotated[
+        list[str] | None,
+        typer.Option("--node", "-n", help="Only this node (repeatable). Default: every node."),
+    ] = None,
+    auto_approve: AutoApprove = False,
+    health_timeout: HealthTimeout = 60.0,
+    accept_new_host_key: AcceptNewHostKey = False,
+    known_hosts: KnownHosts = None,
+    manager: Manager = None,
 ) -> None:
-    config = load_cluster(cluster)
-    client = ManagerClient(manager_address_for_nodes(config))
-    try:
-        recorded = {n.name: n.release for n in client.state().nodes if n.HasField("release")}
-    finally:
-        client.close()
-    for node in nodes or sorted(recorded):
-        release = recorded.get(node)
-        if release is not None and release.previous_bundle_digest:
+    """Return nodes to the release they ran before the current one."""
+    from rich.text import Text
+
+    from wrctl.commands.exits import abort
+    from wrctl.config import load_targets
+    from wrctl.console import confirm, out, print_failure, print_results, step_reporter
+    from wrctl.deploy.rollback import plan_rollback, rollback_nodes
+    from wrctl.deploy.session import ApplyFailed, ApplyOptions, open_session
+
+    targets = load_targets(cluster, overrides(manager, known_hosts, accept_new_host_key))
+    options = ApplyOptions(health_timeout_s=health_timeout)
+    with open_session(targets, step_reporter(), options) as session, session.locked("rollback"):
+        steps = plan_rollback(session, node or None)
+        for step in steps:
+            now, before = step.current.bundle_digest, step.previous.bundle_digest
             out.print(
-                Text(f"  node.{node}: ", style="bold")
-                + Text(f"{release.bundle_digest[7:19]} -> {release.previous_bundle_digest[7:19]}")
+                Text(f"  node.{step.node.name}: ", style="bold")
+                + Text(f"{now[7:19]} -> {before[7:19]}")
             )
-    if not auto_approve and not confirm("Roll these nodes back?"):
-        abort("Rollback cancelled.")
-    try:
-        results = rollback_nodes(config, nodes or None, step_reporter(), health_timeout, access)
-    except ApplyFailed as exc:
-        print_failure(exc.results)
-        raise
+        if not auto_approve and not confirm("Roll these nodes back?"):
+            abort("Rollback cancelled.")
+        try:
+            results = rollback_nodes(session, steps)
+        except ApplyFailed as exc:
+            print_failure(exc.results)
+            raise
     print_results(results, out)
     out.print(
         "[bold green]Rollback complete.[/bold green] "
@@ -61,9 +66,24 @@ def run_rollback(
     )
 
 
-def run_history(cluster: Path, node: str | None, limit: int, json_out: bool) -> None:
-    config = load_cluster(cluster)
-    client = ManagerClient(manager_address_for_nodes(config))
+def history(
+    cluster: ClusterFile = Path("cluster.toml"),
+    node: Annotated[str | None, typer.Option("--node", "-n", help="Only this node.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many records.")] = 20,
+    json_out: JsonOut = False,
+    manager: Manager = None,
+) -> None:
+    """Releases recorded by apply and rollback, newest first, failed attempts included."""
+    from google.protobuf import json_format
+    from rich.table import Table
+    from rich.text import Text
+
+    from wrctl.config import load_targets
+    from wrctl.console import out, print_json
+    from wrctl.managerapi import ManagerClient
+
+    targets = load_targets(cluster, overrides(manager))
+    client = ManagerClient(targets.manager.endpoint)
     try:
         records = client.history(node or "", limit)
     finally:

@@ -2,30 +2,29 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from google.protobuf import json_format
-from rich.table import Table
-
-from runtime.api import wruntime_pb2 as pb
 from runtime.wire import module_key
-from wrctl.console import out, print_json
-from wrctl.managerapi import ManagerClient
+from wrctl.commands.options import JsonOut, Manager, MaybeCluster, overrides
+
+if TYPE_CHECKING:
+    from runtime.api import wruntime_pb2 as pb
 
 
-def _address(cluster: Path | None, manager: str | None) -> str:
-    if manager:
-        return manager
-    if cluster is not None:
-        from wrctl.config import load_cluster
-        from wrctl.plan import manager_address
+def status(
+    cluster: MaybeCluster = None, manager: Manager = None, json_out: JsonOut = False
+) -> None:
+    """Nodes, engines, modules, versions, health and the applied releases."""
+    from google.protobuf import json_format
+    from rich.table import Table
 
-        return manager_address(load_cluster(cluster))
-    return "127.0.0.1:9000"
+    from wrctl.config import load_cluster
+    from wrctl.config.targets import manager_endpoint
+    from wrctl.console import out, print_json
+    from wrctl.managerapi import ManagerClient
 
-
-def run_status(cluster: Path | None, manager: str | None, json_out: bool) -> None:
-    client = ManagerClient(_address(cluster, manager))
+    config = load_cluster(cluster) if cluster is not None else None
+    client = ManagerClient(manager_endpoint(config, overrides(manager)))
     try:
         state = client.state()
     finally:

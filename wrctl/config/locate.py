@@ -1,6 +1,6 @@
 """Find the line and column of a key path in TOML text, for error messages.
 
-tomlkit keeps the text but not positions, so this walks the raw lines: table headers,
+The TOML parsers keep no positions, so this walks the raw lines: table headers,
 array-of-tables counts and `key =` assignments (dotted keys and inline tables included).
 """
 

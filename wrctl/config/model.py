@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,6 +19,7 @@ from pydantic import (
 
 from runtime import wire
 from runtime.names import NAME_RE, NAME_RULE
+from wrctl.config.values import PYTHON_RE, platform_problem, public_key_problem
 
 Format = Literal["systemd", "docker", "supervisor"]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -75,8 +75,8 @@ class Defaults(HostSettings):
 
 class ManagerSection(HostSettings):
     host: str = "local"
-    port: Port = 9000
-    admin_port: Port = 9090
+    port: Port = wire.MANAGER_PORT
+    admin_port: Port = wire.MANAGER_ADMIN_PORT
     state: str = "sqlite"
     heartbeat_timeout_secs: Annotated[int, Field(ge=1, le=3600)] = wire.HEARTBEAT_TIMEOUT_SECS
 
@@ -92,11 +92,11 @@ class NodeSection(HostSettings):
     name: str
     host: str
     engines: Annotated[int, Field(ge=1, le=64)] = 1
-    data_port: Port = 9001
-    control_port: Port = 9002
-    admin_port: Port = 9091
-    peer_port: Port = 9443
-    engine_port: Port = 9100
+    data_port: Port = wire.PROXY_DATA_PORT
+    control_port: Port = wire.PROXY_CONTROL_PORT
+    admin_port: Port = wire.PROXY_ADMIN_PORT
+    peer_port: Port = wire.PEER_PORT
+    engine_port: Port = wire.ENGINE_PORT
 
     @field_validator("name")
     @classmethod
@@ -224,12 +224,9 @@ class ProxySection(_Strict):
 
 
 def _trusted_key(v: str) -> str:
-    from wrctl.bundle.hostverify import BundleInvalid, decode_public_key
-
-    try:
-        decode_public_key(v)
-    except BundleInvalid as exc:
-        raise ValueError(f"{exc} (make one with `wrctl bundle keygen FILE`)") from None
+    problem = public_key_problem(v)
+    if problem:
+        raise ValueError(f"{problem} (make one with `wrctl bundle keygen FILE`)")
     return v
 
 
@@ -249,20 +246,15 @@ class BundleSection(_Strict):
     @field_validator("platform")
     @classmethod
     def _platform(cls, v: str | None) -> str | None:
-        from wrctl.bundle.wheels import Target
-        from wrctl.errors import WrctlError
-
-        if v is not None:
-            try:
-                Target(v, "3.11")
-            except WrctlError as exc:
-                raise ValueError(str(exc).removeprefix("--platform: ")) from None
+        problem = None if v is None else platform_problem(v)
+        if problem:
+            raise ValueError(problem)
         return v
 
     @field_validator("python")
     @classmethod
     def _python(cls, v: str) -> str:
-        if not re.fullmatch(r"3\.\d{1,2}", v):
+        if not PYTHON_RE.fullmatch(v):
             raise ValueError(f"{v!r} is not a Python version (expected like 3.11)")
         return v
 

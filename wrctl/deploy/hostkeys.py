@@ -16,7 +16,6 @@ import paramiko
 
 from wrctl.errors import WrctlError
 
-DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 _append_lock = threading.Lock()  # parallel rollouts may accept several hosts at once
 
 

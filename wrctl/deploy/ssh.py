@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import paramiko
 
+from wrctl.config.targets import DEFAULT_KNOWN_HOSTS
 from wrctl.deploy.hostkeys import (
-    DEFAULT_KNOWN_HOSTS,
     HostKeyError,
     KnownHostsPolicy,
     changed_key_error,

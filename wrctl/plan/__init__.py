@@ -1,23 +1,21 @@
-"""wrctl's planning pipeline: resolve desired state, observe live state, diff, render, save.
+"""wrctl's planner: resolve desired state, diff it against the live state its caller observed,
+render, save. No network I/O here: `wrctl.observe` fetches the live state.
 
-load -> resolve (desired, pure) -> observe (live, I/O) -> diff (pure) -> render | save
+load -> resolve (desired, pure) -> [caller: observe (live, I/O)] -> diff (pure) -> render | save
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from runtime.version import __version__ as RUNTIME_VERSION
-from wrctl.config import ClusterConfig
-from wrctl.errors import ConfigError, ManagerUnreachable
-from wrctl.fsutil import write_atomic
+from wrctl.config import ClusterConfig, Targets
+from wrctl.errors import ConfigError
 from wrctl.plan.desired import resolve
 from wrctl.plan.diff import Action, ActionKind, diff, summary
-from wrctl.plan.live import nothing_yet, observe
+from wrctl.plan.live import nothing_yet
 from wrctl.plan.planfile import SavedPlan
 from wrctl.plan.render import render_json, render_text, summary_line
 from wrctl.plan.state import ClusterState, Resource
@@ -30,7 +28,7 @@ __all__ = [
     "Resource",
     "diff",
     "make_plan",
-    "manager_address",
+    "nothing_yet",
     "render_json",
     "render_text",
     "resolve",
@@ -41,11 +39,15 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Plan:
-    config: ClusterConfig
+    targets: Targets
     desired: ClusterState
     live: ClusterState
     actions: list[Action]
     config_digest: str
+
+    @property
+    def config(self) -> ClusterConfig:
+        return self.targets.config
 
     def saved(self) -> SavedPlan:
         return SavedPlan(
@@ -54,18 +56,7 @@ class Plan:
             config_digest=self.config_digest,
             serial=self.live.serial,
             manager_reachable=self.live.reachable,
-            actions=self.actions,
-            desired=list(self.desired.resources.values()),
         )
-
-
-def manager_address(config: ClusterConfig) -> str:
-    """host:port wrctl uses for the manager (WR_MANAGER overrides)."""
-    override = os.environ.get("WR_MANAGER")
-    if override:
-        return override.removeprefix("http://")
-    host = "127.0.0.1" if config.manager.host == "local" else config.manager.host
-    return f"{host}:{config.manager.port}"
 
 
 def config_digest(config: ClusterConfig, desired: ClusterState) -> str:
@@ -76,41 +67,13 @@ def config_digest(config: ClusterConfig, desired: ClusterState) -> str:
     return f"sha256:{h.hexdigest()}"
 
 
-def _marker(config: ClusterConfig) -> Path:
-    return config.source.parent / ".wrctl" / f"{config.cluster.name}.applied"
-
-
-def mark_applied(config: ClusterConfig, serial: int) -> None:
-    """Remember that this cluster has a manager, so a later unreachable manager is an error."""
-    write_atomic(_marker(config), f"{manager_address(config)} serial={serial}\n".encode())
-
-
-def forget_applied(config: ClusterConfig) -> None:
-    _marker(config).unlink(missing_ok=True)
-
-
-def observe_live(config: ClusterConfig, timeout: float = 5.0) -> ClusterState:
-    """Live state; an unreachable manager means "nothing yet" only before the first apply."""
-    try:
-        return observe(manager_address(config), timeout)
-    except ManagerUnreachable as exc:
-        if _marker(config).exists():
-            raise ManagerUnreachable(
-                f"{exc}; this cluster was applied before ({_marker(config)}), so its live "
-                "state cannot be assumed empty"
-            ) from None
-        return nothing_yet()
-
-
-def make_plan(
-    config: ClusterConfig, live: ClusterState | None = None, runtime_version: str = RUNTIME_VERSION
-) -> Plan:
-    desired = resolve(config, runtime_version)
-    live = observe_live(config) if live is None else live
+def make_plan(targets: Targets, live: ClusterState, runtime_version: str = RUNTIME_VERSION) -> Plan:
+    """The plan that turns `live` (observed by the caller) into what cluster.toml asks for."""
+    desired = resolve(targets, runtime_version)
     if live.reachable:
         _check_secrets(desired, live)
     actions = diff(desired, live)
-    return Plan(config, desired, live, actions, config_digest(config, desired))
+    return Plan(targets, desired, live, actions, config_digest(targets.config, desired))
 
 
 def _check_secrets(desired: ClusterState, live: ClusterState) -> None:

@@ -1,4 +1,4 @@
-"""Desired state: cluster.toml resolved to flat attributes and content digests [pure but for
+"""Desired state: the resolved targets as flat attributes and content digests [pure but for
 reading the component and schema files it names]."""
 
 from __future__ import annotations
@@ -8,13 +8,8 @@ import json
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from wrctl.config.model import (
-    ClusterConfig,
-    HostSettings,
-    ModuleSection,
-    NodeSection,
-    SecretRef,
-)
+from wrctl.config.model import ClusterConfig, ModuleSection, SecretRef
+from wrctl.config.targets import HostTarget, NodeTarget, Targets, module_nodes
 from wrctl.plan.state import ClusterState, Resource
 
 NODE_REPLACE_ON = frozenset({"host", "format", "runtime_version", "workdir"})
@@ -37,43 +32,31 @@ def text_digest(value: object) -> str:
     return f"sha256:{hashlib.sha256(raw).hexdigest()}"
 
 
-def resolve(config: ClusterConfig, runtime_version: str) -> ClusterState:
+def resolve(targets: Targets, runtime_version: str) -> ClusterState:
     """Every resource cluster.toml asks for, keyed by address."""
+    config = targets.config
     base = config.source.parent
-    resources = [_manager(config, runtime_version)]
-    resources += [_node(config, node, runtime_version) for node in config.node]
+    resources = [_manager(targets, runtime_version)]
+    resources += [_node(targets, node, runtime_version) for node in targets.nodes]
     resources += [_module(config, mod, base) for mod in config.module]
     return ClusterState(resources={r.address: r for r in resources})
 
 
-def setting(config: ClusterConfig, host: HostSettings, name: str) -> str:
-    """A host setting from the [manager]/[[node]] table, else from [defaults]."""
-    value = getattr(host, name)
-    if value is None:
-        value = getattr(config.defaults, name)
-    return "" if value is None else str(value)
-
-
-def _host_attrs(config: ClusterConfig, host: HostSettings, address: str) -> dict[str, str]:
-    attrs = {"host": address}
-    for name in ("format", "user", "workdir", "ssh_port", "python"):
-        attrs[name] = setting(config, host, name)
-    if address == "local":  # a local workdir may be relative to cluster.toml
-        attrs["workdir"] = str(
-            (config.source.parent / Path(attrs["workdir"]).expanduser()).resolve()
-        )
-    if address == "local":
-        del attrs["user"], attrs["ssh_port"]
+def _host_attrs(place: HostTarget) -> dict[str, str]:
+    attrs = {"host": place.host, "format": place.format, "workdir": place.workdir}
+    if not place.is_local:
+        attrs |= {"user": place.reach.user, "ssh_port": str(place.reach.ssh_port)}
+    attrs["python"] = place.python
     return attrs
 
 
-def _manager(config: ClusterConfig, runtime_version: str) -> Resource:
-    m = config.manager
-    attrs = _host_attrs(config, m, m.host)
+def _manager(targets: Targets, runtime_version: str) -> Resource:
+    m = targets.config.manager
+    attrs = _host_attrs(targets.manager.place)
     attrs |= {
         "runtime_version": runtime_version,
-        "port": str(m.port),
-        "admin_port": str(m.admin_port),
+        "port": str(targets.manager.port),
+        "admin_port": str(targets.manager.admin_port),
         "state": _mask_url(m.state),
         "state_digest": text_digest(m.state),
         "heartbeat_timeout_secs": str(m.heartbeat_timeout_secs),
@@ -81,15 +64,18 @@ def _manager(config: ClusterConfig, runtime_version: str) -> Resource:
     return Resource("manager", "manager", attrs, MANAGER_REPLACE_ON, ("manager",))
 
 
-def _node(config: ClusterConfig, node: NodeSection, runtime_version: str) -> Resource:
+def _node(targets: Targets, node: NodeTarget, runtime_version: str) -> Resource:
+    config = targets.config
     proxy = config.proxy
-    attrs = _host_attrs(config, node, node.host)
+    ports = node.ports
+    attrs = _host_attrs(node.place)
     attrs |= {
         "runtime_version": runtime_version,
         "engines": str(node.engines),
+        # display only: whoever needs a port reads NodeTarget.ports
         "ports": (
-            f"data={node.data_port} control={node.control_port} admin={node.admin_port} "
-            f"peer={node.peer_port} engine={node.engine_port}"
+            f"data={ports.data} control={ports.control} admin={ports.admin} "
+            f"peer={ports.peer} engine={ports.engine}"
         ),
         "proxy.egress_allowlist": json.dumps(sorted(proxy.egress_allowlist)),
         "proxy.request_timeout_secs": str(proxy.request_timeout_secs),
@@ -100,14 +86,9 @@ def _node(config: ClusterConfig, node: NodeSection, runtime_version: str) -> Res
         "proxy.external": text_digest([proxy.external_port, [r.model_dump() for r in proxy.route]]),
         "manager": f"{config.manager.host}:{config.manager.port}",
     }
-    if setting(config, node, "format") == "docker":
-        attrs["docker_base_image"] = setting(config, node, "docker_base_image")
-    return Resource(f"node.{node.name}", "node", attrs, NODE_REPLACE_ON, (node.name,))
-
-
-def module_nodes(config: ClusterConfig, mod: ModuleSection) -> list[str]:
-    """The nodes a module is placed on: its `nodes` list, or every node."""
-    return list(mod.nodes) if mod.nodes is not None else [n.name for n in config.node]
+    if node.place.format == "docker":
+        attrs["docker_base_image"] = node.place.docker_base_image or ""
+    return Resource(node.place.address, "node", attrs, NODE_REPLACE_ON, (node.name,))
 
 
 def _module(config: ClusterConfig, mod: ModuleSection, base: Path) -> Resource:

@@ -1,15 +1,12 @@
-"""Live state: what the manager reports (releases recorded by apply, engines live now) [I/O]."""
+"""Live state: what the manager reports (releases recorded by apply, engines live now), turned
+into resources [pure; `wrctl.observe` asks the manager]."""
 
 from __future__ import annotations
 
 import json
 
-import grpc
-
 from runtime.api import wruntime_pb2 as pb
-from runtime.api import wruntime_pb2_grpc as pb_grpc
 from runtime.wire import module_key
-from wrctl.errors import ManagerUnreachable
 from wrctl.plan.state import ClusterState, EngineHealth, Resource
 
 RESOURCES_KEY = "resources"
@@ -50,28 +47,6 @@ def _engine(node: str, status: pb.EngineStatus) -> EngineHealth:
         if h.healthy
     )
     return EngineHealth(reg.engine_id, node, status.healthy, digests, healthy)
-
-
-def observe(manager_address: str, timeout: float = 5.0) -> ClusterState:
-    """Ask the manager for the live state; ManagerUnreachable when it does not answer."""
-    with grpc.insecure_channel(manager_address) as channel:
-        stub = pb_grpc.ManagerServiceStub(channel)
-        try:
-            response = stub.GetClusterState(pb.GetClusterStateRequest(), timeout=timeout)
-            listed = stub.ListSecrets(pb.ListSecretsRequest(), timeout=timeout)
-        except grpc.RpcError as exc:
-            code = exc.code() if isinstance(exc, grpc.Call) else None
-            raise ManagerUnreachable(
-                f"manager at {manager_address} did not answer GetClusterState "
-                f"({code.name if code else 'error'}: {_details(exc)})"
-            ) from None
-    state = from_cluster_state(response)
-    secrets = frozenset(f"{e.namespace}/{e.key}" for e in listed.secrets)
-    return ClusterState(state.resources, state.engines, state.serial, True, secrets, state.bundles)
-
-
-def _details(exc: grpc.RpcError) -> str:
-    return exc.details() if isinstance(exc, grpc.Call) else str(exc)
 
 
 def nothing_yet() -> ClusterState:

@@ -1,17 +1,23 @@
-"""Saved plans (`wrctl plan -out FILE`): the actions plus what they were computed against."""
+"""Saved plans (`wrctl plan -out FILE`): what a plan was computed against, and the rule that
+`wrctl apply FILE` refuses one whose inputs or live state moved since."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from wrctl.errors import WrctlError
+from wrctl.errors import StalePlanError, WrctlError
 from wrctl.fsutil import write_atomic
-from wrctl.plan.diff import Action, ActionKind, Change
-from wrctl.plan.state import Resource
 
-FORMAT_VERSION = 1
+if TYPE_CHECKING:
+    from wrctl.plan import Plan
+
+# 2: the actions and desired resources are no longer written (apply re-plans and checks the
+# digests below); files of format 1 still load.
+FORMAT_VERSION = 2
+READS = (1, 2)
 MAGIC = "wrctl-plan"
 
 
@@ -22,8 +28,30 @@ class SavedPlan:
     config_digest: str  # sha256 of cluster.toml and every file it names
     serial: int  # the manager's state serial the plan saw (0 when unreachable)
     manager_reachable: bool
-    actions: list[Action]
-    desired: list[Resource]
+
+    def check_current(self, path: str | Path, plan: Plan) -> None:
+        """StalePlanError unless `plan`, made now, was made from the same inputs against the
+        same live state as this saved one."""
+        if plan.config_digest != self.config_digest:
+            raise StalePlanError(
+                f"{path}: {self.config_path} or a file it names changed since this plan was "
+                "made; run wrctl plan again"
+            )
+        if plan.live.serial != self.serial or plan.live.reachable != self.manager_reachable:
+            raise StalePlanError(
+                f"{path}: the live cluster changed since this plan was made (state serial "
+                f"{self.serial} -> {plan.live.serial}); run wrctl plan again"
+            )
+
+
+def is_plan_file(path: Path) -> bool:
+    """A saved plan is JSON naming itself; cluster.toml never starts with `{`."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return head.lstrip().startswith(b"{") and MAGIC.encode() in head
 
 
 def save(plan: SavedPlan, path: str | Path) -> None:
@@ -35,8 +63,6 @@ def save(plan: SavedPlan, path: str | Path) -> None:
         "config_digest": plan.config_digest,
         "serial": plan.serial,
         "manager_reachable": plan.manager_reachable,
-        "actions": [a.to_json() for a in plan.actions],
-        "desired": [r.to_json() for r in plan.desired],
     }
     write_atomic(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode(), 0o600)
 
@@ -48,35 +74,18 @@ def load(path: str | Path) -> SavedPlan:
         raise WrctlError(f"{path}: not a readable plan file ({exc})") from None
     if not isinstance(data, dict) or data.get("kind") != MAGIC:
         raise WrctlError(f"{path}: not a wrctl plan file")
-    if data.get("format_version") != FORMAT_VERSION:
+    if data.get("format_version") not in READS:
         raise WrctlError(
             f"{path}: plan file format {data.get('format_version')} is not supported "
-            f"(this wrctl reads format {FORMAT_VERSION}); run wrctl plan again"
+            f"(this wrctl reads formats {', '.join(map(str, READS))}); run wrctl plan again"
         )
-    return SavedPlan(
-        cluster=data["cluster"],
-        config_path=data["config_path"],
-        config_digest=data["config_digest"],
-        serial=int(data["serial"]),
-        manager_reachable=bool(data["manager_reachable"]),
-        actions=[_action(a) for a in data["actions"]],
-        desired=[Resource.from_json(r) for r in data["desired"]],
-    )
-
-
-def _action(data: dict[str, object]) -> Action:
-    changes = data["changes"]
-    targets = data["targets"]
-    assert isinstance(changes, list) and isinstance(targets, list)
-    return Action(
-        address=str(data["address"]),
-        kind=ActionKind(str(data["action"])),
-        resource_kind=str(data["resource_kind"]),
-        changes=tuple(
-            Change(c["attribute"], c["old"], c["new"], bool(c["forces_replacement"]))
-            for c in changes
-        ),
-        unchanged=int(str(data["unchanged_attributes"])),
-        targets=tuple(str(t) for t in targets),
-        reason=str(data.get("reason", "")),
-    )
+    try:
+        return SavedPlan(
+            cluster=str(data["cluster"]),
+            config_path=str(data["config_path"]),
+            config_digest=str(data["config_digest"]),
+            serial=int(data["serial"]),
+            manager_reachable=bool(data["manager_reachable"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WrctlError(f"{path}: plan file is missing or has a bad {exc}") from None

@@ -9,7 +9,3 @@ def to_timestamp(epoch: float) -> Timestamp:
     ts = Timestamp()
     ts.FromNanoseconds(int(epoch * 1e9))
     return ts
-
-
-def from_timestamp(ts: Timestamp) -> float:
-    return float(ts.ToNanoseconds()) / 1e9

@@ -18,7 +18,7 @@ from tests.infra.process import http_status, wait_until
 from tests.integration.bundle.conftest import run_install, unpack_release, write_echo_cluster
 from wrctl.bundle.build import BundleOptions, build_bundles
 from wrctl.bundle.wheelset import WheelSet
-from wrctl.config import load_cluster
+from wrctl.config import load_targets
 
 pytestmark = pytest.mark.slow
 
@@ -37,9 +37,12 @@ def test_manager_image_builds_offline_and_serves_healthz(
     cluster = write_echo_cluster(tmp_path / "src", components["echo"])
     text = cluster.file.read_text().replace('[defaults]\nformat = "supervisor"\n', extra)
     cluster.file.write_text(text)
-    config = load_cluster(cluster.file)
     manager = build_bundles(
-        config, tmp_path / "out", __version__, [], BundleOptions(wheels=bundle_wheels)
+        load_targets(cluster.file),
+        tmp_path / "out",
+        __version__,
+        [],
+        BundleOptions(wheels=bundle_wheels),
     )[0]
     workdir = _stale.owned_temp_dir("wrtest-bundle-")
     workdir.chmod(0o755)  # the containers' user reaches WORKDIR through it

@@ -10,7 +10,7 @@ from pathlib import Path
 from runtime.version import __version__
 from tests.integration.bundle.conftest import run_install, unpack_release, write_echo_cluster
 from wrctl.bundle.build import Bundle, build_bundles
-from wrctl.config import load_cluster
+from wrctl.config import load_targets
 
 RUNTIME = {"WR_RUNTIME_BIN": "/usr/local/wr/bin"}
 
@@ -19,7 +19,7 @@ def _bundles(tmp_path: Path, extra: str = "") -> list[Bundle]:
     echo = tmp_path / "echo.wasm"
     echo.write_bytes(b"\0asm\x01\0\0\0")
     cluster = write_echo_cluster(tmp_path / "src", echo, extra)
-    return build_bundles(load_cluster(cluster.file), tmp_path / "out", __version__)
+    return build_bundles(load_targets(cluster.file), tmp_path / "out", __version__)
 
 
 def test_placeholders_are_resolved_everywhere(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from tests.integration.bundle.conftest import run_install, unpack_release, write
 from wrctl.bundle.build import BundleOptions, build_bundles
 from wrctl.bundle.hostverify import verify_bundle
 from wrctl.bundle.wheelset import WheelSet
-from wrctl.config import load_cluster
+from wrctl.config import load_targets
 from wrctl.pki import cluster_ca
 
 pytestmark = pytest.mark.slow
@@ -28,9 +28,12 @@ def test_bundles_install_offline_start_and_serve_echo(
     tmp_path: Path, components: dict[str, Path], bundle_wheels: WheelSet
 ) -> None:
     cluster = write_echo_cluster(tmp_path / "src", components["echo"])
-    config = load_cluster(cluster.file)
+    targets = load_targets(cluster.file)
     bundles = build_bundles(
-        config, tmp_path / "out", __version__, options=BundleOptions(wheels=bundle_wheels)
+        targets,
+        tmp_path / "out",
+        __version__,
+        options=BundleOptions(wheels=bundle_wheels),
     )
     workdir = _stale.owned_temp_dir("wrtest-bundle-")
     releases = {b.target: unpack_release(b, workdir) for b in bundles}
@@ -46,7 +49,9 @@ def test_bundles_install_offline_start_and_serve_echo(
     again = run_install(releases["node-a"], workdir, offline=True)
     assert again.returncode == 0 and "installed node-a" in again.stdout  # idempotent
     # the peer TLS files never travel in a bundle: put them where apply would
-    credentials = cluster_ca(cluster.file, config.cluster.name).node_credentials("a", "127.0.0.1")
+    credentials = cluster_ca(cluster.file, targets.config.cluster.name).node_credentials(
+        "a", "127.0.0.1"
+    )
     tls = workdir / "node-a" / "tls"
     tls.mkdir(mode=0o700)
     for name, data in credentials.files().items():

@@ -11,7 +11,7 @@ from runtime.version import __version__
 from tests.infra import policy
 from tests.integration.bundle.conftest import run_install, unpack_release, write_echo_cluster
 from wrctl.bundle.build import build_bundles
-from wrctl.config import load_cluster
+from wrctl.config import load_targets
 
 BINARIES = ("wr-manager", "wr-proxy", "wr-engine", "python")
 
@@ -21,7 +21,7 @@ def _installed(tmp_path: Path, echo_wasm: Path) -> Path:
     with the console scripts, so install.sh renders every file with BIN under `current`."""
     cluster = write_echo_cluster(tmp_path / "src", echo_wasm)
     workdir = tmp_path / "wr"
-    for bundle in build_bundles(load_cluster(cluster.file), tmp_path / "out", __version__):
+    for bundle in build_bundles(load_targets(cluster.file), tmp_path / "out", __version__):
         release = unpack_release(bundle, workdir)
         (release / "venv" / "bin").mkdir(parents=True)
         for name in BINARIES:
@@ -117,7 +117,7 @@ def test_compose_file_is_valid_for_docker_compose(tmp_path: Path) -> None:
     echo.write_bytes(b"\0asm\x01\0\0\0")
     cluster = write_echo_cluster(tmp_path / "src", echo)
     workdir = tmp_path / "wr"
-    [_, node] = build_bundles(load_cluster(cluster.file), tmp_path / "out", __version__)
+    [_, node] = build_bundles(load_targets(cluster.file), tmp_path / "out", __version__)
     release = unpack_release(node, workdir)
     done = run_install(release, workdir, "docker")
     assert done.returncode == 0, done.stderr

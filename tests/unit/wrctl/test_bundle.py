@@ -24,7 +24,7 @@ from wrctl.bundle.signing import public_key_b64
 from wrctl.bundle.tarball import build_tarball, read_tarball
 from wrctl.bundle.wheels import Target
 from wrctl.bundle.wheelset import WheelSet
-from wrctl.config import load_cluster
+from wrctl.config import load_targets
 
 CLUSTER = """\
 [cluster]
@@ -107,7 +107,7 @@ def test_duplicates_are_links_and_wheels_a_gzip_member_of_their_own(tmp_path: Pa
 
 
 def test_two_builds_give_identical_bundles(tmp_path: Path) -> None:
-    config = load_cluster(_cluster(tmp_path))
+    config = load_targets(_cluster(tmp_path))
     first = build_bundles(config, tmp_path / "one", "0.1.0")
     second = build_bundles(config, tmp_path / "two", "0.1.0")
     assert [b.digest for b in first] == [b.digest for b in second]
@@ -116,7 +116,7 @@ def test_two_builds_give_identical_bundles(tmp_path: Path) -> None:
 
 
 def test_the_manager_bundle_carries_its_migrations(tmp_path: Path) -> None:
-    config = load_cluster(_cluster(tmp_path))
+    config = load_targets(_cluster(tmp_path))
     manager = build_bundles(config, tmp_path / "out", "0.1.0")[0]
     files = read_tarball(manager.path)
     for dialect in ("sqlite", "postgres"):
@@ -125,7 +125,7 @@ def test_the_manager_bundle_carries_its_migrations(tmp_path: Path) -> None:
 
 
 def test_node_bundle_contents_and_manifest(tmp_path: Path) -> None:
-    config = load_cluster(_cluster(tmp_path))
+    config = load_targets(_cluster(tmp_path))
     node = build_bundles(config, tmp_path / "out", "0.1.0")[1]
     files = read_tarball(node.path)
     manifest = json.loads(files["manifest.json"])
@@ -170,7 +170,7 @@ def test_node_bundle_contents_and_manifest(tmp_path: Path) -> None:
 
 
 def test_wheels_are_shipped_and_the_platform_recorded(tmp_path: Path) -> None:
-    config = load_cluster(_cluster(tmp_path))
+    config = load_targets(_cluster(tmp_path))
     wheel = tmp_path / "demo-1.0-py3-none-any.whl"
     wheel.write_bytes(b"not really a zip")
     wheels = WheelSet(Target("manylinux_2_28_aarch64", "3.12"), [wheel])
@@ -188,7 +188,7 @@ def test_wheels_are_shipped_and_the_platform_recorded(tmp_path: Path) -> None:
 
 
 def test_the_progress_names_every_step(tmp_path: Path) -> None:
-    config = load_cluster(_cluster(tmp_path))
+    config = load_targets(_cluster(tmp_path))
     seen: dict[str, tuple[int, int]] = {}
     options = BundleOptions(report=lambda step, done, total: seen.__setitem__(step, (done, total)))
     build_bundles(config, tmp_path / "out", "0.1.0", options=options)
@@ -209,7 +209,7 @@ def test_a_state_password_never_lands_in_a_bundle(tmp_path: Path) -> None:
     (tmp_path / "echo.wasm").write_bytes(b"\0asm-echo")
     (tmp_path / "echo.proto").write_text(PROTO)
     (tmp_path / "cluster.toml").write_text(text)
-    manager = build_bundles(load_cluster(tmp_path / "cluster.toml"), tmp_path / "out", "0.1.0")[0]
+    manager = build_bundles(load_targets(tmp_path / "cluster.toml"), tmp_path / "out", "0.1.0")[0]
     raw = gzip.decompress(manager.path.read_bytes())
     assert b"pa:ss" not in raw and b"w0rd" not in raw
     files = read_tarball(manager.path)
@@ -244,7 +244,7 @@ def test_split_state_password(state: str, expected: tuple[str, str | None]) -> N
 
 def test_signed_bundles_carry_a_signature_of_the_manifest(tmp_path: Path) -> None:
     key = Ed25519PrivateKey.generate()
-    config = load_cluster(_cluster(tmp_path))
+    config = load_targets(_cluster(tmp_path))
     options = BundleOptions(signing_key=key)
     first = build_bundles(config, tmp_path / "one", "0.1.0", options=options)
     again = build_bundles(config, tmp_path / "two", "0.1.0", options=options)
@@ -257,7 +257,7 @@ def test_signed_bundles_carry_a_signature_of_the_manifest(tmp_path: Path) -> Non
 
 
 def test_no_secret_values_and_placeholders_listed(tmp_path: Path) -> None:
-    config = load_cluster(_cluster(tmp_path))
+    config = load_targets(_cluster(tmp_path))
     for bundle in build_bundles(config, tmp_path / "out", "0.1.0"):
         files = read_tarball(bundle.path)
         engine = files.get("config/engine-0.toml", b"").decode()
@@ -282,7 +282,7 @@ def test_rendered_service_configs_load_in_the_services(tmp_path: Path) -> None:
     (tmp_path / "echo.wasm").write_bytes(b"\0asm-echo")
     (tmp_path / "echo.proto").write_text(PROTO)
     (tmp_path / "cluster.toml").write_text(text)
-    config = load_cluster(tmp_path / "cluster.toml")
+    config = load_targets(tmp_path / "cluster.toml")
     loaded = []
     for bundle in build_bundles(config, tmp_path / "out", "0.1.0"):
         for name, data in read_tarball(bundle.path).items():

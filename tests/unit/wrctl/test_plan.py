@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from wrctl.config import load_cluster
-from wrctl.plan import ActionKind, diff, render_json, render_text, resolve, summary
-from wrctl.plan.planfile import load, save
+from wrctl.config import load_targets
+from wrctl.errors import StalePlanError
+from wrctl.plan import ActionKind, diff, make_plan, render_json, render_text, resolve, summary
+from wrctl.plan.planfile import SavedPlan, is_plan_file, load, save
 from wrctl.plan.state import ClusterState, EngineHealth
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -46,7 +47,7 @@ def _desired(tmp_path: Path, text: str = CLUSTER, echo: bytes = b"echo-v1") -> C
     (tmp_path / "echo.wasm").write_bytes(echo)
     (tmp_path / "caller.wasm").write_bytes(b"caller-v1")
     (tmp_path / "cluster.toml").write_text(text)
-    return resolve(load_cluster(tmp_path / "cluster.toml"), "0.1.0")
+    return resolve(load_targets(tmp_path / "cluster.toml"), "0.1.0")
 
 
 def _healthy(state: ClusterState, serial: int = 7) -> ClusterState:
@@ -140,20 +141,46 @@ def test_json_view(tmp_path: Path) -> None:
 
 
 def test_saved_plan_round_trips(tmp_path: Path) -> None:
-    from wrctl.plan import make_plan
-
-    desired = _desired(tmp_path)
-    config = load_cluster(tmp_path / "cluster.toml")
+    _desired(tmp_path)
+    targets = load_targets(tmp_path / "cluster.toml")
     live = ClusterState(resources={}, serial=4, secrets=frozenset({"example/api-key"}))
-    plan = make_plan(config, live=live)
+    plan = make_plan(targets, live)
     save(plan.saved(), tmp_path / "plan.out")
     loaded = load(tmp_path / "plan.out")
-    assert loaded.serial == 4
-    assert [(a.address, a.kind) for a in loaded.actions] == [
-        (a.address, a.kind) for a in plan.actions
-    ]
-    assert {r.address for r in loaded.desired} == set(desired.resources)
+    assert loaded == plan.saved()
     assert oct((tmp_path / "plan.out").stat().st_mode & 0o777) == "0o600"
+    loaded.check_current(tmp_path / "plan.out", plan)  # nothing moved: no error
+
+
+def test_a_saved_plan_is_stale_when_its_inputs_or_the_live_state_moved(tmp_path: Path) -> None:
+    _desired(tmp_path)
+    targets = load_targets(tmp_path / "cluster.toml")
+    live = ClusterState(resources={}, serial=4, secrets=frozenset({"example/api-key"}))
+    saved = make_plan(targets, live).saved()
+    moved = make_plan(targets, replace(live, serial=5))
+    with pytest.raises(StalePlanError, match=r"live cluster changed .*serial 4 -> 5"):
+        saved.check_current("p", moved)
+    _desired(tmp_path, echo=b"echo-v2")
+    edited = make_plan(load_targets(tmp_path / "cluster.toml"), live)
+    with pytest.raises(StalePlanError, match="or a file it names changed"):
+        saved.check_current("p", edited)
+
+
+def test_a_format_1_plan_file_still_loads(tmp_path: Path) -> None:
+    old = {
+        "kind": "wrctl-plan",
+        "format_version": 1,
+        "cluster": "shop",
+        "config_path": "cluster.toml",
+        "config_digest": "sha256:ab",
+        "serial": 3,
+        "manager_reachable": True,
+        "actions": [],
+        "desired": [],
+    }
+    (tmp_path / "p").write_text(json.dumps(old))
+    assert is_plan_file(tmp_path / "p")
+    assert load(tmp_path / "p") == SavedPlan("shop", "cluster.toml", "sha256:ab", 3, True)
 
 
 @pytest.mark.parametrize(
@@ -169,11 +196,10 @@ def test_bad_plan_files_are_refused(tmp_path: Path, content: str) -> None:
 
 def test_a_secret_the_manager_lacks_stops_the_plan(tmp_path: Path) -> None:
     from wrctl.errors import ConfigError
-    from wrctl.plan import make_plan
 
     _desired(tmp_path)
-    config = load_cluster(tmp_path / "cluster.toml")
+    targets = load_targets(tmp_path / "cluster.toml")
     with pytest.raises(ConfigError, match=r"env\.API_KEY references secret example/api-key"):
-        make_plan(config, live=ClusterState(resources={}, secrets=frozenset({"other/api-key"})))
+        make_plan(targets, ClusterState(resources={}, secrets=frozenset({"other/api-key"})))
     # Before the first apply there is no manager to ask: nothing to check yet.
-    assert make_plan(config, live=ClusterState(resources={}, reachable=False)).actions
+    assert make_plan(targets, ClusterState(resources={}, reachable=False)).actions

@@ -1,5 +1,5 @@
-"""Pure parts of the remote deploy: connection settings from cluster.toml, attribute checks,
-jump host specs, shell wrapping for env and sudo, program names."""
+"""Pure parts of the remote deploy: connection settings resolved from cluster.toml and the
+command line, target checks, jump host specs, shell wrapping for env and sudo, program names."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from wrctl.config import load_cluster
+from wrctl.config import Overrides, load_cluster, resolve_targets
+from wrctl.config.targets import HostTarget, Reach
 from wrctl.deploy.formats import program_name
-from wrctl.deploy.hosts import ConnectOptions, connect_options, open_host
+from wrctl.deploy.hosts import open_host
 from wrctl.deploy.ssh import SshError, parse_jump_host
 from wrctl.deploy.transport import (
     HostCommandError,
@@ -22,30 +23,35 @@ from wrctl.deploy.transport import (
 from wrctl.errors import WrctlError
 
 
-def test_connect_options_come_from_the_node_over_defaults(tmp_path: Path) -> None:
+def test_connection_settings_come_from_the_node_over_defaults(tmp_path: Path) -> None:
     toml = tmp_path / "cluster.toml"
     toml.write_text(
         '[cluster]\nname = "c"\n'
         '[defaults]\nssh_key = "~/.ssh/deploy_key"\nsudo = true\n'
         '[[node]]\nname = "a"\nhost = "10.0.0.5"\njump_host = "ops@bastion:2222"\n'
-        '[[node]]\nname = "b"\nhost = "10.0.0.6"\nsudo = false\n'
+        '[[node]]\nname = "b"\nhost = "10.0.0.6"\nsudo = false\nssh_port = 2200\n'
     )
     config = load_cluster(toml)
-    a = connect_options(config, "node.a", known_hosts="/k", accept_new_host_key=True)
-    assert a == ConnectOptions("~/.ssh/deploy_key", "ops@bastion:2222", True, "/k", True)
-    b = connect_options(config, "node.b")
-    assert (b.jump_host, b.sudo, b.known_hosts) == (None, False, "~/.ssh/known_hosts")
-    with pytest.raises(WrctlError, match="no \\[\\[node\\]\\] named 'zz'"):
-        connect_options(config, "node.zz")
+    given = Overrides(known_hosts="/k", accept_new_host_key=True)
+    a = resolve_targets(config, given).node("a").place
+    assert a.reach == Reach("deploy", 22, "~/.ssh/deploy_key", "ops@bastion:2222", "/k", True)
+    assert a.sudo
+    b = resolve_targets(config).node("b").place
+    assert (b.reach.jump_host, b.sudo, b.reach.known_hosts) == (None, False, "~/.ssh/known_hosts")
+    assert b.reach.ssh_port == 2200
+    with pytest.raises(WrctlError, match="'zz' is not a node of"):
+        resolve_targets(config).node("zz")
 
 
-def test_bad_attributes_are_named() -> None:
-    attrs = {"host": "10.0.0.9", "format": "podman", "workdir": "/opt/w"}
+def _place(fmt: str, workdir: str) -> HostTarget:
+    return HostTarget("node.x", "node-x", "10.0.0.9", fmt, workdir)
+
+
+def test_bad_targets_are_named() -> None:
     with pytest.raises(WrctlError, match=r"node\.x: format 'podman': expected one of"):
-        open_host(attrs, "node.x")
-    attrs = {"host": "10.0.0.9", "format": "systemd", "workdir": "opt/w"}
+        open_host(_place("podman", "/opt/w"))
     with pytest.raises(WrctlError, match="workdir 'opt/w' on a remote host must be absolute"):
-        open_host(attrs, "node.x")
+        open_host(_place("systemd", "opt/w"))
 
 
 def test_parse_jump_host() -> None:
