@@ -8,12 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runtime import wire
 from wrctl.config.model import ClusterConfig, HostSettings, ModuleSection, NodeSection
 from wrctl.errors import WrctlError
 
-DEFAULT_MANAGER = "127.0.0.1:9000"  # where wrctl looks for a manager when nothing says
-DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 LOOPBACK = "127.0.0.1"  # what host "local" means on the wire
+DEFAULT_MANAGER = f"{LOOPBACK}:{wire.MANAGER_PORT}"  # where wrctl looks when nothing says
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 
 
 @dataclass(frozen=True)
