@@ -55,7 +55,7 @@ done
 say "stopping processes started from fixture dirs"
 for pid in $(ls /proc | grep -E '^[0-9]+$'); do
   [ "$pid" = "$$" ] && continue
-  cmd=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null || true)
+  cmd=$({ tr '\0' ' ' < "/proc/$pid/cmdline"; } 2>/dev/null || true)  # it may be gone
   cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null || true)
   case "$cmd $cwd" in
     */tmp/wrtest-*|*/tmp/pytest-of-*) echo "$pid" ;;
@@ -94,7 +94,9 @@ if [ -f "$before" ]; then
     systemctl stop docker.socket docker containerd 2>/dev/null || true
     pkill -x dockerd 2>/dev/null || true
     pkill -x containerd 2>/dev/null || true
-    DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq "${added[@]}" >/dev/null
+    # sudo's prerm refuses without SUDO_FORCE_REMOVE (root has no password on such images)
+    DEBIAN_FRONTEND=noninteractive SUDO_FORCE_REMOVE=yes apt-get purge -y -qq "${added[@]}" \
+      >/dev/null
   fi
   if [ "$docker_was_ours" = 1 ]; then
     rm -rf /var/lib/docker /var/lib/containerd /etc/docker /run/docker /run/containerd
@@ -120,6 +122,7 @@ if python3 -m pip show --quiet uv >/dev/null 2>&1 && [ -x "$HOME/.local/bin/uv" 
   python3 -m pip uninstall --quiet -y uv 2>/dev/null \
     || python3 -m pip uninstall --quiet -y --break-system-packages uv
 fi
+python3 -m pip cache remove uv >/dev/null 2>&1 || true  # bootstrap's download of it
 
 rm -rf "$STATE_DIR"
 say "done: this machine is as the test suite found it"
