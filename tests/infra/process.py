@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -23,13 +24,57 @@ T = TypeVar("T")
 POLL_INTERVAL_S = 0.02
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for the local ports of outgoing connections (Linux default)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _port_candidates() -> Iterator[int]:
+    """This process's own walk over the ports below the ephemeral range. Each pytest-xdist
+    worker gets a disjoint slice, and starts at a random place in it (other runs on the
+    machine), so two workers never hand out the same port and one worker never repeats one."""
+    low, high = 10000, _ephemeral_range()[0]
+    if high - low < 1000:  # an unusual ephemeral range: no room below it
+        low, high = 10000, 32768
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    index = int(worker) if worker.isdigit() else 0
+    size = (high - low) // max(workers, 1)
+    start = low + (index % max(workers, 1)) * size
+    offset = random.SystemRandom().randrange(size)  # pytest-randomly reseeds `random`
+    for i in range(size):
+        yield start + (offset + i) % size
+
+
+_candidates: Iterator[int] | None = None
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on host right now (the kernel picks it; bind soon after)."""
+    """A TCP port that is free on host right now, for a server the test starts soon after.
+
+    Not one the kernel picks: those come from the ephemeral range, where any outgoing
+    connection (another worker's, or this test's own clients) may take the port before the
+    server binds it. These come from below that range, and no two workers share one."""
+    global _candidates
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    for _ in range(500):
+        if _candidates is None:
+            _candidates = _port_candidates()
+        port = next(_candidates, None)
+        if port is None:  # a whole slice handed out: walk it again
+            _candidates = None
+            continue
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue  # in use (or in TIME_WAIT) right now
+            return port
+    raise RuntimeError(f"no free TCP port found on {host} below the ephemeral range")
 
 
 class StopWaiting(Exception):

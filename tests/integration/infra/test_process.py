@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.infra import process
 from tests.infra.process import (
     ManagedProcess,
     ProcessNotReady,
@@ -26,6 +27,24 @@ def test_free_port_can_be_bound() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
     assert 1024 <= port <= 65535
+
+
+def test_free_ports_stay_out_of_the_ephemeral_range_and_do_not_repeat(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
+    assert all(port < low for port in ports)
+    # Two workers of one run draw from disjoint slices.
+    slices = []
+    for worker in ("gw0", "gw1"):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+        monkeypatch.setattr(process, "_candidates", None)
+        slices.append({free_port() for _ in range(100)})
+    assert not slices[0] & slices[1]
+    assert max(slices[0]) < min(slices[1])
 
 
 def test_wait_until_returns_the_truthy_value() -> None:
