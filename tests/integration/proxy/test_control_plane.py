@@ -73,7 +73,12 @@ def test_engine_lifecycle_relayed_and_replayed_after_manager_outage(
             5,
             "the registration made during the outage to be replayed",
         )
-        assert proxy.health()["unsynced_registrations"] == []
+        # The manager records the replay before the proxy has its answer: wait for that too.
+        wait_until(
+            lambda: proxy.health()["unsynced_registrations"] == [],
+            5,
+            "the proxy to count the replayed registration as synced",
+        )
         node.Heartbeat(pb.HeartbeatRequest(engine_id="e1"), timeout=10)
         ids = sorted(r.registration.engine_id for r in own_manager.registrations)
         assert ids == ["e1", "e2"]
