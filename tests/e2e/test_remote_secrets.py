@@ -11,15 +11,14 @@ import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import paramiko
 import pytest
 
 from tests.e2e.conftest import REPO
 from tests.infra.postgres import PostgresServer
 from tests.infra.process import free_port
 from tests.infra.ssh_hosts import SshHost
+from tests.integration.deploy.support import record_ssh_commands
 from wrctl.config import load_targets
 from wrctl.config.targets import Overrides
 from wrctl.deploy.apply import ApplyFailed, ApplyOptions, apply_plan, destroy_cluster
@@ -58,17 +57,7 @@ def forward(listen: str, to: tuple[str, int]) -> Iterator[int]:
 
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every command line paramiko sends to any host (what the host's `ps` and sudo log see
-    of it), recorded at the lowest layer, below wrctl's transport and fabric."""
-    commands: list[str] = []
-    real = paramiko.Channel.exec_command
-
-    def spy(channel: paramiko.Channel, command: Any) -> None:
-        commands.append(command.decode() if isinstance(command, bytes) else str(command))
-        real(channel, command)
-
-    monkeypatch.setattr(paramiko.Channel, "exec_command", spy)
-    return commands
+    return record_ssh_commands(monkeypatch)
 
 
 def _cluster_toml(a: SshHost, b: SshHost, workdir: str, state: str, echo: Path) -> str:
