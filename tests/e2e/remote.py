@@ -24,6 +24,8 @@ class Host(Protocol):
     key_path: Path
     known_hosts_path: Path
 
+    def host_path(self, remote: str) -> Path: ...
+
 
 @dataclass
 class RemoteCluster:

@@ -186,3 +186,5 @@ def test_deploy_over_ssh(cluster: RemoteCluster, tmp_path: Path) -> None:
 
     gone = ok(c.wrctl("destroy", "--auto-approve"))
     assert "Destroy complete." in gone
+    for host in (a, b):  # nothing wrctl put there is left, keys included
+        assert not Path(host.host_path(c.workdir)).exists(), f"{host.name}: {c.workdir} left"

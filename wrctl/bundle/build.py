@@ -65,6 +65,13 @@ def split_state_password(state: str) -> tuple[str, str | None]:
     return urlunsplit(parts._replace(netloc=f"{user}@{hostinfo}")), unquote(parts.password)
 
 
+def state_password_file(password: str) -> bytes:
+    """STATE_PASSWORD's file: a PGPASSFILE line for any host/port/db/user, `:` and `\\` in
+    the password escaped (what install.sh writes when given the variable by hand)."""
+    escaped = password.replace("\\", "\\\\").replace(":", "\\:")
+    return f"*:*:*:*:{escaped}\n".encode()
+
+
 def build_bundles(
     targets: Targets,
     out_dir: Path,

@@ -11,10 +11,16 @@ from pathlib import Path
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.wire import module_key
-from wrctl.bundle.build import STATE_PASSWORD, Bundle, build_bundles, split_state_password
+from wrctl.bundle.build import (
+    STATE_PASSWORD,
+    Bundle,
+    build_bundles,
+    split_state_password,
+    state_password_file,
+)
 from wrctl.bundle.deploy_options import options_for_apply
 from wrctl.config.targets import NodeTarget, target_name
-from wrctl.deploy.hosts import open_host
+from wrctl.deploy.destroy import destroy_cluster, remove_recorded_node
 from wrctl.deploy.noderollout import Expectation
 from wrctl.deploy.preflight import check_and_prepare
 from wrctl.deploy.rollout import Rollout
@@ -26,7 +32,6 @@ from wrctl.deploy.session import (
     TargetResult,
     open_session,
 )
-from wrctl.deploy.transport import quote
 from wrctl.errors import ManagerUnreachable, WrctlError
 from wrctl.observe import mark_applied
 from wrctl.pki import NodeCredentials, cluster_ca
@@ -137,22 +142,21 @@ class _Apply:
             rollout.target,
             f"bundle {bundle.digest[:19]} " + ("uploaded" if uploaded else "already on host"),
         )
-        release = rollout.unpack_and_install(
-            bundle, self.plan.config.bundle.trusted_keys, self.host_secrets(rollout.target)
-        )
+        rollout.put_host_secrets(self.host_secrets(rollout.target))
+        release = rollout.unpack_and_install(bundle, self.plan.config.bundle.trusted_keys)
         if credentials is not None and rollout.put_credentials(credentials.files()):
             report(rollout.target, "peer TLS certificate installed")
         rollout.switch(release)
         report(rollout.target, f"switched to release {release[:12]}")
         return previous
 
-    def host_secrets(self, target: str) -> dict[str, str]:
-        """What install.sh writes on the host from its environment, never from the bundle:
-        the password of the manager's PostgreSQL state DSN."""
+    def host_secrets(self, target: str) -> dict[str, bytes]:
+        """The files install.sh expects on the host, never in the bundle (path relative to
+        the workdir -> content): the password of the manager's PostgreSQL state DSN."""
         _, password = split_state_password(self.plan.config.manager.state)
         if target != "manager" or password is None:
             return {}
-        return {STATE_PASSWORD.env: password}
+        return {STATE_PASSWORD.file: state_password_file(password)}
 
     def deploy_nodes(self, nodes: list[str], bundles: dict[str, Bundle]) -> list[TargetResult]:
         """Roll nodes out `parallel` at a time, in order. After the first failure no new node
@@ -256,7 +260,7 @@ class _Apply:
         return TargetResult(target, "applied")
 
     def remove_node(self, node: str) -> None:
-        _remove_node(self.session, self.plan, node)
+        remove_recorded_node(self.session, self.plan, node)
 
     def record(self, target: str, bundle: Bundle, resources: list[Resource]) -> None:
         self.session.record(
@@ -294,50 +298,3 @@ def _recorded_digests(plan: Plan, node: str) -> dict[str, str]:
                 "component"
             ]
     return digests
-
-
-def _remove_node(session: Session, plan: Plan, node: str) -> None:
-    """Stop and delete a node that cluster.toml no longer declares (or all, on destroy),
-    found where its last release was recorded, and drop its record."""
-    address = f"node.{node}"
-    resource = plan.live.resources[address]
-    rollout = session.open(plan.targets.recorded(address, resource.attributes))
-    try:
-        rollout.remove()
-    finally:
-        rollout.host.transport.close()
-    session.client.delete_release(node, session.lock_id)
-    session.report(rollout.target, "removed")
-
-
-def destroy_cluster(plan: Plan, report: Report) -> list[TargetResult]:
-    """Remove every node, then the manager (its state included) and the shared supervisord."""
-    results: list[TargetResult] = []
-    nodes = sorted(
-        r.address.removeprefix("node.") for r in plan.live.resources.values() if r.kind == "node"
-    )
-    with open_session(plan.targets, report) as session, session.locked("destroy"):
-        for node in nodes:
-            _remove_node(session, plan, node)
-            results.append(TargetResult(target_name(f"node.{node}"), "removed"))
-    recorded = plan.live.resources.get("manager")
-    place = (
-        plan.targets.recorded("manager", recorded.attributes)
-        if recorded
-        else plan.targets.manager.place
-    )
-    host = open_host(place)
-    try:
-        Rollout(host, "manager").remove()
-        if host.format.shutdown_if_idle():
-            leftovers = [
-                f"{host.workdir}/{d}" for d in ("supervisord.conf", "run", "logs", "cache")
-            ]
-            root = host.format.install_as_root
-            host.transport.run("rm -rf " + " ".join(quote(p) for p in leftovers), sudo=root)
-            host.transport.run(f"rmdir {quote(host.workdir)} 2>/dev/null || true", sudo=root)
-    finally:
-        host.transport.close()
-    report("manager", "removed")
-    results.append(TargetResult("manager", "removed"))
-    return results

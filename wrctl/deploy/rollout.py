@@ -11,6 +11,7 @@ from pathlib import Path
 
 from wrctl.bundle.build import Bundle
 from wrctl.deploy.formats import ServiceFormat
+from wrctl.deploy.secretfile import put_secret_file
 from wrctl.deploy.transport import Progress, Transport, quote
 from wrctl.errors import WrctlError
 
@@ -57,30 +58,38 @@ class Rollout:
         Formats that run services as the `wruntime` user (systemd) get the files owned by
         it, through sudo; the others keep them the deploy user's."""
         root = self.host.format.install_as_root
-        owner = "-o wruntime -g wruntime " if root else ""
-        directory = quote(self.host.path(self.target, "tls"))
-        self._t.run(f"install -d -m 700 {owner}{directory}", sudo=root)
+        owner = "wruntime:wruntime" if root else None
+        directory = self.host.path(self.target, "tls")
+        chown = "-o wruntime -g wruntime " if root else ""
+        self._t.run(f"install -d -m 700 {chown}{quote(directory)}", sudo=root)
         listing = self._t.run(
-            f"cd {directory} && sha256sum -- * 2>/dev/null", check=False, sudo=root
+            f"cd {quote(directory)} && sha256sum -- * 2>/dev/null", check=False, sudo=root
         )
         have = {line.split()[-1]: line.split()[0] for line in listing.stdout.splitlines() if line}
         changed = False
         for name, data in sorted(files.items()):
-            if have.get(name) == hashlib.sha256(data).hexdigest():
-                continue
-            staged = self.host.path(self.target, f".tls-{name}.upload")
-            with tempfile.TemporaryDirectory(prefix="wrctl-tls-") as tmp:
-                local = Path(tmp) / name
-                local.write_bytes(data)
-                local.chmod(0o600)
-                self._t.put(local, staged)
-            self._t.run(
-                f"install -m 600 {owner}{quote(staged)} {directory}/{quote(name)} "
-                f"&& rm -f {quote(staged)}",
-                sudo=root,
-            )
-            changed = True
+            if have.get(name) != hashlib.sha256(data).hexdigest():
+                self._put_secret(data, f"{directory}/{name}", owner)
+                changed = True
         return changed
+
+    def put_host_secrets(self, files: Mapping[str, bytes]) -> None:
+        """Write the secrets install.sh expects on the host (path relative to the workdir ->
+        content), e.g. the manager's pgpass, before install.sh runs. As root (systemd) a
+        file takes its dir's owner, so the running service (user `wruntime`, the owner once
+        install.sh has run) can read it before install.sh chowns again."""
+        root = self.host.format.install_as_root
+        for relative, data in sorted(files.items()):
+            remote = f"{self.host.workdir}/{relative}"
+            parent = remote.rsplit("/", 1)[0]
+            self._t.run(f"mkdir -p {quote(parent)}", sudo=root)
+            self._put_secret(data, remote, f"--reference={parent}" if root else None)
+
+    def _put_secret(self, data: bytes, remote: str, owner: str | None) -> None:
+        root = self.host.format.install_as_root
+        staging = self.host.path(self.target)
+        self._t.run(f"mkdir -p {quote(staging)}")
+        put_secret_file(self._t, data, remote, staging=staging, sudo=root, owner=owner)
 
     def has_release(self, release: str) -> bool:
         """Is releases/<release>/ unpacked and installed on the host?"""
@@ -112,7 +121,6 @@ class Rollout:
         self,
         bundle: Bundle,
         trusted_keys: Sequence[str] = (),
-        env: Mapping[str, str] | None = None,
     ) -> str:
         """Unpack into a temp dir, verify it there (hashes, schema, and the signature when
         trusted_keys are set), move it to releases/<digest>/ (once), run its install.sh."""
@@ -130,7 +138,6 @@ class Rollout:
         run_env = {"WR_PYTHON": self.host.python}
         if self.host.runtime_bin:
             run_env["WR_RUNTIME_BIN"] = self.host.runtime_bin
-        run_env.update(env or {})
         fmt = self.host.format
         self._t.run(
             f"sh {quote(release + '/install.sh')} {quote(self.host.workdir)} "

@@ -7,14 +7,17 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
+import pytest
+
 from tests.infra.systemd_hosts import SystemdHost
 from tests.integration.deploy.releases import wait_down, wait_for_body
-from tests.integration.deploy.support import transport_for
+from tests.integration.deploy.support import record_ssh_commands, transport_for
 from wrctl.bundle.build import Bundle
 from wrctl.bundle.manifest import make_manifest
 from wrctl.bundle.tarball import build_tarball
 from wrctl.deploy.preflight import check_and_prepare
 from wrctl.deploy.rollout import Rollout, TargetHost
+from wrctl.deploy.secretfile import put_secret_file
 from wrctl.deploy.systemd import SystemdFormat
 
 WORKDIR = "/opt/wrtest-rollout"
@@ -103,4 +106,37 @@ def test_rollout_over_ssh_on_systemd(systemd_hosts: list[SystemdHost], tmp_path:
     finally:
         SystemdFormat(t, WORKDIR).remove(TARGET)
         t.run(f"rm -rf {WORKDIR}", sudo=True, check=False)
+        t.close()
+
+
+def test_a_secret_file_placed_as_root_never_crosses_a_command_line(
+    systemd_hosts: list[SystemdHost], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Into a dir the deploy user cannot enter (like a service user's tls/ or data/), taking
+    that dir's owner; staged in a dir the deploy user owns, and nothing left there."""
+    host = systemd_hosts[0]
+    workdir, secret = "/opt/wrtest-secret", b"s3cret-for-root-only"
+    private = f"{workdir}/private"
+    t = transport_for(host)
+    try:
+        t.run(f"install -d -o deploy {workdir} && install -d -m 700 -o nobody {private}", sudo=True)
+        sent = record_ssh_commands(monkeypatch)
+        for _ in range(2):  # a second write replaces the first
+            put_secret_file(
+                t,
+                secret,
+                f"{private}/key",
+                staging=workdir,
+                sudo=True,
+                owner=f"--reference={private}",
+            )
+        assert host.inside("stat", "-c", "%a %U", f"{private}/key").stdout.split() == [
+            "600",
+            "nobody",
+        ]
+        assert host.inside("cat", f"{private}/key").stdout == secret.decode()
+        assert t.run(f"ls -A {workdir}").stdout.split() == ["private"]
+        assert sent and not any("s3cret" in c for c in sent)
+    finally:
+        t.run(f"rm -rf {workdir}", sudo=True, check=False)
         t.close()
