@@ -215,7 +215,7 @@ class Router:
             scheme = "https" if dest.tls else "http"
             host = f"[{dest.host}]" if ":" in dest.host else dest.host
             upstream = Upstream(f"{scheme}://{host}:{dest.port}", public_tls=True)
-            breaker = self.breakers.get(upstream.address)
+            breaker = self.breakers.get(f"egress:{dest.host}", "", upstream.address)
             candidate = Candidate("egress", "", "", "", upstream, breaker, local=True)
             group = self._egress_groups[key] = CandidateGroup([candidate])
         return group

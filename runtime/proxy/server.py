@@ -151,7 +151,9 @@ class ProxyServer:
             shutdown_tracing()
 
     def _install_table(self, table: pb.RoutingTable) -> None:
-        index = RoutingIndex(table, self.config.node.peer_address, self.router.breakers)
+        breakers = self.router.breakers
+        index = RoutingIndex(table, self.config.node.peer_address, breakers)
+        breakers.retain(index.breaker_keys, self.router.metrics.breaker_gone)
         if index.invalid_rules:
             log.warning(
                 "routing rules ignored (bad address or version)",
