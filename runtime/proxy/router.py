@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 from runtime import wire
 from runtime.proxy.breaker import BreakerRegistry
 from runtime.proxy.client import EXTERNAL, INTERNAL, PEER
-from runtime.proxy.destination import BadDestination, Destination, DestinationParser
+from runtime.proxy.destination import (
+    BadDestination,
+    Destination,
+    DestinationParser,
+    egress_label,
+    shape_problem,
+)
 from runtime.proxy.egress import EgressPolicy
 from runtime.proxy.ingress import IngressRouter
 from runtime.proxy.metrics import DestinationStats, ProxyMetrics
@@ -138,8 +144,10 @@ class Router:
                 if exc.status != 404 or mode != INTERNAL or not self.egress.allows(dest.host):
                     raise
                 ex.group = self._egress_group(dest)
-                ex.label = f"egress:{dest.host}"
+                ex.label = egress_label(dest.host)
         else:
+            if dest.is_single_label and not self.egress.allows(dest.host):
+                raise RouteError(400, shape_problem(raw, dest))
             if mode != INTERNAL:
                 raise RouteError(403, f"egress to {dest.host} is only for this node's engines")
             if not self.egress.allows(dest.host):
@@ -215,7 +223,7 @@ class Router:
             scheme = "https" if dest.tls else "http"
             host = f"[{dest.host}]" if ":" in dest.host else dest.host
             upstream = Upstream(f"{scheme}://{host}:{dest.port}", public_tls=True)
-            breaker = self.breakers.get(f"egress:{dest.host}", "", upstream.address)
+            breaker = self.breakers.get(egress_label(dest.host), "", upstream.address)
             candidate = Candidate("egress", "", "", "", upstream, breaker, local=True)
             group = self._egress_groups[key] = CandidateGroup([candidate])
         return group
