@@ -336,7 +336,10 @@ class Exchange:
             # the stream cannot be parsed reliably, so answer and close.
             self.keep_alive = False
             self.request_done = True
-        client.write_error(status, reason, headers, self.head_only, not self.keep_alive)
+        keep_alive = self.keep_alive
+        client.write_error(
+            status, reason, headers, self.head_only, not keep_alive, keep_alive and self.http10
+        )
         if self.request_done:
             self.finish()
 
