@@ -200,3 +200,35 @@ def test_a_failing_module_never_opens_the_breaker_of_its_neighbours(
     proxy.wait_table(manager.set_rules([rule(engine, module="other")]))
     assert proxy.sample(state, destination="example.echo") is None
     assert proxy.health()["breakers"][engine.address] == {"example.other@1.0.0": "closed"}
+
+
+def test_slow_request_bodies_get_408_and_do_not_open_the_breaker(
+    manager: FakeManager, fresh_engines: list[Engine], start_proxy: Callable[..., ProxyProcess]
+) -> None:
+    """A client that stops sending its body is the client's problem, not the module's: five of
+    them must not open the module's breaker for everyone else."""
+    import socket
+
+    proxy = start_proxy(extra_toml=FAST_BREAKER, request_timeout_secs=0.5)
+    proxy.wait_table(manager.set_rules([rule(fresh_engines[0])]))
+    head = (
+        b"POST /pkg.Echo/Say HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n"
+        b"x-wr-destination: " + DEST.encode() + b"\r\n\r\nonly part of it"
+    )
+    stalled = [socket.create_connection(("127.0.0.1", proxy.port), timeout=10) for _ in range(6)]
+    try:
+        for sock in stalled:
+            sock.sendall(head)
+        answers = []
+        for sock in stalled:
+            data = b""
+            while chunk := sock.recv(65536):  # the proxy answers, then closes
+                data += chunk
+            answers.append(data)
+    finally:
+        for sock in stalled:
+            sock.close()
+    assert all(a.startswith(b"HTTP/1.1 408") for a in answers), answers
+    assert all(b"the request body did not arrive within 0.5 s" in a for a in answers)
+    assert proxy.request(DEST)[0] == 200
+    assert proxy.health()["breakers"][fresh_engines[0].address] == {"example.echo@1.0.0": "closed"}
