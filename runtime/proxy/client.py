@@ -168,15 +168,14 @@ class ClientConnection(asyncio.Protocol):
         ex = self.parsing
         if ex is None:
             self.parsing = ex = Exchange(self, self.router)
-            self.header_bytes = len(url)
             self.connection_header = False
             ex.url = url
-            if not self.head_deadline:  # the head began in a read that ended a body
-                self.head_deadline = self.router.head_deadline
+            size = len(url)
         else:  # the URL arrives in pieces (one per read): it counts as it comes
-            self.header_bytes += len(url)
             ex.url += url  # at most _MAX_HEADER_BYTES in all, so the copies stay bounded
-        if self.header_bytes > _MAX_HEADER_BYTES:
+            size = self.header_bytes + len(url)
+        self.header_bytes = size
+        if size > _MAX_HEADER_BYTES:
             raise _Refused(414, f"request URL exceeds {_MAX_HEADER_BYTES} bytes")
 
     # The callbacks below run several times per request: no asserts (each is a few bytecodes
@@ -359,6 +358,10 @@ class ClientConnection(asyncio.Protocol):
         if self.closing:
             if self.linger_deadline and now >= self.linger_deadline and self.transport is not None:
                 self.transport.abort()  # the client neither closed nor stopped sending
+        elif self.parsing is not None and not self.head_deadline:
+            # A head that began in a read that ended a body: timed from now (the data path
+            # stamps only heads that begin a read, which saves a check per request).
+            self.head_deadline = self.router.head_deadline
         elif self.head_deadline:
             # A head that began while the last answer was sent is timed from its end.
             router = self.router

@@ -4,6 +4,7 @@ moves: no sockets, no waiting (the integration tests run the same cases on real 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any, cast
 
 import pytest
@@ -98,7 +99,8 @@ def harness() -> Harness:
 
 
 def _statuses(written: bytes) -> list[bytes]:
-    return [line[9:12] for line in written.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")]
+    """The statuses of the answers written (each body ends with a newline)."""
+    return re.findall(rb"(?:^|\n)HTTP/1\.1 (\d{3}) ", written)
 
 
 def test_a_head_not_whole_within_the_header_timeout_gets_408_then_the_connection_ends(
@@ -175,3 +177,16 @@ def test_requests_the_proxy_cannot_forward_get_one_answer_before_anything_is_sen
     assert _statuses(transport.written) == [status]
     assert client.current is None and harness.router.pool.connects == 0
     assert transport.eof_written
+
+
+def test_a_head_that_begins_in_the_read_ending_a_body_is_timed_too(harness: Harness) -> None:
+    client, transport = harness.connect()
+    # Answered by the proxy itself (400: no destination); the next head begins in that read.
+    client.data_received(b"POST / HTTP/1.1\r\ncontent-length: 2\r\n\r\nokGET /sl")
+    client.data_received(b"ow HTTP/1.1\r\n")
+    assert _statuses(transport.written) == [b"400"]
+    harness.after(0.25)  # the sweep notices the head and times it from now
+    harness.after(HEADER_TIMEOUT - 0.25)
+    assert _statuses(transport.written) == [b"400"]
+    harness.after(0.25)
+    assert _statuses(transport.written) == [b"400", b"408"]
