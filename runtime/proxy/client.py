@@ -168,7 +168,6 @@ class ClientConnection(asyncio.Protocol):
         ex = self.parsing
         if ex is None:
             self.parsing = ex = Exchange(self, self.router)
-            self.connection_header = False
             ex.url = url
             size = len(url)
         else:  # the URL arrives in pieces (one per read): it counts as it comes
@@ -235,6 +234,7 @@ class ClientConnection(asyncio.Protocol):
         # an upgrade needs "connection: upgrade": without one, keep-alive means an ordinary 1.1
         # request and the (slow, string-building) version call is not needed.
         if self.connection_header or not ex.keep_alive or method == b"CONNECT":
+            self.connection_header = False  # reset only when set: one store less per request
             self._check_unusual(ex)
         if self.closing:
             return  # bytes after a request that closes the connection: not answered
