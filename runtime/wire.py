@@ -67,7 +67,11 @@ INGRESS_PORT: Final = 8080  # public ingress (binds every interface)
 ENGINE_PORT: Final = 9100  # the first engine of a node; each further one takes the next port
 
 # ---- limits and defaults that more than one side applies -------------------------------------
-MAX_HEADER_BYTES: Final = 64 * 1024  # a request's header block; proxy and engine answer 431
+MAX_HEADER_BYTES: Final = 64 * 1024  # a request's line and headers; 414 (URL) or 431
+# A request's line and headers must arrive whole within this after its first byte (else 408),
+# so a client trickling a head cannot hold a connection; engines send theirs in microseconds.
+HEADER_TIMEOUT_SECS: Final = 10
+IDLE_TIMEOUT_SECS: Final = 75  # a keep-alive connection with no request for this long is closed
 # Deadline of a request, by default: the engine's per module, the proxy's to response headers.
 # The proxy's is the one a caller meets first, so a module's above it never takes effect.
 REQUEST_TIMEOUT_SECS: Final = 30

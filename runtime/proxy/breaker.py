@@ -1,4 +1,8 @@
-"""Per-upstream circuit breakers: closed -> open after N consecutive failures -> half-open probe."""
+"""Circuit breakers per module version and upstream: closed -> open after N consecutive
+failures -> half-open probe."""
+
+# Keyed by (destination, version, upstream address), not by the address alone: engines run
+# many modules, and one module failing must not take the others on its engine down with it.
 
 from __future__ import annotations
 
@@ -6,21 +10,30 @@ import math
 import time
 from collections.abc import Callable
 
+from runtime.wire import module_key
+
 CLOSED = 0
 OPEN = 1
 HALF_OPEN = 2
 STATE_NAMES = {CLOSED: "closed", OPEN: "open", HALF_OPEN: "half_open"}
 
-StateListener = Callable[[str, int], None]
+# (destination label: "namespace.module" or "egress:host", module version or "", address)
+BreakerKey = tuple[str, str, str]
+StateListener = Callable[[BreakerKey, int], None]
+
+
+def _ignore(key: BreakerKey, state: int) -> None:
+    """The listener of a breaker its registry dropped: its state is no longer reported."""
 
 
 class CircuitBreaker:
-    """One upstream's breaker. `allow()` is called per request, so it is a couple of compares."""
+    """One module version's breaker on one upstream. `allow()` is called per request, so it is
+    a couple of compares."""
 
     __slots__ = (
         "_listener",
-        "address",
         "failures",
+        "key",
         "open_duration",
         "opened_at",
         "probe_in_flight",
@@ -29,9 +42,9 @@ class CircuitBreaker:
     )
 
     def __init__(
-        self, address: str, threshold: int, open_duration: float, listener: StateListener
+        self, key: BreakerKey, threshold: int, open_duration: float, listener: StateListener
     ) -> None:
-        self.address = address
+        self.key = key
         self.threshold = threshold
         self.open_duration = open_duration
         self.state = CLOSED
@@ -42,7 +55,7 @@ class CircuitBreaker:
 
     def _set(self, state: int) -> None:
         self.state = state
-        self._listener(self.address, state)
+        self._listener(self.key, state)
 
     def allow(self) -> bool:
         """May a request go to this upstream now? Moves open -> half-open when the time is up."""
@@ -79,23 +92,43 @@ class CircuitBreaker:
         """The probe ended without a verdict (e.g. the client went away): let another one try."""
         self.probe_in_flight = False
 
+    def detach(self) -> None:
+        """Stop reporting state changes (the registry dropped this breaker; requests in flight
+        may still hold it)."""
+        self._listener = _ignore
+
 
 class BreakerRegistry:
-    """Breakers keyed by the concrete forwarding address, kept across routing-table updates."""
+    """Breakers by (destination, version, address), kept across routing-table updates while
+    their rule stays in the table."""
 
     def __init__(self, threshold: int, open_duration: float, listener: StateListener) -> None:
         self._threshold = threshold
         self._open_duration = open_duration
         self._listener = listener
-        self._breakers: dict[str, CircuitBreaker] = {}
+        self._breakers: dict[BreakerKey, CircuitBreaker] = {}
 
-    def get(self, address: str) -> CircuitBreaker:
-        breaker = self._breakers.get(address)
+    def get(self, destination: str, version: str, address: str) -> CircuitBreaker:
+        key = (destination, version, address)
+        breaker = self._breakers.get(key)
         if breaker is None:
-            breaker = CircuitBreaker(address, self._threshold, self._open_duration, self._listener)
-            self._breakers[address] = breaker
-            self._listener(address, CLOSED)
+            breaker = CircuitBreaker(key, self._threshold, self._open_duration, self._listener)
+            self._breakers[key] = breaker
+            self._listener(key, CLOSED)
         return breaker
 
-    def states(self) -> dict[str, str]:
-        return {address: STATE_NAMES[b.state] for address, b in self._breakers.items()}
+    def retain(self, keep: set[BreakerKey], forget: Callable[[BreakerKey], None]) -> None:
+        """Drop the module breakers not in keep (rules gone from the routing table), telling
+        forget about each; egress breakers (no version) stay."""
+        for key in [k for k in self._breakers if k[1] and k not in keep]:
+            self._breakers.pop(key).detach()
+            forget(key)
+
+    def states(self) -> dict[str, dict[str, str]]:
+        """{upstream address: {"namespace.module@version" or "egress:host": state}}."""
+        out: dict[str, dict[str, str]] = {}
+        for (destination, version, address), breaker in sorted(self._breakers.items()):
+            namespace, _, module = destination.partition(".")
+            name = module_key(namespace, module, version) if version else destination
+            out.setdefault(address, {})[name] = STATE_NAMES[breaker.state]
+        return out

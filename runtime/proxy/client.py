@@ -1,8 +1,9 @@
 """Client side of the data path: one asyncio.Protocol per inbound connection, httptools-parsed."""
 
 # Parser callbacks only record what they saw into the Exchange being parsed; keep-alive,
-# pipelining (requests parsed ahead wait in a queue with reading paused) and flow control are
-# handled explicitly here.
+# pipelining (requests parsed ahead wait in a queue with reading paused), flow control and the
+# client's deadlines are handled explicitly here. Deadlines cost no timer per connection: the
+# router's sweep compares them with its clock a few times a second (Router.sweep).
 
 from __future__ import annotations
 
@@ -27,7 +28,13 @@ PEER = 1  # the mTLS peer port: other nodes' proxies; delivers to local engines 
 EXTERNAL = 2  # public ingress: x-wr-* stripped, configured routes only
 
 PIPELINED = 1  # read-pause reason: a parsed request waits behind the current one
-_MAX_HEADER_BYTES = wire.MAX_HEADER_BYTES
+_MAX_HEADER_BYTES = wire.MAX_HEADER_BYTES  # URL, header names and values, counted exactly
+# What a head may take on the wire while a header line is still arriving (httptools hands a
+# header over only when it is whole; the request line and separators count here too).
+_MAX_HEAD_WIRE_BYTES = 2 * _MAX_HEADER_BYTES
+# After refusing a request, what the client still sends is read and dropped for this long, so
+# the refusal reaches it: closing with unread input would reset the connection instead.
+LINGER_SECS = 2.0
 _WR_PREFIX = wire.INTERNAL_HEADER_PREFIX.encode()
 
 # Request headers the proxy reads, replaces or drops instead of forwarding as they came, by
@@ -55,10 +62,17 @@ _SPECIAL = {
 _PROXY_ERROR_LINE = wire.PROXY_ERROR_HEADER.encode() + b": %s\r\n"
 _PHRASES = {s.value: s.phrase.encode() for s in HTTPStatus}
 _PHRASES[499] = b"Client Closed Request"
+_NO_UPGRADE = "protocol upgrades (Upgrade, CONNECT) are not supported by wr-proxy"
 
 
-class _HeadersTooLarge(Exception):
-    pass
+class _Refused(Exception):
+    """Raised in a parser callback: the request is answered with status and reason, then the
+    connection closes (the rest of the stream cannot be trusted)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
 
 
 class ClientConnection(asyncio.Protocol):
@@ -75,10 +89,14 @@ class ClientConnection(asyncio.Protocol):
         self.pauses = 0
         self.write_paused = False
         self.eof = False
-        self.header_bytes = 0
+        self.header_bytes = 0  # URL, header names and values of the request being parsed
+        self.head_read = 0  # bytes read since its head began (until the head is whole)
         self.connection_header = False  # the request being parsed has a connection header
-        self.active = True  # bytes arrived since the last idle check (Router.close_idle)
-        self.idle_since = 0.0  # on the loop clock: the idle check that found it quiet first
+        # On the loop clock (0.0: none): when the head being read must be whole, and when a
+        # connection with nothing to do is closed (a new one must send its first head in time).
+        self.head_deadline = 0.0
+        self.idle_deadline = router.head_deadline
+        self.linger_deadline = 0.0  # when a refused connection is closed at the latest
         self.broken: tuple[int, str] | None = None  # unparsable bytes after the current request
         self.closing = False  # we closed (or are closing) it: nothing more is read or written
 
@@ -88,24 +106,33 @@ class ClientConnection(asyncio.Protocol):
         self.router.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
-        self.active = True  # a flag, not a clock read per read: idle checks run once a second
         if self.broken is not None or self.closing:
             return  # the parser gave up on this stream; only the answers owed are left
+        if self.head_deadline:  # a head arriving in several reads: count them as they come
+            if self.head_read > _MAX_HEAD_WIRE_BYTES:  # a header line that never ends
+                self.refuse(431, f"request head exceeds {_MAX_HEAD_WIRE_BYTES} bytes")
+                return
+            self.head_read += len(data)
+        elif self.parsing is None:  # no request under way: these bytes begin a head
+            self.head_deadline = self.router.head_deadline
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._refuse(501, "protocol upgrades and CONNECT are not supported")
+        except httptools.HttpParserUpgrade:  # not expected: on_headers_complete refuses them
+            self.refuse(501, _NO_UPGRADE)
         except httptools.HttpParserCallbackError as exc:
-            if isinstance(exc.__context__, _HeadersTooLarge):
-                self._refuse(431, f"request headers exceed {_MAX_HEADER_BYTES} bytes")
+            refused = exc.__context__
+            if isinstance(refused, _Refused):
+                self.refuse(refused.status, refused.reason)
             else:  # a bug of ours: say so, and do not go on with a state we cannot trust
-                log.error("internal error handling a request", exc_info=exc.__context__)
-                self._refuse(500, "internal proxy error")
+                log.error("internal error handling a request", exc_info=refused)
+                self.refuse(500, "internal proxy error")
         except httptools.HttpParserError as exc:
-            self._refuse(400, f"malformed HTTP request: {exc}")
+            self.refuse(400, f"malformed HTTP request: {exc}")
 
     def eof_received(self) -> bool:
         self.eof = True
+        if self.closing:
+            return False  # refused and lingering: the client has read the answer
         if self.parsing is not None:
             return False  # a request cut off half-way can never complete: close (and abandon)
         return self.current is not None  # keep the write side open to finish the answer
@@ -141,11 +168,14 @@ class ClientConnection(asyncio.Protocol):
         ex = self.parsing
         if ex is None:
             self.parsing = ex = Exchange(self, self.router)
-            self.header_bytes = 0
-            self.connection_header = False
             ex.url = url
-        else:  # the URL arrived in pieces
-            ex.url += url
+            size = len(url)
+        else:  # the URL arrives in pieces (one per read): it counts as it comes
+            ex.url += url  # at most _MAX_HEADER_BYTES in all, so the copies stay bounded
+            size = self.header_bytes + len(url)
+        self.header_bytes = size
+        if size > _MAX_HEADER_BYTES:
+            raise _Refused(414, f"request URL exceeds {_MAX_HEADER_BYTES} bytes")
 
     # The callbacks below run several times per request: no asserts (each is a few bytecodes
     # at run time), the annotation alone tells the type checker that a request is being parsed.
@@ -153,7 +183,7 @@ class ClientConnection(asyncio.Protocol):
         ex: Exchange = self.parsing  # type: ignore[assignment] # on_url made it
         self.header_bytes += len(name) + len(value)
         if self.header_bytes > _MAX_HEADER_BYTES:
-            raise _HeadersTooLarge
+            raise _Refused(431, f"request line and headers exceed {_MAX_HEADER_BYTES} bytes")
         lname = name.lower()
         kind = _SPECIAL.get(lname)  # one dict lookup decides for every header
         if kind == _DROP:
@@ -194,15 +224,18 @@ class ClientConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         ex: Exchange = self.parsing  # type: ignore[assignment] # on_url made it
+        self.head_deadline = 0.0
+        self.head_read = 0
         parser = self.parser
-        ex.method = parser.get_method()
-        ex.head_only = ex.method == b"HEAD"
+        method = ex.method = parser.get_method()
+        ex.head_only = method == b"HEAD"
         ex.keep_alive = parser.should_keep_alive()  # llhttp forgets it once the message ends
-        # llhttp keeps an HTTP/1.0 connection alive only when a connection header says so:
-        # without one, keep-alive means 1.1 and the (slow, string-building) version call is
-        # not needed.
-        if self.connection_header or not ex.keep_alive:
-            ex.http10 = parser.get_http_version() == "1.0"
+        # llhttp keeps an HTTP/1.0 connection alive only when a connection header says so, and
+        # an upgrade needs "connection: upgrade": without one, keep-alive means an ordinary 1.1
+        # request and the (slow, string-building) version call is not needed.
+        if self.connection_header or not ex.keep_alive or method == b"CONNECT":
+            self.connection_header = False  # reset only when set: one store less per request
+            self._check_unusual(ex)
         if self.closing:
             return  # bytes after a request that closes the connection: not answered
         if self.current is None:
@@ -222,6 +255,15 @@ class ClientConnection(asyncio.Protocol):
             ex.request_complete()
         else:  # what request_complete comes to for a plain request still being answered
             ex.request_done = True
+
+    def _check_unusual(self, ex: Exchange) -> None:
+        """HTTP/1.0, upgrades and CONNECT: refused here, before anything is forwarded."""
+        parser = self.parser
+        ex.http10 = parser.get_http_version() == "1.0"
+        if parser.should_upgrade():  # llhttp decides it before on_headers_complete runs
+            raise _Refused(501, _NO_UPGRADE)
+        if ex.http10 and ex.chunked:  # RFC 9112 6.1: the framing is faulty; close after
+            raise _Refused(400, "transfer-encoding is not allowed in an HTTP/1.0 request")
 
     # ---- used by exchanges --------------------------------------------------------------
     def pause(self, reason: int) -> None:
@@ -245,7 +287,7 @@ class ClientConnection(asyncio.Protocol):
         if self.broken is not None and not self.queue:
             if self.broken[0]:  # status 0: bytes after "connection: close", left unanswered
                 self.write_error(*self.broken, (), False, True)
-            self.close()
+            self.linger()
             return
         if ex.close_client or not ex.keep_alive or (self.eof and not self.queue):
             self.close()
@@ -255,6 +297,8 @@ class ClientConnection(asyncio.Protocol):
             if not self.queue:
                 self.resume(PIPELINED)
             following.start()
+            return
+        self.idle_deadline = self.router.idle_deadline
 
     def write_error(
         self,
@@ -263,6 +307,7 @@ class ClientConnection(asyncio.Protocol):
         headers: tuple[tuple[str, str], ...],
         head_only: bool,
         close: bool,
+        http10_keep_alive: bool = False,
     ) -> None:
         transport = self.transport
         if transport is None or self.closing:
@@ -276,12 +321,14 @@ class ClientConnection(asyncio.Protocol):
         lines.extend(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers)
         if close:
             lines.append(b"connection: close\r\n")
+        elif http10_keep_alive:  # a 1.0 client takes a response without it as the last one
+            lines.append(b"connection: keep-alive\r\n")
         lines.append(b"\r\n")
         if not head_only:
             lines.append(body)
         transport.write(b"".join(lines))
 
-    def _refuse(self, status: int, reason: str) -> None:
+    def refuse(self, status: int, reason: str) -> None:
         """The byte stream cannot be parsed further: answer if nothing is in flight, close."""
         if self.transport is None:
             return
@@ -289,26 +336,42 @@ class ClientConnection(asyncio.Protocol):
         if ex is None:
             self.write_error(status, reason, (), False, True)
         elif ex is self.parsing:
-            if not ex.response_started:
-                ex.keep_alive = False
-                ex.request_done = True
-                ex.fail(status, reason)
+            if ex.response_started:  # only closing can tell the client something went wrong
+                self.close()
+                return
+            ex.keep_alive = False
+            ex.request_done = True
+            self.broken = (0, "")  # so the connection lingers once the answer is out
+            ex.fail(status, reason)  # does nothing when an answer of ours went out already,
+            ex.finish()  # so the exchange ends here (finish runs once)
+            return
         else:  # answer what came before first, then say what was wrong and close
             last = self.queue[-1] if self.queue else ex
             self.broken = (status, reason) if last.keep_alive else (0, "")
             self.pause(PIPELINED)
             return
-        self.close()
+        self.linger()
 
-    def close_if_idle(self, now: float, idle_timeout: float) -> None:
-        """Close when no bytes came for idle_timeout (counted from the check that first saw
-        the connection quiet, so up to one check interval late) and nothing is in flight."""
-        if self.active:
-            self.active = False
-            self.idle_since = now
-            if idle_timeout > 0:
-                return
-        if self.current is None and now - self.idle_since >= idle_timeout:
+    def check_deadlines(self, now: float) -> None:
+        """The sweep's visit (Router.sweep), for a connection with no request being answered:
+        a head too slow to arrive gets 408, an idle connection is closed, a lingering one ends."""
+        if self.closing:
+            if self.linger_deadline and now >= self.linger_deadline and self.transport is not None:
+                self.transport.abort()  # the client neither closed nor stopped sending
+        elif self.parsing is not None and not self.head_deadline:
+            # A head that began in a read that ended a body: timed from now (the data path
+            # stamps only heads that begin a read, which saves a check per request).
+            self.head_deadline = self.router.head_deadline
+        elif self.head_deadline:
+            # A head that began while the last answer was sent is timed from its end.
+            router = self.router
+            answered = self.idle_deadline - router.idle_timeout
+            if now >= max(self.head_deadline, answered + router.header_timeout):
+                timeout = router.header_timeout
+                reason = f"request line and headers not received within {timeout:g} s"
+                self.write_error(408, reason, (), False, True)
+                self.linger()
+        elif now >= self.idle_deadline:
             self.close()
 
     def close(self) -> None:
@@ -316,3 +379,19 @@ class ClientConnection(asyncio.Protocol):
         if self.transport is not None and not self.closing:
             self.closing = True
             self.transport.close()
+
+    def linger(self) -> None:
+        """Close after a refusal: send what was written and a FIN, then drop what the client
+        still sends until it closes too or LINGER_SECS pass (see check_deadlines)."""
+        transport = self.transport
+        if transport is None or self.closing:
+            return
+        if self.current is not None or not transport.can_write_eof():  # TLS cannot half-close
+            self.close()
+            return
+        self.closing = True
+        transport.write_eof()
+        self.linger_deadline = self.router.clock + LINGER_SECS
+        if self.pauses:
+            self.pauses = 0
+            transport.resume_reading()

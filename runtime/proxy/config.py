@@ -212,7 +212,8 @@ class ProxyConfig(_Strict):
     admin_address: str = f"127.0.0.1:{wire.PROXY_ADMIN_PORT}"
     manager_address: str = f"127.0.0.1:{wire.MANAGER_PORT}"
     request_timeout_secs: float = Field(default=float(wire.REQUEST_TIMEOUT_SECS), gt=0)
-    client_idle_timeout_secs: float = Field(default=75.0, gt=0)
+    header_timeout_secs: float = Field(default=float(wire.HEADER_TIMEOUT_SECS), gt=0)
+    client_idle_timeout_secs: float = Field(default=float(wire.IDLE_TIMEOUT_SECS), gt=0)
     node: NodeSection = NodeSection()
     cache: CacheSection = CacheSection()
     egress: EgressSection = EgressSection()

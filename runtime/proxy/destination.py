@@ -9,7 +9,15 @@ from runtime.names import NAME_RE
 from runtime.wire import DESTINATION_HEADER, module_host
 
 _LABEL = re.compile(rb"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# What may not appear raw in a request target: whitespace and control bytes would break the
+# request line sent upstream; other bytes outside ASCII are never valid unescaped (RFC 3986).
+_NOT_IN_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
 _CACHE_LIMIT = 4096
+
+
+def egress_label(host: str) -> str:
+    """How metrics and breakers name calls to an external host."""
+    return f"egress:{host}"
 
 
 class BadDestination(ValueError):
@@ -51,7 +59,7 @@ class Destination:
         self.label = (
             module_host(namespace, module)
             if namespace is not None and module is not None
-            else f"egress:{host}"
+            else egress_label(host)
         )
         # What follows the method in the forwarded head, for HTTP/1.1 and HTTP/1.0 requests
         # (built once per destination instead of once per request).
@@ -62,6 +70,22 @@ class Destination:
     @property
     def is_module(self) -> bool:
         return self.module is not None
+
+    @property
+    def is_single_label(self) -> bool:
+        """A host of one label (`http://some-service/...`): no namespace for a module, no
+        domain for a public host; reachable only as a name the egress allowlist lists."""
+        return "." not in self.host and ":" not in self.host
+
+
+def shape_problem(raw: bytes, dest: Destination) -> str:
+    """Why a single-label destination is malformed, with the shape a module call takes."""
+    return (
+        f"{DESTINATION_HEADER} {_show(raw)} names no namespace: a module is called as "
+        f"http://{{namespace}}.{{module}}/{{pkg}}.{{Service}}/{{Method}} "
+        f"(here http://NAMESPACE.{dest.host}{dest.path.decode('latin-1')[:100]}); "
+        "an external host needs its domain name listed in [egress] allowed_domains"
+    )
 
 
 def _show(raw: bytes) -> str:
@@ -107,6 +131,12 @@ def _parse(raw: bytes) -> Destination:
         )
     if b"#" in path:
         path = path[: path.find(b"#")]
+    bad = _NOT_IN_TARGET.search(path)
+    if bad is not None:
+        raise BadDestination(
+            f"{DESTINATION_HEADER} {_show(raw)}: byte 0x{ord(bad.group()):02x} at offset "
+            f"{bad.start()} of the path cannot appear in a URL; percent-encode it (a space is %20)"
+        )
     text = host.decode("ascii")
     labels = text.split(".")
     if not tls and len(labels) == 2 and colon < 0 and all(NAME_RE.match(x) for x in labels):

@@ -306,14 +306,27 @@ class Exchange:
         """The request timeout passed before the response headers arrived."""
         if self.head_received or self.response_done:
             return
+        timeout = self.router.request_timeout
+        candidate = self.candidate
+        if self._client_is_late():  # not the module's fault: its breaker does not count it
+            if candidate is not None:
+                candidate.breaker.release_probe()
+            self.client.refuse(408, f"the request body did not arrive within {timeout:g} s")
+            return
         self._drop_upstream()
-        if self.candidate is not None:
-            self.candidate.breaker.failure()
+        if candidate is not None:
+            candidate.breaker.failure()
         if self.response_started:
             self._cut(504)
             return
-        timeout = self.router.request_timeout
         self.fail(504, f"{self.label} did not answer within {timeout:g} s")
+
+    def _client_is_late(self) -> bool:
+        """Is the request body what is missing, and the client to blame? Not when the proxy
+        paused reading it (connecting, a full upstream buffer) or it waits for 100 Continue."""
+        if self.request_done or self.client.pauses:
+            return False
+        return not self.expect_continue or self.response_started
 
     def fail(self, status: int, reason: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
         """Answer with an error of our own (nothing was relayed yet)."""
@@ -336,7 +349,10 @@ class Exchange:
             # the stream cannot be parsed reliably, so answer and close.
             self.keep_alive = False
             self.request_done = True
-        client.write_error(status, reason, headers, self.head_only, not self.keep_alive)
+        keep_alive = self.keep_alive
+        client.write_error(
+            status, reason, headers, self.head_only, not keep_alive, keep_alive and self.http10
+        )
         if self.request_done:
             self.finish()
 

@@ -14,6 +14,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from runtime.proxy.breaker import BreakerKey
+
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _KEY_LIMIT = 10_000  # destinations kept before further ones are counted as "-"
 _STATUS_LIMIT = 100  # distinct statuses kept per destination before the rest count as 0
@@ -73,7 +75,8 @@ class _RequestCollector(Collector):
 
 
 class ProxyMetrics:
-    """Requests by destination and status, latency by destination, breaker state by upstream."""
+    """Requests by destination and status, latency by destination, breaker state by
+    destination, version and upstream."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
@@ -81,8 +84,9 @@ class ProxyMetrics:
         registry.register(_RequestCollector(self))
         self._breaker = Gauge(
             "wr_proxy_circuit_breaker_state",
-            "Circuit breaker state per upstream address: 0 closed, 1 open, 2 half-open",
-            ["upstream"],
+            "Circuit breaker state per module version (destination, version; egress: no "
+            "version) and upstream address: 0 closed, 1 open, 2 half-open",
+            ["destination", "version", "upstream"],
             registry=registry,
         )
         self.upstream_connects = Counter(
@@ -111,5 +115,9 @@ class ProxyMetrics:
         """Count one finished request of `destination` (the hot path keeps its stats instead)."""
         self.stats(destination).observe(status, seconds)
 
-    def breaker_state(self, upstream: str, state: int) -> None:
-        self._breaker.labels(upstream).set(state)
+    def breaker_state(self, key: BreakerKey, state: int) -> None:
+        self._breaker.labels(*key).set(state)
+
+    def breaker_gone(self, key: BreakerKey) -> None:
+        """The breaker's rule left the routing table: its series goes too."""
+        self._breaker.remove(*key)

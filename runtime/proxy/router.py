@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 from runtime import wire
 from runtime.proxy.breaker import BreakerRegistry
 from runtime.proxy.client import EXTERNAL, INTERNAL, PEER
-from runtime.proxy.destination import BadDestination, Destination, DestinationParser
+from runtime.proxy.destination import (
+    BadDestination,
+    Destination,
+    DestinationParser,
+    egress_label,
+    shape_problem,
+)
 from runtime.proxy.egress import EgressPolicy
 from runtime.proxy.ingress import IngressRouter
 from runtime.proxy.metrics import DestinationStats, ProxyMetrics
@@ -41,6 +47,8 @@ class Router:
         node_id: str,
         own_peer_address: str,
         request_timeout: float,
+        header_timeout: float = wire.HEADER_TIMEOUT_SECS,
+        idle_timeout: float = wire.IDLE_TIMEOUT_SECS,
         egress: EgressPolicy,
         ingress: IngressRouter | None,
         pool: UpstreamPool,
@@ -54,6 +62,8 @@ class Router:
         self._via_line = _VIA + self.node_id_bytes + b"\r\n"
         self.own_peer_address = own_peer_address
         self.request_timeout = request_timeout
+        self.header_timeout = header_timeout
+        self.idle_timeout = idle_timeout
         self.egress = egress
         self.ingress = ingress
         self.pool = pool
@@ -70,6 +80,10 @@ class Router:
         self.destinations = DestinationParser()
         self.connections: set[ClientConnection] = set()
         self._egress_groups: dict[tuple[str, int, bool], CandidateGroup] = {}
+        # A coarse loop clock, advanced by each sweep, and the deadlines a connection starting
+        # to wait now gets: stamping one costs an attribute read instead of a clock call.
+        self.clock = self.head_deadline = self.idle_deadline = 0.0
+        self.tick(loop.time())
 
     @property
     def index(self) -> RoutingIndex:
@@ -138,8 +152,10 @@ class Router:
                 if exc.status != 404 or mode != INTERNAL or not self.egress.allows(dest.host):
                     raise
                 ex.group = self._egress_group(dest)
-                ex.label = f"egress:{dest.host}"
+                ex.label = egress_label(dest.host)
         else:
+            if dest.is_single_label and not self.egress.allows(dest.host):
+                raise RouteError(400, shape_problem(raw, dest))
             if mode != INTERNAL:
                 raise RouteError(403, f"egress to {dest.host} is only for this node's engines")
             if not self.egress.allows(dest.host):
@@ -170,26 +186,35 @@ class Router:
         parts.append(b"\r\n")
         return b"".join(parts)
 
+    def tick(self, now: float) -> None:
+        """Advance the coarse clock (a deadline stamped with it is early by a tick at most)."""
+        self.clock = now
+        self.head_deadline = now + self.header_timeout
+        self.idle_deadline = now + self.idle_timeout
+
     def sweep(self) -> None:
-        """Answer requests whose deadline passed before their response headers arrived."""
+        """Enforce the deadlines: a request's (504 when its response headers are late) and its
+        connection's (ClientConnection.check_deadlines: slow heads, idle, lingering)."""
         # Only a connection's current exchange has been started; scanning the connections a
-        # few times a second is cheaper than keeping a set of exchanges up to date per request.
+        # few times a second is cheaper than a timer per request or per connection.
+        now = self.loop.time()
+        self.tick(now)
         started_before = perf_counter() - self.request_timeout  # the clock of Exchange.t0
-        late = [
-            ex
-            for conn in self.connections
-            if (ex := conn.current) is not None
-            and ex.t0 <= started_before
-            and not ex.head_received
-            and not ex.response_done
-        ]
+        late = []
+        for conn in list(self.connections):
+            ex = conn.current
+            if ex is None:
+                conn.check_deadlines(now)
+            elif ex.t0 <= started_before and not ex.head_received and not ex.response_done:
+                late.append(ex)
         for ex in late:
             ex.on_deadline()
 
-    def close_idle(self, idle_timeout: float) -> None:
-        now = self.loop.time()
+    def close_idle(self) -> None:
+        """Close the connections with no request being answered (when shutting down)."""
         for conn in list(self.connections):
-            conn.close_if_idle(now, idle_timeout)
+            if conn.current is None:
+                conn.close()
 
     def _ingress(self, ex: Exchange) -> None:
         assert self.ingress is not None
@@ -215,7 +240,7 @@ class Router:
             scheme = "https" if dest.tls else "http"
             host = f"[{dest.host}]" if ":" in dest.host else dest.host
             upstream = Upstream(f"{scheme}://{host}:{dest.port}", public_tls=True)
-            breaker = self.breakers.get(upstream.address)
+            breaker = self.breakers.get(egress_label(dest.host), "", upstream.address)
             candidate = Candidate("egress", "", "", "", upstream, breaker, local=True)
             group = self._egress_groups[key] = CandidateGroup([candidate])
         return group

@@ -9,7 +9,7 @@ import semver
 
 from runtime import wire
 from runtime.api import wruntime_pb2 as pb
-from runtime.proxy.breaker import CLOSED, BreakerRegistry, CircuitBreaker
+from runtime.proxy.breaker import CLOSED, BreakerKey, BreakerRegistry, CircuitBreaker
 from runtime.proxy.versions import InvalidRequirement, Requirement, parse_requirement
 
 _REQ_CACHE_LIMIT = 256
@@ -53,7 +53,8 @@ class Upstream:
 
 
 class Candidate:
-    """One healthy routing rule: where it forwards and the breaker guarding that address."""
+    """One healthy routing rule: where it forwards and the breaker of its module version
+    there."""
 
     __slots__ = (
         "breaker",
@@ -176,21 +177,25 @@ class RoutingIndex:
         self.rule_count = len(table.rules) if table is not None else 0
         self.known: set[tuple[str, str]] = set()
         self.invalid_rules: list[str] = []
+        self.breaker_keys: set[BreakerKey] = set()  # of every rule, healthy or not
         own = own_peer_address.rstrip("/").lower()
         healthy: dict[tuple[str, str], list[Candidate]] = {}
         for rule in table.rules if table is not None else ():
             key = (rule.destination_namespace, rule.destination_module)
             self.known.add(key)
+            local = not rule.peer_address or rule.peer_address.rstrip("/").lower() == own
+            address = rule.engine_address if local else rule.peer_address
+            label = wire.module_host(*key)
+            self.breaker_keys.add((label, rule.destination_version, address))
             if not rule.healthy:
                 continue
             try:
                 semver.Version.parse(rule.destination_version)
-                local = not rule.peer_address or rule.peer_address.rstrip("/").lower() == own
-                upstream = Upstream(rule.engine_address if local else rule.peer_address)
+                upstream = Upstream(address)
             except ValueError:
                 self.invalid_rules.append(rule.rule_id)
                 continue
-            breaker = breakers.get(upstream.address)
+            breaker = breakers.get(label, rule.destination_version, upstream.address)
             healthy.setdefault(key, []).append(
                 Candidate(
                     rule.rule_id,

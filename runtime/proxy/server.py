@@ -113,6 +113,8 @@ class ProxyServer:
             node_id=cfg.node.node_id,
             own_peer_address=cfg.node.peer_address,
             request_timeout=cfg.request_timeout_secs,
+            header_timeout=cfg.header_timeout_secs,
+            idle_timeout=cfg.client_idle_timeout_secs,
             egress=EgressPolicy(cfg.egress.allowed_domains),
             ingress=IngressRouter(cfg.external.route) if cfg.external else None,
             pool=UpstreamPool(
@@ -131,7 +133,7 @@ class ProxyServer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         while loop.time() < deadline and any(c.current for c in self.router.connections):
-            self.router.close_idle(0.0)
+            self.router.close_idle()
             await asyncio.sleep(0.05)
         for task in self._tasks:
             task.cancel()
@@ -151,7 +153,9 @@ class ProxyServer:
             shutdown_tracing()
 
     def _install_table(self, table: pb.RoutingTable) -> None:
-        index = RoutingIndex(table, self.config.node.peer_address, self.router.breakers)
+        breakers = self.router.breakers
+        index = RoutingIndex(table, self.config.node.peer_address, breakers)
+        breakers.retain(index.breaker_keys, self.router.metrics.breaker_gone)
         if index.invalid_rules:
             log.warning(
                 "routing rules ignored (bad address or version)",
@@ -169,6 +173,8 @@ class ProxyServer:
             host,
             port,
             ssl=context,
+            # A TLS client must finish its handshake as fast as it must send a head.
+            ssl_handshake_timeout=self.config.header_timeout_secs if context else None,
             reuse_address=True,
             backlog=1024,
         )
@@ -187,15 +193,13 @@ class ProxyServer:
         self.ports["control"] = bound
 
     async def _sweep(self) -> None:
-        interval = min(0.25, self.config.request_timeout_secs / 4)
-        ticks_per_idle_check = max(1, int(1.0 / interval))
-        tick = 0
+        cfg = self.config
+        # Every deadline is checked this often, so each fires at most a quarter of itself late.
+        timeouts = (cfg.request_timeout_secs, cfg.header_timeout_secs, cfg.client_idle_timeout_secs)
+        interval = min(0.25, *(t / 4 for t in timeouts))
         while True:
             await asyncio.sleep(interval)
             self.router.sweep()
-            tick += 1
-            if tick % ticks_per_idle_check == 0:
-                self.router.close_idle(self.config.client_idle_timeout_secs)
 
     async def _health(self) -> dict[str, Any]:
         index = self.router.index

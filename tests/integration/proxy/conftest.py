@@ -42,6 +42,7 @@ def fresh_engines(engines: list[Engine]) -> list[Engine]:
     for engine in engines:
         engine.status, engine.delay = 200, 0.0
         engine.requests.clear()
+        engine.failing.clear()
     return engines
 
 

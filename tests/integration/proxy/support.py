@@ -140,6 +140,7 @@ class Engine:
     name: str
     port: int = field(default_factory=free_port)
     status: int = 200  # what ordinary requests answer
+    failing: set[str] = field(default_factory=set)  # modules (x-wr-module) answered with 500
     delay: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
     generated: int = 0  # bytes /stream/generate has handed to aiohttp so far
@@ -177,7 +178,8 @@ class Engine:
         self.requests.append(seen)
         if self.delay:
             await asyncio.sleep(self.delay)
-        return web.json_response(seen, status=self.status)
+        failing = seen["headers"].get("x-wr-module") in self.failing
+        return web.json_response(seen, status=500 if failing else self.status)
 
     async def _echo(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse()
@@ -319,6 +321,29 @@ class ProxyProcess:
             )
         finally:
             conn.close()
+
+
+def external_toml(port: int, routes: Iterable[tuple[str, str, str]]) -> str:
+    """An [external] section: the public listener on port and its (path, namespace, module)
+    routes, all methods allowed."""
+    lines = ["[external]", f'listen_address = "127.0.0.1:{port}"']
+    for path, namespace, module in routes:
+        lines += ["[[external.route]]", f'path = "{path}"']
+        lines += [f'namespace = "{namespace}"', f'module = "{module}"']
+    return "\n".join(lines) + "\n"
+
+
+def public_request(
+    port: int, method: str, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """One request on a public (external) listener: status, lower-case headers, body."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
 
 
 def raw_exchange(

@@ -16,6 +16,7 @@ from tests.integration.proxy.support import (
     Engine,
     FakeManager,
     ProxyProcess,
+    public_request,
     rule,
 )
 
@@ -124,26 +125,12 @@ namespace = "shop"
     assert status == 404  # the public listener only knows its routes ("/")
     conn_headers = {"x-wr-destination": "http://example.echo/x", "x-wr-via-proxy": "node-a"}
     for path, method in (("/items", "POST"), ("/items/42?full=1", "GET")):
-        status, _, body = _public(proxy, public, method, path, conn_headers)
+        status, _, body = public_request(public, method, path, conn_headers)
         assert status == 200, (path, body)
         seen = json.loads(body)
         assert seen["engine"] == "engine-0"  # the route's module, not the spoofed destination
         assert seen["path"] == path
         assert seen["headers"]["x-wr-module"] == "inventory"
         assert seen["headers"]["x-wr-namespace"] == "shop"
-    status, headers, _ = _public(proxy, public, "DELETE", "/items/42", {})
+    status, headers, _ = public_request(public, "DELETE", "/items/42", {})
     assert status == 405 and headers["allow"] == "GET"
-
-
-def _public(
-    proxy: ProxyProcess, port: int, method: str, path: str, headers: dict[str, str]
-) -> tuple[int, dict[str, str], bytes]:
-    import http.client
-
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request(method, path, headers=headers)
-        response = conn.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        conn.close()

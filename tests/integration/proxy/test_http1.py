@@ -246,3 +246,85 @@ def test_nothing_is_answered_after_connection_close(proxy: ProxyProcess) -> None
         while chunk := sock.recv(65536):
             data += chunk
     assert data.count(b"HTTP/1.1 ") == 1 and data.startswith(b"HTTP/1.1 200"), data
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    """Everything until the proxy closes (the socket's 10 s timeout bounds the wait)."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+_NO_UPGRADE = b"upgrades (Upgrade, CONNECT) are not supported"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "reason"),
+    [
+        (
+            b"GET /chat HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n"
+            + DEST
+            + b"\r\n",
+            b"501",
+            _NO_UPGRADE,
+        ),
+        (
+            b"GET /chat HTTP/1.1\r\nhost: x\r\nconnection: keep-alive, Upgrade\r\n"
+            b"upgrade: h2c\r\n" + DEST + b"\r\n",
+            b"501",
+            _NO_UPGRADE,
+        ),
+        (
+            b"CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n" + DEST + b"\r\n",
+            b"501",
+            _NO_UPGRADE,
+        ),
+        (  # RFC 9112 6.1: transfer-encoding in an HTTP/1.0 message means faulty framing
+            b"POST /stream/echo HTTP/1.0\r\nconnection: keep-alive\r\n"
+            b"transfer-encoding: chunked\r\n" + DEST + b"\r\n5\r\nhello\r\n0\r\n\r\n",
+            b"400",
+            b"transfer-encoding is not allowed in an HTTP/1.0 request",
+        ),
+    ],
+    ids=["upgrade", "h2c", "connect", "http10-chunked"],
+)
+def test_what_cannot_be_forwarded_gets_one_answer_and_a_close(
+    proxy: ProxyProcess,
+    fresh_engines: list[Engine],
+    request_bytes: bytes,
+    status: bytes,
+    reason: bytes,
+) -> None:
+    with _connect(proxy) as sock:
+        sock.sendall(request_bytes)
+        data = _read_all(sock)
+    assert data.count(b"HTTP/1.1 ") == 1 and data.startswith(b"HTTP/1.1 " + status), data
+    assert reason in data and b"connection: close" in data
+    assert fresh_engines[0].requests == []  # refused before anything went upstream
+
+
+def test_upgrade_header_without_connection_upgrade_is_an_ordinary_request(
+    proxy: ProxyProcess,
+) -> None:
+    with _connect(proxy) as sock:
+        sock.sendall(b"GET /u HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\n%s\r\n" % DEST)
+        [(status, _, body)] = _read_responses(sock, 1)
+    assert status == 200 and "upgrade" not in json.loads(body)["headers"]
+
+
+def test_http10_keep_alive_client_gets_1_0_framing_from_the_proxy_too(
+    proxy: ProxyProcess,
+) -> None:
+    """The proxy's own answers have a length and say keep-alive, as a 1.0 client needs."""
+    with _connect(proxy) as sock:
+        for _ in range(2):  # the connection stays usable
+            sock.sendall(
+                b"GET /x HTTP/1.0\r\nconnection: keep-alive\r\n"
+                b"x-wr-destination: http://example.unknown/x\r\n\r\n"
+            )
+            [(status, headers, body)] = _read_responses(sock, 1)
+            assert status == 404 and b"unknown module" in body
+            assert headers["connection"] == "keep-alive"
+            assert int(headers["content-length"]) == len(body)
+            assert "transfer-encoding" not in headers

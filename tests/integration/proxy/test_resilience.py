@@ -14,6 +14,8 @@ from tests.integration.proxy.support import (
     FakeManager,
     Hangup,
     ProxyProcess,
+    external_toml,
+    public_request,
     rule,
 )
 
@@ -32,7 +34,7 @@ def test_breaker_opens_after_five_failures_then_probes(
     assert served["engine-0"] == 5  # skipped once its breaker opened
     assert served["engine-1"] == 15
     assert proxy.sample("wr_proxy_circuit_breaker_state", upstream=bad.address) == 1.0
-    assert proxy.health()["breakers"][bad.address] == "open"
+    assert proxy.health()["breakers"][bad.address] == {"example.echo@1.0.0": "open"}
 
     # With the failing instance alone, requests are refused while its breaker is open.
     proxy.wait_table(manager.set_rules([rule(bad)]))
@@ -43,7 +45,7 @@ def test_breaker_opens_after_five_failures_then_probes(
     # After open_duration one probe goes through; its success closes the breaker.
     bad.status = 200
     wait_until(lambda: proxy.request(DEST)[0] == 200, 3, "the half-open probe to succeed")
-    assert proxy.health()["breakers"][bad.address] == "closed"
+    assert proxy.health()["breakers"][bad.address] == {"example.echo@1.0.0": "closed"}
     assert proxy.sample("wr_proxy_circuit_breaker_state", upstream=bad.address) == 0.0
 
 
@@ -167,3 +169,66 @@ def test_upstream_sending_two_responses_is_not_pooled(
         assert shared_proxy.sample("wr_proxy_upstream_connects_total") - before == 3
     finally:
         server.close()
+
+
+def test_a_failing_module_never_opens_the_breaker_of_its_neighbours(
+    manager: FakeManager, fresh_engines: list[Engine], start_proxy: Callable[..., ProxyProcess]
+) -> None:
+    """Five 500s from echo open echo's breaker on that engine, and only that one: another
+    module on the same engine goes on being served, by its public route too."""
+    engine = fresh_engines[0]
+    engine.failing.add("echo")
+    public = free_port()
+    proxy = start_proxy(extra_toml=external_toml(public, [("/pkg.Other/Get", "example", "other")]))
+    proxy.wait_table(manager.set_rules([rule(engine), rule(engine, module="other")]))
+    assert [proxy.request(DEST)[0] for _ in range(5)] == [500] * 5
+    status, headers, body = proxy.request(DEST)
+    assert status == 503 and b"circuit open for every instance of example.echo" in body
+    assert "retry-after" in headers
+    for _ in range(10):  # its neighbour on the same engine is served, inside and out
+        assert proxy.request("http://example.other/pkg.Other/Get")[0] == 200
+        assert public_request(public, "GET", "/pkg.Other/Get")[0] == 200
+    assert proxy.health()["breakers"][engine.address] == {
+        "example.echo@1.0.0": "open",
+        "example.other@1.0.0": "closed",
+    }
+    state = "wr_proxy_circuit_breaker_state"
+    labels = {"upstream": engine.address, "version": "1.0.0"}
+    assert proxy.sample(state, destination="example.echo", **labels) == 1.0
+    assert proxy.sample(state, destination="example.other", **labels) == 0.0
+    # A rule that leaves the table takes its breaker and its series along.
+    proxy.wait_table(manager.set_rules([rule(engine, module="other")]))
+    assert proxy.sample(state, destination="example.echo") is None
+    assert proxy.health()["breakers"][engine.address] == {"example.other@1.0.0": "closed"}
+
+
+def test_slow_request_bodies_get_408_and_do_not_open_the_breaker(
+    manager: FakeManager, fresh_engines: list[Engine], start_proxy: Callable[..., ProxyProcess]
+) -> None:
+    """A client that stops sending its body is the client's problem, not the module's: five of
+    them must not open the module's breaker for everyone else."""
+    import socket
+
+    proxy = start_proxy(extra_toml=FAST_BREAKER, request_timeout_secs=0.5)
+    proxy.wait_table(manager.set_rules([rule(fresh_engines[0])]))
+    head = (
+        b"POST /pkg.Echo/Say HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n"
+        b"x-wr-destination: " + DEST.encode() + b"\r\n\r\nonly part of it"
+    )
+    stalled = [socket.create_connection(("127.0.0.1", proxy.port), timeout=10) for _ in range(6)]
+    try:
+        for sock in stalled:
+            sock.sendall(head)
+        answers = []
+        for sock in stalled:
+            data = b""
+            while chunk := sock.recv(65536):  # the proxy answers, then closes
+                data += chunk
+            answers.append(data)
+    finally:
+        for sock in stalled:
+            sock.close()
+    assert all(a.startswith(b"HTTP/1.1 408") for a in answers), answers
+    assert all(b"the request body did not arrive within 0.5 s" in a for a in answers)
+    assert proxy.request(DEST)[0] == 200
+    assert proxy.health()["breakers"][fresh_engines[0].address] == {"example.echo@1.0.0": "closed"}

@@ -7,8 +7,16 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+import pytest
+
 from tests.infra.process import wait_until
-from tests.integration.proxy.support import Engine, FakeManager, ProxyProcess, rule
+from tests.integration.proxy.support import (
+    Engine,
+    FakeManager,
+    ProxyProcess,
+    raw_exchange,
+    rule,
+)
 
 DEST = "http://example.echo/pkg.Echo/Say"
 
@@ -161,3 +169,47 @@ def test_concurrent_clients_get_their_own_answers(
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert sum(pool.map(client, range(8))) == 480
+
+
+@pytest.mark.parametrize(
+    ("path", "shown"),
+    [
+        (b"/a b", b"0x20 at offset 2"),
+        (b"/a\tb", b"0x09"),
+        (b"/caf\xc3\xa9", b"0xc3"),
+        (b"/\x80", b"0x80"),
+    ],
+)
+def test_destination_path_that_cannot_be_a_request_target_gets_400(
+    manager: FakeManager,
+    fresh_engines: list[Engine],
+    shared_proxy: ProxyProcess,
+    path: bytes,
+    shown: bytes,
+) -> None:
+    shared_proxy.wait_table(manager.set_rules([rule(fresh_engines[0])]))
+    answer = raw_exchange(
+        shared_proxy.port,
+        b"GET /x HTTP/1.1\r\nhost: x\r\nx-wr-destination: http://example.echo%s\r\n\r\n" % path,
+        until=b"percent-encode",
+    )
+    assert answer.startswith(b"HTTP/1.1 400"), answer
+    assert b"byte " + shown in answer and b"percent-encode it" in answer
+    assert fresh_engines[0].requests == []  # never `GET /a b HTTP/1.1` upstream
+    status, _, body = shared_proxy.request("http://example.echo/a%20b")
+    assert status == 200 and json.loads(body)["path"] == "/a%20b"
+
+
+def test_destination_without_namespace_gets_400_naming_the_shape(
+    manager: FakeManager, fresh_engines: list[Engine], shared_proxy: ProxyProcess
+) -> None:
+    shared_proxy.wait_table(manager.set_rules([rule(fresh_engines[0])]))
+    for destination in ("http://some-service/rpc", "http://some-service:8080/rpc"):
+        status, _, body = shared_proxy.request(destination)
+        assert status == 400, (destination, body)
+        assert b"names no namespace" in body
+        assert b"http://{namespace}.{module}/{pkg}.{Service}/{Method}" in body
+        assert b"http://NAMESPACE.some-service/rpc" in body
+    # A host with a domain is an external one: the egress allowlist decides (403 here).
+    status, _, body = shared_proxy.request("http://api.example.com/rpc")
+    assert status == 403 and b"egress" in body

@@ -21,6 +21,8 @@ def test_defaults(tmp_path: Path) -> None:
     assert config.listen_address == "127.0.0.1:9001"
     assert config.control_address == "127.0.0.1:9002"
     assert config.request_timeout_secs == 30
+    assert config.header_timeout_secs == 10
+    assert config.client_idle_timeout_secs == 75
     assert config.circuit_breaker.failure_threshold == 5
     assert config.circuit_breaker.open_duration_secs == 30
     assert config.cache.routing_table_poll_ms <= 1000

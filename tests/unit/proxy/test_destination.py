@@ -51,3 +51,29 @@ def test_malformed(raw: bytes) -> None:
     for _ in range(2):  # the cached answer is the same error
         with pytest.raises(BadDestination, match="x-wr-destination"):
             parser.parse(raw)
+
+
+@pytest.mark.parametrize("path", [b"/a b", b"/a\tb", b"/\x00", b"/\x7f", b"/caf\xc3\xa9"])
+def test_a_path_that_cannot_be_a_request_target(path: bytes) -> None:
+    with pytest.raises(BadDestination, match="percent-encode"):
+        DestinationParser().parse(b"http://shop.inventory" + path)
+
+
+def test_printable_paths_and_queries_pass_unchanged() -> None:
+    raw = b"http://shop.inventory/a%20b/{x}|y?q=1&r=[2]#frag"
+    assert DestinationParser().parse(raw).path == b"/a%20b/{x}|y?q=1&r=[2]"
+
+
+@pytest.mark.parametrize(
+    ("raw", "single"),
+    [
+        (b"http://some-service/rpc", True),
+        (b"https://localhost:8443/x", True),
+        (b"http://shop.inventory/x", False),
+        (b"http://api.example.com/x", False),
+        (b"http://10.0.0.1/x", False),
+        (b"http://[::1]:9000/x", False),
+    ],
+)
+def test_single_label_hosts(raw: bytes, single: bool) -> None:
+    assert DestinationParser().parse(raw).is_single_label is single

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runtime.proxy import breaker as breaker_module
-from runtime.proxy.breaker import CLOSED, HALF_OPEN, OPEN, BreakerRegistry
+from runtime.proxy.breaker import CLOSED, HALF_OPEN, OPEN, BreakerKey, BreakerRegistry
 from runtime.proxy.config import ExternalRoute
 from runtime.proxy.egress import EgressPolicy
 from runtime.proxy.ingress import IngressRouter
@@ -52,9 +52,9 @@ class FakeClock:
 def test_breaker_opens_half_opens_and_closes(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
     monkeypatch.setattr(breaker_module, "time", clock)
-    changes: list[tuple[str, int]] = []
-    registry = BreakerRegistry(3, 5.0, lambda address, state: changes.append((address, state)))
-    breaker = registry.get("http://e:1")
+    changes: list[tuple[BreakerKey, int]] = []
+    registry = BreakerRegistry(3, 5.0, lambda key, state: changes.append((key, state)))
+    breaker = registry.get("ns.mod", "1.0.0", "http://e:1")
     for _ in range(2):
         breaker.failure()
     breaker.success()  # consecutive failures only
@@ -75,7 +75,48 @@ def test_breaker_opens_half_opens_and_closes(monkeypatch: pytest.MonkeyPatch) ->
     breaker.success()
     assert breaker.state == CLOSED and breaker.allow()
     assert [s for _, s in changes] == [CLOSED, OPEN, HALF_OPEN, OPEN, HALF_OPEN, CLOSED]
-    assert registry.states() == {"http://e:1": "closed"}
+    assert registry.states() == {"http://e:1": {"ns.mod@1.0.0": "closed"}}
+    assert {key for key, _ in changes} == {("ns.mod", "1.0.0", "http://e:1")}
+
+
+def test_breakers_are_per_module_version_on_an_upstream() -> None:
+    changes: list[tuple[BreakerKey, int]] = []
+    registry = BreakerRegistry(2, 5.0, lambda key, state: changes.append((key, state)))
+    failing = registry.get("ns.a", "1.0.0", "http://e:1")
+    others = [
+        registry.get("ns.b", "1.0.0", "http://e:1"),  # another module on that engine
+        registry.get("ns.a", "2.0.0", "http://e:1"),  # another version of it
+        registry.get("ns.a", "1.0.0", "http://e:2"),  # the same one on another engine
+    ]
+    assert registry.get("ns.a", "1.0.0", "http://e:1") is failing
+    for _ in range(2):
+        failing.failure()
+    assert failing.state == OPEN
+    assert all(b.state == CLOSED and b.allow() for b in others)
+    assert registry.states() == {
+        "http://e:1": {"ns.a@1.0.0": "open", "ns.a@2.0.0": "closed", "ns.b@1.0.0": "closed"},
+        "http://e:2": {"ns.a@1.0.0": "closed"},
+    }
+
+
+def test_breakers_of_rules_gone_from_the_table_are_dropped_and_fall_silent() -> None:
+    changes: list[tuple[BreakerKey, int]] = []
+    registry = BreakerRegistry(1, 5.0, lambda key, state: changes.append((key, state)))
+    gone = registry.get("ns.a", "1.0.0", "http://e:1")
+    kept = registry.get("ns.b", "1.0.0", "http://e:1")
+    egress = registry.get("egress:api.example.com", "", "https://api.example.com:443")
+    forgotten: list[BreakerKey] = []
+    registry.retain({kept.key}, forgotten.append)
+    assert forgotten == [gone.key]
+    assert registry.states() == {
+        "http://e:1": {"ns.b@1.0.0": "closed"},
+        "https://api.example.com:443": {"egress:api.example.com": "closed"},
+    }
+    changes.clear()
+    gone.failure()  # a request in flight still holds it: nothing is reported any more
+    egress.failure()
+    assert changes == [(egress.key, OPEN)]
+    assert registry.get("ns.a", "1.0.0", "http://e:1") is not gone  # made anew if it returns
 
 
 @pytest.mark.parametrize("bad", ["items", "/items/{id", "/items/x{id}"])
