@@ -73,6 +73,10 @@ MAX_HEADER_BYTES: Final = 64 * 1024  # a request's header block; proxy and engin
 REQUEST_TIMEOUT_SECS: Final = 30
 MEMORY_LIMIT_MB: Final = 256  # a module's default memory limit
 MAX_MEMORY_LIMIT_MB: Final = 4096
+# A module's max_body_mb (default, highest allowed): the most bytes any one body of it may hold,
+# the request's, the response's, or an outbound call's either way.
+BODY_LIMIT_MB: Final = 64
+MAX_BODY_LIMIT_MB: Final = 1024
 BREAKER_FAILURES: Final = 5  # consecutive failures that open an upstream's circuit breaker
 BREAKER_OPEN_SECS: Final = 30  # how long it stays open
 HEARTBEAT_SECS: Final = 3  # engines heartbeat this often...
