@@ -154,8 +154,16 @@ class WorkerPool:
             return _plain(504, f"module {module}: no worker became free within the deadline")
         worker = self.workers[placed.worker]
         assert worker is not None  # the scheduler places only on live workers
-        request = (module, method, path, headers, body, body_file, left)
-        future = self._send(worker, placed.rid, *request)
+        meta: dict[str, object] = {
+            "op": "req",
+            "id": placed.rid,
+            "module": module,
+            "method": method,
+            "path": path,
+            "headers": headers,
+            "time_left": left,
+        }
+        future = self._send(worker, placed.rid, meta, body, body_file)
         if future is None:
             return _plain(503, f"module {module}: engine worker unavailable, retry")
         try:
@@ -175,26 +183,13 @@ class WorkerPool:
         self,
         worker: _Worker,
         rid: int,
-        module: str,
-        method: str,
-        path: str,
-        headers: list[tuple[str, str]],
+        meta: dict[str, object],
         body: bytes,
         body_file: Path | None,
-        time_left: float,
     ) -> asyncio.Future[Reply] | None:
         """Hand request rid to worker; the future of its reply, None if the worker is gone."""
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         worker.inflight[rid] = future
-        meta: dict[str, object] = {
-            "op": "req",
-            "id": rid,
-            "module": module,
-            "method": method,
-            "path": path,
-            "headers": headers,
-            "time_left": time_left,
-        }
         try:
             if body_file is not None:
                 meta["body_file"] = str(body_file)
