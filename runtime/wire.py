@@ -53,6 +53,9 @@ CAPABILITIES: Final[tuple[Capability, ...]] = get_args(Capability)
 RESERVED_PATH_PREFIX: Final = "/__"  # module paths the runtime owns; never public routes
 HEALTH_PATH: Final = "/__health"  # engines probe every module here (the SDK answers 200)
 GUEST_IO_DIR: Final = "/wr-io"  # where a guest finds the files of its outbound bodies
+# How the engine's error text to a guest starts when it refused to send an outbound call as
+# built (bad URL, method, header or body file): wr_sdk raises InvalidCallError for it.
+INVALID_CALL_PREFIX: Final = "invalid request: "
 METRICS_PATH: Final = "/metrics"  # Prometheus, on every service's admin listener and engines
 ADMIN_HEALTH_PATH: Final = "/healthz"  # liveness of a service's admin listener
 

@@ -42,7 +42,7 @@ class InvalidRequest(OutboundError):
     """A request the guest built that cannot be sent (URL, method, headers, body)."""
 
     def __init__(self, problem: str) -> None:
-        super().__init__(f"invalid request: {problem}")
+        super().__init__(wire.INVALID_CALL_PREFIX + problem)
 
 
 @dataclass

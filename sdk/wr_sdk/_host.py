@@ -12,7 +12,7 @@ import itertools
 import os
 
 from wr_sdk._http import HOST_READ_MAX, Headers, Response
-from wr_sdk._wire import GUEST_IO_DIR
+from wr_sdk._wire import GUEST_IO_DIR, INVALID_CALL_PREFIX
 
 try:
     from componentize_py_types import Err
@@ -36,9 +36,6 @@ class CallError(Exception):
 class InvalidCallError(CallError):
     """A call the host refused to send as built: bad URL, method, header or body (nothing
     was sent, so a retry of the same call fails the same way)."""
-
-
-_INVALID = "invalid request: "  # how the host's error text marks such a call (wit/runtime.wit)
 
 
 def _need_host() -> None:
@@ -70,7 +67,7 @@ def call(
     try:
         answer = _outbound.send(request)
     except Err as exc:
-        error = InvalidCallError if str(exc.value).startswith(_INVALID) else CallError
+        error = InvalidCallError if str(exc.value).startswith(INVALID_CALL_PREFIX) else CallError
         raise error(f"{method} {url}: {exc.value}") from None
     reply_path = f"{GUEST_IO_DIR}/{answer.body_file}"
     try:
