@@ -54,7 +54,7 @@ class WorkerPool:
         self.size = size
         self.settings = settings
         self.workers: list[_Worker | None] = [None] * size
-        self.scheduler = Scheduler(size, [m.key for m in settings.modules])
+        self.scheduler = Scheduler(size, [m.key for m in settings.modules], settings.threads)
         self._env: dict[str, dict[str, str]] = {}
         self._closing = False
         self.restarts = 0

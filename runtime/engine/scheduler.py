@@ -65,8 +65,11 @@ class _Module:
 class Scheduler:
     """The front's count of what each worker and module runs, and the queue of waiters."""
 
-    def __init__(self, workers: int, modules: Iterable[str]) -> None:
+    def __init__(self, workers: int, modules: Iterable[str], threads: int = 16) -> None:
+        """threads: a worker's request threads; each request it holds, parked or running,
+        takes one, so a worker holding that many is given nothing more."""
         keys = list(modules)
+        self._threads = threads
         self.share = max(1, -(-workers // max(1, len(keys))))
         self._loads = [_Load() for _ in range(workers)]
         self._modules = {key: _Module(key, self.share) for key in keys}
@@ -108,12 +111,13 @@ class Scheduler:
         """An idle worker (fewest parked requests); else, for a module below its share, a
         worker whose requests all run long (fewest of them); else None."""
         loads = self._loads
-        idle = [i for i, w in enumerate(loads) if w.alive and w.running == 0]
+        room = [i for i, w in enumerate(loads) if w.alive and w.calls < self._threads]
+        idle = [i for i in room if loads[i].running == 0]
         if idle:
             return min(idle, key=lambda i: loads[i].calls)
         if state.running >= state.share:
             return None
-        open_ = [i for i, w in enumerate(loads) if w.alive and w.short == 0]
+        open_ = [i for i in room if loads[i].short == 0]
         return min(open_, key=lambda i: loads[i].running) if open_ else None
 
     def _claim(self, index: int, module: str) -> Call:

@@ -108,3 +108,17 @@ async def test_a_dead_worker_takes_no_requests_and_hands_back_its_own() -> None:
     other = await _placed(s, "a")
     assert other.worker != call.worker
     assert s.snapshot()["a"]["running"] == 1
+
+
+async def test_a_worker_with_every_thread_taken_gets_nothing_more() -> None:
+    s = Scheduler(1, ["a", "b"], threads=2)
+    s.worker_up(0)
+    first = await _placed(s, "a")
+    s.parked(first.rid, True)  # parked, but still holding a thread
+    second = await _placed(s, "b")
+    s.parked(second.rid, True)
+    third = asyncio.ensure_future(s.acquire("a", 5))
+    await asyncio.sleep(0)
+    assert not third.done()  # the worker is idle, but has no thread left to read with
+    s.finish(first.rid)
+    assert await asyncio.wait_for(third, 1) is not None
