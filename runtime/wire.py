@@ -53,6 +53,9 @@ CAPABILITIES: Final[tuple[Capability, ...]] = get_args(Capability)
 RESERVED_PATH_PREFIX: Final = "/__"  # module paths the runtime owns; never public routes
 HEALTH_PATH: Final = "/__health"  # engines probe every module here (the SDK answers 200)
 GUEST_IO_DIR: Final = "/wr-io"  # where a guest finds the files of its outbound bodies
+# How the engine's error text to a guest starts when it refused to send an outbound call as
+# built (bad URL, method, header or body file): wr_sdk raises InvalidCallError for it.
+INVALID_CALL_PREFIX: Final = "invalid request: "
 METRICS_PATH: Final = "/metrics"  # Prometheus, on every service's admin listener and engines
 ADMIN_HEALTH_PATH: Final = "/healthz"  # liveness of a service's admin listener
 
@@ -77,6 +80,10 @@ IDLE_TIMEOUT_SECS: Final = 75  # a keep-alive connection with no request for thi
 REQUEST_TIMEOUT_SECS: Final = 30
 MEMORY_LIMIT_MB: Final = 256  # a module's default memory limit
 MAX_MEMORY_LIMIT_MB: Final = 4096
+# A module's max_body_mb (default, highest allowed): the most bytes any one body of it may hold,
+# the request's, the response's, or an outbound call's either way.
+BODY_LIMIT_MB: Final = 64
+MAX_BODY_LIMIT_MB: Final = 1024
 BREAKER_FAILURES: Final = 5  # consecutive failures that open an upstream's circuit breaker
 BREAKER_OPEN_SECS: Final = 30  # how long it stays open
 HEARTBEAT_SECS: Final = 3  # engines heartbeat this often...

@@ -56,6 +56,7 @@ class ModuleConfig(_Strict):
     schema_path: Path | None = None
     request_timeout_secs: float = Field(default=float(wire.REQUEST_TIMEOUT_SECS), gt=0)
     memory_limit_mb: int = Field(default=wire.MEMORY_LIMIT_MB, gt=0, le=wire.MAX_MEMORY_LIMIT_MB)
+    max_body_mb: int = Field(default=wire.BODY_LIMIT_MB, gt=0, le=wire.MAX_BODY_LIMIT_MB)
     env: dict[str, str | SecretRef] = Field(default_factory=dict)
     capabilities: list[Capability] = Field(default_factory=list)
 

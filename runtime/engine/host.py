@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-import logging
-import math
 import mmap
 import os
-import shutil
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,24 +17,20 @@ from wasmtime import Store, WasiConfig
 from wasmtime.component import Component, Linker
 
 from runtime.engine.capabilities import check_imports
+from runtime.engine.guest_log import LEVELS
+from runtime.engine.guest_run import GuestRun
 from runtime.engine.handler_call import call_handle, handle_shape_problem
 from runtime.engine.ipc import INLINE_MAX
-from runtime.engine.outbound import CallContext, OutboundError, ProxyClient
+from runtime.engine.outbound import OutboundError, ProxyClient
+from runtime.engine.scratch import Slot
 from runtime.engine.send_import import SendReply, SendRequest, add_send, send_shape_problem
 from runtime.engine.spec import ModuleSpec
 from runtime.engine.wasi_stdin import Buffer, set_stdin_bytes
 from runtime.engine.wasm_config import EPOCH_TICK_SECS, make_config
+from runtime.engine.watchdog import watch
 from runtime.wire import GUEST_IO_DIR
 
-log = logging.getLogger("wr-engine.guest")
-
 HANDLER_EXPORT = "wruntime:runtime/handler@0.1.0"
-LOG_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "error": logging.ERROR,
-}
 
 
 @dataclass
@@ -52,38 +45,11 @@ class Outcome:
 
 
 @dataclass
-class _Request:
-    """Per-call state the host imports read (one call per thread at a time)."""
-
-    spec: ModuleSpec
-    call: CallContext
-    on_park: Callable[[bool], None]
-
-
-@dataclass
 class LoadedModule:
     spec: ModuleSpec
     component: Component
     handle_index: Any
     env: dict[str, str] = field(default_factory=dict)
-
-
-class _Slot:
-    """One request's scratch files: stdout and the /wr-io directory (tmpfs)."""
-
-    def __init__(self, root: Path) -> None:
-        root.mkdir(parents=True, exist_ok=True)
-        self.root = root
-        self.stdout = root / "stdout"
-        self.io = root / "io"
-        self.io.mkdir(exist_ok=True)
-
-    def reset(self) -> None:
-        for entry in os.scandir(self.io):
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                Path(entry.path).unlink()
 
 
 class WasmHost:
@@ -96,7 +62,7 @@ class WasmHost:
         self._scratch = scratch
         self._local = threading.local()
         self._slots = 0
-        self._free_slots: list[_Slot] = []
+        self._free_slots: list[Slot] = []
         self._slot_lock = threading.Lock()
         self._outputs = itertools.count()
         self._proxy = ProxyClient(proxy_address)
@@ -148,20 +114,13 @@ class WasmHost:
 
     # -- host imports (never raise: wasmtime-py keeps their exceptions in a module global) -----
 
-    def _current(self) -> _Request:
-        req: _Request = self._local.request
-        return req
+    def _current(self) -> GuestRun:
+        run: GuestRun = self._local.run
+        return run
 
     def _log_write(self, _store: Any, level: str, message: str) -> None:
-        try:
-            spec = self._current().spec
-            log.log(
-                LOG_LEVELS.get(level, logging.INFO),
-                message,
-                extra={"wr_module": spec.key, "version": spec.version},
-            )
-        except Exception:
-            pass
+        with contextlib.suppress(Exception):
+            self._current().log.write(LEVELS.get(level, LEVELS["info"]), message)
 
     def _config_get(self, _store: Any, key: str) -> str | None:
         try:
@@ -177,14 +136,15 @@ class WasmHost:
 
     def _send(self, req: SendRequest) -> SendReply | str:
         try:
-            current = self._current()
-            current.on_park(True)
+            run = self._current()
+            prepared = self._proxy.prepare(
+                run.call, req.method, req.url, req.headers, req.body_file, req.version
+            )
+            run.park(True)  # only network waits park: a refused request returns at once
             try:
-                reply = self._proxy.send(
-                    current.call, req.method, req.url, req.headers, req.body_file, req.version
-                )
+                reply = self._proxy.deliver(run.call, prepared)
             finally:
-                current.on_park(False)
+                run.park(False)
             return SendReply(reply.status, reply.headers, reply.body_file, reply.body_size)
         except OutboundError as exc:
             return str(exc)
@@ -193,15 +153,15 @@ class WasmHost:
 
     # -- one request ---------------------------------------------------------------------------
 
-    def _take_slot(self) -> _Slot:
+    def _take_slot(self) -> Slot:
         with self._slot_lock:
             if self._free_slots:
                 return self._free_slots.pop()
             self._slots += 1
             n = self._slots
-        return _Slot(self._scratch / f"slot-{n}")
+        return Slot(self._scratch / f"slot-{n}")
 
-    def _give_slot(self, slot: _Slot) -> None:
+    def _give_slot(self, slot: Slot) -> None:
         with self._slot_lock:
             self._free_slots.append(slot)
 
@@ -214,54 +174,60 @@ class WasmHost:
         body: bytes,
         on_park: Callable[[bool], None] = lambda _parked: None,
         body_file: Path | None = None,
+        on_long: Callable[[], None] = lambda: None,
+        time_left: float | None = None,
     ) -> Outcome:
         """Serve one request in a fresh instance. The body is `body`, or the file body_file
-        (consumed)."""
+        (consumed). on_park: the guest waits in (is back from) an outbound call; on_long: it
+        has run for a while (guest_run.LONG_RUN_SECS); time_left: what remains of the
+        request's deadline (it may have waited for a worker), else the module's."""
         module = self.modules[key]
-        spec = module.spec
         slot = self._take_slot()
-        slot.stdout.unlink(missing_ok=True)
         self._local.slot = slot  # given back by release()
-        incoming_trace = next((v for k, v in headers if k == "traceparent"), None)
-        deadline = time.monotonic() + spec.timeout_secs
-        self._local.request = _Request(
-            spec, CallContext(spec.name, spec.namespace, incoming_trace, deadline, slot.io), on_park
-        )
+        trace = next((v for k, v in headers if k == "traceparent"), None)
+        run = GuestRun(module.spec, slot, trace, on_park, on_long, time_left)
+        self._local.run = run
         try:
             if body_file is None:
-                return self._call(module, slot, body, method, path, headers)
+                return self._call(module, run, body, method, path, headers)
             with open(body_file, "rb") as f:
                 if os.fstat(f.fileno()).st_size == 0:
-                    return self._call(module, slot, b"", method, path, headers)
+                    return self._call(module, run, b"", method, path, headers)
                 with _map_copy(f.fileno()) as stdin:
-                    return self._call(module, slot, stdin, method, path, headers)
+                    return self._call(module, run, stdin, method, path, headers)
         finally:
-            self._local.request = None
+            self._local.run = None
+            self._local.finished = run  # its stderr is logged by release()
             slot.reset()
             if body_file is not None:
                 body_file.unlink(missing_ok=True)
 
     def release(self) -> None:
-        """Drop this thread's last Store and give its slot back. The worker calls this after
-        the response is on its way: dropping an instance costs 0.1-0.2 ms."""
+        """Log the guest's stderr, drop this thread's last Store and give its slot back. The
+        worker calls this after the response is on its way: dropping an instance costs
+        0.1-0.2 ms."""
+        run: GuestRun | None = getattr(self._local, "finished", None)
+        if run is not None:
+            self._local.finished = None
+            run.log.flush_stderr(run.slot.stderr)
+            run.log.close()
         self._local.store = None
-        slot: _Slot | None = getattr(self._local, "slot", None)
+        slot: Slot | None = getattr(self._local, "slot", None)
         if slot is not None:
             self._local.slot = None
             self._give_slot(slot)
 
-    def _instantiate(self, module: LoadedModule, slot: _Slot, stdin: Buffer) -> tuple[Store, Any]:
-        """A fresh Store and instance of module, its stdin a copy of stdin and its other WASI
-        files in slot; raises what instantiation raises."""
-        spec = module.spec
+    def _instantiate(self, module: LoadedModule, run: GuestRun, stdin: Buffer) -> tuple[Store, Any]:
+        """A fresh Store and instance of module, its stdin a copy of stdin, its other WASI
+        files in the run's slot, watched every tick; raises what instantiation raises."""
         store = Store(self.engine)
-        store.set_limits(memory_size=spec.memory_limit_bytes)
-        store.set_epoch_deadline(_deadline_ticks(spec))
+        store.set_limits(memory_size=module.spec.memory_limit_bytes)
+        watch(store, run.tick)
         wasi = WasiConfig()
         set_stdin_bytes(wasi, stdin)
-        wasi.stdout_file = str(slot.stdout)
-        wasi.inherit_stderr()
-        wasi.preopen_dir(str(slot.io), GUEST_IO_DIR)
+        wasi.stdout_file = str(run.slot.stdout)
+        wasi.stderr_file = str(run.slot.stderr)
+        wasi.preopen_dir(str(run.slot.io), GUEST_IO_DIR)
         store.set_wasi(wasi)
         instance = self.linker.instantiate(store, module.component)
         return store, instance.get_func(store, module.handle_index)
@@ -269,40 +235,44 @@ class WasmHost:
     def _call(
         self,
         module: LoadedModule,
-        slot: _Slot,
+        run: GuestRun,
         stdin: Buffer,
         method: str,
         path: str,
         headers: list[tuple[str, str]],
     ) -> Outcome:
-        spec = module.spec
         try:
-            store, func = self._instantiate(module, slot, stdin)
+            store, func = self._instantiate(module, run, stdin)
             self._local.store = store  # kept until release(): see there
             if func is None:
                 return _host_error(500, "the component has no handle function")
             status, headers_out = call_handle(store, func, method, path, headers)
             func.post_return(store)
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
-            return _trap_outcome(spec, exc)
+            if run.stopped is not None:
+                return _host_error(*run.stopped)
+            return _trap_outcome(module.spec, exc)
+        problem = run.response_problem(status, headers_out)
+        if problem is not None:
+            return _host_error(*problem)
+        return self._body_outcome(run.slot, status, headers_out)
+
+    def _body_outcome(self, slot: Slot, status: int, headers: list[tuple[str, str]]) -> Outcome:
+        """The guest's answer, its body inline when small, else the stdout file handed over."""
         try:
             size = slot.stdout.stat().st_size
         except FileNotFoundError:
-            return Outcome(status, headers_out, b"")
+            return Outcome(status, headers, b"")
         if size <= INLINE_MAX:
-            return Outcome(status, headers_out, slot.stdout.read_bytes())
+            return Outcome(status, headers, slot.stdout.read_bytes())
         kept = slot.root / f"out-{next(self._outputs)}"
         slot.stdout.rename(kept)
-        return Outcome(status, headers_out, b"", body_file=str(kept))
+        return Outcome(status, headers, b"", body_file=str(kept))
 
 
 def _map_copy(fd: int) -> mmap.mmap:
     """A private, writable map of a (non-empty) spilled body: ctypes can point into it."""
     return mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)
-
-
-def _deadline_ticks(spec: ModuleSpec) -> int:
-    return max(1, math.ceil(spec.timeout_secs / EPOCH_TICK_SECS))
 
 
 def _host_error(status: int, message: str) -> Outcome:
@@ -313,7 +283,5 @@ def _host_error(status: int, message: str) -> Outcome:
 
 def _trap_outcome(spec: ModuleSpec, exc: Exception) -> Outcome:
     text = str(exc)
-    if "wasm trap: interrupt" in text:
-        return _host_error(504, f"module {spec.key}: deadline of {spec.timeout_secs:g} s exceeded")
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
     return _host_error(500, f"module {spec.key} trapped: {first[:200]}")

@@ -5,7 +5,9 @@ overhead: framework request/response objects, header multidicts and a task per h
 Keep-alive, pipelining (requests parsed ahead wait in a queue, reading paused) and
 `Expect: 100-continue` are handled here; a request body larger than ipc.INLINE_MAX is written
 to a file on the scratch tmpfs as it arrives, which the worker then moves into the guest's
-directory (the body is never joined in the front's memory).
+directory (the body is never joined in the front's memory). A body over its module's
+max_body_mb is refused with 413 as soon as that is known (from content-length, before any of
+it is read, and before `100 Continue`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from runtime.wire import MAX_HEADER_BYTES
 log = logging.getLogger("wr-engine.front")
 
 IDLE_SECS = 75.0  # a keep-alive connection with no request for this long is closed
+LINGER_SECS = 2.0  # after a refusal, input is read and dropped this long before closing
 _PHRASES = {s.value: s.phrase.encode() for s in HTTPStatus}
 _NO_BODY_STATUS = frozenset({204, 304})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -61,17 +64,21 @@ class Listener:
 
 
 class _Body:
-    """A request body being received: in memory up to INLINE_MAX, then in a spill file."""
+    """A request body being received: in memory up to INLINE_MAX, then in a spill file; never
+    more than its module's max_body_mb (413 past it)."""
 
     def __init__(self, listener: Listener) -> None:
         self._listener = listener
         self.chunks: list[bytes] = []
         self.size = 0
+        self.limit = 0  # set once the headers say which module the request is for
         self.path: Path | None = None
         self._fd = -1
 
     def add(self, data: bytes) -> None:
         self.size += len(data)
+        if self.size > self.limit:
+            raise _BadRequest(413, f"request body over the limit of {self.limit} bytes")
         if self._fd < 0:
             self.chunks.append(data)
             if self.size <= INLINE_MAX:
@@ -115,6 +122,7 @@ class EngineConnection(asyncio.Protocol):
         self._headers: list[tuple[str, str]] = []
         self._header_bytes = 0
         self._body: _Body | None = None
+        self._request: IncomingRequest | None = None
 
     # -- asyncio callbacks ---------------------------------------------------------------------
 
@@ -166,8 +174,12 @@ class EngineConnection(asyncio.Protocol):
         self._headers = []
         self._header_bytes = 0
         self._body = _Body(self.listener)
+        self._request = None
 
     def on_url(self, url: bytes) -> None:
+        self._header_bytes += len(url)  # the request line counts against the header limit
+        if self._header_bytes > MAX_HEADER_BYTES:
+            raise _BadRequest(414, f"request target over {MAX_HEADER_BYTES} bytes")
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -177,25 +189,32 @@ class EngineConnection(asyncio.Protocol):
         self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
-        for name, value in self._headers:
-            if name == "expect" and value.lower() == "100-continue" and self.transport:
-                self.transport.write(_CONTINUE)
+        assert self._body is not None
+        request = IncomingRequest(
+            self.parser.get_method().decode("ascii"), self._url.decode("latin-1"), self._headers
+        )
+        limit = self._body.limit = self.listener.front.admit(request)
+        declared = request.header_map.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:  # refused before any body is read
+            where = f" of module {request.module}" if request.module else ""
+            raise _BadRequest(
+                413,
+                f"request body of {declared} bytes is over the limit{where} of {limit} bytes "
+                "(max_body_mb)",
+            )
+        self._request = request
+        if request.header_map.get("expect", "").lower() == "100-continue" and self.transport:
+            self.transport.write(_CONTINUE)
 
     def on_body(self, data: bytes) -> None:
         assert self._body is not None
         self._body.add(data)
 
     def on_message_complete(self) -> None:
-        assert self._body is not None
-        body, body_file = self._body.finish()
-        self._body = None
-        request = IncomingRequest(
-            self.parser.get_method().decode("ascii"),
-            self._url.decode("latin-1"),
-            self._headers,
-            body,
-            body_file,
-        )
+        assert self._body is not None and self._request is not None
+        request = self._request
+        request.body, request.body_file = self._body.finish()
+        self._body = self._request = None
         self.queue.append((request, self.parser.should_keep_alive()))
         if self.serving is None:
             self.serving = asyncio.ensure_future(self._serve())
@@ -225,7 +244,7 @@ class EngineConnection(asyncio.Protocol):
                     return
             if self.refusal is not None and self.transport is not None:
                 self._write(self.refusal, False, False)
-                self.transport.close()
+                self._linger()
             elif self.paused and self.transport is not None:
                 self.paused = False
                 self.transport.resume_reading()
@@ -279,11 +298,22 @@ class EngineConnection(asyncio.Protocol):
         else:  # no concatenated copy of a large body
             self.transport.writelines((b"".join(lines), body))
 
+    def _linger(self) -> None:
+        """Close after a refusal. The client may still be sending (a body over the limit):
+        closing with unread input makes the kernel send a reset, which can destroy the answer
+        before the client reads it. So stop writing, read and drop its input for a moment,
+        then close."""
+        assert self.transport is not None
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        asyncio.get_running_loop().call_later(LINGER_SECS, self.close)
+
     def _refuse(self, status: int, message: str) -> None:
         """Answer an unreadable request and close, after the answers owed before it."""
         if self._body is not None:
             self._body.discard()
             self._body = None
+        self._request = None
         if self.transport is None:
             return
         self.refusal = Reply(

@@ -37,6 +37,7 @@ class PreparedModule:
             str(self.cached.artifact),
             c.request_timeout_secs,
             c.memory_limit_mb << 20,
+            c.max_body_mb << 20,
             list(c.capabilities),
             c.inline_env(),
         )

@@ -1,16 +1,25 @@
-"""Outbound calls from guests: sent to the node proxy with x-wr-* headers; bodies are files."""
+"""Outbound calls from guests: sent to the node proxy with x-wr-* headers; bodies are files.
+
+Everything the guest hands over is checked before the connection is touched (http.client
+marks a connection busy before it validates the request line, so a bad URL used to leave the
+thread's keep-alive connection half-started for the next caller), and any failure mid-call
+drops the connection.
+"""
 
 from __future__ import annotations
 
 import http.client
+import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from runtime import wire
 from runtime.engine import tracecontext
+from runtime.engine.scratch import GuestFileError, io_file, take_guest_file, write_host_file
 
 HOP_BY_HOP = {
     "connection",
@@ -29,6 +38,13 @@ class OutboundError(Exception):
     """A call that got no response; the text is what the guest's `send` returns as its error."""
 
 
+class InvalidRequest(OutboundError):
+    """A request the guest built that cannot be sent (URL, method, headers, body)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(wire.INVALID_CALL_PREFIX + problem)
+
+
 @dataclass
 class CallContext:
     """Who is calling, and until when (set per request by the worker)."""
@@ -38,6 +54,16 @@ class CallContext:
     traceparent: str | None
     deadline: float  # time.monotonic() after which no call may start or continue
     io_dir: Path
+    max_body: int  # the most bytes of a request body or a reply
+    io_room: Callable[[], int]  # bytes the guest's /wr-io may still take
+
+    def trace_parent(self) -> str:
+        """The request's trace context: the incoming one, or one made up once per request."""
+        self.traceparent = tracecontext.outbound(self.traceparent)
+        return self.traceparent
+
+    def trace_id(self) -> str:
+        return self.trace_parent().split("-")[1]
 
 
 @dataclass
@@ -48,12 +74,15 @@ class Reply:
     body_size: int
 
 
-def _io_path(io_dir: Path, name: str) -> Path:
-    if not name or "/" in name or name in {".", ".."}:
-        raise OutboundError(
-            f"body-file {name!r}: expected a plain file name inside {wire.GUEST_IO_DIR}"
-        )
-    return io_dir / name
+@dataclass
+class Exchange:
+    """A checked request, ready to send."""
+
+    method: str
+    path: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    url: str
 
 
 class ProxyClient:
@@ -86,7 +115,7 @@ class ProxyClient:
             conn.close()
         self._local.conn = None
 
-    def send(
+    def prepare(
         self,
         ctx: CallContext,
         method: str,
@@ -94,11 +123,11 @@ class ProxyClient:
         headers: list[tuple[str, str]],
         body_file: str | None,
         version: str | None,
-    ) -> Reply:
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
-            raise OutboundError(f"{url!r}: expected an absolute http:// URL")
-        body = _io_path(ctx.io_dir, body_file).read_bytes() if body_file else b""
+    ) -> Exchange:
+        """Check what the guest asks for and build the request (reading its body file);
+        InvalidRequest says what is wrong. Touches no connection."""
+        parts = check_request(method, url, headers)
+        body = _take_body(ctx, body_file)
         out = [
             (k, v)
             for k, v in headers
@@ -109,57 +138,140 @@ class ProxyClient:
             (wire.DESTINATION_HEADER, url),
             (wire.SOURCE_HEADER, ctx.module),
             (wire.SOURCE_NS_HEADER, ctx.namespace),
-            ("traceparent", tracecontext.outbound(ctx.traceparent)),
+            ("traceparent", ctx.trace_parent()),
             ("content-length", str(len(body))),
         ]
         if version:
-            out.append((wire.VERSION_HEADER, version))
+            out.append((wire.VERSION_HEADER, _header_value(wire.VERSION_HEADER, version)))
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return Exchange(method, path, out, body, url)
+
+    def deliver(self, ctx: CallContext, call: Exchange) -> Reply:
+        """Send a prepared request through the proxy; the reply body goes to a /wr-io file."""
         remaining = ctx.deadline - time.monotonic()
         if remaining <= 0:
             raise OutboundError("the request deadline passed before the call started")
-        data, status, reply_headers = self._exchange(method, path, out, body, remaining, url)
+        data, status, reply_headers = self._exchange(call, remaining, ctx.max_body)
+        if len(data) > ctx.io_room():
+            raise OutboundError(
+                f"{call.method} {call.url}: no room for the reply's {len(data)} bytes in "
+                f"{wire.GUEST_IO_DIR} (twice max_body_mb in all)"
+            )
         self._counter += 1
         name = f"reply-{threading.get_ident()}-{self._counter}.body"
-        _io_path(ctx.io_dir, name).write_bytes(data)
+        try:
+            write_host_file(io_file(ctx.io_dir, name), data)
+        except GuestFileError as exc:
+            raise OutboundError(str(exc)) from None
         return Reply(status, reply_headers, name, len(data))
 
     def _exchange(
-        self,
-        method: str,
-        path: str,
-        headers: list[tuple[str, str]],
-        body: bytes,
-        timeout: float,
-        url: str,
+        self, call: Exchange, timeout: float, limit: int
     ) -> tuple[bytes, int, list[tuple[str, str]]]:
+        """Send call and read the reply (at most limit bytes of body) on this thread's
+        connection; any failure drops the connection, so it is never left half-used."""
         for attempt in (1, 2):
             conn = self._connection(timeout)
-            sent = False
             try:
-                conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-                for k, v in headers:
-                    conn.putheader(k, v)
-                conn.endheaders(body)
-                sent = True
-                resp = conn.getresponse()
-                data = resp.read()
-                if resp.will_close:
-                    self._drop()
-                return data, resp.status, [(k.lower(), v) for k, v in resp.getheaders()]
-            except TimeoutError:
+                return self._round_trip(conn, call, limit)
+            except _Retry:
                 self._drop()
-                raise OutboundError(f"{method} {url}: the request deadline passed") from None
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                # A pooled connection the proxy closed meanwhile. Retry once on a new one, but
-                # only when the proxy cannot have acted on the request (not fully sent, or no
-                # body to replay).
-                self._drop()
-                if attempt == 2 or (sent and body):
+                if attempt == 2:
                     raise OutboundError(
-                        f"{method} {url}: the proxy closed the connection"
+                        f"{call.method} {call.url}: the proxy closed the connection"
                     ) from None
-            except OSError as exc:
+            except BaseException:
                 self._drop()
-                raise OutboundError(f"{method} {url}: proxy unreachable: {exc}") from None
+                raise
         raise AssertionError("unreachable")
+
+    def _round_trip(
+        self, conn: http.client.HTTPConnection, call: Exchange, limit: int
+    ) -> tuple[bytes, int, list[tuple[str, str]]]:
+        sent = False
+        where = f"{call.method} {call.url}"
+        try:
+            conn.putrequest(call.method, call.path, skip_host=True, skip_accept_encoding=True)
+            for k, v in call.headers:
+                conn.putheader(k, v)
+            conn.endheaders(call.body)
+            sent = True
+            resp = conn.getresponse()
+            if resp.length is not None and resp.length > limit:
+                raise _too_large(where, limit)
+            data = resp.read(limit + 1)
+            if len(data) > limit:
+                raise _too_large(where, limit)
+            if resp.will_close or not resp.isclosed():
+                self._drop()
+            return data, resp.status, [(k.lower(), v) for k, v in resp.getheaders()]
+        except TimeoutError:
+            raise OutboundError(f"{where}: the request deadline passed") from None
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            # A pooled connection the proxy closed meanwhile: retried once on a new one, but
+            # only when the proxy cannot have acted on it (not fully sent, or no body).
+            if sent and call.body:
+                raise OutboundError(f"{where}: the proxy closed the connection") from None
+            raise _Retry from None
+        except OSError as exc:
+            raise OutboundError(f"{where}: proxy unreachable: {exc}") from None
+        except http.client.HTTPException as exc:
+            raise OutboundError(f"{where}: bad reply from the proxy: {exc!r}") from None
+
+
+class _Retry(Exception):
+    """The pooled connection was closed before the request could have been acted on."""
+
+
+def _too_large(where: str, limit: int) -> OutboundError:
+    return OutboundError(f"{where}: reply body over the module's limit of {limit} bytes")
+
+
+# An HTTP token (RFC 9110), and what a header value or a request target may not contain.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE = re.compile(r"[^\t\x20-\x7e\x80-\xff]")
+_BAD_URL = re.compile(r"[^\x21-\x7e]")
+
+
+def check_request(method: str, url: str, headers: list[tuple[str, str]]) -> SplitResult:
+    """The parts of url when the request can be sent as it is; else InvalidRequest says why."""
+    if not _TOKEN.fullmatch(method):
+        raise InvalidRequest(f"method {method!r} is not an HTTP method token")
+    bad = _BAD_URL.search(url)
+    if bad:
+        raise InvalidRequest(
+            f"URL {url!r} contains {bad.group()!r}: percent-encode spaces, control and "
+            "non-ASCII characters"
+        )
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError as exc:
+        raise InvalidRequest(f"URL {url!r}: {exc}") from None
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise InvalidRequest(f"URL {url!r}: expected an absolute http:// URL")
+    size = 0
+    for name, value in headers:
+        if not _TOKEN.fullmatch(name):
+            raise InvalidRequest(f"header name {name!r} is not an HTTP token")
+        _header_value(name, value)
+        size += len(name) + len(value)
+    if size > wire.MAX_HEADER_BYTES:
+        raise InvalidRequest(f"headers of {size} bytes, over {wire.MAX_HEADER_BYTES}")
+    return parts
+
+
+def _header_value(name: str, value: str) -> str:
+    bad = _BAD_VALUE.search(value)
+    if bad:
+        raise InvalidRequest(f"header {name!r} contains {bad.group()!r}")
+    return value
+
+
+def _take_body(ctx: CallContext, body_file: str | None) -> bytes:
+    if not body_file:
+        return b""
+    try:
+        return take_guest_file(io_file(ctx.io_dir, body_file), ctx.max_body)
+    except GuestFileError as exc:
+        raise InvalidRequest(str(exc)) from None

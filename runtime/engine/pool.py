@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import itertools
 import json
 import logging
 import mmap
@@ -19,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.engine import ipc
+from runtime.engine.scheduler import Scheduler
 from runtime.engine.spec import WorkerSettings
 
 log = logging.getLogger("wr-engine.pool")
@@ -43,22 +42,19 @@ class _Worker:
     proc: asyncio.subprocess.Process
     writer: asyncio.StreamWriter
     reader: asyncio.StreamReader
-    running: int = 0  # requests executing guest code (not parked in an outbound call)
     inflight: dict[int, asyncio.Future[Reply]] = field(default_factory=dict)
-    parked: set[int] = field(default_factory=set)
     alive: bool = True
     task: asyncio.Task[None] | None = None
 
 
 class WorkerPool:
-    """N workers; a request goes to a worker with no guest code running, else waits its turn."""
+    """N workers; the scheduler says which one runs each request."""
 
     def __init__(self, size: int, settings: WorkerSettings) -> None:
         self.size = size
         self.settings = settings
         self.workers: list[_Worker | None] = [None] * size
-        self._ids = itertools.count(1)
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.scheduler = Scheduler(size, [m.key for m in settings.modules], settings.threads)
         self._env: dict[str, dict[str, str]] = {}
         self._closing = False
         self.restarts = 0
@@ -105,7 +101,7 @@ class WorkerPool:
             writer.write(ipc.encode({"op": "env", "module": key, "env": env}))
         self.workers[index] = worker
         worker.task = asyncio.create_task(self._read_loop(worker))
-        self._wake()
+        self.scheduler.worker_up(index)
 
     async def close(self) -> None:
         self._closing = True
@@ -133,17 +129,6 @@ class WorkerPool:
 
     # -- dispatch ------------------------------------------------------------------------------
 
-    def _pick(self) -> _Worker | None:
-        idle = [w for w in self.workers if w is not None and w.alive and w.running == 0]
-        return min(idle, key=lambda w: len(w.inflight)) if idle else None
-
-    def _wake(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-
     async def call(
         self,
         module: str,
@@ -154,44 +139,35 @@ class WorkerPool:
         deadline_secs: float,
         body_file: Path | None = None,
     ) -> Reply:
-        """Run one request; 504 when the module deadline (plus grace) passes with no answer.
+        """Run one request; 504 when deadline_secs (plus grace) pass with no answer. Time spent
+        waiting for a worker counts: the guest gets what is left.
 
         A large body may come as body_file instead (on the scratch tmpfs: the worker moves it
         into the guest's directory; the caller removes it if it is still there afterwards).
         """
-        deadline = time.monotonic() + deadline_secs + KILL_GRACE_SECS
-        worker = self._pick()
-        while worker is None:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await asyncio.wait_for(waiter, max(0.0, deadline - time.monotonic()))
-            except TimeoutError:
-                return _plain(504, f"module {module}: no worker became free within the deadline")
-            worker = self._pick()
-        rid = next(self._ids)
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        worker.inflight[rid] = future
-        worker.running += 1
+        started = time.monotonic()
+        placed = await self.scheduler.acquire(module, deadline_secs)
+        left = deadline_secs - (time.monotonic() - started)  # the guest gets what waiting left
+        if placed is None or left <= 0:
+            if placed is not None:
+                self.scheduler.finish(placed.rid)
+            return _plain(504, f"module {module}: no worker became free within the deadline")
+        worker = self.workers[placed.worker]
+        assert worker is not None  # the scheduler places only on live workers
         meta: dict[str, object] = {
             "op": "req",
-            "id": rid,
+            "id": placed.rid,
             "module": module,
             "method": method,
             "path": path,
             "headers": headers,
+            "time_left": left,
         }
-        try:
-            if body_file is not None:
-                meta["body_file"] = str(body_file)
-            elif len(body) > ipc.INLINE_MAX:
-                meta["body_file"] = str(self._spill(worker, rid, body))
-                body = b""
-            worker.writer.write(ipc.encode(meta, body))
-        except Exception:  # the worker went away between pick and write
-            self._finish(worker, rid)
+        future = self._send(worker, placed.rid, meta, body, body_file)
+        if future is None:
             return _plain(503, f"module {module}: engine worker unavailable, retry")
         try:
+            deadline = started + deadline_secs + KILL_GRACE_SECS
             return await asyncio.wait_for(
                 asyncio.shield(future), max(0.0, deadline - time.monotonic())
             )
@@ -203,6 +179,29 @@ class WorkerPool:
             await self._recycle(worker)
             return _plain(504, f"module {module}: deadline of {deadline_secs:g} s exceeded")
 
+    def _send(
+        self,
+        worker: _Worker,
+        rid: int,
+        meta: dict[str, object],
+        body: bytes,
+        body_file: Path | None,
+    ) -> asyncio.Future[Reply] | None:
+        """Hand request rid to worker; the future of its reply, None if the worker is gone."""
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        worker.inflight[rid] = future
+        try:
+            if body_file is not None:
+                meta["body_file"] = str(body_file)
+            elif len(body) > ipc.INLINE_MAX:
+                meta["body_file"] = str(self._spill(worker, rid, body))
+                body = b""
+            worker.writer.write(ipc.encode(meta, body))
+        except Exception:  # the worker went away between placing and writing
+            self._finish(worker, rid)
+            return None
+        return future
+
     def _spill(self, worker: _Worker, rid: int, body: bytes) -> Path:
         """Write a large request body where the worker takes it as the guest's stdin."""
         path = Path(self.settings.scratch_dir) / f"w{worker.index}" / f"in-{rid}"
@@ -210,11 +209,8 @@ class WorkerPool:
         return path
 
     def _finish(self, worker: _Worker, rid: int) -> asyncio.Future[Reply] | None:
-        future = worker.inflight.pop(rid, None)
-        if future is not None and rid not in worker.parked:
-            worker.running -= 1
-        worker.parked.discard(rid)
-        return future
+        self.scheduler.finish(rid)
+        return worker.inflight.pop(rid, None)
 
     async def _read_loop(self, worker: _Worker) -> None:
         try:
@@ -229,14 +225,10 @@ class WorkerPool:
                     if future is not None and not future.done():
                         headers = [(k, v) for k, v in meta["headers"]]
                         future.set_result(Reply(meta["status"], headers, data, meta["error"]))
-                elif op == "park" and rid in worker.inflight:
-                    worker.parked.add(rid)
-                    worker.running -= 1
-                elif op == "unpark" and rid in worker.parked:
-                    worker.parked.discard(rid)
-                    worker.running += 1
-                if worker.running == 0:
-                    self._wake()
+                elif op in ("park", "unpark") and rid in worker.inflight:
+                    self.scheduler.parked(rid, op == "park")
+                elif op == "long" and rid in worker.inflight:
+                    self.scheduler.went_long(rid)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         if worker.alive and not self._closing:
@@ -248,13 +240,14 @@ class WorkerPool:
         if not worker.alive:
             return
         worker.alive = False
+        self.scheduler.worker_down(worker.index)  # before any await: place nothing more there
         with contextlib.suppress(ProcessLookupError):
             worker.proc.kill()
         await worker.proc.wait()
-        for rid, future in list(worker.inflight.items()):
+        for future in worker.inflight.values():
             if not future.done():
                 future.set_result(_plain(500, "engine worker failed while running this request"))
-            worker.inflight.pop(rid, None)
+        worker.inflight.clear()
         if worker.task is not None and worker.task is not asyncio.current_task():
             worker.task.cancel()
         if self._closing:
@@ -264,7 +257,6 @@ class WorkerPool:
             await self._spawn(worker.index)
         except Exception:
             log.exception("could not restart worker", extra={"worker": worker.index})
-        self._wake()
 
 
 def _plain(status: int, message: str) -> Reply:

@@ -15,6 +15,7 @@ from runtime import wire
 from runtime.engine.metrics import LATENCY, REQUESTS
 from runtime.engine.pool import Reply, WorkerPool
 from runtime.engine.routing import select_module
+from runtime.engine.spec import ModuleSpec
 from runtime.engine.tracing import request_span
 
 log = logging.getLogger("wr-engine.front")
@@ -48,6 +49,9 @@ class IncomingRequest:
     body: bytes = b""
     body_file: Path | None = None
     header_map: dict[str, str] = field(default_factory=dict)  # first value of each name
+    routed: bool = False  # module and guest_path are set (Front.admit)
+    module: str | None = None  # `namespace.module`, None for the engine's own endpoints
+    guest_path: str = ""
 
     def __post_init__(self) -> None:
         for name, value in self.headers:
@@ -58,25 +62,41 @@ class Front:
     """Routes each request: engine endpoints, or a module via the worker pool."""
 
     def __init__(
-        self, pool: WorkerPool, timeouts: dict[str, float], health: HealthReport, tracing: bool
+        self,
+        pool: WorkerPool,
+        modules: dict[str, ModuleSpec],
+        health: HealthReport,
+        tracing: bool,
     ) -> None:
-        """timeouts maps each served `namespace.module` to its request deadline in seconds;
+        """modules: the served modules by `namespace.module` (deadline and body limit);
         tracing: open a span per module request (tracing was set up)."""
         self.pool = pool
-        self.timeouts = timeouts
+        self.modules = modules
         self.health = health
         self.tracing = tracing
+        limits = [m.max_body_bytes for m in modules.values()]
+        self._other_body_limit = max(limits, default=wire.BODY_LIMIT_MB << 20)
+
+    def admit(self, request: IncomingRequest) -> int:
+        """Route a request whose headers are in; the most body bytes it may then bring (its
+        module's max_body_mb; for anything else the largest, to answer it with a 404)."""
+        request.module, request.guest_path = select_module(request.header_map, request.path_qs)
+        request.routed = True
+        spec = self.modules.get(request.module) if request.module else None
+        return spec.max_body_bytes if spec else self._other_body_limit
 
     async def answer(self, request: IncomingRequest) -> Reply:
-        key, guest_path = select_module(request.header_map, request.path_qs)
+        if not request.routed:
+            self.admit(request)
+        key = request.module
         if key is None:
             return await self._engine_endpoint(request)
-        timeout = self.timeouts.get(key)
-        if timeout is None:
-            served = ", ".join(sorted(self.timeouts)) or "no modules"
+        spec = self.modules.get(key)
+        if spec is None:
+            served = ", ".join(sorted(self.modules)) or "no modules"
             return _text(404, f"unknown module {key!r}: this engine serves {served}")
         started = time.perf_counter()
-        reply = await self._forward(request, key, guest_path, timeout)
+        reply = await self._forward(request, key, request.guest_path, spec.timeout_secs)
         if reply.error is not None:
             log.warning(
                 "request failed",

@@ -63,12 +63,7 @@ class EngineService:
         tracing = setup_tracing(
             "wr-engine", self.config.otlp_endpoint, self.config.trace_sample_ratio
         )
-        front = Front(
-            self.pool,
-            {m.key: m.config.request_timeout_secs for m in self.modules},
-            self.health_report,
-            tracing,
-        )
+        front = Front(self.pool, {s.key: s for s in settings.modules}, self.health_report, tracing)
         listener = Listener(front, Path(settings.scratch_dir) / "front")
         host, port = split_host_port(self.config.listen_address)
         self._server = await asyncio.get_running_loop().create_server(
@@ -146,6 +141,7 @@ class EngineService:
             "workers": len(self.pool.pids()),
             "modules": [m.key for m in self.modules],
             "registered": bool(self.registrar and self.registrar.registered.is_set()),
+            "load": self.pool.scheduler.snapshot(),
         }
 
     async def stop(self) -> None:

@@ -16,6 +16,7 @@ class ModuleSpec:
     artifact: str  # path of the verified precompiled component
     timeout_secs: float
     memory_limit_bytes: int
+    max_body_bytes: int
     capabilities: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
 

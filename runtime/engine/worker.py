@@ -2,12 +2,13 @@
 
 Started with subprocess (never forked after wasmtime is loaded). Reads request frames from the
 socket FD, runs each against a fresh instance, writes response frames back. A request blocked
-in an outbound call is "parked" so the front may send this worker more work.
+in an outbound call is "parked", and one that runs long says so, so the front may send this
+worker more work.
 
 Leader/follower: the thread that reads a request also runs it (no hand-off between threads,
-which cost ~0.3 ms per request). When its guest parks in an outbound call, it passes the
-reader role to another pool thread first, so requests keep arriving, and once its own request
-is done it stops reading.
+which cost ~0.3 ms per request). When its guest parks in an outbound call or runs long, it
+passes the reader role to another pool thread first, so requests keep arriving, and once its
+own request is done it stops reading.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class WorkerLoop:
                 body,
                 on_park=lambda parked: self._park(rid, parked),
                 body_file=Path(meta["body_file"]) if meta.get("body_file") else None,
+                on_long=lambda: self._long(rid),
+                time_left=meta.get("time_left"),
             )
             reply = {
                 "op": "resp",
@@ -84,7 +87,17 @@ class WorkerLoop:
 
     def _park(self, rid: int, parked: bool) -> None:
         self.send({"op": "park" if parked else "unpark", "id": rid})
-        if parked and self.reader == threading.get_ident():
+        if parked:
+            self._hand_off_reading()
+
+    def _long(self, rid: int) -> None:
+        """The request has run long: read the next request on another thread, so the front
+        may place another module's request here (see scheduler.py)."""
+        self._hand_off_reading()
+        self.send({"op": "long", "id": rid})
+
+    def _hand_off_reading(self) -> None:
+        if self.reader == threading.get_ident():
             self.reader = None
             self.pool.submit(self._read_loop)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from wr_sdk._app import HttpError, Module
-from wr_sdk._host import CallError, GuestOnly, call, config, log
+from wr_sdk._host import CallError, GuestOnly, InvalidCallError, call, config, log
 from wr_sdk._http import Request, Response
 
 __all__ = [
     "CallError",
     "GuestOnly",
     "HttpError",
+    "InvalidCallError",
     "Module",
     "Request",
     "Response",

@@ -7,11 +7,12 @@ On a normal Python interpreter the functions raise GuestOnly.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 
 from wr_sdk._http import HOST_READ_MAX, Headers, Response
-from wr_sdk._wire import GUEST_IO_DIR
+from wr_sdk._wire import GUEST_IO_DIR, INVALID_CALL_PREFIX
 
 try:
     from componentize_py_types import Err
@@ -30,6 +31,11 @@ class GuestOnly(RuntimeError):
 
 class CallError(Exception):
     """An outbound call that got no response (bad URL, connection refused, deadline)."""
+
+
+class InvalidCallError(CallError):
+    """A call the host refused to send as built: bad URL, method, header or body (nothing
+    was sent, so a retry of the same call fails the same way)."""
 
 
 def _need_host() -> None:
@@ -61,9 +67,19 @@ def call(
     try:
         answer = _outbound.send(request)
     except Err as exc:
-        raise CallError(f"{method} {url}: {exc.value}") from None
-    data = _read_file(f"{GUEST_IO_DIR}/{answer.body_file}", answer.body_size)
+        error = InvalidCallError if str(exc.value).startswith(INVALID_CALL_PREFIX) else CallError
+        raise error(f"{method} {url}: {exc.value}") from None
+    reply_path = f"{GUEST_IO_DIR}/{answer.body_file}"
+    try:
+        data = _read_file(reply_path, answer.body_size)
+    finally:
+        _remove(reply_path)  # its room in /wr-io counts against the module's quota
     return Response(answer.status, data, list(answer.headers))
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 # Every file operation in /wr-io is a hand-off to the host's I/O threads, so these use as few

@@ -7,3 +7,4 @@ grow every instance's snapshot); tests/unit/test_wire.py fails when this copy dr
 HEALTH_PATH = "/__health"  # engines probe every module here; dispatch answers 200 by default
 RESERVED_PATH_PREFIX = "/__"  # module paths the runtime owns
 GUEST_IO_DIR = "/wr-io"  # where outbound bodies are handed over as files
+INVALID_CALL_PREFIX = "invalid request: "  # the host refused to send a call as built

@@ -18,6 +18,7 @@ SOURCES = {
     "echo": ECHO / "echo",
     "caller": ECHO / "caller",
     "testkit": ENGINE_GUESTS / "testkit",
+    "hostile": ENGINE_GUESTS / "hostile",
     "with_db": ENGINE_GUESTS / "with_db",
 }
 

@@ -145,6 +145,7 @@ class ModuleSection(_Strict):
     memory_limit_mb: Annotated[int, Field(ge=16, le=wire.MAX_MEMORY_LIMIT_MB)] = (
         wire.MEMORY_LIMIT_MB
     )
+    max_body_mb: Annotated[int, Field(ge=1, le=wire.MAX_BODY_LIMIT_MB)] = wire.BODY_LIMIT_MB
     capabilities: list[wire.Capability] = []
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

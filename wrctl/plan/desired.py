@@ -101,6 +101,7 @@ def _module(config: ClusterConfig, mod: ModuleSection, base: Path) -> Resource:
         "replicas": str(mod.replicas),
         "request_timeout_secs": str(mod.request_timeout_secs),
         "memory_limit_mb": str(mod.memory_limit_mb),
+        "max_body_mb": str(mod.max_body_mb),
         "capabilities": json.dumps(sorted(mod.capabilities)),
     }
     for key, value in sorted(mod.env.items()):

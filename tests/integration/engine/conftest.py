@@ -3,8 +3,10 @@ wr-engine, and a stand-in node proxy that forwards x-wr-destination back to the 
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -57,6 +59,64 @@ class Engine:
         namespace, name = module.split(".")
         all_headers = {"x-wr-module": name, "x-wr-namespace": namespace, **(headers or {})}
         return http_call(self.base, method, path, body, all_headers, timeout)
+
+    def health(self) -> dict[str, Any]:
+        status, _, body = http_call(self.base, "GET", "/__health", timeout=5)
+        assert status == 200, body
+        report: dict[str, Any] = json.loads(body)
+        return report
+
+    def log_records(self) -> list[dict[str, Any]]:
+        """The JSON records the engine and its workers logged so far."""
+        records = []
+        for line in self.process.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    records.append(json.loads(line))
+        return records
+
+    def worker_pids(self) -> list[int]:
+        pid = self.process.pid
+        return [int(k) for k in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+    def scratch_dirs(self) -> list[Path]:
+        """The workers' scratch directories (tmpfs): the last argument of each worker."""
+        return [
+            Path(Path(f"/proc/{kid}/cmdline").read_bytes().split(b"\0")[-2].decode())
+            for kid in self.worker_pids()
+        ]
+
+
+class PeakUsage:
+    """Samples the bytes under some directories on a thread until stopped; `peak` is the most
+    seen at once (how far a flooding guest got before the engine stopped it)."""
+
+    def __init__(self, dirs: list[Path]) -> None:
+        self.dirs = dirs
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PeakUsage:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, sum(_tree_bytes(d) for d in self.dirs))
+
+
+def _tree_bytes(root: Path) -> int:
+    total = 0
+    for parent, _, files in os.walk(root):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(parent, name)).st_size
+    return total
 
 
 def module_toml(name: str, wasm: Path, namespace: str = "example", **extra: Any) -> str:
@@ -130,7 +190,8 @@ class Seen:
 
 @dataclass
 class StubProxy:
-    """Stands in for wr-proxy: forwards module calls to the engine, answers external URLs."""
+    """Stands in for wr-proxy: forwards module calls to the engine, answers external URLs
+    (`*.example.com`) by echoing the body, or with N bytes for `?reply=N`."""
 
     engine_base: str = ""
     seen: list[Seen] = field(default_factory=list)
@@ -155,7 +216,10 @@ def stub_proxy() -> Iterator[StubProxy]:
             dest = urlsplit(headers.get("x-wr-destination", ""))
             namespace, _, module = (dest.hostname or "").partition(".")
             if dest.hostname and dest.hostname.endswith("example.com"):
-                status, reply_headers, data = 200, {}, body  # an "external" echo
+                # an "external" echo; `?reply=N` answers with N bytes instead
+                size = parse_qs(dest.query).get("reply")
+                data = b"r" * int(size[0]) if size else body
+                status, reply_headers = 200, {}
             else:
                 status, reply_headers, data = http_call(
                     state.engine_base,

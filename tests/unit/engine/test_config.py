@@ -34,7 +34,7 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
     assert config.workers >= 1
     m = config.module[0]
     assert m.wasm_path == tmp_path.resolve() / "build/echo.wasm"
-    assert (m.request_timeout_secs, m.memory_limit_mb) == (30.0, 256)
+    assert (m.request_timeout_secs, m.memory_limit_mb, m.max_body_mb) == (30.0, 256, 64)
     assert m.inline_env() == {"A": "1"}
     assert m.secret_keys() == {"K": "k"}
 
@@ -49,6 +49,8 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
         (MODULE.replace('"1.0.0"', '"1.0"'), "is not a semantic version"),
         (MODULE + MODULE, "module example.echo is declared twice"),
         (MODULE + "request_timeout_secs = 0\n", "request_timeout_secs"),
+        (MODULE + "max_body_mb = 0\n", "max_body_mb"),
+        (MODULE + "max_body_mb = 1025\n", "max_body_mb"),
         (MODULE + 'capabilities = ["gpu"]\n', "capabilities"),
         (MODULE + "env = { K = { secret = false } }\n", "env.K"),
         ('[node]\nproxy_address = "127.0.0.1:9001"\n', "expected an http:// URL"),

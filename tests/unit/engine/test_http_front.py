@@ -1,5 +1,6 @@
 """The engine's HTTP protocol on a loopback socket, with a stand-in for the front (no wasm):
-idle keep-alive connections are closed, a slow answer is not, large bodies arrive as files."""
+idle keep-alive connections are closed, a slow answer is not, large bodies arrive as files,
+bodies over the limit and overlong request targets are refused."""
 
 from __future__ import annotations
 
@@ -24,8 +25,14 @@ class StubFront:
     def __init__(self) -> None:
         self.delay = 0.0
         self.spilled: list[Path] = []
+        self.body_limit = 1 << 30
+        self.answered = 0
+
+    def admit(self, request: IncomingRequest) -> int:
+        return self.body_limit
 
     async def answer(self, request: IncomingRequest) -> Reply:
+        self.answered += 1
         if self.delay:
             await asyncio.sleep(self.delay)  # a slow guest
         body = request.body
@@ -92,3 +99,34 @@ async def test_large_body_arrives_as_a_file_and_is_removed(served) -> None:  # t
     _, small = await _exchange(reader, writer, b"small")
     assert small == b"small" and len(front.spilled) == 1  # small bodies stay in memory
     writer.close()
+
+
+async def _refusal(port: int, head: bytes, body: bytes = b"") -> tuple[bytes, bytes]:
+    """Send head (and body), read the answer to its end: the engine closes after a refusal."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head + body)
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    return status_line, rest.partition(b"\r\n\r\n")[2]
+
+
+async def test_a_body_over_the_limit_is_refused_unread(served) -> None:  # type: ignore[no-untyped-def]
+    front, listener, port = served
+    front.body_limit = 100
+    status, body = await _refusal(port, b"POST /p HTTP/1.1\r\ncontent-length: 101\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 413 ")
+    assert body == b"request body of 101 bytes is over the limit of 100 bytes (max_body_mb)\n"
+    chunked = b"POST /p HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"
+    chunk = b"40\r\n" + b"c" * 64 + b"\r\n"
+    status, body = await _refusal(port, chunked, chunk * 2)
+    assert status.startswith(b"HTTP/1.1 413") and b"over the limit of 100 bytes" in body
+    assert front.answered == 0
+    assert not list(listener.spill_dir.iterdir())
+
+
+async def test_an_overlong_request_target_is_414(served) -> None:  # type: ignore[no-untyped-def]
+    _, _, port = served
+    target = b"/" + b"a" * (70 * 1024)
+    status, _ = await _refusal(port, b"GET " + target + b" HTTP/1.1\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 414")
