@@ -8,7 +8,7 @@ import re
 from runtime.names import NAME_RE
 from runtime.wire import DESTINATION_HEADER, module_host
 
-_LABEL = re.compile(rb"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_LABEL = re.compile(rb"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _CACHE_LIMIT = 4096
 
 
@@ -75,7 +75,7 @@ def _valid_host(host: bytes) -> bool:
         except (ValueError, UnicodeDecodeError):
             return False
         return True
-    return all(_LABEL.match(label) for label in host.split(b"."))
+    return all(_LABEL.fullmatch(label) for label in host.split(b"."))
 
 
 def _parse(raw: bytes) -> Destination:
@@ -109,7 +109,7 @@ def _parse(raw: bytes) -> Destination:
         path = path[: path.find(b"#")]
     text = host.decode("ascii")
     labels = text.split(".")
-    if not tls and len(labels) == 2 and colon < 0 and all(NAME_RE.match(x) for x in labels):
+    if not tls and len(labels) == 2 and colon < 0 and all(NAME_RE.fullmatch(x) for x in labels):
         return Destination(authority, text, port, tls, path, labels[0], labels[1])
     return Destination(authority, text.strip("[]"), port, tls, path, None, None)
 

@@ -15,12 +15,13 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from runtime.wire import module_key
 from wrctl.bundle.hostverify import MANIFEST, SIGNATURE
 from wrctl.bundle.manifest import HostSecret, ModuleEntry, make_manifest
-from wrctl.bundle.schemas import compile_schema
 from wrctl.bundle.services import DEFAULT_BASE_IMAGE, Program, ServiceContext, service_files
 from wrctl.bundle.tarball import build_tarball
 from wrctl.bundle.wheelset import WheelSet
+from wrctl.config.hostvalues import PATH_CHARS
 from wrctl.config.model import ModuleSection
 from wrctl.config.targets import LOOPBACK, HostTarget, NodeTarget, Targets
+from wrctl.schemas import compile_schema
 from wrctl.templates import render
 
 if TYPE_CHECKING:
@@ -251,7 +252,12 @@ class _Builder:
         context = ServiceContext(cluster, target, kind, python, image)
         files.update(service_files(context, programs))
         files["install.sh"] = render(
-            "install.sh.j2", kind=kind, cluster=cluster, target=target, host_secrets=host_secrets
+            "install.sh.j2",
+            kind=kind,
+            cluster=cluster,
+            target=target,
+            host_secrets=host_secrets,
+            path_chars=PATH_CHARS,
         ).encode()
         files[VERIFIER] = verifier_script()
         files.update(self._wheel_files())
