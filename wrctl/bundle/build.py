@@ -251,14 +251,7 @@ class _Builder:
         image = place.docker_base_image or DEFAULT_BASE_IMAGE
         context = ServiceContext(cluster, target, kind, python, image)
         files.update(service_files(context, programs))
-        files["install.sh"] = render(
-            "install.sh.j2",
-            kind=kind,
-            cluster=cluster,
-            target=target,
-            host_secrets=host_secrets,
-            path_chars=PATH_CHARS,
-        ).encode()
+        files["install.sh"] = _install_script(kind, cluster, target, host_secrets)
         files[VERIFIER] = verifier_script()
         files.update(self._wheel_files())
         digests = {name: self._sha256(data) for name, data in files.items()}
@@ -291,6 +284,18 @@ class _Builder:
             module_key(m.namespace, m.name, m.version): f"sha256:{m.sha256}" for m in modules
         }
         return Bundle(target, kind, path, f"sha256:{digest}", module_digests)
+
+
+def _install_script(kind: str, cluster: str, target: str, secrets: list[HostSecret]) -> bytes:
+    """install.sh, which refuses paths outside the characters validation allows."""
+    return render(
+        "install.sh.j2",
+        kind=kind,
+        cluster=cluster,
+        target=target,
+        host_secrets=secrets,
+        path_chars=PATH_CHARS,
+    ).encode()
 
 
 def verifier_script() -> bytes:
