@@ -6,7 +6,7 @@ import re
 
 import semver
 
-NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?$")
+NAME_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?")  # use fullmatch
 NAME_RULE = "1-24 characters of [a-z0-9-], starting and ending with a letter or digit"
 
 
@@ -16,7 +16,7 @@ class InvalidName(ValueError):
 
 def check_name(value: str, field: str) -> str:
     """Return value when it is a valid module/namespace/node name, else raise naming the field."""
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):
         raise InvalidName(f"{field}: {value!r} is not a valid name ({NAME_RULE})")
     return value
 

@@ -49,6 +49,11 @@ def split_module_key(key: str) -> tuple[str, str, str]:
 Capability = Literal["db", "blobstore", "tracing", "llm"]
 CAPABILITIES: Final[tuple[Capability, ...]] = get_args(Capability)
 
+# ---- components: the first bytes of every WebAssembly component binary ------------------------
+# "\0asm", then version 0x0d and layer 1 (a core module has version 1, layer 0)
+COMPONENT_HEADER: Final = b"\x00asm\x0d\x00\x01\x00"
+CORE_MODULE_HEADER: Final = b"\x00asm\x01\x00\x00\x00"
+
 # ---- paths -----------------------------------------------------------------------------------
 RESERVED_PATH_PREFIX: Final = "/__"  # module paths the runtime owns; never public routes
 HEALTH_PATH: Final = "/__health"  # engines probe every module here (the SDK answers 200)
@@ -91,13 +96,18 @@ HEARTBEAT_TIMEOUT_SECS: Final = 30  # ...and the manager marks them unhealthy af
 
 # ---- public (external ingress) routes: what the proxy accepts at load and wrctl validates ----
 _ROUTE_PARAM = re.compile(r"\{[A-Za-z_]\w*\}")
-_METHOD_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_METHOD_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# What a request path may hold (RFC 3986 pchar, '/' and the {param} braces); anything else,
+# a space or a control character, could never arrive in a request line.
+_ROUTE_PATH = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@%/{}]*")
 
 
 def route_path_problem(path: str) -> str | None:
     """Why path cannot be a public route pattern (`/items/{id}`), or None when it can."""
     if not path.startswith("/"):
         return f"{path!r} must start with '/'"
+    if not _ROUTE_PATH.fullmatch(path):
+        return f"{path!r}: only URL path characters may appear (no spaces or control characters)"
     if path.startswith(RESERVED_PATH_PREFIX):
         return f"{path!r}: paths under {RESERVED_PATH_PREFIX} are reserved for the runtime"
     for segment in path.split("/")[1:]:
@@ -108,7 +118,21 @@ def route_path_problem(path: str) -> str | None:
 
 def method_problem(method: str) -> str | None:
     """Why method is not an HTTP method token, or None when it is one."""
-    return None if _METHOD_TOKEN.match(method) else f"{method!r} is not an HTTP method token"
+    return None if _METHOD_TOKEN.fullmatch(method) else f"{method!r} is not an HTTP method token"
+
+
+# ---- egress allowlist: non-cluster hosts a guest may call -------------------------------------
+_DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def egress_domain_problem(entry: str) -> str | None:
+    """Why entry is not an allowlist entry (a host name, or `*.domain` matching one more
+    label; any case), or None when it is one. A URL or a bare `*` is refused."""
+    name = entry.lower()
+    bare = name[2:] if name.startswith("*.") else name
+    if bare and all(_DOMAIN_LABEL.fullmatch(label) for label in bare.split(".")):
+        return None
+    return f"{entry!r} is not a domain name or '*.domain' (e.g. api.example.com)"
 
 
 def route_segments(path: str) -> list[str]:

@@ -25,3 +25,7 @@ class StalePlanError(WrctlError):
 
 class LockHeldError(WrctlError):
     """Another apply holds the manager's apply lock."""
+
+
+class OtherClusterError(WrctlError):
+    """The manager reached serves another cluster than the cluster.toml being applied."""

@@ -19,7 +19,7 @@ from runtime.api import wruntime_pb2_grpc as pb_grpc
 from runtime.wire import DESTINATION_HEADER, SOURCE_HEADER, VERSION_HEADER, module_host
 from wrctl.errors import WrctlError
 
-_TARGET = re.compile(r"^([a-z0-9-]{1,24})\.([a-z0-9-]{1,24})(/.*)?$")
+_TARGET = re.compile(r"([a-z0-9-]{1,24})\.([a-z0-9-]{1,24})(/.*)?")
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class InvokeResult:
 
 def parse_target(target: str) -> tuple[str, str, str]:
     """`ns.module/path` -> (ns, module, /path)."""
-    m = _TARGET.match(target)
+    m = _TARGET.fullmatch(target)
     if not m:
         raise WrctlError(
             f"{target!r} is not a module target; expected NAMESPACE.MODULE/PATH "

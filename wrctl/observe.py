@@ -4,6 +4,7 @@ after it, an unreachable manager is an error (the `.wrctl/CLUSTER.applied` marke
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -11,7 +12,7 @@ import grpc
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
 from wrctl.config import Targets
-from wrctl.errors import ManagerUnreachable
+from wrctl.errors import ManagerUnreachable, OtherClusterError
 from wrctl.fsutil import write_atomic
 from wrctl.plan import ClusterState, nothing_yet
 from wrctl.plan.live import from_cluster_state
@@ -31,15 +32,15 @@ def observe(manager_address: str, timeout: float = 5.0) -> ClusterState:
                 f"manager at {manager_address} did not answer GetClusterState "
                 f"({code.name if code else 'error'}: {details})"
             ) from None
-    state = from_cluster_state(response)
     secrets = frozenset(f"{e.namespace}/{e.key}" for e in listed.secrets)
-    return ClusterState(state.resources, state.engines, state.serial, True, secrets, state.bundles)
+    return replace(from_cluster_state(response), reachable=True, secrets=secrets)
 
 
 def observe_live(targets: Targets, timeout: float = 5.0) -> ClusterState:
-    """Live state; an unreachable manager means "nothing yet" only before the first apply."""
+    """Live state; an unreachable manager means "nothing yet" only before the first apply.
+    A manager that serves another cluster is refused (see check_cluster)."""
     try:
-        return observe(targets.manager.endpoint, timeout)
+        state = observe(targets.manager.endpoint, timeout)
     except ManagerUnreachable as exc:
         marker = _marker(targets)
         if marker.exists():
@@ -48,6 +49,23 @@ def observe_live(targets: Targets, timeout: float = 5.0) -> ClusterState:
                 "state cannot be assumed empty"
             ) from None
         return nothing_yet()
+    check_cluster(targets, state.cluster)
+    return state
+
+
+def check_cluster(targets: Targets, served: str) -> None:
+    """Refuse to act on a manager that says it serves another cluster (a plan against it
+    would replace that cluster's manager and nodes), unless the user allowed it. A manager
+    that does not say (one run by hand) is taken as it is."""
+    ours = targets.config.cluster.name
+    if not served or served == ours or targets.overrides.allow_other_cluster:
+        return
+    raise OtherClusterError(
+        f"the manager at {targets.manager.endpoint} serves cluster {served!r}, not {ours!r} "
+        f"of {targets.config.source}: another cluster's manager answers on that address. "
+        f"Give {ours!r} a manager address of its own ([manager] port, --manager or "
+        "WR_MANAGER), or pass --allow-other-cluster to take that manager over on purpose"
+    )
 
 
 def _marker(targets: Targets) -> Path:

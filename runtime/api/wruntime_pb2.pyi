@@ -507,18 +507,20 @@ class GetClusterStateRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetClusterStateResponse(_message.Message):
-    __slots__ = ("serial", "manager_release", "nodes", "lock", "manager_version")
+    __slots__ = ("serial", "manager_release", "nodes", "lock", "manager_version", "cluster")
     SERIAL_FIELD_NUMBER: _ClassVar[int]
     MANAGER_RELEASE_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     LOCK_FIELD_NUMBER: _ClassVar[int]
     MANAGER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
     serial: int
     manager_release: ReleaseRecord
     nodes: _containers.RepeatedCompositeFieldContainer[NodeState]
     lock: ApplyLock
     manager_version: str
-    def __init__(self, serial: _Optional[int] = ..., manager_release: _Optional[_Union[ReleaseRecord, _Mapping]] = ..., nodes: _Optional[_Iterable[_Union[NodeState, _Mapping]]] = ..., lock: _Optional[_Union[ApplyLock, _Mapping]] = ..., manager_version: _Optional[str] = ...) -> None: ...
+    cluster: str
+    def __init__(self, serial: _Optional[int] = ..., manager_release: _Optional[_Union[ReleaseRecord, _Mapping]] = ..., nodes: _Optional[_Iterable[_Union[NodeState, _Mapping]]] = ..., lock: _Optional[_Union[ApplyLock, _Mapping]] = ..., manager_version: _Optional[str] = ..., cluster: _Optional[str] = ...) -> None: ...
 
 class RecordReleaseRequest(_message.Message):
     __slots__ = ("release", "lock_id")

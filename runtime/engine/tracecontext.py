@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 import secrets
 
-_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 
 
 def is_valid(value: str | None) -> bool:
-    match = _TRACEPARENT.match(value or "")
+    match = _TRACEPARENT.fullmatch(value or "")
     return match is not None and match[1] != "0" * 32 and match[2] != "0" * 16
 
 

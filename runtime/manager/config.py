@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from runtime.names import check_name
 from runtime.tomlconfig import load_config
 from runtime.wire import HEARTBEAT_TIMEOUT_SECS, MANAGER_ADMIN_PORT, MANAGER_PORT
 
@@ -20,6 +21,9 @@ class ManagerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # The cluster this manager serves ([cluster] name of cluster.toml): wrctl refuses to plan
+    # another cluster's changes against it. "" for a manager run by hand.
+    cluster: str = ""
     listen_address: str = f"127.0.0.1:{MANAGER_PORT}"
     admin_address: str = f"127.0.0.1:{MANAGER_ADMIN_PORT}"
     data_dir: str = DEFAULT_DATA_DIR
@@ -35,6 +39,11 @@ class ManagerConfig(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     otlp_endpoint: str | None = None
     trace_sample_ratio: float = Field(default=1.0, ge=0, le=1)
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster(cls, value: str) -> str:
+        return check_name(value, "cluster") if value else value
 
     @field_validator("listen_address", "admin_address")
     @classmethod

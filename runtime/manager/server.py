@@ -89,6 +89,7 @@ class ManagerServer:
         log.info(
             "manager started",
             extra={
+                "cluster": self.config.cluster,
                 "grpc": f"{split_host_port(self.config.listen_address)[0]}:{self.grpc_port}",
                 "admin": f"{split_host_port(self.config.admin_address)[0]}:{self.admin_port}",
                 "state": redact_url(self.config.state_url()),
@@ -97,7 +98,7 @@ class ManagerServer:
 
     async def _start_listeners(self, state: ManagerState) -> None:
         server = grpc.aio.server()
-        servicer = ManagerService(state, self.metrics)
+        servicer = ManagerService(state, self.metrics, self.config.cluster)
         pb_grpc.add_ManagerServiceServicer_to_server(servicer, server)
         host, port = split_host_port(self.config.listen_address)
         try:

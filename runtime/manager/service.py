@@ -25,9 +25,10 @@ Ctx = grpc.aio.ServicerContext[Any, Any]
 class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
     """The manager's gRPC API (worker, schedule and discovery RPCs come in later issues)."""
 
-    def __init__(self, state: ManagerState, metrics: ManagerMetrics) -> None:
+    def __init__(self, state: ManagerState, metrics: ManagerMetrics, cluster: str = "") -> None:
         self.state = state
         self.metrics = metrics
+        self.cluster = cluster  # the cluster it serves, told to wrctl with the cluster state
 
     # ── engines ──────────────────────────────────────────────────────────
 
@@ -175,7 +176,9 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
     async def GetClusterState(
         self, request: pb.GetClusterStateRequest, context: Ctx
     ) -> pb.GetClusterStateResponse:
-        return await self.state.cluster_state()
+        response = await self.state.cluster_state()
+        response.cluster = self.cluster
+        return response
 
     @rpc
     async def RecordRelease(

@@ -9,9 +9,9 @@ from runtime.manager.errors import InvalidArgument
 from runtime.names import NAME_RULE, InvalidName, check_name, check_version
 from runtime.wire import module_key, split_module_key
 
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-SECRET_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,199}$")
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+SECRET_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,199}")
 RELEASE_STATUSES = ("applied", "failed", "rolled-back")
 MANAGER_TARGET = "manager"
 MAX_SECRET_BYTES = 64 * 1024
@@ -39,7 +39,7 @@ def non_empty(value: str, field: str) -> str:
 
 
 def identifier(value: str, field: str) -> str:
-    if not ID_RE.match(value):
+    if not ID_RE.fullmatch(value):
         raise InvalidArgument(
             f"{field}: {value!r} is not a valid id (1-200 characters of [A-Za-z0-9_.:@/-])"
         )
@@ -47,7 +47,7 @@ def identifier(value: str, field: str) -> str:
 
 
 def secret_key(value: str, field: str) -> str:
-    if not SECRET_KEY_RE.match(value):
+    if not SECRET_KEY_RE.fullmatch(value):
         raise InvalidArgument(
             f"{field}: {value!r} is not a valid secret key (1-128 characters of [A-Za-z0-9_.-])"
         )
@@ -55,7 +55,7 @@ def secret_key(value: str, field: str) -> str:
 
 
 def digest(value: str, field: str, *, required: bool) -> str:
-    if (required or value) and not DIGEST_RE.match(value):
+    if (required or value) and not DIGEST_RE.fullmatch(value):
         raise InvalidArgument(f"{field}: {value!r} is not a digest (expected sha256:<64 hex>)")
     return value
 

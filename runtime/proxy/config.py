@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -15,7 +14,6 @@ from runtime.names import check_name
 from runtime.tomlconfig import load_config
 
 _LOOPBACK_NAMES = {"localhost"}
-_DOMAIN_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 class _Strict(BaseModel):
@@ -120,16 +118,11 @@ class EgressSection(_Strict):
     @field_validator("allowed_domains")
     @classmethod
     def _domains(cls, values: list[str]) -> list[str]:
-        out = []
         for value in values:
-            name = value.lower()
-            bare = name[2:] if name.startswith("*.") else name
-            if not bare or not all(_DOMAIN_LABEL_RE.match(label) for label in bare.split(".")):
-                raise ValueError(
-                    f"{value!r} is not a domain name or '*.domain' (e.g. api.example.com)"
-                )
-            out.append(name)
-        return out
+            problem = wire.egress_domain_problem(value)
+            if problem:
+                raise ValueError(problem)
+        return [value.lower() for value in values]
 
 
 class CircuitBreakerSection(_Strict):

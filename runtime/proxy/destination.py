@@ -8,7 +8,7 @@ import re
 from runtime.names import NAME_RE
 from runtime.wire import DESTINATION_HEADER, module_host
 
-_LABEL = re.compile(rb"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_LABEL = re.compile(rb"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")  # used with fullmatch
 # What may not appear raw in a request target: whitespace and control bytes would break the
 # request line sent upstream; other bytes outside ASCII are never valid unescaped (RFC 3986).
 _NOT_IN_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
@@ -99,7 +99,7 @@ def _valid_host(host: bytes) -> bool:
         except (ValueError, UnicodeDecodeError):
             return False
         return True
-    return all(_LABEL.match(label) for label in host.split(b"."))
+    return all(_LABEL.fullmatch(label) for label in host.split(b"."))
 
 
 def _parse(raw: bytes) -> Destination:
@@ -139,7 +139,7 @@ def _parse(raw: bytes) -> Destination:
         )
     text = host.decode("ascii")
     labels = text.split(".")
-    if not tls and len(labels) == 2 and colon < 0 and all(NAME_RE.match(x) for x in labels):
+    if not tls and len(labels) == 2 and colon < 0 and all(NAME_RE.fullmatch(x) for x in labels):
         return Destination(authority, text, port, tls, path, labels[0], labels[1])
     return Destination(authority, text.strip("[]"), port, tls, path, None, None)
 

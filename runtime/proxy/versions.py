@@ -11,10 +11,10 @@ import semver
 from runtime.wire import VERSION_HEADER
 
 _PARTIAL = re.compile(
-    r"^(?P<major>0|[1-9]\d*|[*xX])(?:\.(?P<minor>0|[1-9]\d*|[*xX]))?"
-    r"(?:\.(?P<patch>0|[1-9]\d*|[*xX]))?(?:-(?P<pre>[0-9A-Za-z.-]+))?$"
+    r"(?P<major>0|[1-9]\d*|[*xX])(?:\.(?P<minor>0|[1-9]\d*|[*xX]))?"
+    r"(?:\.(?P<patch>0|[1-9]\d*|[*xX]))?(?:-(?P<pre>[0-9A-Za-z.-]+))?"
 )
-_OP = re.compile(r"^(\^|~|>=|<=|>|<|=)?\s*(.+)$")
+_OP = re.compile(r"(\^|~|>=|<=|>|<|=)?\s*(.+)")
 
 Check = Callable[[semver.Version], bool]
 
@@ -37,7 +37,7 @@ class _Partial:
 
 
 def _parse_partial(text: str, whole: str) -> _Partial:
-    match = _PARTIAL.match(text)
+    match = _PARTIAL.fullmatch(text)
     if not match:
         raise InvalidRequirement(f"{VERSION_HEADER} {whole!r}: {text!r} is not a version")
     parts: list[int | None] = []
@@ -80,7 +80,7 @@ def _range(low: semver.Version, high: semver.Version | None) -> Check:
 
 
 def _comparator(text: str, whole: str) -> tuple[Check, _Partial]:
-    match = _OP.match(text.strip())
+    match = _OP.fullmatch(text.strip())
     if not match:
         raise InvalidRequirement(f"{VERSION_HEADER} {whole!r}: empty comparator")
     op, rest = match.group(1) or "", match.group(2).strip()

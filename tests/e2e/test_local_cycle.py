@@ -13,6 +13,7 @@ import pytest
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
+from runtime.wire import COMPONENT_HEADER
 from tests.e2e.conftest import COLD, LocalCluster
 from wrctl.managerapi import ManagerClient
 
@@ -130,7 +131,7 @@ def test_broken_module_fails_the_gate_and_rolls_back(local_cluster: LocalCluster
     c = local_cluster
     _ok(c.wrctl("apply", "--auto-approve", *COLD))
     broken = c.root / "broken.wasm"
-    broken.write_bytes(b"\0asm\x01\0\0\0 this is not a component")
+    broken.write_bytes(COMPONENT_HEADER + b" this is not a component")
     c.template = c.template.replace(
         next(line for line in c.template.splitlines() if "echo-" in line and "component" in line),
         f'component = "{broken}"',

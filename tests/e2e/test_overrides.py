@@ -19,12 +19,13 @@ import pytest
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
+from runtime.wire import COMPONENT_HEADER
 from tests.infra.process import free_port
 from tests.infra.ssh_hosts import SshHost
 from tests.integration.manager.builders import module, registration, release
 from tests.integration.manager.test_process import ManagerProcess
-from wrctl.bundle.schemas import compile_schema
 from wrctl.managerapi import ManagerClient
+from wrctl.schemas import compile_schema
 
 WRCTL = str(Path(sys.executable).parent / "wrctl")
 ECHO_PROTO = Path(__file__).resolve().parents[2] / "examples/echo/schemas/echo.proto"
@@ -55,7 +56,7 @@ def manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagerProcess
 @pytest.fixture
 def cluster(tmp_path: Path) -> Path:
     """A local cluster.toml whose manager port has nothing behind it."""
-    (tmp_path / "echo.wasm").write_bytes(b"\0asm not really")
+    (tmp_path / "echo.wasm").write_bytes(COMPONENT_HEADER + b"not really")
     (tmp_path / "cluster.toml").write_text(
         f'[cluster]\nname = "ovr"\n[manager]\nhost = "local"\nport = {free_port()}\n'
         '[defaults]\nformat = "supervisor"\nworkdir = "wr"\n'

@@ -19,6 +19,7 @@ import pytest
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
+from runtime.wire import COMPONENT_HEADER
 from tests.e2e.conftest import COLD, WRCTL
 from tests.e2e.remote import Host, RemoteCluster, ok
 from tests.infra import policy
@@ -147,7 +148,7 @@ def test_deploy_over_ssh(cluster: RemoteCluster, tmp_path: Path) -> None:
     # A broken echo fails node-a's gate; node-a goes back to its release; calls still work.
     print("step:", "A broken echo fails node-a's gate; node-", flush=True)
     broken = tmp_path / "broken.wasm"
-    broken.write_bytes(b"\0asm\x01\0\0\0 not a component")
+    broken.write_bytes(COMPONENT_HEADER + b" not a component")
     c.write(greeting="bonjour", echo=broken)
     failed = c.wrctl("apply", "--auto-approve", "--health-timeout", "20")
     assert failed.returncode == 1

@@ -10,7 +10,9 @@ def test_valid_names(name: str) -> None:
     assert check_name(name, "module.name") == name
 
 
-@pytest.mark.parametrize("name", ["", "A", "a_b", "-a", "a-", "a" * 25, "é", "a.b"])
+@pytest.mark.parametrize(
+    "name", ["", "A", "a_b", "-a", "a-", "a" * 25, "é", "a.b", "echo\n", "echo\n\n", "\necho"]
+)
 def test_invalid_names_name_the_field(name: str) -> None:
     with pytest.raises(InvalidName, match=r"^module\.name: "):
         check_name(name, "module.name")

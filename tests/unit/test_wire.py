@@ -144,6 +144,9 @@ def test_split_module_key_refuses_other_shapes(key: str) -> None:
         ("/__anything/x", "reserved for the runtime"),
         ("/items/{id}.json", "a parameter must be a whole segment"),
         ("/files/{*rest}", "a parameter must be a whole segment"),
+        ("/a b", "only URL path characters"),
+        ("/a\n", "only URL path characters"),
+        ("/caf%C3%A9/~x/a:b@c", None),
     ],
 )
 def test_route_path_rules(path: str, problem: str | None) -> None:
@@ -164,3 +167,22 @@ def test_route_shapes_equal_when_the_proxy_matches_the_same_requests() -> None:
 def test_method_tokens() -> None:
     assert wire.method_problem("PATCH") is None
     assert wire.method_problem("GET POST") == "'GET POST' is not an HTTP method token"
+    assert wire.method_problem("GET\n") == "'GET\\n' is not an HTTP method token"
+
+
+@pytest.mark.parametrize(
+    ("entry", "ok"),
+    [
+        ("api.example.com", True),
+        ("*.Example.com", True),
+        ("localhost", True),
+        ("https://x", False),
+        ("*", False),
+        ("*.*.example.com", False),
+        ("api.example.com\n", False),
+        ("", False),
+        ("a..b", False),
+    ],
+)
+def test_egress_entries(entry: str, ok: bool) -> None:
+    assert (wire.egress_domain_problem(entry) is None) is ok

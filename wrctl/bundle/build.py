@@ -15,12 +15,13 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from runtime.wire import module_key
 from wrctl.bundle.hostverify import MANIFEST, SIGNATURE
 from wrctl.bundle.manifest import HostSecret, ModuleEntry, make_manifest
-from wrctl.bundle.schemas import compile_schema
 from wrctl.bundle.services import DEFAULT_BASE_IMAGE, Program, ServiceContext, service_files
 from wrctl.bundle.tarball import build_tarball
 from wrctl.bundle.wheelset import WheelSet
+from wrctl.config.hostvalues import PATH_CHARS
 from wrctl.config.model import ModuleSection
 from wrctl.config.targets import LOOPBACK, HostTarget, NodeTarget, Targets
+from wrctl.schemas import compile_schema
 from wrctl.templates import render
 
 if TYPE_CHECKING:
@@ -257,9 +258,7 @@ class _Builder:
         image = place.docker_base_image or DEFAULT_BASE_IMAGE
         context = ServiceContext(cluster, target, kind, python, image)
         files.update(service_files(context, programs))
-        files["install.sh"] = render(
-            "install.sh.j2", kind=kind, cluster=cluster, target=target, host_secrets=host_secrets
-        ).encode()
+        files["install.sh"] = _install_script(kind, cluster, target, host_secrets)
         files[VERIFIER] = verifier_script()
         files.update(self._wheel_files())
         digests = {name: self._sha256(data) for name, data in files.items()}
@@ -292,6 +291,18 @@ class _Builder:
             module_key(m.namespace, m.name, m.version): f"sha256:{m.sha256}" for m in modules
         }
         return Bundle(target, kind, path, f"sha256:{digest}", module_digests)
+
+
+def _install_script(kind: str, cluster: str, target: str, secrets: list[HostSecret]) -> bytes:
+    """install.sh, which refuses paths outside the characters validation allows."""
+    return render(
+        "install.sh.j2",
+        kind=kind,
+        cluster=cluster,
+        target=target,
+        host_secrets=secrets,
+        path_chars=PATH_CHARS,
+    ).encode()
 
 
 def verifier_script() -> bytes:

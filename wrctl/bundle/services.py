@@ -3,9 +3,9 @@ systemd units (+ the target's .target), and the Docker image + compose file."""
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, field
 
+from wrctl.escaping import quote
 from wrctl.templates import render
 
 DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
@@ -27,22 +27,23 @@ class Program:
     def key_file(self, target: str) -> str:
         return f"@WORKDIR@/{target}/data/secrets.key"
 
-    def shell_command(self, target: str, dollar: str = "$") -> str:
+    def shell_command(self, target: str) -> str:
         """The command, reading the secrets key from its file first when it needs it."""
-        command = " ".join(shlex.quote(a) for a in self.argv)
+        command = " ".join(quote(a) for a in self.argv)
         if not self.needs_secrets_key:
             return command
-        return f"{SECRETS_KEY_ENV}={dollar}(cat {self.key_file(target)}) exec {command}"
+        return f"{SECRETS_KEY_ENV}=$(cat {quote(self.key_file(target))}) exec {command}"
 
     def supervisor_command(self, target: str) -> str:
+        """The command line supervisord splits (as a shell would) into argv."""
         if not self.needs_secrets_key:
             return self.shell_command(target)
-        return f"sh -c '{self.shell_command(target)}'"
+        return f"sh -c {quote(self.shell_command(target))}"
 
     def docker_command(self, target: str) -> list[str]:
         if not self.needs_secrets_key:
             return self.argv
-        return ["sh", "-c", self.shell_command(target, dollar="$$")]  # compose unescapes $$
+        return ["sh", "-c", self.shell_command(target)]
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ class Target:
 
     @property
     def machine(self) -> str:
-        match = PLATFORM_RE.match(self.platform)
+        match = PLATFORM_RE.fullmatch(self.platform)
         assert match is not None
         return match.group(2)
 
@@ -71,7 +71,7 @@ def default_target(python: str = DEFAULT_PYTHON) -> Target:
 def compatible_platforms(tag: str) -> list[str]:
     """Every platform tag a host of `tag` runs, best first (pip does not expand
     manylinux_2_X by itself): manylinux_2_36 -> 2_35 ... 2_17, manylinux2014, ... 2_5."""
-    match = PLATFORM_RE.match(tag)
+    match = PLATFORM_RE.fullmatch(tag)
     if match is None or match.group(1).startswith("musllinux"):
         return [tag]
     family, arch = match.groups()

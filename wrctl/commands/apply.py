@@ -10,6 +10,7 @@ import typer
 
 from wrctl.commands.options import (
     AcceptNewHostKey,
+    AllowOtherCluster,
     AutoApprove,
     ClusterFile,
     HealthTimeout,
@@ -35,6 +36,7 @@ def apply(
     accept_new_host_key: AcceptNewHostKey = False,
     known_hosts: KnownHosts = None,
     manager: Manager = None,
+    allow_other_cluster: AllowOtherCluster = False,
 ) -> None:
     """Converge the cluster: show the plan, confirm, then deploy manager and nodes."""
     from wrctl.commands.exits import abort
@@ -50,7 +52,8 @@ def apply(
     from wrctl.deploy.apply import ApplyFailed, ApplyOptions, apply_plan
     from wrctl.plan import render_text
 
-    made, reviewed = _plan(target, overrides(manager, known_hosts, accept_new_host_key))
+    given = overrides(manager, known_hosts, accept_new_host_key, allow_other_cluster)
+    made, reviewed = _plan(target, given)
     if not made.actions:
         out.print("No changes. The cluster matches the configuration.")
         return
@@ -91,6 +94,7 @@ def destroy(
     accept_new_host_key: AcceptNewHostKey = False,
     known_hosts: KnownHosts = None,
     manager: Manager = None,
+    allow_other_cluster: AllowOtherCluster = False,
 ) -> None:
     """Remove everything apply created: node services, the manager and its state."""
     from wrctl.commands.exits import abort
@@ -100,7 +104,8 @@ def destroy(
     from wrctl.observe import forget_applied, observe_live
     from wrctl.plan import ClusterState, diff, make_plan, render_text
 
-    targets = load_targets(cluster, overrides(manager, known_hosts, accept_new_host_key))
+    given = overrides(manager, known_hosts, accept_new_host_key, allow_other_cluster)
+    targets = load_targets(cluster, given)
     made = make_plan(targets, observe_live(targets))
     if not made.live.reachable:
         out.print("Nothing to destroy: the manager is not running.")

@@ -44,14 +44,25 @@ KnownHosts = Annotated[
     str | None,
     typer.Option("--known-hosts", help="known_hosts file to check hosts against.", metavar="FILE"),
 ]
+AllowOtherCluster = Annotated[
+    bool,
+    typer.Option(
+        "--allow-other-cluster",
+        help="Act on the manager even when it serves another cluster than cluster.toml's "
+        "(taking that cluster's manager over).",
+    ),
+]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def overrides(
-    manager: str | None = None, known_hosts: str | None = None, accept_new_host_key: bool = False
+    manager: str | None = None,
+    known_hosts: str | None = None,
+    accept_new_host_key: bool = False,
+    allow_other_cluster: bool = False,
 ) -> Overrides:
     """What the command line (and WR_MANAGER, through --manager) changes about reaching the
     cluster, for `wrctl.config.resolve_targets`."""
     from wrctl.config.targets import Overrides
 
-    return Overrides(manager or None, known_hosts or None, accept_new_host_key)
+    return Overrides(manager or None, known_hosts or None, accept_new_host_key, allow_other_cluster)

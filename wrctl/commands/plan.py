@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from wrctl.commands.exits import EXIT_CHANGES
-from wrctl.commands.options import ClusterFile, Manager, overrides
+from wrctl.commands.options import AllowOtherCluster, ClusterFile, Manager, overrides
 
 
 def plan(
@@ -21,6 +21,7 @@ def plan(
         bool, typer.Option("--detailed-exitcode", help="Exit 2 when there are changes.")
     ] = False,
     manager: Manager = None,
+    allow_other_cluster: AllowOtherCluster = False,
 ) -> None:
     """Show what apply would change: cluster.toml against the live cluster."""
     from wrctl.config import load_targets
@@ -29,7 +30,7 @@ def plan(
     from wrctl.plan import make_plan, render_json, render_text
     from wrctl.plan.planfile import save
 
-    targets = load_targets(cluster, overrides(manager))
+    targets = load_targets(cluster, overrides(manager, allow_other_cluster=allow_other_cluster))
     made = make_plan(targets, observe_live(targets))
     if json_out:
         print_json(render_json(made.actions, made.live.serial, made.config.cluster.name))

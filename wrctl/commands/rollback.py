@@ -9,6 +9,7 @@ import typer
 
 from wrctl.commands.options import (
     AcceptNewHostKey,
+    AllowOtherCluster,
     AutoApprove,
     ClusterFile,
     HealthTimeout,
@@ -32,6 +33,7 @@ def rollback(
     accept_new_host_key: AcceptNewHostKey = False,
     known_hosts: KnownHosts = None,
     manager: Manager = None,
+    allow_other_cluster: AllowOtherCluster = False,
 ) -> None:
     """Return nodes to the release they ran before the current one."""
     from rich.text import Text
@@ -42,7 +44,8 @@ def rollback(
     from wrctl.deploy.rollback import plan_rollback, rollback_nodes
     from wrctl.deploy.session import ApplyFailed, ApplyOptions, open_session
 
-    targets = load_targets(cluster, overrides(manager, known_hosts, accept_new_host_key))
+    given = overrides(manager, known_hosts, accept_new_host_key, allow_other_cluster)
+    targets = load_targets(cluster, given)
     options = ApplyOptions(health_timeout_s=health_timeout)
     with open_session(targets, step_reporter(), options) as session, session.locked("rollback"):
         steps = plan_rollback(session, node or None)

@@ -3,35 +3,36 @@
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from wrctl.config.checks import cluster_problems
 from wrctl.config.locate import locate
 from wrctl.config.model import UNION_TAGS, ClusterConfig
-from wrctl.config.runtime_rules import Loc, runtime_problems
+from wrctl.config.runtime_rules import Loc
 from wrctl.errors import ConfigError
 
 
-def load_cluster(path: str | Path) -> ClusterConfig:
-    """Read and validate a cluster.toml; raise ConfigError listing every problem with its place."""
+def load_cluster(path: str | Path, *, compile_schemas: bool = False) -> ClusterConfig:
+    """Read and validate a cluster.toml; raise ConfigError listing every problem with its place.
+    compile_schemas also runs protoc over every schema (`wrctl validate` does; it takes time)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: file not found (expected a cluster.toml)"]) from None
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    text = _read(path)
     data = _parse(path, text)
+    if "source" in data:  # a field of the model, but not one a file may set
+        line, col = locate(text, ("source",))
+        raise ConfigError([f"{path}:{line}:{col}: source: unknown key"])
     try:
         config = ClusterConfig.model_validate({**data, "source": path})
     except ValidationError as exc:
         raise ConfigError(_problems(path, text, exc)) from None
     problems = [
         f"{path}:{line}:{col}: {_dotted(loc)}: {message}"
-        for loc, message in _cross_checks(config, path.parent)
+        for loc, message in cluster_problems(config, path.parent, compile_schemas)
         for line, col in [locate(text, loc)]
     ]
     if problems:
@@ -39,22 +40,38 @@ def load_cluster(path: str | Path) -> ClusterConfig:
     return config
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found (expected a cluster.toml)"]) from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError([f"{path}:{line}:1: not UTF-8 text (expected a TOML file)"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+
+
+_TOMLLIB_PLACE = re.compile(r"(.*) \((?:at line (\d+), column (\d+)|at end of document)\)", re.S)
+
+
 def _parse(path: Path, text: str) -> dict[str, Any]:
-    """The TOML document as plain values. tomllib reads it (a fraction of tomlkit's start-up
-    time); only a document it refuses goes to tomlkit, which says where the problem is."""
+    """The TOML document as plain values, or ConfigError naming the place tomllib stopped at
+    (the end of the document for an unterminated value)."""
     try:
         return tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
-        pass
-    import tomlkit
-    from tomlkit.exceptions import ParseError
-
-    try:
-        data: dict[str, Any] = tomlkit.parse(text).unwrap()
-    except ParseError as exc:
-        reason = str(exc).split(" at line ")[0]
-        raise ConfigError([f"{path}:{exc.line}:{exc.col}: not valid TOML: {reason}"]) from None
-    return data
+    except tomllib.TOMLDecodeError as exc:
+        refused = str(exc)
+    except RecursionError:
+        raise ConfigError([f"{path}:1:1: not valid TOML: nested too deeply"]) from None
+    placed = _TOMLLIB_PLACE.fullmatch(refused)
+    reason = placed[1] if placed else refused
+    if placed and placed[2]:
+        line, col = int(placed[2]), int(placed[3])
+    else:
+        lines = text.split("\n")
+        line, col = len(lines), len(lines[-1]) + 1
+    raise ConfigError([f"{path}:{line}:{col}: not valid TOML: {reason}"])
 
 
 def _problems(path: Path, text: str, exc: ValidationError) -> list[str]:
@@ -123,43 +140,3 @@ def _dotted(loc: Loc) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
     return out
-
-
-def _cross_checks(config: ClusterConfig, base: Path) -> list[tuple[Loc, str]]:
-    """Rules that span several tables: unique names, references, files that must exist, and
-    the runtime's own rules (routes, deadlines)."""
-    problems: list[tuple[Loc, str]] = []
-    node_names = [n.name for n in config.node]
-    for i, node in enumerate(config.node):
-        if node.name in node_names[:i]:
-            problems.append((("node", i, "name"), f"duplicate node name {node.name!r}"))
-    seen: set[tuple[str, str]] = set()
-    for i, mod in enumerate(config.module):
-        if (mod.namespace, mod.name) in seen:
-            problems.append((("module", i, "name"), f"duplicate module {mod.namespace}.{mod.name}"))
-        seen.add((mod.namespace, mod.name))
-        for j, wanted in enumerate(mod.nodes or []):
-            if wanted not in node_names:
-                close = difflib.get_close_matches(wanted, node_names, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                problems.append((("module", i, "nodes", j), f"unknown node {wanted!r}{hint}"))
-        if mod.nodes is not None and not mod.nodes:
-            problems.append((("module", i, "nodes"), "must list at least one node (or be omitted)"))
-        for key, rel in (("component", mod.component), ("schema", mod.schema_)):
-            if rel is not None and not (base / rel).is_file():
-                problems.append(((("module", i, key)), f"file not found: {base / rel}"))
-    hosts: list[tuple[Loc, str, str | None]] = [
-        (("manager",), config.manager.host, config.manager.workdir)
-    ]
-    hosts += [(("node", i), n.host, n.workdir) for i, n in enumerate(config.node)]
-    for loc, host, workdir in hosts:
-        effective = workdir or config.defaults.workdir or ""
-        if host != "local" and not effective.startswith("/"):
-            where = (*loc, "workdir") if workdir else ("defaults", "workdir")
-            problems.append(
-                (where, f"{effective!r} must be an absolute path for remote host {host!r}")
-            )
-    signing_key = config.bundle.signing_key
-    if signing_key is not None and not (base / signing_key).expanduser().is_file():
-        problems.append((("bundle", "signing_key"), f"file not found: {base / signing_key}"))
-    return problems + runtime_problems(config)

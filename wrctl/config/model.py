@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import semver
 from pydantic import (
@@ -19,14 +22,34 @@ from pydantic import (
 
 from runtime import wire
 from runtime.names import NAME_RE, NAME_RULE
+from wrctl.config import hostvalues as hv
 from wrctl.config.values import PYTHON_RE, platform_problem, public_key_problem
 
 Format = Literal["systemd", "docker", "supervisor"]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
+def _rule(problem: Callable[[str], str | None]) -> AfterValidator:
+    """A pydantic validator from a `*_problem` rule (None: fine, else why not)."""
+
+    def check(value: str) -> str:
+        found = problem(value)
+        if found:
+            raise ValueError(found)
+        return value
+
+    return AfterValidator(check)
+
+
+Host = Annotated[str, _rule(hv.host_problem)]
+Text = Annotated[str, _rule(hv.text_problem)]  # one line: file paths, URLs
+User = Annotated[str, _rule(hv.user_problem)]
+Workdir = Annotated[str, _rule(hv.path_problem)]
+Command = Annotated[str, _rule(hv.command_problem)]
+
+
 def _valid_name(v: str) -> str:
-    if not NAME_RE.match(v):
+    if not NAME_RE.fullmatch(v):
         raise ValueError(f"{v!r} is not a valid name ({NAME_RULE})")
     return v
 
@@ -54,30 +77,30 @@ class HostSettings(_Strict):
     """How a host is reached and run; [defaults] sets them, [manager]/[[node]] override."""
 
     format: Format | None = None
-    user: str | None = None
-    ssh_key: str | None = None
+    user: User | None = None
+    ssh_key: Text | None = None
     ssh_port: Port | None = None
-    jump_host: str | None = None
-    workdir: str | None = None
-    python: str | None = None
+    jump_host: Annotated[str, _rule(hv.jump_host_problem)] | None = None
+    workdir: Workdir | None = None
+    python: Command | None = None
     sudo: bool | None = None
-    docker_base_image: str | None = None
+    docker_base_image: Annotated[str, _rule(hv.image_problem)] | None = None
 
 
 class Defaults(HostSettings):
     format: Format | None = "systemd"
-    user: str | None = "deploy"
+    user: User | None = "deploy"
     ssh_port: Port | None = 22
-    workdir: str | None = "/opt/wruntime"
-    python: str | None = "python3"
+    workdir: Workdir | None = "/opt/wruntime"
+    python: Command | None = "python3"
     sudo: bool | None = False
 
 
 class ManagerSection(HostSettings):
-    host: str = "local"
+    host: Host = "local"
     port: Port = wire.MANAGER_PORT
     admin_port: Port = wire.MANAGER_ADMIN_PORT
-    state: str = "sqlite"
+    state: Text = "sqlite"
     heartbeat_timeout_secs: Annotated[int, Field(ge=1, le=3600)] = wire.HEARTBEAT_TIMEOUT_SECS
 
     @field_validator("state")
@@ -85,12 +108,16 @@ class ManagerSection(HostSettings):
     def _state(cls, v: str) -> str:
         if v != "sqlite" and not v.startswith(("postgres://", "postgresql://")):
             raise ValueError('expected "sqlite" or a postgres://... URL')
+        try:
+            _ = urlsplit(v).port  # what plan and bundle read of it; a bad port raises too
+        except ValueError as exc:
+            raise ValueError(f"{v!r} is not a URL ({exc})") from None
         return v
 
 
 class NodeSection(HostSettings):
     name: str
-    host: str
+    host: Host
     engines: Annotated[int, Field(ge=1, le=64)] = 1
     data_port: Port = wire.PROXY_DATA_PORT
     control_port: Port = wire.PROXY_CONTROL_PORT
@@ -130,6 +157,7 @@ EnvValue = Annotated[
     ),
 ]
 UNION_TAGS = frozenset({"str", "SecretRef"})
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class ModuleSection(_Strict):
@@ -164,11 +192,7 @@ class ModuleSection(_Strict):
     @classmethod
     def _env_keys(cls, v: dict[str, str | SecretRef]) -> dict[str, str | SecretRef]:
         for key in v:
-            if (
-                not key
-                or not (key[0].isalpha() or key[0] == "_")
-                or not all(c.isalnum() or c == "_" for c in key)
-            ):
+            if not _ENV_NAME.fullmatch(key):
                 raise ValueError(
                     f"env name {key!r} is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)"
                 )
@@ -179,14 +203,7 @@ class ModuleSection(_Strict):
         return f"module.{self.namespace}.{self.name}"
 
 
-def _method(v: str) -> str:
-    problem = wire.method_problem(v)
-    if problem:
-        raise ValueError(problem)
-    return v
-
-
-Method = Annotated[str, AfterValidator(_method)]
+Method = Annotated[str, _rule(wire.method_problem)]
 
 
 class ExternalRoute(_Strict):
@@ -217,21 +234,19 @@ class CircuitBreaker(_Strict):
 
 
 class ProxySection(_Strict):
-    egress_allowlist: list[str] = []
+    egress_allowlist: list[Annotated[str, _rule(wire.egress_domain_problem)]] = []
     external_port: Port | None = None
     request_timeout_secs: Annotated[int, Field(ge=1, le=3600)] = wire.REQUEST_TIMEOUT_SECS
     route: list[ExternalRoute] = []
     circuit_breaker: CircuitBreaker = CircuitBreaker()
 
 
-def _trusted_key(v: str) -> str:
+def _trusted_key_problem(v: str) -> str | None:
     problem = public_key_problem(v)
-    if problem:
-        raise ValueError(f"{problem} (make one with `wrctl bundle keygen FILE`)")
-    return v
+    return f"{problem} (make one with `wrctl bundle keygen FILE`)" if problem else None
 
 
-TrustedKey = Annotated[str, AfterValidator(_trusted_key)]
+TrustedKey = Annotated[str, _rule(_trusted_key_problem)]
 
 
 class BundleSection(_Strict):
@@ -239,7 +254,7 @@ class BundleSection(_Strict):
     manifest is not signed by one of them; signing_key is what apply signs with."""
 
     trusted_keys: list[TrustedKey] = []
-    signing_key: str | None = None  # PEM ed25519 private key, relative to cluster.toml
+    signing_key: Text | None = None  # PEM ed25519 private key, relative to cluster.toml
     # What wheels apply ships to hosts without the runtime (default: this machine's tag)
     platform: str | None = None
     python: str = "3.11"

@@ -20,12 +20,13 @@ DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 @dataclass(frozen=True)
 class Overrides:
     """What the command line and the environment change about reaching the cluster; the CLI
-    fills it (WR_MANAGER and --manager, --known-hosts, --accept-new-host-key), libraries are
-    handed it."""
+    fills it (WR_MANAGER and --manager, --known-hosts, --accept-new-host-key,
+    --allow-other-cluster), libraries are handed it."""
 
     manager: str | None = None  # host:port wrctl dials instead of cluster.toml's manager
     known_hosts: str | None = None
     accept_new_host_key: bool = False
+    allow_other_cluster: bool = False  # act on a manager that serves another cluster
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import binascii
 import re
 
 PLATFORM_RE = re.compile(
-    r"^(manylinux_\d+_\d+|manylinux2014|manylinux2010|manylinux1|musllinux_\d+_\d+)_"
-    r"(x86_64|aarch64|i686|ppc64le|s390x|armv7l)$"
+    r"(manylinux_\d+_\d+|manylinux2014|manylinux2010|manylinux1|musllinux_\d+_\d+)_"
+    r"(x86_64|aarch64|i686|ppc64le|s390x|armv7l)"
 )
 PLATFORM_EXPECTED = (
     "expected like manylinux_2_17_x86_64, manylinux2014_aarch64 or musllinux_1_2_x86_64"
@@ -19,7 +19,7 @@ PYTHON_RE = re.compile(r"3\.\d{1,2}")
 
 def platform_problem(tag: str) -> str | None:
     """Why `tag` is not a Linux wheel platform tag, or None when it is one."""
-    if PLATFORM_RE.match(tag):
+    if PLATFORM_RE.fullmatch(tag):
         return None
     return f"{tag!r} is not a Linux wheel platform tag ({PLATFORM_EXPECTED})"
 

@@ -85,7 +85,7 @@ class DockerFormat:
 
     def _containers(self, target: str, running_only: bool = False) -> str:
         flags = "-q" if running_only else "-aq"
-        return f"docker ps {flags} --filter label={PROJECT_LABEL}={project(target)}"
+        return f"docker ps {flags} --filter {quote(f'label={PROJECT_LABEL}={project(target)}')}"
 
     def stop(self, target: str) -> None:
         self._t.run(f"{self._containers(target, True)} | xargs -r docker stop >/dev/null")

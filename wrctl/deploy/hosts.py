@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from wrctl.config.hostvalues import host_problem
 from wrctl.config.targets import HostTarget
 from wrctl.deploy.docker import DockerFormat
 from wrctl.deploy.formats import FORMATS, ServiceFormat
@@ -42,6 +43,10 @@ def _open_local(place: HostTarget, fmt: str) -> TargetHost:
 
 
 def _open_remote(place: HostTarget, fmt: str, connect_timeout_s: float) -> TargetHost:
+    # cluster.toml's hosts were checked at load; a recorded one (a target being removed) too
+    problem = host_problem(place.host)
+    if problem:
+        raise WrctlError(f"{place.address}: host {problem}")
     workdir = place.workdir
     if not workdir.startswith("/"):
         raise WrctlError(f"{place.address}: workdir {workdir!r} on a remote host must be absolute")

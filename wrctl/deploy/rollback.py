@@ -14,7 +14,7 @@ from wrctl.deploy.rollout import Rollout
 from wrctl.deploy.session import ApplyFailed, Session, TargetResult
 from wrctl.errors import WrctlError
 from wrctl.managerapi import ManagerClient
-from wrctl.observe import mark_applied
+from wrctl.observe import check_cluster, mark_applied
 from wrctl.plan.live import RESOURCES_KEY
 from wrctl.plan.state import Resource
 
@@ -36,7 +36,9 @@ def plan_rollback(session: Session, nodes: list[str] | None) -> list[NodeRollbac
     """The named nodes (default: every node with a recorded release), each checked to have
     a release to return to; RollbackError naming the first that has none."""
     client = session.client
-    current = {n.name: n.release for n in client.state().nodes if n.HasField("release")}
+    state = client.state()
+    check_cluster(session.targets, state.cluster)
+    current = {n.name: n.release for n in state.nodes if n.HasField("release")}
     chosen = nodes or sorted(current)
     unknown = [n for n in chosen if n not in current]
     if unknown:

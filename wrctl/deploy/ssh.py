@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 CONNECT_TIMEOUT_S = 10.0
 KEEPALIVE_S = 30
-_JUMP = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<host>\[[^\]]+\]|[^:@\s\[\]]+)(?::(?P<port>\d+))?$")
+_JUMP = re.compile(r"(?:(?P<user>[^@\s]+)@)?(?P<host>\[[^\]]+\]|[^:@\s\[\]]+)(?::(?P<port>\d+))?")
 
 
 class SshError(WrctlError):
@@ -55,7 +55,7 @@ class Endpoint:
 
 def parse_jump_host(spec: str, default_user: str) -> Endpoint:
     """`user@host:port`, `user@host`, `host:port` or `host` ([v6] in brackets)."""
-    match = _JUMP.match(spec.strip())
+    match = _JUMP.fullmatch(spec.strip())
     port = int(match["port"]) if match and match["port"] else 22
     if not match or not 1 <= port <= 65535:
         raise SshError(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import getpass
 import os
 import re
-import shlex
 import shutil
 import time
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from wrctl.errors import WrctlError
+from wrctl.escaping import quote as quote  # re-exported: how every value reaches a shell
 
 Progress = Callable[[int, int], None]
 
@@ -107,7 +107,7 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SUDO_PASSWORD_HINTS = ("a password is required", "a terminal is required", "not in the sudoers")
 
 
@@ -116,7 +116,7 @@ def shell_command(command: str, env: dict[str, str] | None, sudo: bool) -> str:
     prompts); inline because sshd drops client-sent variables and sudo resets the env."""
     exports = ""
     for key, value in (env or {}).items():
-        if not _ENV_NAME.match(key):
+        if not _ENV_NAME.fullmatch(key):
             raise ValueError(f"environment variable name {key!r} is not a valid shell name")
         exports += f"export {key}={quote(value)}; "
     if sudo:
@@ -251,7 +251,3 @@ class LocalTransport:
 
     def close(self) -> None:
         return None
-
-
-def quote(value: str | Path) -> str:
-    return shlex.quote(str(value))

@@ -54,6 +54,7 @@ def _manager(targets: Targets, runtime_version: str) -> Resource:
     m = targets.config.manager
     attrs = _host_attrs(targets.manager.place)
     attrs |= {
+        "cluster": targets.config.cluster.name,  # what its manager.toml says it serves
         "runtime_version": runtime_version,
         "port": str(targets.manager.port),
         "admin_port": str(targets.manager.admin_port),

@@ -34,7 +34,11 @@ def from_cluster_state(response: pb.GetClusterStateResponse) -> ClusterState:
     engines = tuple(_engine(node.name, e) for node in response.nodes for e in node.engines)
     bundles = {r.target: r.bundle_digest for r in releases}
     return ClusterState(
-        resources=resources, engines=engines, serial=response.serial, bundles=bundles
+        resources=resources,
+        engines=engines,
+        serial=response.serial,
+        bundles=bundles,
+        cluster=response.cluster,
     )
 
 

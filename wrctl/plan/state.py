@@ -69,3 +69,4 @@ class ClusterState:
     reachable: bool = True
     secrets: frozenset[str] = frozenset()  # "namespace/key" of every secret the manager holds
     bundles: dict[str, str] = field(default_factory=dict)  # target -> recorded bundle digest
+    cluster: str = ""  # the cluster the manager says it serves ("" when it does not say)

@@ -53,7 +53,7 @@ def test_manager_image_builds_offline_and_serves_healthz(
 
     image = f"wruntime-bt-manager:{release.name[:12]}"
     dockerfile = (release / "docker" / "Dockerfile").read_text()
-    assert f"ARG BASE_IMAGE={docker_base_image}" in dockerfile
+    assert f'ARG BASE_IMAGE="{docker_base_image}"' in dockerfile  # quoted, escaped
     docker_daemon.docker(
         "build",
         "--network",

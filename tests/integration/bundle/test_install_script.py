@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 from runtime.version import __version__
+from runtime.wire import COMPONENT_HEADER
 from tests.integration.bundle.conftest import run_install, unpack_release, write_echo_cluster
 from wrctl.bundle.build import Bundle, build_bundles
 from wrctl.config import load_targets
@@ -17,7 +18,7 @@ RUNTIME = {"WR_RUNTIME_BIN": "/usr/local/wr/bin"}
 
 def _bundles(tmp_path: Path, extra: str = "") -> list[Bundle]:
     echo = tmp_path / "echo.wasm"
-    echo.write_bytes(b"\0asm\x01\0\0\0")
+    echo.write_bytes(COMPONENT_HEADER + b"echo")
     cluster = write_echo_cluster(tmp_path / "src", echo, extra)
     return build_bundles(load_targets(cluster.file), tmp_path / "out", __version__)
 
@@ -92,3 +93,25 @@ def test_wrong_target_format_or_arguments_are_refused(tmp_path: Path) -> None:
     no_wheels = run_install(release, workdir)
     assert no_wheels.returncode == 2
     assert "no wheels/ in this bundle and WR_RUNTIME_BIN is not set" in no_wheels.stderr
+
+
+def test_a_hostile_workdir_runs_nothing(tmp_path: Path) -> None:
+    """Issue 17: `#` in WORKDIR ended install.sh's sed expression and its `e` flag ran every
+    line as a command (as root under systemd). Such a path is refused before any is written."""
+    marker = tmp_path / "pwned"
+    release = unpack_release(_bundles(tmp_path)[1], tmp_path / "wr")
+    hostile = tmp_path / f"wr$(touch {marker})#e;#"
+    done = run_install(release, hostile, env=RUNTIME)
+    assert done.returncode == 2, done.stderr
+    assert f"install.sh: WORKDIR '{hostile}' may only contain A-Za-z0-9._/+-" in done.stderr
+    assert not marker.exists() and not hostile.exists()
+
+
+def test_a_hostile_runtime_bin_runs_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    workdir = tmp_path / "wr"
+    release = unpack_release(_bundles(tmp_path)[1], workdir)
+    hostile = {"WR_RUNTIME_BIN": f"/usr/bin$(touch {marker})#e;#"}
+    done = run_install(release, workdir, env=hostile)
+    assert done.returncode == 2 and "install.sh: WR_RUNTIME_BIN" in done.stderr
+    assert not marker.exists()

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from runtime.version import __version__
+from runtime.wire import COMPONENT_HEADER
 from tests.infra import policy
 from tests.integration.bundle.conftest import run_install, unpack_release, write_echo_cluster
 from wrctl.bundle.build import build_bundles
@@ -39,7 +40,7 @@ def test_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     if analyze is None:
         policy.unavailable("systemd-analyze", "apt-get install systemd")
     echo = tmp_path / "echo.wasm"
-    echo.write_bytes(b"\0asm\x01\0\0\0")
+    echo.write_bytes(COMPONENT_HEADER + b"echo")
     workdir = _installed(tmp_path, echo)
     root = tmp_path / "root"
     shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
@@ -92,7 +93,7 @@ def test_supervisord_loads_the_installed_config(tmp_path: Path) -> None:
     from supervisor.options import ServerOptions
 
     echo = tmp_path / "echo.wasm"
-    echo.write_bytes(b"\0asm\x01\0\0\0")
+    echo.write_bytes(COMPONENT_HEADER + b"echo")
     workdir = _installed(tmp_path, echo)
     options = ServerOptions()
     options.realize(args=["-c", str(workdir / "supervisord.conf")])
@@ -114,7 +115,7 @@ def test_compose_file_is_valid_for_docker_compose(tmp_path: Path) -> None:
     if compose is None:
         policy.unavailable("docker-compose", "bash scripts/install-docker-deps.sh")
     echo = tmp_path / "echo.wasm"
-    echo.write_bytes(b"\0asm\x01\0\0\0")
+    echo.write_bytes(COMPONENT_HEADER + b"echo")
     cluster = write_echo_cluster(tmp_path / "src", echo)
     workdir = tmp_path / "wr"
     [_, node] = build_bundles(load_targets(cluster.file), tmp_path / "out", __version__)

@@ -36,6 +36,11 @@ def test_valid_registration_passes() -> None:
         (lambda: check.secret_key("a/b", "key"), "key"),
         (lambda: check.digest("sha256:XYZ", "digest", required=True), "digest"),
         (lambda: check.digest("", "bundle_digest", required=True), "bundle_digest"),
+        # whole values only: a trailing newline is not ignored (issue 17)
+        (lambda: check.name("echo\n", "name"), "name"),
+        (lambda: check.identifier("engine-1\n", "engine_id"), "engine_id"),
+        (lambda: check.secret_key("API_KEY\n", "key"), "key"),
+        (lambda: check.digest("sha256:" + "a" * 64 + "\n", "digest", required=True), "digest"),
         (lambda: check.target("Node", "target"), "target"),
         (lambda: check.lock_ttl(999_999), "ttl_secs"),
         (lambda: check.secret_value("x" * 70_000), "value"),

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from runtime.wire import COMPONENT_HEADER
 from wrctl.bundle.build import BundleOptions, build_bundles, split_state_password
 from wrctl.bundle.hostverify import verify_bundle
 from wrctl.bundle.signing import public_key_b64
@@ -57,7 +58,7 @@ message EchoResponse { string message = 1; }
 
 
 def _cluster(tmp_path: Path) -> Path:
-    (tmp_path / "echo.wasm").write_bytes(b"\0asm-echo")
+    (tmp_path / "echo.wasm").write_bytes(COMPONENT_HEADER + b"echo")
     (tmp_path / "echo.proto").write_text(PROTO)
     (tmp_path / "cluster.toml").write_text(CLUSTER)
     return tmp_path / "cluster.toml"
@@ -136,7 +137,7 @@ def test_node_bundle_contents_and_manifest(tmp_path: Path) -> None:
     for name, entry in listed.items():
         assert entry["sha256"] == hashlib.sha256(files[name]).hexdigest()
         assert entry["size"] == len(files[name])
-    wasm_digest = hashlib.sha256(b"\0asm-echo").hexdigest()
+    wasm_digest = hashlib.sha256(COMPONENT_HEADER + b"echo").hexdigest()
     assert manifest["modules"] == [
         {
             "key": "example.echo@1.0.0",
@@ -206,7 +207,7 @@ def test_a_state_password_never_lands_in_a_bundle(tmp_path: Path) -> None:
         "[defaults]",
         '[manager]\nstate = "postgresql://wr:pa:ss%40w0rd@db.internal:5432/wr"\n\n[defaults]',
     )
-    (tmp_path / "echo.wasm").write_bytes(b"\0asm-echo")
+    (tmp_path / "echo.wasm").write_bytes(COMPONENT_HEADER + b"echo")
     (tmp_path / "echo.proto").write_text(PROTO)
     (tmp_path / "cluster.toml").write_text(text)
     manager = build_bundles(load_targets(tmp_path / "cluster.toml"), tmp_path / "out", "0.1.0")[0]
@@ -279,7 +280,7 @@ def test_rendered_service_configs_load_in_the_services(tmp_path: Path) -> None:
         "engines = 2", 'engines = 2\n[proxy]\negress_allowlist = ["api.example.com"]'
     )
     text = text.replace("[[module]]", "[[module]]\ncapabilities = []", 1)
-    (tmp_path / "echo.wasm").write_bytes(b"\0asm-echo")
+    (tmp_path / "echo.wasm").write_bytes(COMPONENT_HEADER + b"echo")
     (tmp_path / "echo.proto").write_text(PROTO)
     (tmp_path / "cluster.toml").write_text(text)
     config = load_targets(tmp_path / "cluster.toml")

@@ -8,6 +8,7 @@ import pytest
 
 from runtime.proxy.config import load_proxy_config
 from runtime.tomlconfig import ConfigError as RuntimeConfigError
+from runtime.wire import COMPONENT_HEADER
 from wrctl.config import SecretRef, load_cluster
 from wrctl.errors import ConfigError
 
@@ -38,7 +39,7 @@ env = { GREETING = "hi", API_KEY = { secret = "api-key" } }
 
 
 def _write(tmp_path: Path, text: str) -> Path:
-    (tmp_path / "echo.wasm").write_bytes(b"\0asm")
+    (tmp_path / "echo.wasm").write_bytes(COMPONENT_HEADER)
     path = tmp_path / "cluster.toml"
     path.write_text(text)
     return path

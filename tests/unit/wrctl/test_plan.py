@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.wire import COMPONENT_HEADER
 from wrctl.config import load_targets
 from wrctl.errors import StalePlanError
 from wrctl.plan import ActionKind, diff, make_plan, render_json, render_text, resolve, summary
@@ -44,8 +45,8 @@ component = "caller.wasm"
 
 
 def _desired(tmp_path: Path, text: str = CLUSTER, echo: bytes = b"echo-v1") -> ClusterState:
-    (tmp_path / "echo.wasm").write_bytes(echo)
-    (tmp_path / "caller.wasm").write_bytes(b"caller-v1")
+    (tmp_path / "echo.wasm").write_bytes(COMPONENT_HEADER + echo)
+    (tmp_path / "caller.wasm").write_bytes(COMPONENT_HEADER + b"caller-v1")
     (tmp_path / "cluster.toml").write_text(text)
     return resolve(load_targets(tmp_path / "cluster.toml"), "0.1.0")
 

@@ -3,6 +3,7 @@ command line, target checks, jump host specs, shell wrapping for env and sudo, p
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,10 @@ def test_bad_targets_are_named() -> None:
         open_host(_place("podman", "/opt/w"))
     with pytest.raises(WrctlError, match="workdir 'opt/w' on a remote host must be absolute"):
         open_host(_place("systemd", "opt/w"))
+    # a host from a release record (not from cluster.toml) never reaches SSH as an option
+    hostile = replace(_place("systemd", "/opt/w"), host="-oProxyCommand=touch /tmp/pwned")
+    with pytest.raises(WrctlError, match=r"node\.x: host '-oProxyCommand=.*' is not a host name"):
+        open_host(hostile)
 
 
 def test_parse_jump_host() -> None:

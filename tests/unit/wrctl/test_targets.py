@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.wire import COMPONENT_HEADER
 from wrctl.config import Overrides, load_cluster, resolve_targets
 from wrctl.config.targets import DEFAULT_MANAGER, NodePorts, manager_endpoint
 from wrctl.errors import WrctlError
@@ -56,7 +57,7 @@ component = "m.wasm"
 
 @pytest.fixture
 def config_path(tmp_path: Path) -> Path:
-    (tmp_path / "m.wasm").write_bytes(b"m")
+    (tmp_path / "m.wasm").write_bytes(COMPONENT_HEADER + b"m")
     (tmp_path / "cluster.toml").write_text(CLUSTER)
     return tmp_path / "cluster.toml"
 

@@ -1,0 +1,130 @@
+"""Rules that span several tables of cluster.toml: unique names, references between tables,
+the files it names, placement (replicas on engines), workdirs as the hosts will see them,
+ports, and the runtime's own rules. The loader places each problem at its file:line:col."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from wrctl.config.files import component_problem, file_problem, schema_problem
+from wrctl.config.hostvalues import resolved_path_problem
+from wrctl.config.model import ClusterConfig
+from wrctl.config.ports import port_problems
+from wrctl.config.runtime_rules import Loc, Problem, runtime_problems
+
+
+def cluster_problems(config: ClusterConfig, base: Path, compile_schemas: bool) -> list[Problem]:
+    """Every cross-table problem; base is the directory relative paths start from."""
+    return [
+        *_table_problems(config),
+        *_file_problems(config, base, compile_schemas),
+        *_placement_problems(config),
+        *_workdir_problems(config, base),
+        *port_problems(config),
+        *runtime_problems(config),
+    ]
+
+
+def _table_problems(config: ClusterConfig) -> list[Problem]:
+    """Unique names, known node references, env values an environment can hold."""
+    problems: list[Problem] = []
+    node_names = [n.name for n in config.node]
+    for i, node in enumerate(config.node):
+        if node.name in node_names[:i]:
+            problems.append((("node", i, "name"), f"duplicate node name {node.name!r}"))
+    seen: set[tuple[str, str]] = set()
+    for i, mod in enumerate(config.module):
+        if (mod.namespace, mod.name) in seen:
+            problems.append((("module", i, "name"), f"duplicate module {mod.namespace}.{mod.name}"))
+        seen.add((mod.namespace, mod.name))
+        for j, wanted in enumerate(mod.nodes or []):
+            if wanted not in node_names:
+                close = difflib.get_close_matches(wanted, node_names, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                problems.append((("module", i, "nodes", j), f"unknown node {wanted!r}{hint}"))
+        if mod.nodes is not None and not mod.nodes:
+            problems.append((("module", i, "nodes"), "must list at least one node (or be omitted)"))
+        for key, value in mod.env.items():
+            if isinstance(value, str) and "\x00" in value:
+                problems.append(
+                    (("module", i, "env", key), "no environment can hold a NUL character")
+                )
+    return problems
+
+
+def _file_problems(config: ClusterConfig, base: Path, compile_schemas: bool) -> list[Problem]:
+    problems: list[Problem] = []
+    compiled: dict[Path, str | None] = {}  # modules often share one .proto: check it once
+    for i, mod in enumerate(config.module):
+        problem = component_problem(base / mod.component)
+        if problem:
+            problems.append((("module", i, "component"), problem))
+        if mod.schema_ is not None:
+            schema = base / mod.schema_
+            if schema not in compiled:
+                compiled[schema] = schema_problem(schema, compile_schemas)
+            if compiled[schema]:
+                problems.append((("module", i, "schema"), str(compiled[schema])))
+    signing_key = config.bundle.signing_key
+    if signing_key is not None:
+        problem = file_problem(_expand(base, signing_key))
+        if problem:
+            problems.append((("bundle", "signing_key"), problem))
+    return problems
+
+
+def _placement_problems(config: ClusterConfig) -> list[Problem]:
+    """A module's replicas each take one engine of every node it is placed on."""
+    problems: list[Problem] = []
+    engines = {n.name: (i, n.engines) for i, n in enumerate(config.node)}
+    for i, mod in enumerate(config.module):
+        placed = mod.nodes if mod.nodes is not None else list(engines)
+        for name in placed:
+            if name not in engines:
+                continue  # reported as an unknown node
+            j, count = engines[name]
+            if mod.replicas > count:
+                problems.append(
+                    (
+                        ("module", i, "replicas"),
+                        f"{mod.replicas} replicas, but node {name!r} runs {count} engine(s) "
+                        f"(node[{j}].engines); each replica needs an engine of its own",
+                    )
+                )
+    return problems
+
+
+def _workdir_problems(config: ClusterConfig, base: Path) -> list[Problem]:
+    """A remote workdir must be absolute; a local one resolves against cluster.toml, and
+    that full path is what install.sh writes into service files."""
+    problems: list[Problem] = []
+    hosts: list[tuple[Loc, str, str | None]] = [
+        (("manager",), config.manager.host, config.manager.workdir)
+    ]
+    hosts += [(("node", i), n.host, n.workdir) for i, n in enumerate(config.node)]
+    for loc, host, workdir in hosts:
+        effective = workdir or config.defaults.workdir or ""
+        where = (*loc, "workdir") if workdir else ("defaults", "workdir")
+        if host != "local":
+            if not effective.startswith("/"):
+                problems.append(
+                    (where, f"{effective!r} must be an absolute path for remote host {host!r}")
+                )
+            continue
+        try:
+            resolved = str(_expand(base, effective).resolve())
+        except (OSError, RuntimeError):  # a symlink loop: the host would not get far either
+            resolved = str(base / effective)
+        problem = resolved_path_problem(resolved)
+        if problem:
+            problems.append((where, f"resolves to {problem}"))
+    return problems
+
+
+def _expand(base: Path, path: str) -> Path:
+    """base / path with a leading `~` expanded (an unknown `~user` stays as written)."""
+    try:
+        return base / Path(path).expanduser()
+    except RuntimeError:  # no home directory for that user
+        return base / path
