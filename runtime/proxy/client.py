@@ -329,28 +329,26 @@ class ClientConnection(asyncio.Protocol):
         transport.write(b"".join(lines))
 
     def refuse(self, status: int, reason: str) -> None:
-        """The byte stream cannot be parsed further: answer if nothing is in flight, close."""
+        """The byte stream cannot be parsed further: answer (after the requests before it,
+        if any), then close."""
         if self.transport is None:
             return
         ex = self.current
         if ex is None:
             self.write_error(status, reason, (), False, True)
-        elif ex is self.parsing:
-            if ex.response_started:  # only closing can tell the client something went wrong
-                self.close()
-                return
+            self.linger()
+        elif ex is not self.parsing:  # answer what came before first, then say what was wrong
+            last = self.queue[-1] if self.queue else ex
+            self.broken = (status, reason) if last.keep_alive else (0, "")
+            self.pause(PIPELINED)
+        elif ex.response_started:  # only closing can tell the client something went wrong
+            self.close()
+        else:
             ex.keep_alive = False
             ex.request_done = True
             self.broken = (0, "")  # so the connection lingers once the answer is out
             ex.fail(status, reason)  # does nothing when an answer of ours went out already,
             ex.finish()  # so the exchange ends here (finish runs once)
-            return
-        else:  # answer what came before first, then say what was wrong and close
-            last = self.queue[-1] if self.queue else ex
-            self.broken = (status, reason) if last.keep_alive else (0, "")
-            self.pause(PIPELINED)
-            return
-        self.linger()
 
     def check_deadlines(self, now: float) -> None:
         """The sweep's visit (Router.sweep), for a connection with no request being answered:
