@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.wire import COMPONENT_HEADER
 from tests.e2e.conftest import REPO
 from tests.infra.postgres import PostgresServer
 from tests.infra.process import free_port
@@ -99,7 +100,7 @@ def test_secrets_never_cross_a_command_line_and_destroy_leaves_nothing(
     a, b = ssh_hosts[0], ssh_hosts[1]
     workdir = f"{a.remote_opt}/wr-secrets"
     broken = tmp_path / "broken.wasm"  # node-a's first deploy fails its health gate
-    broken.write_bytes(b"\0asm\x01\0\0\0 not a component")
+    broken.write_bytes(COMPONENT_HEADER + b" not a component")
     db = postgres.create_database(f"wrsecrets{free_port()}").rsplit("/", 1)[-1]
     with forward(a.gateway, (postgres.host, postgres.port)) as port:
         state = f"postgresql://{postgres.user}:{PASSWORD}@{a.gateway}:{port}/{db}"
