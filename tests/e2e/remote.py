@@ -119,8 +119,12 @@ env = {{ GREETING = "{greeting}" }}
             stdin=subprocess.DEVNULL,
         )
 
-    def call(self, deadline_s: float = 30.0) -> str:
-        """POST /run at node-b's external ingress (caller -> echo on node-a); the body."""
+    def call(self, deadline_s: float = 75.0) -> str:
+        """POST /run at node-b's external ingress (caller -> echo on node-a); the body.
+
+        While echo is away caller answers 500, and five of those open caller's breaker for
+        30 s (the proxy's default), so the deadline outlasts one open period and the poll is
+        slow enough not to be what opens it."""
         url = f"http://{self.hosts[1].address}:{self.external_port}/run"
 
         def once() -> str | None:
@@ -131,7 +135,7 @@ env = {{ GREETING = "{greeting}" }}
             except urllib.error.HTTPError as exc:
                 raise AssertionError(f"{url}: {exc.code} {exc.read()[:300]!r}") from None
 
-        return str(wait_until(once, deadline_s, f"{url} to answer"))
+        return str(wait_until(once, deadline_s, f"{url} to answer", interval_s=0.25))
 
 
 def external_port() -> int:
