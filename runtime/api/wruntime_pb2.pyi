@@ -255,12 +255,16 @@ class ListSecretsRequest(_message.Message):
     def __init__(self, namespace: _Optional[str] = ...) -> None: ...
 
 class SecretEntry(_message.Message):
-    __slots__ = ("namespace", "key")
+    __slots__ = ("namespace", "key", "version", "updated_at")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     key: str
-    def __init__(self, namespace: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+    version: int
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, namespace: _Optional[str] = ..., key: _Optional[str] = ..., version: _Optional[int] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListSecretsResponse(_message.Message):
     __slots__ = ("secrets",)
@@ -441,7 +445,7 @@ class ListSchedulesResponse(_message.Message):
     def __init__(self, schedules: _Optional[_Iterable[_Union[Schedule, _Mapping]]] = ...) -> None: ...
 
 class ReleaseRecord(_message.Message):
-    __slots__ = ("target", "bundle_digest", "module_digests", "runtime_version", "applied_at", "applied_by", "status", "message", "attributes", "previous_bundle_digest")
+    __slots__ = ("target", "bundle_digest", "module_digests", "runtime_version", "applied_at", "applied_by", "status", "message", "attributes", "previous_bundle_digest", "secret_grants")
     class ModuleDigestsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -466,6 +470,7 @@ class ReleaseRecord(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_BUNDLE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    SECRET_GRANTS_FIELD_NUMBER: _ClassVar[int]
     target: str
     bundle_digest: str
     module_digests: _containers.ScalarMap[str, str]
@@ -476,7 +481,18 @@ class ReleaseRecord(_message.Message):
     message: str
     attributes: _containers.ScalarMap[str, str]
     previous_bundle_digest: str
-    def __init__(self, target: _Optional[str] = ..., bundle_digest: _Optional[str] = ..., module_digests: _Optional[_Mapping[str, str]] = ..., runtime_version: _Optional[str] = ..., applied_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., applied_by: _Optional[str] = ..., status: _Optional[str] = ..., message: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ..., previous_bundle_digest: _Optional[str] = ...) -> None: ...
+    secret_grants: _containers.RepeatedCompositeFieldContainer[SecretGrant]
+    def __init__(self, target: _Optional[str] = ..., bundle_digest: _Optional[str] = ..., module_digests: _Optional[_Mapping[str, str]] = ..., runtime_version: _Optional[str] = ..., applied_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., applied_by: _Optional[str] = ..., status: _Optional[str] = ..., message: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ..., previous_bundle_digest: _Optional[str] = ..., secret_grants: _Optional[_Iterable[_Union[SecretGrant, _Mapping]]] = ...) -> None: ...
+
+class SecretGrant(_message.Message):
+    __slots__ = ("module", "namespace", "key")
+    MODULE_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    module: str
+    namespace: str
+    key: str
+    def __init__(self, module: _Optional[str] = ..., namespace: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
 
 class ApplyLock(_message.Message):
     __slots__ = ("lock_id", "holder", "reason", "acquired_at", "expires_at")
@@ -493,34 +509,38 @@ class ApplyLock(_message.Message):
     def __init__(self, lock_id: _Optional[str] = ..., holder: _Optional[str] = ..., reason: _Optional[str] = ..., acquired_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class NodeState(_message.Message):
-    __slots__ = ("name", "release", "engines")
+    __slots__ = ("name", "release", "engines", "pending")
     NAME_FIELD_NUMBER: _ClassVar[int]
     RELEASE_FIELD_NUMBER: _ClassVar[int]
     ENGINES_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
     name: str
     release: ReleaseRecord
     engines: _containers.RepeatedCompositeFieldContainer[EngineStatus]
-    def __init__(self, name: _Optional[str] = ..., release: _Optional[_Union[ReleaseRecord, _Mapping]] = ..., engines: _Optional[_Iterable[_Union[EngineStatus, _Mapping]]] = ...) -> None: ...
+    pending: ReleaseRecord
+    def __init__(self, name: _Optional[str] = ..., release: _Optional[_Union[ReleaseRecord, _Mapping]] = ..., engines: _Optional[_Iterable[_Union[EngineStatus, _Mapping]]] = ..., pending: _Optional[_Union[ReleaseRecord, _Mapping]] = ...) -> None: ...
 
 class GetClusterStateRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class GetClusterStateResponse(_message.Message):
-    __slots__ = ("serial", "manager_release", "nodes", "lock", "manager_version", "cluster")
+    __slots__ = ("serial", "manager_release", "nodes", "lock", "manager_version", "cluster", "explicit_rules")
     SERIAL_FIELD_NUMBER: _ClassVar[int]
     MANAGER_RELEASE_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     LOCK_FIELD_NUMBER: _ClassVar[int]
     MANAGER_VERSION_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    EXPLICIT_RULES_FIELD_NUMBER: _ClassVar[int]
     serial: int
     manager_release: ReleaseRecord
     nodes: _containers.RepeatedCompositeFieldContainer[NodeState]
     lock: ApplyLock
     manager_version: str
     cluster: str
-    def __init__(self, serial: _Optional[int] = ..., manager_release: _Optional[_Union[ReleaseRecord, _Mapping]] = ..., nodes: _Optional[_Iterable[_Union[NodeState, _Mapping]]] = ..., lock: _Optional[_Union[ApplyLock, _Mapping]] = ..., manager_version: _Optional[str] = ..., cluster: _Optional[str] = ...) -> None: ...
+    explicit_rules: _containers.RepeatedCompositeFieldContainer[RoutingRule]
+    def __init__(self, serial: _Optional[int] = ..., manager_release: _Optional[_Union[ReleaseRecord, _Mapping]] = ..., nodes: _Optional[_Iterable[_Union[NodeState, _Mapping]]] = ..., lock: _Optional[_Union[ApplyLock, _Mapping]] = ..., manager_version: _Optional[str] = ..., cluster: _Optional[str] = ..., explicit_rules: _Optional[_Iterable[_Union[RoutingRule, _Mapping]]] = ...) -> None: ...
 
 class RecordReleaseRequest(_message.Message):
     __slots__ = ("release", "lock_id")
