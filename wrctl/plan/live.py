@@ -7,9 +7,10 @@ import json
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.wire import module_key
+from wrctl.plan.drift import RESOURCES_KEY, find_drift
 from wrctl.plan.state import ClusterState, EngineHealth, Resource
 
-RESOURCES_KEY = "resources"
+__all__ = ["RESOURCES_KEY", "encode_resources", "from_cluster_state", "nothing_yet"]
 
 
 def encode_resources(resources: list[Resource]) -> dict[str, str]:
@@ -18,8 +19,8 @@ def encode_resources(resources: list[Resource]) -> dict[str, str]:
 
 
 def from_cluster_state(response: pb.GetClusterStateResponse) -> ClusterState:
-    """Rebuild resources from the recorded releases; the newest record wins for a module
-    that several nodes carry."""
+    """Rebuild resources from the recorded releases (the newest record wins for a module
+    that several nodes carry), and find where the live cluster drifted from them."""
     releases = [n.release for n in response.nodes if n.HasField("release")]
     if response.HasField("manager_release"):
         releases.append(response.manager_release)
@@ -39,6 +40,7 @@ def from_cluster_state(response: pb.GetClusterStateResponse) -> ClusterState:
         serial=response.serial,
         bundles=bundles,
         cluster=response.cluster,
+        drift=find_drift(response),
     )
 
 

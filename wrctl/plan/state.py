@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from wrctl.plan.drift import Drift
+
 
 @dataclass(frozen=True)
 class Resource:
@@ -70,3 +72,4 @@ class ClusterState:
     secrets: frozenset[str] = frozenset()  # "namespace/key" of every secret the manager holds
     bundles: dict[str, str] = field(default_factory=dict)  # target -> recorded bundle digest
     cluster: str = ""  # the cluster the manager says it serves ("" when it does not say)
+    drift: tuple[Drift, ...] = ()  # where the live cluster differs from the recorded releases
