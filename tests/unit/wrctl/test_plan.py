@@ -17,7 +17,7 @@ from wrctl.errors import StalePlanError
 from wrctl.plan import ActionKind, diff, make_plan, render_json, render_text, resolve, summary
 from wrctl.plan.live import from_cluster_state
 from wrctl.plan.planfile import SavedPlan, is_plan_file, load, save
-from wrctl.plan.state import ClusterState, EngineHealth
+from wrctl.plan.state import ClusterState
 
 GOLDEN = Path(__file__).parent / "golden"
 CLUSTER = """\
@@ -55,8 +55,7 @@ def _desired(tmp_path: Path, text: str = CLUSTER, echo: bytes = b"echo-v1") -> C
 
 
 def _healthy(state: ClusterState, serial: int = 7) -> ClusterState:
-    engine = EngineHealth("e1", "node-a", True)
-    return replace(state, engines=(engine,), serial=serial)
+    return replace(state, serial=serial)
 
 
 def _check_golden(name: str, text: str) -> None:
