@@ -44,8 +44,8 @@ class SavedPlan:
                 f"{path}: the live cluster changed since this plan was made (state serial "
                 f"{self.serial} -> {plan.live.serial}); run wrctl plan again"
             )
-        # Drift the plan showed that is gone now converged by itself; drift it did not show
-        # would be converged unreviewed, so the plan is stale.
+        # Drift the plan showed that is gone by now settled by itself (nothing left to do);
+        # drift it did not show would be converged unreviewed, so then the plan is stale.
         unseen = [d.address for d in plan.drift if d.address not in self.drift]
         if unseen:
             raise StalePlanError(
