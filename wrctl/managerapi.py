@@ -76,6 +76,15 @@ class ManagerClient:
     def delete_release(self, target: str, lock_id: str) -> None:
         self._call("DeleteRelease", pb.DeleteReleaseRequest(target=target, lock_id=lock_id))
 
+    def delete_rule(self, rule_id: str) -> None:
+        """Delete an explicit routing rule (drift: wrctl apply writes none)."""
+        self._call("DeleteRoutingRule", pb.DeleteRoutingRuleRequest(rule_id=rule_id))
+
+    def deregister_engine(self, engine_id: str) -> None:
+        """Deregister an engine (drift: it serves a module its node's release does not place
+        there); the operator role may deregister any engine."""
+        self._call("DeregisterEngine", pb.DeregisterEngineRequest(engine_id=engine_id))
+
     def force_unlock(self, lock_id: str) -> None:
         self._call("ForceUnlock", pb.ForceUnlockRequest(lock_id=lock_id))
 

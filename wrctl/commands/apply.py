@@ -54,10 +54,10 @@ def apply(
 
     given = overrides(manager, known_hosts, accept_new_host_key, allow_other_cluster)
     made, reviewed = _plan(target, given)
-    if not made.actions:
+    if not made.changes:
         out.print("No changes. The cluster matches the configuration.")
         return
-    print_plan(render_text(made.actions))
+    print_plan(render_text(made.actions, made.drift))
     if not (auto_approve or reviewed) and not confirm("Apply these changes?"):
         abort("Apply cancelled.")
     try:

@@ -20,6 +20,7 @@ from wrctl.bundle.build import (
 )
 from wrctl.bundle.deploy_options import options_for_apply
 from wrctl.config.targets import NodeTarget, target_name
+from wrctl.deploy.converge import announce_restarts, converge, restart_nodes
 from wrctl.deploy.destroy import destroy_cluster, remove_recorded_node
 from wrctl.deploy.noderollout import Expectation
 from wrctl.deploy.preflight import check_and_prepare
@@ -60,6 +61,7 @@ def _work(plan: Plan) -> _Work:
             removed.add(action.address.removeprefix("node."))
         else:
             nodes.update(action.targets)
+    nodes.update(restart_nodes(plan))  # drift a restart converges: redeploy in place
     return _Work(manager, sorted(nodes - removed), sorted(removed))
 
 
@@ -72,10 +74,13 @@ def apply_plan(
     targets = plan.targets
     results: list[TargetResult] = []
     with tempfile.TemporaryDirectory(prefix="wrctl-bundles-") as tmp:
-        report("bundles", f"building for {', '.join(['manager', *work.nodes])}")
-        bundling = options_for_apply(targets, work.nodes)
-        built = build_bundles(targets, Path(tmp), _version(plan), work.nodes, bundling)
-        bundles = {b.target: b for b in built}
+        bundles: dict[str, Bundle] = {}
+        if work.manager or work.nodes:  # drift alone needs no bundle
+            report("bundles", f"building for {', '.join(['manager', *work.nodes])}")
+            bundling = options_for_apply(targets, work.nodes)
+            built = build_bundles(targets, Path(tmp), _version(plan), work.nodes, bundling)
+            bundles = {b.target: b for b in built}
+        announce_restarts(plan, work.nodes, report)
         with open_session(targets, report, options) as session:
             run = _Apply(plan, session)
             if work.manager and not plan.live.reachable:
@@ -96,6 +101,11 @@ def apply_plan(
                 for node in work.removed:
                     run.remove_node(node)
                     results.append(TargetResult(target_name(f"node.{node}"), "removed"))
+                converged = converge(plan, session)
+                results.extend(converged)
+                failed = [r for r in converged if r.status == "failed"]
+                if failed:
+                    raise ApplyFailed(f"{failed[0].target}: could not converge", results)
             mark_applied(targets, session.client.state().serial)
     return results
 

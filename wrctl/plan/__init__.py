@@ -15,6 +15,7 @@ from wrctl.config import ClusterConfig, Targets
 from wrctl.errors import ConfigError
 from wrctl.plan.desired import resolve
 from wrctl.plan.diff import Action, ActionKind, diff, summary
+from wrctl.plan.drift import Drift, DriftKind
 from wrctl.plan.live import nothing_yet
 from wrctl.plan.planfile import SavedPlan
 from wrctl.plan.render import render_json, render_text, summary_line
@@ -24,6 +25,8 @@ __all__ = [
     "Action",
     "ActionKind",
     "ClusterState",
+    "Drift",
+    "DriftKind",
     "Plan",
     "Resource",
     "diff",
@@ -44,10 +47,16 @@ class Plan:
     live: ClusterState
     actions: list[Action]
     config_digest: str
+    drift: tuple[Drift, ...] = ()
 
     @property
     def config(self) -> ClusterConfig:
         return self.targets.config
+
+    @property
+    def changes(self) -> bool:
+        """Whether apply has anything to do: an action, or drift to converge."""
+        return bool(self.actions or self.drift)
 
     def saved(self) -> SavedPlan:
         return SavedPlan(
@@ -56,6 +65,7 @@ class Plan:
             config_digest=self.config_digest,
             serial=self.live.serial,
             manager_reachable=self.live.reachable,
+            drift=tuple(d.address for d in self.drift),
         )
 
 
@@ -73,7 +83,16 @@ def make_plan(targets: Targets, live: ClusterState, runtime_version: str = RUNTI
     if live.reachable:
         _check_secrets(desired, live)
     actions = diff(desired, live)
-    return Plan(targets, desired, live, actions, config_digest(targets.config, desired))
+    drift = _relevant_drift(desired, live)
+    return Plan(targets, desired, live, actions, config_digest(targets.config, desired), drift)
+
+
+def _relevant_drift(desired: ClusterState, live: ClusterState) -> tuple[Drift, ...]:
+    """The live state's drift, less restarts of nodes that the configuration removes (their
+    destroy action takes them down anyway)."""
+    return tuple(
+        d for d in live.drift if d.converge != "restart" or f"node.{d.node}" in desired.resources
+    )
 
 
 def _check_secrets(desired: ClusterState, live: ClusterState) -> None:

@@ -59,7 +59,8 @@ class Action:
 
 def diff(desired: ClusterState, live: ClusterState) -> list[Action]:
     """Actions that turn live into desired: creates/updates/replaces manager first, then nodes,
-    then modules; destroys last, modules before the nodes they run on."""
+    then modules; destroys last, modules before the nodes they run on. (Live state that
+    drifted from the recorded release is not an action: see wrctl.plan.drift.)"""
     actions: list[Action] = []
     for address in sorted(desired.resources, key=lambda a: _sort_key(desired.resources[a])):
         want = desired.resources[address]
@@ -68,7 +69,7 @@ def diff(desired: ClusterState, live: ClusterState) -> list[Action]:
             changes = tuple(Change(k, None, v) for k, v in sorted(want.attributes.items()))
             actions.append(Action(address, ActionKind.CREATE, want.kind, changes, 0, want.targets))
             continue
-        action = _compare(want, have) or _drift(want, live)
+        action = _compare(want, have)
         if action:
             actions.append(action)
     gone = [a for a in live.resources if a not in desired.resources]
@@ -96,23 +97,6 @@ def _compare(want: Resource, have: Resource) -> Action | None:
     targets = tuple(sorted(set(want.targets) | set(have.targets)))
     unchanged = len(keys) - len(changes)
     return Action(want.address, kind, want.kind, changes, unchanged, targets)
-
-
-def _drift(want: Resource, live: ClusterState) -> Action | None:
-    """A node whose recorded release matches but whose engines are not all healthy now is
-    redeployed in place (the refresh step of the plan)."""
-    if want.kind != "node" or not live.reachable:
-        return None
-    node = want.address.removeprefix("node.")
-    engines = [e for e in live.engines if e.node == node]
-    healthy = sum(1 for e in engines if e.healthy)
-    expected = int(want.attributes.get("engines", "1"))
-    if healthy >= expected:
-        return None
-    reason = f"{healthy} of {expected} engines healthy on {node}"
-    return Action(
-        want.address, ActionKind.UPDATE, want.kind, (), len(want.attributes), want.targets, reason
-    )
 
 
 def summary(actions: list[Action]) -> tuple[int, int, int]:

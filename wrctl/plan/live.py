@@ -1,15 +1,15 @@
 """Live state: what the manager reports (releases recorded by apply, engines live now), turned
-into resources [pure; `wrctl.observe` asks the manager]."""
+into resources and drift [pure; `wrctl.observe` asks the manager]."""
 
 from __future__ import annotations
 
 import json
 
 from runtime.api import wruntime_pb2 as pb
-from runtime.wire import module_key
-from wrctl.plan.state import ClusterState, EngineHealth, Resource
+from wrctl.plan.drift import RESOURCES_KEY, find_drift
+from wrctl.plan.state import ClusterState, Resource
 
-RESOURCES_KEY = "resources"
+__all__ = ["RESOURCES_KEY", "encode_resources", "from_cluster_state", "nothing_yet"]
 
 
 def encode_resources(resources: list[Resource]) -> dict[str, str]:
@@ -18,8 +18,8 @@ def encode_resources(resources: list[Resource]) -> dict[str, str]:
 
 
 def from_cluster_state(response: pb.GetClusterStateResponse) -> ClusterState:
-    """Rebuild resources from the recorded releases; the newest record wins for a module
-    that several nodes carry."""
+    """Rebuild resources from the recorded releases (the newest record wins for a module
+    that several nodes carry), and find where the live cluster drifted from them."""
     releases = [n.release for n in response.nodes if n.HasField("release")]
     if response.HasField("manager_release"):
         releases.append(response.manager_release)
@@ -31,26 +31,14 @@ def from_cluster_state(response: pb.GetClusterStateResponse) -> ClusterState:
         for item in json.loads(release.attributes[RESOURCES_KEY]):
             resource = Resource.from_json(item)
             resources[resource.address] = resource
-    engines = tuple(_engine(node.name, e) for node in response.nodes for e in node.engines)
     bundles = {r.target: r.bundle_digest for r in releases}
     return ClusterState(
         resources=resources,
-        engines=engines,
         serial=response.serial,
         bundles=bundles,
         cluster=response.cluster,
+        drift=find_drift(response),
     )
-
-
-def _engine(node: str, status: pb.EngineStatus) -> EngineHealth:
-    reg = status.registration
-    digests = {module_key(m.namespace, m.name, m.version): m.digest for m in reg.modules}
-    healthy = frozenset(
-        module_key(h.module.namespace, h.module.name, h.module.version)
-        for h in status.modules
-        if h.healthy
-    )
-    return EngineHealth(reg.engine_id, node, status.healthy, digests, healthy)
 
 
 def nothing_yet() -> ClusterState:

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 
 # 2: the actions and desired resources are no longer written (apply re-plans and checks the
 # digests below); files of format 1 still load.
-FORMAT_VERSION = 2
-READS = (1, 2)
+# 3: the addresses of the drift the plan showed (apply converges no drift it did not show).
+FORMAT_VERSION = 3
+READS = (1, 2, 3)
 MAGIC = "wrctl-plan"
 
 
@@ -28,6 +29,7 @@ class SavedPlan:
     config_digest: str  # sha256 of cluster.toml and every file it names
     serial: int  # the manager's state serial the plan saw (0 when unreachable)
     manager_reachable: bool
+    drift: tuple[str, ...] = ()  # addresses of the drift items the plan showed
 
     def check_current(self, path: str | Path, plan: Plan) -> None:
         """StalePlanError unless `plan`, made now, was made from the same inputs against the
@@ -41,6 +43,14 @@ class SavedPlan:
             raise StalePlanError(
                 f"{path}: the live cluster changed since this plan was made (state serial "
                 f"{self.serial} -> {plan.live.serial}); run wrctl plan again"
+            )
+        # Drift the plan showed that is gone by now settled by itself (nothing left to do);
+        # drift it did not show would be converged unreviewed, so then the plan is stale.
+        unseen = [d.address for d in plan.drift if d.address not in self.drift]
+        if unseen:
+            raise StalePlanError(
+                f"{path}: the live cluster changed since this plan was made ({', '.join(unseen)} "
+                "drifted since); run wrctl plan again"
             )
 
 
@@ -63,6 +73,7 @@ def save(plan: SavedPlan, path: str | Path) -> None:
         "config_digest": plan.config_digest,
         "serial": plan.serial,
         "manager_reachable": plan.manager_reachable,
+        "drift": list(plan.drift),
     }
     write_atomic(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode(), 0o600)
 
@@ -79,6 +90,9 @@ def load(path: str | Path) -> SavedPlan:
             f"{path}: plan file format {data.get('format_version')} is not supported "
             f"(this wrctl reads formats {', '.join(map(str, READS))}); run wrctl plan again"
         )
+    drift = data.get("drift", [])  # formats 1 and 2 carry none
+    if not isinstance(drift, list):
+        raise WrctlError(f"{path}: plan file has a bad drift list (expected a list of addresses)")
     try:
         return SavedPlan(
             cluster=str(data["cluster"]),
@@ -86,6 +100,7 @@ def load(path: str | Path) -> SavedPlan:
             config_digest=str(data["config_digest"]),
             serial=int(data["serial"]),
             manager_reachable=bool(data["manager_reachable"]),
+            drift=tuple(str(a) for a in drift),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise WrctlError(f"{path}: plan file is missing or has a bad {exc}") from None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from wrctl.plan.diff import Action, ActionKind, Change, summary
+from wrctl.plan.drift import Drift
 
 SYMBOLS = {
     ActionKind.CREATE: "+",
@@ -27,17 +29,37 @@ _HEADLINE = {
 _DIGEST = re.compile(r"sha256:([0-9a-f]{12})[0-9a-f]{52}")
 
 
-def summary_line(actions: list[Action]) -> str:
-    if not actions:
+DRIFT_HEADING = "Changed outside wrctl (the live cluster differs from the recorded release):"
+
+
+def summary_line(actions: list[Action], drift: Sequence[Drift] = ()) -> str:
+    if not actions and not drift:
         return "No changes. The cluster matches the configuration."
     add, change, destroy = summary(actions)
-    return f"Plan: {add} to add, {change} to change, {destroy} to destroy."
+    line = f"Plan: {add} to add, {change} to change, {destroy} to destroy."
+    return line + (f" Drift: {len(drift)} to converge." if drift else "")
 
 
-def render_text(actions: list[Action]) -> str:
-    """The plan as text; lines start with the action symbol so a caller can colour them."""
-    if not actions:
+def render_text(actions: list[Action], drift: Sequence[Drift] = ()) -> str:
+    """The plan as text: drift first, under its own heading, then the actions; action lines
+    start with the action symbol so a caller can colour them."""
+    if not actions and not drift:
         return summary_line(actions) + "\n"
+    lines = _render_drift(drift) if drift else []
+    if actions:
+        lines += _render_actions(actions)
+    lines.append(summary_line(actions, drift))
+    return "\n".join(lines) + "\n"
+
+
+def _render_drift(drift: Sequence[Drift]) -> list[str]:
+    lines = [DRIFT_HEADING, ""]
+    lines += [f"  ! {d.address}: {d.detail}" for d in drift]
+    steps = list(dict.fromkeys(d.step for d in drift))  # in order, each once
+    return [*lines, "", f"wrctl apply converges them: {', '.join(steps)}.", ""]
+
+
+def _render_actions(actions: list[Action]) -> list[str]:
     used = [k for k in ActionKind if any(a.kind is k for a in actions)]
     lines = ["Resource actions are indicated with the following symbols:"]
     lines += [f"  {SYMBOLS[k]:>3} {_LEGEND[k]}" for k in used]
@@ -45,8 +67,7 @@ def render_text(actions: list[Action]) -> str:
     for action in actions:
         lines += _render_action(action)
         lines.append("")
-    lines.append(summary_line(actions))
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _render_action(action: Action) -> list[str]:
@@ -87,13 +108,16 @@ def _value(value: str | None, attribute: str = "") -> str:
     return '"' + _DIGEST.sub(r"sha256:\1…", value) + '"'
 
 
-def render_json(actions: list[Action], serial: int, cluster: str) -> dict[str, object]:
+def render_json(
+    actions: list[Action], serial: int, cluster: str, drift: Sequence[Drift] = ()
+) -> dict[str, object]:
     add, change, destroy = summary(actions)
     return {
         "format_version": 1,
         "cluster": cluster,
         "serial": serial,
-        "changes": bool(actions),
-        "summary": {"add": add, "change": change, "destroy": destroy},
+        "changes": bool(actions or drift),
+        "summary": {"add": add, "change": change, "destroy": destroy, "drift": len(drift)},
         "actions": [a.to_json() for a in actions],
+        "drift": [d.to_json() for d in drift],
     }

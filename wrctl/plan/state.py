@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from wrctl.plan.drift import Drift
+
 
 @dataclass(frozen=True)
 class Resource:
@@ -47,26 +49,15 @@ class Resource:
 
 
 @dataclass(frozen=True)
-class EngineHealth:
-    """A live engine as the manager reports it."""
-
-    engine_id: str
-    node: str
-    healthy: bool
-    module_digests: dict[str, str] = field(default_factory=dict)  # "ns.name@ver" -> digest
-    healthy_modules: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
 class ClusterState:
-    """Resources keyed by address. Desired state has no engines and serial 0; live state
-    carries what the manager recorded at the last apply, the engines live now and the serial
-    that a saved plan pins."""
+    """Resources keyed by address. Desired state has no drift and serial 0; live state
+    carries what the manager recorded at the last apply, where the live cluster drifted from
+    it, and the serial that a saved plan pins."""
 
     resources: dict[str, Resource]
-    engines: tuple[EngineHealth, ...] = ()
     serial: int = 0
     reachable: bool = True
     secrets: frozenset[str] = frozenset()  # "namespace/key" of every secret the manager holds
     bundles: dict[str, str] = field(default_factory=dict)  # target -> recorded bundle digest
     cluster: str = ""  # the cluster the manager says it serves ("" when it does not say)
+    drift: tuple[Drift, ...] = ()  # where the live cluster differs from the recorded releases

@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from runtime.api import wruntime_pb2 as pb
 from runtime.wire import COMPONENT_HEADER
+from tests.unit.wrctl.drift_builders import D1, D2, ECHO, engine, release, rule
 from wrctl.config import load_targets
 from wrctl.errors import StalePlanError
 from wrctl.plan import ActionKind, diff, make_plan, render_json, render_text, resolve, summary
+from wrctl.plan.live import from_cluster_state
 from wrctl.plan.planfile import SavedPlan, is_plan_file, load, save
-from wrctl.plan.state import ClusterState, EngineHealth
+from wrctl.plan.state import ClusterState
 
 GOLDEN = Path(__file__).parent / "golden"
 CLUSTER = """\
@@ -52,8 +55,7 @@ def _desired(tmp_path: Path, text: str = CLUSTER, echo: bytes = b"echo-v1") -> C
 
 
 def _healthy(state: ClusterState, serial: int = 7) -> ClusterState:
-    engine = EngineHealth("e1", "node-a", True)
-    return replace(state, engines=(engine,), serial=serial)
+    return replace(state, serial=serial)
 
 
 def _check_golden(name: str, text: str) -> None:
@@ -109,14 +111,87 @@ def test_removed_module_is_destroyed(tmp_path: Path) -> None:
     _check_golden("destroy", render_text(actions))
 
 
-def test_unhealthy_engines_are_redeployed(tmp_path: Path) -> None:
+def _recorded(
+    desired: ClusterState,
+    engines: tuple[pb.EngineStatus, ...] | None = None,
+    rules: tuple[pb.RoutingRule, ...] = (),
+) -> pb.GetClusterStateResponse:
+    """What the manager reports after an apply of `desired` on node-a, with these engines
+    (by default one healthy engine serving every placed module) and explicit rules."""
+    modules = [r for r in desired.resources.values() if r.kind == "module"]
+    digests = {
+        f"{r.address.removeprefix('module.')}@{r.attributes['version']}": r.attributes["component"]
+        for r in modules
+    }
+    node = desired.resources["node.node-a"]
+    if engines is None:
+        engines = (engine("e1", "node-a", digests),)
+    return pb.GetClusterStateResponse(
+        serial=7,
+        manager_release=release("manager", {}, resources=[desired.resources["manager"]]),
+        nodes=[
+            pb.NodeState(
+                name="node-a",
+                release=release("node-a", digests, resources=[node, *modules]),
+                engines=engines,
+            )
+        ],
+        explicit_rules=rules,
+    )
+
+
+def _live(response: pb.GetClusterStateResponse) -> ClusterState:
+    return replace(from_cluster_state(response), secrets=frozenset({"example/api-key"}))
+
+
+def test_a_recorded_cluster_that_runs_as_recorded_has_no_changes(tmp_path: Path) -> None:
     desired = _desired(tmp_path)
-    live = replace(desired, engines=(EngineHealth("e1", "node-a", False),), serial=3)
-    actions = diff(desired, live)
-    assert [(a.address, a.kind, a.reason) for a in actions] == [
-        ("node.node-a", ActionKind.UPDATE, "0 of 1 engines healthy on node-a")
+    plan = make_plan(load_targets(tmp_path / "cluster.toml"), _live(_recorded(desired)))
+    assert plan.actions == [] and plan.drift == () and not plan.changes
+    assert render_text(plan.actions, plan.drift) == (GOLDEN / "noop.txt").read_text()
+
+
+def test_drift_is_listed_under_its_own_heading(tmp_path: Path) -> None:
+    desired = _desired(tmp_path)
+    stray = engine("imp", "node-a", {"example.echo@1.0.0": D2})
+    response = _recorded(desired, engines=(stray,), rules=(rule("r1"),))
+    plan = make_plan(load_targets(tmp_path / "cluster.toml"), _live(response))
+    assert plan.actions == [] and plan.changes
+    assert [d.address for d in plan.drift] == [
+        "routing_rule.r1",
+        "node.node-a/engine.imp",
+        "module.example.caller@node.node-a",
+        "module.example.echo@node.node-a",
     ]
-    _check_golden("drift", render_text(actions))
+    text = render_text(plan.actions, plan.drift)
+    assert "No changes" not in text
+    assert text.endswith("Plan: 0 to add, 0 to change, 0 to destroy. Drift: 4 to converge.\n")
+    _check_golden("drift", text)
+
+
+def test_drift_comes_before_the_actions(tmp_path: Path) -> None:
+    live = _live(_recorded(_desired(tmp_path), rules=(rule("r1"),)))
+    _desired(tmp_path, CLUSTER.replace('"hi"', '"hello"'))
+    plan = make_plan(load_targets(tmp_path / "cluster.toml"), live)
+    assert [a.address for a in plan.actions] == ["module.example.echo"]
+    text = render_text(plan.actions, plan.drift)
+    assert text.index("Changed outside wrctl") < text.index("wrctl will perform")
+    assert "Plan: 0 to add, 1 to change, 0 to destroy. Drift: 1 to converge." in text
+    _check_golden("drift_and_update", text)
+
+
+def test_a_node_the_configuration_removes_is_not_restarted_for_its_drift(tmp_path: Path) -> None:
+    response = _recorded(_desired(tmp_path), engines=())
+    # node-b was applied once and has since left cluster.toml; its engines are gone too
+    response.nodes.append(pb.NodeState(name="node-b", release=release("node-b", {ECHO: D1})))
+    plan = make_plan(load_targets(tmp_path / "cluster.toml"), _live(response))
+    assert "node.node-b" in {d.address for d in plan.live.drift}
+    assert {d.node for d in plan.drift} == {"node-a"}
+    from wrctl.deploy.apply import _work
+    from wrctl.deploy.converge import restart_nodes
+
+    assert list(restart_nodes(plan)) == ["node-a"]
+    assert _work(plan).nodes == ["node-a"]  # redeployed in place, though nothing changed
 
 
 def test_secret_values_and_passwords_never_appear(tmp_path: Path) -> None:
@@ -134,11 +209,30 @@ def test_json_view(tmp_path: Path) -> None:
     live = _healthy(_desired(tmp_path))
     actions = diff(_desired(tmp_path, echo=b"echo-v2"), live)
     data = render_json(actions, 7, "shop")
-    assert data["summary"] == {"add": 1, "change": 0, "destroy": 1}
-    assert data["serial"] == 7 and data["changes"] is True
+    assert data["summary"] == {"add": 1, "change": 0, "destroy": 1, "drift": 0}
+    assert data["serial"] == 7 and data["changes"] is True and data["drift"] == []
     [action] = data["actions"]  # type: ignore[misc]
     assert action["action"] == "replace"
     assert action["changes"][0]["attribute"] == "component"
+
+
+def test_json_view_lists_drift(tmp_path: Path) -> None:
+    live = _live(_recorded(_desired(tmp_path), rules=(rule(),)))
+    plan = make_plan(load_targets(tmp_path / "cluster.toml"), live)
+    data = render_json(plan.actions, 7, "shop", plan.drift)
+    assert data["changes"] is True and data["actions"] == []
+    assert data["summary"] == {"add": 0, "change": 0, "destroy": 0, "drift": 1}
+    assert data["drift"] == [
+        {
+            "address": "routing_rule.r1",
+            "kind": "explicit_rule",
+            "detail": "written outside wrctl apply: example.echo@1.0.0 -> engine evil at "
+            "http://10.0.0.9:8080 (peer https://10.0.0.9:9443)",
+            "converge": "delete",
+            "node": "",
+            "ref": "r1",
+        }
+    ]
 
 
 def test_saved_plan_round_trips(tmp_path: Path) -> None:
@@ -204,3 +298,53 @@ def test_a_secret_the_manager_lacks_stops_the_plan(tmp_path: Path) -> None:
         make_plan(targets, ClusterState(resources={}, secrets=frozenset({"other/api-key"})))
     # Before the first apply there is no manager to ask: nothing to check yet.
     assert make_plan(targets, ClusterState(resources={}, reachable=False)).actions
+
+
+def test_a_saved_plan_carries_its_drift_and_is_stale_on_drift_it_did_not_show(
+    tmp_path: Path,
+) -> None:
+    desired = _desired(tmp_path)
+    targets = load_targets(tmp_path / "cluster.toml")
+    shown = make_plan(targets, _live(_recorded(desired, rules=(rule("r1"),))))
+    save(shown.saved(), tmp_path / "plan.out")
+    saved = load(tmp_path / "plan.out")
+    assert saved.drift == ("routing_rule.r1",)
+    assert json.loads((tmp_path / "plan.out").read_text())["format_version"] == 3
+    saved.check_current("p", shown)
+    # The rule went away by itself: nothing left to converge, the plan still applies.
+    saved.check_current("p", make_plan(targets, _live(_recorded(desired))))
+    more = make_plan(targets, _live(_recorded(desired, rules=(rule("r1"), rule("r2")))))
+    with pytest.raises(StalePlanError, match=r"routing_rule\.r2 drifted since"):
+        saved.check_current("p", more)
+
+
+def _plan_cli(monkeypatch: pytest.MonkeyPatch, live: ClusterState, *args: str) -> tuple[int, str]:
+    """`wrctl plan ARGS` against `live` (what the manager would have answered)."""
+    from typer.testing import CliRunner
+
+    import wrctl.observe
+    from wrctl.cli import app
+
+    monkeypatch.setattr(wrctl.observe, "observe_live", lambda targets: live)
+    result = CliRunner().invoke(app, ["plan", *args])
+    return result.exit_code, result.output
+
+
+def test_detailed_exitcode_is_2_for_drift_alone_and_json_lists_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    desired = _desired(tmp_path)
+    cluster = str(tmp_path / "cluster.toml")
+    converged = _live(_recorded(desired))
+    code, output = _plan_cli(monkeypatch, converged, cluster, "--detailed-exitcode")
+    assert (code, "No changes." in output) == (0, True), output
+
+    drifted = _live(_recorded(desired, rules=(rule("r1"),)))
+    code, output = _plan_cli(monkeypatch, drifted, cluster, "--detailed-exitcode")
+    assert code == 2, output
+    assert "Changed outside wrctl" in output and "routing_rule.r1" in output
+    assert "No changes" not in output
+    assert _plan_cli(monkeypatch, drifted, cluster)[0] == 0
+    code, output = _plan_cli(monkeypatch, drifted, cluster, "--json", "--detailed-exitcode")
+    assert code == 2
+    assert [d["address"] for d in json.loads(output)["drift"]] == ["routing_rule.r1"]
