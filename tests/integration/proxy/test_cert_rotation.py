@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -19,8 +20,14 @@ from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
 from runtime.identity import TlsFiles
 from tests.infra.pki import ClusterPki
-from tests.infra.process import wait_until
-from tests.integration.proxy.support import Engine, FakeManager, ProxyProcess, rule
+from tests.infra.process import free_port, wait_until
+from tests.integration.proxy.support import (
+    BackgroundLoop,
+    Engine,
+    FakeManager,
+    ProxyProcess,
+    rule,
+)
 
 STREAM = b"x-wr-destination: http://example.echo/stream/echo\r\n"
 
@@ -158,3 +165,57 @@ def test_a_certificate_of_another_node_is_not_taken_up(
     )
     assert _presented(proxy.peer_port, _client_context(pki.node("node-c"))) == old
     assert proxy.health()["ok"]
+
+
+def test_forwarding_to_peers_presents_the_rotated_certificate(
+    pki: ClusterPki,
+    manager: FakeManager,
+    start_proxy: Callable[..., ProxyProcess],
+    background: BackgroundLoop,
+) -> None:
+    """A stand-in peer (node-b's certificate, client certificates required) records what the
+    proxy presents on each new connection; it closes every connection after answering."""
+    seen: list[bytes] = []
+    port = free_port()
+    server_tls = ssl.create_default_context(
+        ssl.Purpose.CLIENT_AUTH, cafile=str(pki.node("node-b").ca_cert_path)
+    )
+    server_tls.load_cert_chain(str(pki.node("node-b").cert_path), str(pki.node("node-b").key_path))
+    server_tls.verify_mode = ssl.CERT_REQUIRED
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+        seen.append(ssl_object.getpeercert(binary_form=True) if ssl_object else b"")
+        response = web.json_response({"ok": True})
+        response.force_close()
+        return response
+
+    async def serve() -> web.AppRunner:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", answer)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=server_tls).start()
+        return runner
+
+    runner = background.run(serve())
+    try:
+        proxy = start_proxy(extra_toml='[node]\nname = "node-a"')
+        peer = f"https://127.0.0.1:{port}"
+        proxy.wait_table(manager.set_rules([rule("http://127.0.0.1:1", peer_address=peer)]))
+        assert proxy.request("http://example.echo/x")[0] == 200
+        assert seen[-1] == _der(proxy.tls.cert_path.read_bytes())
+
+        new_pem, new_key = pki.renewed(proxy.tls)
+        for path, data in ((proxy.tls.key_path, new_key), (proxy.tls.cert_path, new_pem)):
+            scratch = path.with_suffix(".new")
+            scratch.write_bytes(data)
+            os.replace(scratch, path)
+
+        def forwarded_with_new() -> bool:
+            assert proxy.request("http://example.echo/x")[0] == 200
+            return seen[-1] == _der(new_pem)
+
+        wait_until(forwarded_with_new, 10, "forwarded requests to present the new certificate")
+    finally:
+        background.run(runner.cleanup())
