@@ -75,6 +75,9 @@ class RoutingTableCache:
         while True:
             try:
                 self._on_poll()
+            except Exception:  # nor must a failed certificate check
+                log.exception("node certificate check failed")
+            try:
                 await self.poll_once()
             except Exception:  # a bad table must not stop the refreshes
                 log.exception("routing table refresh failed")

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cryptography import x509
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
-from runtime.identity import NODE_TLS_NAME, TlsFiles, channel_options, sync_channel
+from runtime.identity import NODE, NODE_TLS_NAME, TlsFiles, channel_options, sync_channel
 from tests.infra.pki import ClusterPki
 from tests.infra.process import wait_until
 from tests.integration.proxy.support import Engine, FakeManager, ProxyProcess, rule
@@ -136,6 +137,16 @@ def test_control_port_admits_only_engines_of_its_own_node(
     forged = TlsFiles(tmp_path / "node.crt", tmp_path / "node.key", pki.node().ca_cert_path)
     forged_channel = sync_channel(address, forged, NODE_TLS_NAME)
     assert _register_as(forged_channel, "intruder-forged").code() == grpc.StatusCode.UNAVAILABLE
+
+    # From the cluster CA but with no wruntime identity: UNAUTHENTICATED.
+    anon_pem, anon_key = pki.ca.issue("anon", [x509.DNSName(NODE_TLS_NAME)], NODE)
+    (tmp_path / "anon.crt").write_bytes(anon_pem)
+    (tmp_path / "anon.key").write_bytes(anon_key)
+    anon = TlsFiles(tmp_path / "anon.crt", tmp_path / "anon.key", pki.node().ca_cert_path)
+    refused = _register_as(sync_channel(address, anon, NODE_TLS_NAME), "intruder-anon")
+    assert refused.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "NodeService.RegisterEngine" in refused.details()
+    assert "carries no wruntime identity" in refused.details()
 
     # Certificates of the cluster, but not node-a's: PERMISSION_DENIED naming rpc, caller, why.
     operator = sync_channel(address, pki.operator(), NODE_TLS_NAME)
