@@ -32,6 +32,8 @@ from bench._proxy_hotpath import cost_per_request
 from bench._results import Metric, print_table, save
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
+from runtime.identity import TlsFiles, server_credentials
+from wrctl.pki import ClusterCA
 
 REPO = Path(__file__).resolve().parents[1]
 HZ = os.sysconf("SC_CLK_TCK")
@@ -90,6 +92,21 @@ class _Manager(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
         if request.known_version == self.table.version:
             return pb.GetRoutingTableResponse()
         return pb.GetRoutingTableResponse(table=self.table)
+
+
+def _credentials(directory: Path) -> tuple[TlsFiles, TlsFiles]:
+    """(node "bench", manager) certificate files from a new CA in `directory`."""
+    ca = ClusterCA(directory, "bench")
+    out = []
+    for credentials in (ca.node_credentials("bench", "127.0.0.1"), ca.manager_credentials([])):
+        for name, data in credentials.files().items():
+            (directory / name).write_bytes(data)
+            (directory / name).chmod(0o600)
+        stem = directory / credentials.stem
+        out.append(
+            TlsFiles(stem.with_suffix(".crt"), stem.with_suffix(".key"), directory / "ca.crt")
+        )
+    return out[0], out[1]
 
 
 class _Discard(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
@@ -264,12 +281,18 @@ class _Stack:
         """(upstream port, wr-proxy port, wr-proxy pid), with the fake manager and collector."""
         upstream = free_port()
         self.start([sys.executable, "-c", UPSTREAM, str(upstream)], "upstream", upstream)
+        # The proxy talks to its manager over mutual TLS only: a throwaway cluster CA.
+        node, manager = _credentials(self.work / "pki")
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
         pb_grpc.add_ManagerServiceServicer_to_server(_Manager(upstream), server)
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Discard(), server)
-        manager_port = server.add_insecure_port("127.0.0.1:0")
+        manager_port = server.add_secure_port("127.0.0.1:0", server_credentials(manager))
         server.start()
         self.servers.append(server)
+        collector = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Discard(), collector)
+        collector_port = collector.add_insecure_port("127.0.0.1:0")
+        collector.start()
+        self.servers.append(collector)
         proxy_port, admin_port = free_port(), free_port()
         config = self.work / "proxy.toml"
         config.write_text(
@@ -277,7 +300,10 @@ class _Stack:
             f'control_address = "127.0.0.1:{free_port()}"\n'
             f'admin_address = "127.0.0.1:{admin_port}"\n'
             f'manager_address = "127.0.0.1:{manager_port}"\n'
-            f'[tracing]\nendpoint = "http://127.0.0.1:{manager_port}"\n'
+            f'[node]\nname = "bench"\npeer_port = {free_port()}\npeer_listen_host = "127.0.0.1"\n'
+            f'[node.tls]\ncert_path = "{node.cert_path}"\nkey_path = "{node.key_path}"\n'
+            f'ca_cert_path = "{node.ca_cert_path}"\n'
+            f'[tracing]\nendpoint = "http://127.0.0.1:{collector_port}"\n'
         )
         argv = [str(REPO / ".venv/bin/wr-proxy"), "--config", str(config)]
         proxy = self.start(argv, "wr-proxy", admin_port)

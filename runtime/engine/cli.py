@@ -11,6 +11,7 @@ from runtime.engine.config import load_engine_config
 from runtime.engine.modules import SchemaError
 from runtime.engine.pool import WorkerStartError
 from runtime.engine.service import serve
+from runtime.identity import TlsMaterialError
 from runtime.logs import setup_logging
 from runtime.tomlconfig import ConfigError
 
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
         import uvloop
 
         uvloop.run(serve(config))
-    except (CompileError, SchemaError, WorkerStartError) as exc:
+    except (CompileError, SchemaError, WorkerStartError, TlsMaterialError) as exc:
         logging.getLogger("wr-engine").error("start-up failed", extra={"error": str(exc)})
         sys.exit(f"wr-engine: {exc}")
     except KeyboardInterrupt:

@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from runtime import wire
+from runtime.identity import TlsFiles
 from runtime.names import check_name, check_version
 from runtime.tomlconfig import load_config
 from runtime.wire import Capability
@@ -33,10 +34,33 @@ class SecretRef(_Strict):
     secret: str = Field(min_length=1)
 
 
+class NodeTls(_Strict):
+    """The node certificate, its key and the cluster CA (the proxy's [node.tls] files): the
+    engine presents it to its proxy's control port and verifies the proxy as a node."""
+
+    cert_path: Path
+    key_path: Path
+    ca_cert_path: Path
+
+    def files(self) -> TlsFiles:
+        return TlsFiles(self.cert_path, self.key_path, self.ca_cert_path)
+
+
 class NodeConfig(_Strict):
     name: str = ""
     proxy_address: str = f"http://127.0.0.1:{wire.PROXY_DATA_PORT}"
     control_address: str | None = None
+    tls: NodeTls | None = None  # required with control_address
+
+    @model_validator(mode="after")
+    def _tls_for_control(self) -> NodeConfig:
+        if self.control_address and self.tls is None:
+            raise ValueError(
+                "[node.tls] (cert_path, key_path, ca_cert_path of the node certificate) is"
+                " required when control_address is set: the proxy's control port takes"
+                " mutual TLS only"
+            )
+        return self
 
     @field_validator("proxy_address")
     @classmethod
@@ -125,6 +149,10 @@ class EngineConfig(_Strict):
             if m.schema_path is not None:
                 m.schema_path = base / m.schema_path
         self.cache_dir = base / self.cache_dir.expanduser()
+        tls = self.node.tls
+        if tls is not None:
+            tls.cert_path, tls.key_path = base / tls.cert_path, base / tls.key_path
+            tls.ca_cert_path = base / tls.ca_cert_path
         return self
 
 

@@ -10,11 +10,13 @@ import grpc
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.api.wruntime_pb2_grpc import NodeServiceStub
+from runtime.identity import NODE_TLS_NAME, TlsFiles, aio_channel
 from runtime.wire import HEARTBEAT_SECS
 
 log = logging.getLogger("wr-engine.registration")
 RPC_TIMEOUT_SECS = 5.0
 BACKOFF_START, BACKOFF_MAX = 0.5, 5.0
+_REFUSED = frozenset((grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED))
 
 HealthyModules = Callable[[], Awaitable[list[pb.ModuleDescriptor]]]
 SecretsReceived = Callable[[dict[str, dict[str, str]]], None]
@@ -31,6 +33,7 @@ class Registrar:
     def __init__(
         self,
         control_address: str,
+        tls: TlsFiles,
         registration: pb.EngineRegistration,
         healthy_modules: HealthyModules,
         on_secrets: SecretsReceived,
@@ -40,7 +43,8 @@ class Registrar:
         self._healthy_modules = healthy_modules
         self._on_secrets = on_secrets
         self._heartbeat_secs = heartbeat_secs
-        self._channel = grpc.aio.insecure_channel(grpc_target(control_address))
+        # Mutual TLS with the node certificate; only a node certificate passes as the proxy.
+        self._channel = aio_channel(grpc_target(control_address), tls, NODE_TLS_NAME)
         self._stub = NodeServiceStub(self._channel)
         self.registered = asyncio.Event()
 
@@ -59,8 +63,14 @@ class Registrar:
                 self.registered.set()
                 return
             except (grpc.aio.AioRpcError, RuntimeError) as exc:
-                log.warning(
-                    "registration failed; retrying", extra={"error": _short(exc), "retry_in": delay}
+                refused = isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _REFUSED
+                # A refusal (the manager's reason in the message) needs an operator, not luck.
+                log.log(
+                    logging.ERROR if refused else logging.WARNING,
+                    "registration refused; retrying"
+                    if refused
+                    else "registration failed; retrying",
+                    extra={"error": _short(exc), "retry_in": delay},
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX)

@@ -50,6 +50,8 @@ class EngineService:
 
     async def start(self) -> None:
         started = time.monotonic()
+        if self.config.node.tls is not None:
+            self.config.node.tls.files().read()  # unreadable: refuse to start, naming the file
         cache = ComponentCache(self.config.cache_dir)
         self.modules = await asyncio.to_thread(prepare, self.config.module, cache)
         settings = WorkerSettings(
@@ -80,8 +82,10 @@ class EngineService:
             },
         )
         if self.config.node.control_address:
+            assert self.config.node.tls is not None  # the config requires it with control_address
             self.registrar = Registrar(
                 self.config.node.control_address,
+                self.config.node.tls.files(),
                 self.registration(),
                 self.check_modules,
                 self._apply_secrets,

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from runtime import wire
+from runtime.identity import TlsFiles
 from runtime.names import check_name
 from runtime.tomlconfig import load_config
 
@@ -58,11 +59,15 @@ def url_authority(host: str, port: int) -> str:
 
 
 class NodeTls(_Strict):
-    """Certificates of this node for the mutual-TLS peer listener and client."""
+    """The node certificate (identity `wruntime://<cluster>/node/<name>`), its key and the
+    cluster CA: the peer listener and client, the control port and the manager channel use it."""
 
     cert_path: Path
     key_path: Path
     ca_cert_path: Path
+
+    def files(self) -> TlsFiles:
+        return TlsFiles(self.cert_path, self.key_path, self.ca_cert_path)
 
 
 class NodeSection(_Strict):
@@ -72,7 +77,7 @@ class NodeSection(_Strict):
     proxy_address: str = f"http://127.0.0.1:{wire.PROXY_DATA_PORT}"
     peer_port: int = Field(default=wire.PEER_PORT, gt=0, lt=65536)
     peer_listen_host: str = "0.0.0.0"
-    tls: NodeTls | None = None
+    tls: NodeTls
 
     @field_validator("name")
     @classmethod
@@ -207,7 +212,7 @@ class ProxyConfig(_Strict):
     request_timeout_secs: float = Field(default=float(wire.REQUEST_TIMEOUT_SECS), gt=0)
     header_timeout_secs: float = Field(default=float(wire.HEADER_TIMEOUT_SECS), gt=0)
     client_idle_timeout_secs: float = Field(default=float(wire.IDLE_TIMEOUT_SECS), gt=0)
-    node: NodeSection = NodeSection()
+    node: NodeSection
     cache: CacheSection = CacheSection()
     egress: EgressSection = EgressSection()
     circuit_breaker: CircuitBreakerSection = CircuitBreakerSection()

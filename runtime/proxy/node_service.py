@@ -12,6 +12,8 @@ import grpc
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
+from runtime.identity import NODE, Identity, PermissionDenied, Unauthenticated, authorize
+from runtime.proxy.manager_link import ManagerLink
 
 log = logging.getLogger("wr-proxy.control")
 
@@ -24,27 +26,49 @@ def _engine(request: pb.HeartbeatRequest) -> dict[str, str]:
 
 
 class NodeControl(pb_grpc.NodeServiceServicer):  # type: ignore[misc]
-    """Relays engine lifecycle calls and keeps the registrations of this node's engines."""
+    """Relays engine lifecycle calls and keeps the registrations of this node's engines.
+
+    Only this node's engines may call: they present the node certificate, so the caller must
+    be the node identity this proxy holds (same cluster, same name)."""
 
     def __init__(
         self,
-        stub: pb_grpc.ManagerServiceStub,
+        manager: ManagerLink,
         peer_address: str,
-        node_name: str,
+        node: Identity,
+        node_name: str = "",
         timeout: float = 3.0,
     ) -> None:
-        self._stub = stub
+        self._manager = manager
         self._peer_address = peer_address
-        self._node_name = node_name
+        self._node = node
+        self._node_name = node_name or node.name
         self._timeout = timeout
         self.registrations: dict[str, pb.RegisterEngineRequest] = {}
         self.unsynced: set[str] = set()  # accepted while the manager was away
         self.unsynced_deregistrations: set[str] = set()
         self.last_heartbeats: dict[str, pb.HeartbeatRequest] = {}
 
+    async def _admit(self, context: _Context, rpc: str) -> None:
+        what = f"NodeService.{rpc} on node {self._node.name!r}"
+        try:
+            who = authorize(context, self._node.cluster, frozenset((NODE,)), what)
+            if who.name != self._node.name:
+                raise PermissionDenied(
+                    f"{what}: refused to {who}; only engines of node {self._node.name!r}"
+                    " (presenting its certificate) may call it"
+                )
+        except Unauthenticated as exc:
+            log.warning("control call refused", extra={"rpc": rpc, "error": str(exc)})
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        except PermissionDenied as exc:
+            log.warning("control call refused", extra={"rpc": rpc, "error": str(exc)})
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+
     async def RegisterEngine(
         self, request: pb.RegisterEngineRequest, context: _Context
     ) -> pb.RegisterEngineResponse:
+        await self._admit(context, "RegisterEngine")
         engine_id = request.registration.engine_id
         if not engine_id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "registration.engine_id is empty")
@@ -56,7 +80,7 @@ class NodeControl(pb_grpc.NodeServiceServicer):  # type: ignore[misc]
         self.registrations[engine_id] = request
         self.unsynced_deregistrations.discard(engine_id)
         try:
-            response: pb.RegisterEngineResponse = await self._stub.RegisterEngine(
+            response: pb.RegisterEngineResponse = await self._manager.stub.RegisterEngine(
                 request, timeout=self._timeout
             )
         except grpc.aio.AioRpcError as exc:
@@ -74,11 +98,12 @@ class NodeControl(pb_grpc.NodeServiceServicer):  # type: ignore[misc]
     async def Heartbeat(
         self, request: pb.HeartbeatRequest, context: _Context
     ) -> pb.HeartbeatResponse:
+        await self._admit(context, "Heartbeat")
         self.last_heartbeats[request.engine_id] = request
         if request.engine_id in self.unsynced:
             return pb.HeartbeatResponse()  # the manager does not know it yet: replay first
         try:
-            await self._stub.Heartbeat(request, timeout=self._timeout)
+            await self._manager.stub.Heartbeat(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _AWAY:
                 return pb.HeartbeatResponse()
@@ -94,12 +119,13 @@ class NodeControl(pb_grpc.NodeServiceServicer):  # type: ignore[misc]
     async def DeregisterEngine(
         self, request: pb.DeregisterEngineRequest, context: _Context
     ) -> pb.DeregisterEngineResponse:
+        await self._admit(context, "DeregisterEngine")
         self.registrations.pop(request.engine_id, None)
         self.last_heartbeats.pop(request.engine_id, None)
         was_unsynced = request.engine_id in self.unsynced
         self.unsynced.discard(request.engine_id)
         try:
-            await self._stub.DeregisterEngine(request, timeout=self._timeout)
+            await self._manager.stub.DeregisterEngine(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
             if exc.code() not in _AWAY:
                 if exc.code() == grpc.StatusCode.NOT_FOUND and was_unsynced:
@@ -113,7 +139,7 @@ class NodeControl(pb_grpc.NodeServiceServicer):  # type: ignore[misc]
         """Send the manager what it missed while away; what still fails stays for next time."""
         for engine_id in sorted(self.unsynced_deregistrations):
             try:
-                await self._stub.DeregisterEngine(
+                await self._manager.stub.DeregisterEngine(
                     pb.DeregisterEngineRequest(engine_id=engine_id), timeout=self._timeout
                 )
             except grpc.aio.AioRpcError as exc:
@@ -126,16 +152,37 @@ class NodeControl(pb_grpc.NodeServiceServicer):  # type: ignore[misc]
                 self.unsynced.discard(engine_id)
                 continue
             try:
-                await self._stub.RegisterEngine(request, timeout=self._timeout)
-                beat = self.last_heartbeats.get(engine_id)
-                if beat is not None:
-                    await self._stub.Heartbeat(beat, timeout=self._timeout)
+                await self._manager.stub.RegisterEngine(request, timeout=self._timeout)
             except grpc.aio.AioRpcError as exc:
                 if exc.code() in _AWAY:
                     return
+                # Refused (e.g. PERMISSION_DENIED: not placed on this node). Forget it, so the
+                # engine's next heartbeat gets NOT_FOUND and it registers again itself: the
+                # refusal then reaches the engine, at the engine's pace, not in a loop here.
+                self.unsynced.discard(engine_id)
+                self.registrations.pop(engine_id, None)
+                self.last_heartbeats.pop(engine_id, None)
                 log.error(
-                    "manager refused a replayed registration",
-                    extra={"engine_id": engine_id, "error": exc.details()},
+                    "manager refused a replayed registration; dropped it",
+                    extra={
+                        "engine_id": engine_id,
+                        "code": exc.code().name,
+                        "error": exc.details(),
+                    },
                 )
+                continue
             self.unsynced.discard(engine_id)
             log.info("registration replayed to the manager", extra={"engine_id": engine_id})
+            beat = self.last_heartbeats.get(engine_id)
+            if beat is None:
+                continue
+            try:
+                await self._manager.stub.Heartbeat(beat, timeout=self._timeout)
+            except grpc.aio.AioRpcError as exc:
+                log.warning(
+                    "replayed heartbeat failed", extra={"engine_id": engine_id, "error": _rpc(exc)}
+                )
+
+
+def _rpc(exc: grpc.aio.AioRpcError) -> str:
+    return f"{exc.code().name}: {exc.details()}"

@@ -11,15 +11,22 @@ class PeerTlsError(Exception):
     """The [node.tls] files cannot be used."""
 
 
-def _context(purpose: ssl.Purpose, tls: NodeTls) -> ssl.SSLContext:
+def load_chain(context: ssl.SSLContext, tls: NodeTls) -> None:
+    """Put the node certificate and key into `context` (affects handshakes from now on)."""
     try:
-        context = ssl.create_default_context(purpose, cafile=str(tls.ca_cert_path))
         context.load_cert_chain(str(tls.cert_path), str(tls.key_path))
     except (OSError, ssl.SSLError) as exc:
         raise PeerTlsError(
-            f"[node.tls]: cannot load cert {tls.cert_path}, key {tls.key_path} "
-            f"or CA {tls.ca_cert_path}: {exc}"
+            f"[node.tls]: cannot load cert {tls.cert_path} with key {tls.key_path}: {exc}"
         ) from None
+
+
+def _context(purpose: ssl.Purpose, tls: NodeTls) -> ssl.SSLContext:
+    try:
+        context = ssl.create_default_context(purpose, cafile=str(tls.ca_cert_path))
+    except (OSError, ssl.SSLError) as exc:
+        raise PeerTlsError(f"[node.tls]: cannot load CA {tls.ca_cert_path}: {exc}") from None
+    load_chain(context, tls)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
 

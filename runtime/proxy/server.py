@@ -21,9 +21,11 @@ from runtime.proxy.client import EXTERNAL, INTERNAL, PEER, ClientConnection
 from runtime.proxy.config import ProxyConfig, split_host_port
 from runtime.proxy.egress import EgressPolicy
 from runtime.proxy.ingress import IngressRouter
+from runtime.proxy.manager_link import ManagerLink
 from runtime.proxy.metrics import ProxyMetrics
+from runtime.proxy.node_cert import NodeCertificate
 from runtime.proxy.node_service import NodeControl
-from runtime.proxy.peer_tls import peer_client_context, peer_server_context
+from runtime.proxy.peer_tls import PeerTlsError
 from runtime.proxy.router import Router
 from runtime.proxy.routing import RoutingIndex
 from runtime.proxy.table_cache import RoutingTableCache
@@ -51,8 +53,9 @@ class ProxyServer:
         self._tasks: list[asyncio.Task[None]] = []
         self._grpc: grpc.aio.Server | None = None
         self._admin: web.AppRunner | None = None
-        self._channel: grpc.aio.Channel | None = None
+        self._manager: ManagerLink | None = None
         self._tracing = False
+        self.certificate: NodeCertificate
         self.router: Router
         self.control: NodeControl
         self.table: RoutingTableCache
@@ -60,27 +63,28 @@ class ProxyServer:
     async def start(self) -> None:
         cfg = self.config
         loop = asyncio.get_running_loop()
+        certificate = self.certificate = NodeCertificate(cfg.node.tls)
+        node = certificate.identity
+        if cfg.node.name and cfg.node.name != node.name:
+            raise PeerTlsError(
+                f"[node] name is {cfg.node.name!r} but the node certificate"
+                f" {cfg.node.tls.cert_path} is for {node}; they must agree"
+            )
         self.router = self._build_router(loop)
-        # Short reconnect backoff: a manager that comes back is noticed within seconds, not
-        # after grpc's default of up to two minutes.
-        self._channel = grpc.aio.insecure_channel(
-            cfg.manager_address,
-            options=[
-                ("grpc.initial_reconnect_backoff_ms", 200),
-                ("grpc.min_reconnect_backoff_ms", 200),
-                ("grpc.max_reconnect_backoff_ms", 2000),
-            ],
-        )
-        stub = pb_grpc.ManagerServiceStub(self._channel)
-        self.control = NodeControl(stub, cfg.node.peer_address, cfg.node.name)
+        manager = self._manager = ManagerLink(cfg.manager_address, certificate.channel_credentials)
+        certificate.on_reload.append(manager.renew)
+        self.control = NodeControl(manager, cfg.node.peer_address, node, cfg.node.name)
         self.table = RoutingTableCache(
-            stub, cfg.cache.routing_table_poll_ms / 1000, self._install_table, self.control.replay
+            manager,
+            cfg.cache.routing_table_poll_ms / 1000,
+            self._install_table,
+            self.control.replay,
+            on_poll=certificate.check,
         )
         await self.table.poll_once()  # a manager that is not up yet is not fatal
         await self._listen("data", cfg.listen_address, INTERNAL, None)
-        if cfg.node.tls is not None:
-            address = f"{cfg.node.peer_listen_host}:{cfg.node.peer_port}"
-            await self._listen("peer", address, PEER, peer_server_context(cfg.node.tls))
+        address = f"{cfg.node.peer_listen_host}:{cfg.node.peer_port}"
+        await self._listen("peer", address, PEER, certificate.server_context)
         if cfg.external is not None:
             await self._listen("external", cfg.external.listen_address, EXTERNAL, None)
         await self._start_control()
@@ -102,7 +106,6 @@ class ProxyServer:
             exporter=self._span_exporter,
             resource_attributes={"wr.node": cfg.node.node_id},  # once per batch, not per span
         )
-        tls = cfg.node.tls
         metrics = ProxyMetrics(self.registry)
         breakers = BreakerRegistry(
             cfg.circuit_breaker.failure_threshold,
@@ -117,9 +120,7 @@ class ProxyServer:
             idle_timeout=cfg.client_idle_timeout_secs,
             egress=EgressPolicy(cfg.egress.allowed_domains),
             ingress=IngressRouter(cfg.external.route) if cfg.external else None,
-            pool=UpstreamPool(
-                peer_client_context(tls) if tls else None, min(cfg.request_timeout_secs, 10.0)
-            ),
+            pool=UpstreamPool(self.certificate.client_context, min(cfg.request_timeout_secs, 10.0)),
             breakers=breakers,
             metrics=metrics,
             tracer=HopTracer(self._tracing, cfg.tracing.sample_ratio),
@@ -147,8 +148,8 @@ class ProxyServer:
             await self._grpc.stop(grace=1.0)
         if self._admin is not None:
             await self._admin.cleanup()
-        if self._channel is not None:
-            await self._channel.close(None)
+        if self._manager is not None:
+            await self._manager.close()
         if self._tracing:
             shutdown_tracing()
 
@@ -185,7 +186,11 @@ class ProxyServer:
         server = grpc.aio.server()
         pb_grpc.add_NodeServiceServicer_to_server(self.control, server)
         host, port = split_host_port(self.config.control_address)
-        bound = server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        # Mutual TLS with the node certificate; NodeControl admits only this node's identity.
+        bound = server.add_secure_port(
+            f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+            self.certificate.grpc_server_credentials(),
+        )
         if bound == 0:
             raise OSError(f"control_address {self.config.control_address}: cannot bind")
         await server.start()
@@ -213,6 +218,7 @@ class ProxyServer:
             "modules": sorted(index.modules()),
             "breakers": self.router.breakers.states(),
             "unsynced_registrations": sorted(self.control.unsynced),
+            "node_certificate_not_after": self.certificate.not_after.isoformat(),
             "ports": self.ports,
         }
 

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 
 from runtime.api import wruntime_pb2 as pb
-from runtime.api import wruntime_pb2_grpc as pb_grpc
+from runtime.proxy.manager_link import ManagerLink
 
 log = logging.getLogger("wr-proxy.table")
 
@@ -18,16 +18,19 @@ class RoutingTableCache:
     """Polls GetRoutingTable; hands every new table to on_table and tells when the manager is back.
 
     When the manager is away the last table stays in use, so routing goes on unchanged.
+    on_poll runs before each poll (the node certificate's cheap change check).
     """
 
     def __init__(
         self,
-        stub: pb_grpc.ManagerServiceStub,
+        manager: ManagerLink,
         poll_interval: float,
         on_table: Callable[[pb.RoutingTable], None],
         on_manager_back: Callable[[], Awaitable[None]],
+        on_poll: Callable[[], object] = lambda: None,
     ) -> None:
-        self._stub = stub
+        self._manager = manager
+        self._on_poll = on_poll
         self._interval = poll_interval
         self._on_table = on_table
         self._on_back = on_manager_back
@@ -42,7 +45,9 @@ class RoutingTableCache:
         self.polls += 1
         request = pb.GetRoutingTableRequest(known_version=self.version)
         try:
-            response = await self._stub.GetRoutingTable(request, timeout=max(self._interval, 1.0))
+            response = await self._manager.stub.GetRoutingTable(
+                request, timeout=max(self._interval, 1.0)
+            )
         except grpc.aio.AioRpcError as exc:
             self.last_error = f"{exc.code().name}: {exc.details()}"
             if self.reachable:
@@ -68,6 +73,10 @@ class RoutingTableCache:
 
     async def run(self) -> None:
         while True:
+            try:
+                self._on_poll()
+            except Exception:  # nor must a failed certificate check
+                log.exception("node certificate check failed")
             try:
                 await self.poll_once()
             except Exception:  # a bad table must not stop the refreshes

@@ -13,12 +13,14 @@ from typing import Any
 
 import grpc
 import pytest
+from cryptography import x509
 
 from runtime.identity import (
     MANAGER_TLS_NAME,
     NODE_TLS_NAME,
     TlsFiles,
     aio_channel,
+    identity_of,
     sync_channel,
 )
 from wrctl.pki import ClusterCA, Credentials
@@ -47,6 +49,16 @@ class ClusterPki:
 
     def node(self, name: str = "node-1", host: str = "127.0.0.1") -> TlsFiles:
         return self._write(f"node-{name}", self.ca.node_credentials(name, host))
+
+    def renewed(self, files: TlsFiles) -> tuple[bytes, bytes]:
+        """A new (cert, key) PEM pair with the same names as the certificate in `files`
+        (a rotation: new key, new serial, same identity)."""
+        cert = x509.load_pem_x509_certificate(files.cert_path.read_bytes())
+        names = list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+        role = identity_of(cert)
+        assert role is not None, f"{files.cert_path} carries no wruntime identity"
+        common_name = cert.subject.rfc4514_string().removeprefix("CN=")
+        return self.ca.issue(common_name, names, role.role)
 
     def manager(self, hosts: tuple[str, ...] = ()) -> TlsFiles:
         return self._write("manager", self.ca.manager_credentials(list(hosts)))

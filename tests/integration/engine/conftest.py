@@ -18,6 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from runtime.identity import TlsFiles
+from tests.infra.pki import ClusterPki
 from tests.infra.process import ManagedProcess, cache_dir, free_port
 
 REPO = Path(__file__).resolve().parents[3]
@@ -137,8 +139,9 @@ def module_toml(name: str, wasm: Path, namespace: str = "example", **extra: Any)
 
 
 @pytest.fixture
-def start_engine(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
-    """start_engine(modules_toml, workers=1, proxy=None, control=None, otlp=None) -> Engine."""
+def start_engine(tmp_path: Path, pki: ClusterPki) -> Iterator[Callable[..., Engine]]:
+    """start_engine(modules_toml, workers=1, proxy=None, control=None, otlp=None, tls=None)
+    -> Engine; with `control`, [node.tls] is `tls`, by default the pki's node-test certificate."""
     started: list[ManagedProcess] = []
 
     def start(
@@ -148,12 +151,20 @@ def start_engine(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
         control: str | None = None,
         wait: bool = True,
         otlp: str | None = None,
+        tls: TlsFiles | None = None,
     ) -> Engine:
         port = free_port()
         tracing = f'otlp_endpoint = "{otlp}"\n' if otlp else ""
         node = [f'proxy_address = "{proxy or "http://127.0.0.1:9"}"', 'name = "node-test"']
         if control:
             node.append(f'control_address = "{control}"')
+            files = tls or pki.node("node-test")
+            node += [
+                "[node.tls]",
+                f'cert_path = "{files.cert_path}"',
+                f'key_path = "{files.key_path}"',
+                f'ca_cert_path = "{files.ca_cert_path}"',
+            ]
         config = tmp_path / f"engine-{port}.toml"
         config.write_text(
             f'listen_address = "127.0.0.1:{port}"\nworkers = {workers}\n{tracing}'

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.infra.pki import ClusterPki
 from tests.integration.proxy.support import BackgroundLoop, Engine, FakeManager, ProxyProcess
 
 
@@ -19,8 +20,8 @@ def background() -> Iterator[BackgroundLoop]:
 
 
 @pytest.fixture(scope="session")
-def manager() -> Iterator[FakeManager]:
-    fake = FakeManager()
+def manager(pki: ClusterPki) -> Iterator[FakeManager]:
+    fake = FakeManager(pki)
     fake.start()
     yield fake
     fake.stop()

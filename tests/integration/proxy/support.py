@@ -21,6 +21,15 @@ from aiohttp import web
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
+from runtime.identity import (
+    NODE,
+    PermissionDenied,
+    TlsFiles,
+    Unauthenticated,
+    authorize,
+    server_credentials,
+)
+from tests.infra.pki import CLUSTER, ClusterPki
 from tests.infra.process import ManagedProcess, free_port, wait_until
 
 T = TypeVar("T")
@@ -45,10 +54,19 @@ class BackgroundLoop:
 
 # ---- fake manager --------------------------------------------------------------------------
 class FakeManager(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
-    """A ManagerService serving a routing table the test controls, recording engine calls."""
+    """A ManagerService serving a routing table the test controls, recording engine calls.
 
-    def __init__(self) -> None:
+    Like the real one it serves mutual TLS with a manager certificate and takes calls from
+    node certificates of the test cluster only. `refuse` makes RegisterEngine answer
+    PERMISSION_DENIED with that message (the manager's authority check saying no)."""
+
+    def __init__(self, pki: ClusterPki, serve_as: TlsFiles | None = None) -> None:
+        self.pki = pki
+        self._serve_as = serve_as or pki.manager()
         self.port = free_port()
+        self.refuse = ""
+        self.refused: list[pb.RegisterEngineRequest] = []
+        self.caller_certs: list[bytes] = []  # the client certificate of each table poll
         self.table = pb.RoutingTable(version=1)
         self.registrations: list[pb.RegisterEngineRequest] = []
         self.heartbeats: list[pb.HeartbeatRequest] = []
@@ -65,7 +83,7 @@ class FakeManager(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
     def start(self) -> None:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         pb_grpc.add_ManagerServiceServicer_to_server(self, server)
-        if server.add_insecure_port(self.address) == 0:
+        if server.add_secure_port(self.address, server_credentials(self._serve_as)) == 0:
             raise RuntimeError(f"fake manager cannot bind {self.address}")
         server.start()
         self._server = server
@@ -81,20 +99,37 @@ class FakeManager(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
             self.table = pb.RoutingTable(rules=list(rules), version=version)
             return version
 
+    def _admit(self, context: Any, rpc: str) -> None:
+        try:
+            authorize(context, CLUSTER, frozenset((NODE,)), f"ManagerService.{rpc}")
+        except Unauthenticated as exc:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        except PermissionDenied as exc:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+
     # ManagerService
     def GetRoutingTable(self, request: pb.GetRoutingTableRequest, context: Any) -> Any:
+        self._admit(context, "GetRoutingTable")
         with self._lock:
+            self.caller_certs.append(context.auth_context()["x509_pem_cert"][0])
+            del self.caller_certs[:-5]
             self.known_versions.append(request.known_version)
             if request.known_version and request.known_version == self.table.version:
                 return pb.GetRoutingTableResponse()
             return pb.GetRoutingTableResponse(table=self.table)
 
     def RegisterEngine(self, request: pb.RegisterEngineRequest, context: Any) -> Any:
+        self._admit(context, "RegisterEngine")
+        if self.refuse:
+            with self._lock:
+                self.refused.append(request)
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, self.refuse)
         with self._lock:
             self.registrations.append(request)
         return pb.RegisterEngineResponse(accepted=True)
 
     def Heartbeat(self, request: pb.HeartbeatRequest, context: Any) -> Any:
+        self._admit(context, "Heartbeat")
         known = {r.registration.engine_id for r in self.registrations}
         if self.forget_engines or request.engine_id not in known:
             context.abort(
@@ -105,6 +140,7 @@ class FakeManager(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
         return pb.HeartbeatResponse()
 
     def DeregisterEngine(self, request: pb.DeregisterEngineRequest, context: Any) -> Any:
+        self._admit(context, "DeregisterEngine")
         with self._lock:
             self.deregistrations.append(request.engine_id)
         return pb.DeregisterEngineResponse()
@@ -225,8 +261,18 @@ def metric_sample(metrics: str, name: str, **labels: str) -> float | None:
     return None
 
 
+def node_name_of(extra_toml: str) -> str:
+    """The `name` in the [node] table of extra_toml, "node-a" when there is none."""
+    found = re.search(r'^\[node\]\n(?:[^\[]*\n)?name = "([^"]+)"', extra_toml, re.MULTILINE)
+    return found.group(1) if found else "node-a"
+
+
 class ProxyProcess:
-    """wr-proxy started from a proxy.toml the test writes; helpers to talk to it."""
+    """wr-proxy started from a proxy.toml the test writes; helpers to talk to it.
+
+    Unless extra_toml says otherwise, the peer listener takes a free loopback port and
+    [node.tls] is a copy (in workdir/tls, so a test may swap it) of the pki's certificate
+    for the [node] name ("node-a" without one)."""
 
     def __init__(
         self,
@@ -240,6 +286,22 @@ class ProxyProcess:
         self.port = free_port()
         self.control_port = free_port()
         self.admin_port = free_port()
+        self.node = node_name_of(extra_toml)
+        self.peer_port = free_port()
+        if "peer_port" not in extra_toml:
+            node_keys = f'peer_port = {self.peer_port}\npeer_listen_host = "127.0.0.1"\n'
+            if "[node]\n" in extra_toml:
+                extra_toml = extra_toml.replace("[node]\n", "[node]\n" + node_keys, 1)
+            else:
+                extra_toml = "[node]\n" + node_keys + extra_toml
+        self.tls = self.pki_files(manager.pki)
+        if "[node.tls]" not in extra_toml:
+            extra_toml += (
+                "\n[node.tls]\n"
+                f'cert_path = "{self.tls.cert_path}"\n'
+                f'key_path = "{self.tls.key_path}"\n'
+                f'ca_cert_path = "{self.tls.ca_cert_path}"\n'
+            )
         settings = {
             "listen_address": f"127.0.0.1:{self.port}",
             "control_address": f"127.0.0.1:{self.control_port}",
@@ -259,6 +321,20 @@ class ProxyProcess:
             name="wr-proxy",
         )
 
+    def pki_files(self, pki: ClusterPki) -> TlsFiles:
+        source = pki.node(self.node)
+        out = self.workdir / "tls"
+        out.mkdir(exist_ok=True, mode=0o700)
+        for path in (source.cert_path, source.key_path, source.ca_cert_path):
+            (out / path.name).write_bytes(path.read_bytes())
+        return TlsFiles(
+            out / source.cert_path.name, out / source.key_path.name, out / source.ca_cert_path.name
+        )
+
+    def control_channel(self, pki: ClusterPki, node: str | None = None) -> grpc.Channel:
+        """A channel to the control port as an engine of `node` (this proxy's) opens it."""
+        return pki.control_channel(f"127.0.0.1:{self.control_port}", node or self.node)
+
     def start(self) -> ProxyProcess:
         self.process.start()
         self.process.wait_ready(f"http://127.0.0.1:{self.admin_port}/healthz", deadline_s=20)
@@ -266,6 +342,9 @@ class ProxyProcess:
 
     def stop(self) -> None:
         self.process.stop()
+
+    def log(self) -> str:
+        return self.process.log_path.read_text(errors="replace")
 
     def health(self) -> dict[str, Any]:
         conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=5)

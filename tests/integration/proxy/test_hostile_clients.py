@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.infra.pki import ClusterPki
 from tests.infra.process import free_port, wait_until
-from tests.integration.proxy.certs import ClusterCA
 from tests.integration.proxy.support import (
     Engine,
     FakeManager,
@@ -54,11 +54,12 @@ class Guarded:
 
 @pytest.fixture(scope="module")
 def guarded(
-    tmp_path_factory: pytest.TempPathFactory, manager: FakeManager, engines: list[Engine]
+    tmp_path_factory: pytest.TempPathFactory,
+    manager: FakeManager,
+    engines: list[Engine],
+    pki: ClusterPki,
 ) -> Iterator[Guarded]:
     workdir = tmp_path_factory.mktemp("guarded-proxy")
-    ca = ClusterCA(workdir)
-    cert, key = ca.issue("node-a")
     peer, public = free_port(), free_port()
     extra = f"""
 [node]
@@ -66,11 +67,6 @@ name = "node-a"
 proxy_address = "http://127.0.0.1:9001"
 peer_port = {peer}
 peer_listen_host = "127.0.0.1"
-
-[node.tls]
-cert_path = "{cert}"
-key_path = "{key}"
-ca_cert_path = "{ca.ca_path}"
 """
     extra += external_toml(public, [("/pkg.Echo/Say", "example", "echo")])
     proxy = ProxyProcess(
@@ -81,9 +77,9 @@ ca_cert_path = "{ca.ca_path}"
         client_idle_timeout_secs=IDLE_TIMEOUT,
     )
     proxy.start()
-    client_cert, client_key = ca.issue("node-b")
-    client_tls = ssl.create_default_context(cafile=str(ca.ca_path))
-    client_tls.load_cert_chain(str(client_cert), str(client_key))
+    client = pki.node("node-b")
+    client_tls = ssl.create_default_context(cafile=str(client.ca_cert_path))
+    client_tls.load_cert_chain(str(client.cert_path), str(client.key_path))
     try:
         yield Guarded(proxy, {"data": proxy.port, "external": public, "peer": peer}, client_tls)
     finally:

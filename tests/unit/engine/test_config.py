@@ -54,6 +54,11 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
         (MODULE + 'capabilities = ["gpu"]\n', "capabilities"),
         (MODULE + "env = { K = { secret = false } }\n", "env.K"),
         ('[node]\nproxy_address = "127.0.0.1:9001"\n', "expected an http:// URL"),
+        (
+            '[node]\ncontrol_address = "http://127.0.0.1:9002"\n',
+            "[node.tls] (cert_path, key_path, ca_cert_path of the node certificate) is required",
+        ),
+        ('[node.tls]\ncert_path = "a"\nkey_path = "b"\n', "node.tls.ca_cert_path"),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path: Path, text: str, message: str) -> None:
@@ -67,3 +72,16 @@ def test_bad_config_names_file_and_key(tmp_path: Path, text: str, message: str) 
 def test_non_loopback_allowed_explicitly(tmp_path: Path) -> None:
     text = 'listen_address = "0.0.0.0:9100"\nallow_non_loopback = true\n'
     assert load_engine_config(write(tmp_path, text)).listen_address == "0.0.0.0:9100"
+
+
+def test_node_tls_paths_are_relative_to_the_config(tmp_path: Path) -> None:
+    text = (
+        '[node]\ncontrol_address = "http://127.0.0.1:9002"\n[node.tls]\n'
+        'cert_path = "tls/node.crt"\nkey_path = "tls/node.key"\nca_cert_path = "/etc/ca.crt"\n'
+    )
+    tls = load_engine_config(write(tmp_path, text)).node.tls
+    assert tls is not None
+    files = tls.files()
+    assert files.cert_path == tmp_path.resolve() / "tls/node.crt"
+    assert files.key_path == tmp_path.resolve() / "tls/node.key"
+    assert files.ca_cert_path == Path("/etc/ca.crt")

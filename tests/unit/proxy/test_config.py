@@ -9,10 +9,17 @@ import pytest
 from runtime.proxy.config import load_proxy_config
 from runtime.tomlconfig import ConfigError
 
+TLS = """
+[node.tls]
+cert_path = "/etc/wruntime/tls/node.crt"
+key_path = "/etc/wruntime/tls/node.key"
+ca_cert_path = "/etc/wruntime/tls/ca.crt"
+"""
 
-def _load(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
+
+def _load(tmp_path: Path, text: str, tls: str = TLS):  # type: ignore[no-untyped-def]
     path = tmp_path / "proxy.toml"
-    path.write_text(text)
+    path.write_text(text + "\n" + tls)
     return load_proxy_config(path)
 
 
@@ -28,6 +35,20 @@ def test_defaults(tmp_path: Path) -> None:
     assert config.cache.routing_table_poll_ms <= 1000
     assert config.node.peer_address == "https://127.0.0.1:9443"
     assert config.external is None
+    assert config.node.tls.files().cert_path == Path("/etc/wruntime/tls/node.crt")
+
+
+@pytest.mark.parametrize(
+    ("tls", "expected"),
+    [
+        ("", "node: Field required"),
+        ("[node]\nname = 'node-a'\n", "node.tls: Field required"),
+        ("[node.tls]\ncert_path = 'n.crt'\nkey_path = 'n.key'\n", "node.tls.ca_cert_path"),
+    ],
+)
+def test_node_tls_is_required(tmp_path: Path, tls: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        _load(tmp_path, "", tls)
 
 
 def test_peer_address_from_proxy_address_and_peer_port(tmp_path: Path) -> None:
