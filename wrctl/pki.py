@@ -153,6 +153,20 @@ class ClusterCA:
         names = _node_names(self.cluster, node, host)
         return self._leaf(f"node-{node}", node, names, NODE, "node")
 
+    def node_fingerprint(self, node: str, host: str) -> str | None:
+        """The fingerprint of the node's certificate on file when node_credentials would keep
+        it (None: it would issue a new one). Reads only; for plan's `tls` attribute."""
+        cert_path, key_path = self.paths(f"node-{node}")
+        if not (cert_path.exists() and key_path.exists()):
+            return None
+        try:
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        except ValueError:
+            return None
+        if not self._still_good(cert, _node_names(self.cluster, node, host)):
+            return None
+        return "sha256:" + cert.fingerprint(hashes.SHA256()).hex()
+
     def manager_credentials(self, hosts: list[str]) -> Credentials:
         """The manager's server (and client) certificate, valid for `hosts` and wr-manager."""
         names: list[x509.GeneralName] = [

@@ -15,6 +15,8 @@ from wrctl.plan.state import ClusterState, Resource
 NODE_REPLACE_ON = frozenset({"host", "format", "runtime_version", "workdir"})
 MODULE_REPLACE_ON = frozenset({"version", "component"})
 MANAGER_REPLACE_ON = frozenset({"host", "format", "runtime_version", "workdir"})
+TLS_ATTRIBUTE = "tls"  # a node's certificate fingerprint
+RENEWED = "(new certificate at apply)"
 
 
 def file_digest(path: Path) -> str:
@@ -89,7 +91,24 @@ def _node(targets: Targets, node: NodeTarget, runtime_version: str) -> Resource:
     }
     if node.place.format == "docker":
         attrs["docker_base_image"] = node.place.docker_base_image or ""
+    tls = node_tls(targets, node)
+    if tls:
+        attrs[TLS_ATTRIBUTE] = tls
     return Resource(node.place.address, "node", attrs, NODE_REPLACE_ON, (node.name,))
+
+
+def node_tls(targets: Targets, node: NodeTarget) -> str:
+    """The node certificate's fingerprint (a rotation changes it: apply uploads the new files
+    and the proxy reloads them, no restart); RENEWED when apply will issue a new one; "" before
+    the cluster has certificates (the first apply issues them and records the fingerprint)."""
+    from wrctl.pki import ClusterCA, pki_dir
+
+    config = targets.config
+    directory = pki_dir(config.source, config.cluster.name)
+    if not (directory / "ca.crt").exists() or not (directory / f"node-{node.name}.crt").exists():
+        return ""
+    ca = ClusterCA(directory, config.cluster.name)
+    return ca.node_fingerprint(node.name, node.place.wire_host) or RENEWED
 
 
 def _module(config: ClusterConfig, mod: ModuleSection, base: Path) -> Resource:
