@@ -11,10 +11,12 @@ from wrctl.commands import (
     apply,
     build,
     bundle,
+    cert,
     invoke,
     logs,
     plan,
     rollback,
+    secrets,
     status,
     unlock,
     validate,
@@ -25,7 +27,7 @@ from wrctl.commands.exits import WrctlCommand, WrctlGroup
 app = typer.Typer(
     name="wrctl",
     cls=WrctlGroup,
-    help="Declarative deploys for wruntime clusters: plan, apply, bundle, invoke.",
+    help="Declarative deploys for wruntime clusters: plan, apply, bundle, invoke, secrets, cert.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -46,6 +48,8 @@ app.command(cls=WrctlCommand)(rollback.history)
 app.command(cls=WrctlCommand)(status.status)
 app.command(cls=WrctlCommand)(invoke.invoke)
 app.add_typer(bundle.app, name="bundle")
+app.add_typer(secrets.app, name="secrets")
+app.add_typer(cert.app, name="cert")
 app.command("force-unlock", cls=WrctlCommand)(unlock.force_unlock)
 
 
