@@ -188,7 +188,7 @@ def refusal(
             f"credentials used: {used}. Likely: the manager belongs to another cluster CA "
             f"(wrong cluster file or {CREDENTIALS_ENV}), a certificate expired, the manager is "
             f"not yet on TLS (apply it), or {CREDENTIALS_ENV} is missing on a machine without "
-            "the cluster's CA"
+            "the cluster's CA."
         )
     return None
 
