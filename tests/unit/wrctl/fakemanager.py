@@ -42,23 +42,23 @@ class FakeManager(pb_grpc.ManagerServiceServicer):
         except PermissionDenied as exc:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
 
-    def GetClusterState(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+    def GetClusterState(self, request, context):  # type: ignore[no-untyped-def]
         self._allow(context, "GetClusterState")
         return pb.GetClusterStateResponse(serial=1, cluster=self.cluster)
 
-    def SetSecret(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+    def SetSecret(self, request, context):  # type: ignore[no-untyped-def]
         self._allow(context, "SetSecret")
         key = (request.namespace, request.key)
         version = self.secrets[key][1] + 1 if key in self.secrets else 1
         self.secrets[key] = (request.value, version, time.time())
         return pb.SetSecretResponse()
 
-    def DeleteSecret(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+    def DeleteSecret(self, request, context):  # type: ignore[no-untyped-def]
         self._allow(context, "DeleteSecret")
         self.secrets.pop((request.namespace, request.key), None)
         return pb.DeleteSecretResponse()
 
-    def ListSecrets(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+    def ListSecrets(self, request, context):  # type: ignore[no-untyped-def]
         self._allow(context, "ListSecrets")
         entries = []
         for (namespace, key), (_, version, when) in sorted(self.secrets.items()):

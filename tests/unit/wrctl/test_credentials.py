@@ -135,15 +135,15 @@ def test_the_manager_is_verified_as_wr_manager_whatever_address_is_dialled(
     (ca.directory / "manager.crt").write_bytes(cert)
     (ca.directory / "manager.key").write_bytes(key)
     credentials = resolve_credentials(load_cluster(cluster))
-    with serving(ClusterCA(ca.directory, "c"), tmp_path / "m") as (address, _):
-        with manager_channel(address, credentials) as channel:
-            stub = pb_grpc.ManagerServiceStub(channel)
-            assert stub.GetClusterState(pb.GetClusterStateRequest(), timeout=10).cluster == "c"
+    with (
+        serving(ClusterCA(ca.directory, "c"), tmp_path / "m") as (address, _),
+        manager_channel(address, credentials) as channel,
+    ):
+        stub = pb_grpc.ManagerServiceStub(channel)
+        assert stub.GetClusterState(pb.GetClusterStateRequest(), timeout=10).cluster == "c"
 
 
-def test_a_manager_of_another_ca_is_a_clear_handshake_error(
-    cluster: Path, tmp_path: Path
-) -> None:
+def test_a_manager_of_another_ca_is_a_clear_handshake_error(cluster: Path, tmp_path: Path) -> None:
     credentials = resolve_credentials(load_cluster(cluster))
     other = ClusterCA(tmp_path / "other-ca", "c")
     with serving(other, tmp_path / "m") as (address, fake):
@@ -159,9 +159,7 @@ def test_a_manager_of_another_ca_is_a_clear_handshake_error(
     assert fake.calls == []  # refused before any RPC
 
 
-def test_an_insecure_manager_is_a_handshake_error_not_a_hang(
-    cluster: Path, tmp_path: Path
-) -> None:
+def test_an_insecure_manager_is_a_handshake_error_not_a_hang(cluster: Path, tmp_path: Path) -> None:
     from concurrent import futures
 
     credentials = resolve_credentials(load_cluster(cluster))
