@@ -73,6 +73,15 @@ def _certificates(config: ClusterConfig | None, operator: Path) -> list[CertInfo
     from wrctl.certs import certificate_report
     from wrctl.pki import pki_dir
 
+    if config is None:  # as for the credentials: ./cluster.toml's CA when there is one
+        from wrctl.config import load_cluster
+        from wrctl.credentials import DEFAULT_CLUSTER_FILE
+        from wrctl.errors import ConfigError
+
+        try:
+            config = load_cluster(DEFAULT_CLUSTER_FILE) if DEFAULT_CLUSTER_FILE.is_file() else None
+        except ConfigError:
+            config = None
     if config is None:
         return certificate_report(None, [], operator)
     directory = pki_dir(config.source, config.cluster.name)

@@ -148,3 +148,18 @@ def test_granted_modules_are_those_whose_env_names_the_secret(
     config = load_cluster(manager[0])
     assert granted_modules(config, "shop", "token") == ["shop.pay@1.2.0"]
     assert granted_modules(config, "other", "token") == []
+
+
+def test_status_lists_every_certificate_with_its_expiry(
+    manager: tuple[Path, FakeManager],
+) -> None:
+    path, _ = manager
+    port = load_cluster(path).manager.port
+    code, output = _run("status", "--json", "-c", str(path), "--manager", f"127.0.0.1:{port}")
+    assert code == 0, output
+    shown = json.loads(output)["certificates"]
+    assert [c["certificate"] for c in shown][:2] == ["CA", "manager"]
+    assert shown[2]["certificate"].startswith("operator ")
+    assert all(c["days_left"] >= 364 and c["warning"] == "" for c in shown)
+    code, output = _run("status", "-c", str(path), "--manager", f"127.0.0.1:{port}")
+    assert code == 0 and "days left" in output and "wruntime://c/operator/" in output
