@@ -49,6 +49,11 @@ def parse_target(target: str) -> tuple[str, str, str]:
     return m.group(1), m.group(2), m.group(3) or "/"
 
 
+def rpc_path(target: str) -> bool:
+    """Is the target's path `/Service/Method`, the only shape a registered schema describes?"""
+    return len(parse_target(target)[2].strip("/").split("/")) == 2
+
+
 def _schema_messages(
     manager: str,
     credentials: OperatorCredentials,

@@ -38,6 +38,7 @@ def invoke(
     from wrctl.credentials import CredentialsError, resolve_credentials
     from wrctl.errors import WrctlError
     from wrctl.invoke import invoke as send
+    from wrctl.invoke import rpc_path
 
     if data is not None and data_file is not None:
         raise WrctlError("give --data or --data-file, not both")
@@ -49,11 +50,12 @@ def invoke(
             raise WrctlError(f"--data-file {data_file}: {exc.strerror}") from None
     config = load_cluster(cluster) if cluster is not None else None
     address = manager_endpoint(config, overrides(manager))
-    try:
-        credentials: OperatorCredentials | None = resolve_credentials(config)
-    except CredentialsError as exc:  # the request itself needs none; only the schema does
-        err.print(f"[yellow]{exc}; sending the body as given (no schema encoding)[/yellow]")
-        credentials = None
+    credentials: OperatorCredentials | None = None
+    if rpc_path(target):  # only a schema lookup asks the manager; the request needs no cert
+        try:
+            credentials = resolve_credentials(config)
+        except CredentialsError as exc:
+            err.print(f"[yellow]{exc}; sending the body as given (no schema encoding)[/yellow]")
     result = send(target, body, proxy, address, credentials, version, method.upper())
     _show(result, json_out)
     if not result.ok:
