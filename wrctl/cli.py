@@ -5,6 +5,8 @@ needs (grpc, protobuf, paramiko, pydantic, ...) when it runs, so `wrctl --help` 
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from wrctl.commands import (
@@ -54,4 +56,7 @@ app.command("force-unlock", cls=WrctlCommand)(unlock.force_unlock)
 
 
 def main() -> None:
+    # grpc's C core logs a refused TLS handshake at info level on stderr; wrctl reports it
+    # as one error of its own. Read when grpc is first imported, which commands do lazily.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     app()

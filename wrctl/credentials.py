@@ -114,6 +114,8 @@ def cluster_credentials(cluster_file: Path, cluster: str) -> OperatorCredentials
     directory = pki_dir(cluster_file, cluster)
     files = files_in(directory)
     source = f"the cluster CA's dir {directory}"
+    if not (directory / "ca.crt").exists():  # a manager that exists cannot trust this one
+        source += f", a CA made just now: this machine had none for cluster {cluster!r}"
     have = files.cert_path.is_file() and files.key_path.is_file()
     if have and not (directory / "ca.key").exists():
         return OperatorCredentials(files, source)  # a CA copy without its key: use what is there
