@@ -78,6 +78,12 @@ def test_bundles_install_offline_start_and_serve_echo(
         # the manager lets node a register only what a release places on it: without apply,
         # the operator records the bundle's release (what apply would have recorded)
         _record_release(f"127.0.0.1:{cluster.ports['m']}", tmp_path / "operator", bundles)
+        # its engine may have been refused (and given up) before that: start it again
+        restart = [str(bin_dir / "supervisorctl"), "-c", str(workdir / "supervisord.conf")]
+        restarted = subprocess.run(
+            [*restart, "restart", "wr-node-a:*"], capture_output=True, text=True, timeout=60
+        )
+        assert restarted.returncode == 0, restarted.stdout + restarted.stderr
         invoke = [
             str(workdir / "node-a" / "current" / "venv" / "bin" / "wrctl"),
             "invoke",
