@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 import subprocess
 from pathlib import Path
 
@@ -37,6 +38,13 @@ def test_full_cycle(local_cluster: LocalCluster) -> None:
     out = _ok(c.wrctl("apply", "--auto-approve", *COLD))
     assert "Apply complete." in out
     assert "node-local: healthy" in out
+    # apply put each target's certificate and key on the host, outside any release
+    for target, stem in (("manager", "manager"), ("node-local", "node")):
+        tls = c.root / "wr" / target / "tls"
+        assert sorted(p.name for p in tls.iterdir()) == sorted(
+            ["ca.crt", f"{stem}.crt", f"{stem}.key"]
+        )
+        assert stat.S_IMODE((tls / f"{stem}.key").stat().st_mode) == 0o600
 
     reply = c.wrctl("invoke", "example.caller/run", "--json")
     _ok(reply)
