@@ -20,9 +20,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._results import Metric, print_table, save
 from runtime.api import wruntime_pb2 as pb
+from runtime.identity import MANAGER_TLS_NAME, sync_channel
+from runtime.wire import module_key
 from wrctl.config import load_targets
+from wrctl.credentials import files_in, resolve_credentials
 from wrctl.managerapi import ManagerClient
 from wrctl.observe import observe, observe_live
+from wrctl.pki import ClusterCA
 from wrctl.plan import make_plan, render_text
 from wrctl.plan.live import encode_resources
 
@@ -49,19 +53,22 @@ def _cluster(root: Path, modules: int, nodes: int, port: int) -> Path:
     return path
 
 
-def _record_live(address: str, cluster: Path) -> None:
+def _write(directory: Path, files: dict[str, bytes]) -> Path:
+    directory.mkdir(mode=0o700)
+    for name, data in files.items():
+        (directory / name).write_bytes(data)
+        (directory / name).chmod(0o600)
+    return directory
+
+
+def _record_live(address: str, cluster: Path, ca: ClusterCA) -> None:
     """Make the manager's live state equal to the desired state (as a converged apply would)."""
-    import grpc
-
-    from runtime.api import wruntime_pb2_grpc as pb_grpc
-
-    with grpc.insecure_channel(address) as channel:
-        stub = pb_grpc.ManagerServiceStub(channel)
-        for i in range(10):  # the secrets the modules' env references
-            stub.SetSecret(pb.SetSecretRequest(namespace="bench", key=f"k{i}", value="x"))
-    plan = make_plan(load_targets(cluster), observe(address))
-    client = ManagerClient(address)
+    credentials = resolve_credentials(None)  # WR_CREDENTIALS, set by main
+    client = ManagerClient(address, credentials)
     try:
+        for i in range(10):  # the secrets the modules' env references
+            client.set_secret("bench", f"k{i}", "x")
+        plan = make_plan(load_targets(cluster), observe(address, credentials))
         with client.apply_lock("bench") as lock:
             by_target: dict[str, list] = {}
             for resource in plan.desired.resources.values():
@@ -76,27 +83,34 @@ def _record_live(address: str, cluster: Path) -> None:
                         runtime_version="0.1.0",
                         status="applied",
                         attributes=encode_resources(resources),
+                        module_digests={  # what authorises the node's registrations
+                            module_key(*r.address.split(".")[1:3], r.attributes["version"]): (
+                                r.attributes["component"]
+                            )
+                            for r in resources
+                            if r.kind == "module"
+                        },
                     ),
                     lock.lock_id,
                 )
     finally:
         client.close()
-    _register_engines(address, plan)
+    _register_engines(address, plan, ca, cluster.parent)
 
 
-def _register_engines(address: str, plan: object) -> None:
-    """One live, healthy engine per node carrying its modules, as after a real apply."""
+def _register_engines(address: str, plan: object, ca: ClusterCA, root: Path) -> None:
+    """One live, healthy engine per node carrying its modules, as after a real apply; each
+    registers as its node (node certificate), as the manager only lets a node do."""
     import uuid
-
-    import grpc
 
     from runtime.api import wruntime_pb2_grpc as pb_grpc
 
     resources = plan.desired.resources.values()  # type: ignore[attr-defined]
-    with grpc.insecure_channel(address) as channel:
-        stub = pb_grpc.ManagerServiceStub(channel)
-        for node in (r for r in resources if r.kind == "node"):
-            name = node.address.removeprefix("node.")
+    for node in (r for r in resources if r.kind == "node"):
+        name = node.address.removeprefix("node.")
+        tls = _write(root / f"tls-{name}", ca.node_credentials(name, "127.0.0.1").files())
+        with sync_channel(address, files_in(tls, "node"), MANAGER_TLS_NAME) as channel:
+            stub = pb_grpc.ManagerServiceStub(channel)
             modules = [
                 pb.ModuleDescriptor(
                     namespace=r.address.split(".")[1],
@@ -134,10 +148,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         port = _free_port()
         admin = _free_port()
+        # one CA for every size: the operator (WR_CREDENTIALS), the manager and the nodes
+        ca = ClusterCA(Path(tmp) / "pki", "bench")
+        operator = _write(Path(tmp) / "operator", ca.operator_credentials("bench").files())
+        os.environ["WR_CREDENTIALS"] = str(operator)
+        tls = _write(Path(tmp) / "manager-tls", ca.manager_credentials([]).files())
         conf = Path(tmp) / "manager.toml"
         conf.write_text(
-            f'listen_address = "127.0.0.1:{port}"\nadmin_address = "127.0.0.1:{admin}"\n'
-            f'data_dir = "{tmp}/data"\n'
+            f'cluster = "bench"\nlisten_address = "127.0.0.1:{port}"\n'
+            f'admin_address = "127.0.0.1:{admin}"\ndata_dir = "{tmp}/data"\n'
+            f'[tls]\ncert_path = "{tls}/manager.crt"\nkey_path = "{tls}/manager.key"\n'
+            f'ca_cert_path = "{tls}/ca.crt"\n'
         )
         env = {**os.environ, "WR_SECRETS_KEY": base64.b64encode(os.urandom(32)).decode()}
         manager = subprocess.Popen(
@@ -146,14 +167,14 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         try:
-            ManagerClient(f"127.0.0.1:{port}").wait_ready(20)
+            ManagerClient(f"127.0.0.1:{port}", resolve_credentials(None)).wait_ready(20)
             for modules, nodes in sizes:
                 if nodes > modules and modules > 1:
                     continue
                 root = Path(tmp) / f"c{modules}x{nodes}"
                 root.mkdir()
                 cluster = _cluster(root, modules, nodes, port)
-                _record_live(f"127.0.0.1:{port}", cluster)
+                _record_live(f"127.0.0.1:{port}", cluster, ca)
                 times = []
                 for _ in range(repeats):
                     started = time.perf_counter()

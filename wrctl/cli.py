@@ -5,16 +5,20 @@ needs (grpc, protobuf, paramiko, pydantic, ...) when it runs, so `wrctl --help` 
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from wrctl.commands import (
     apply,
     build,
     bundle,
+    cert,
     invoke,
     logs,
     plan,
     rollback,
+    secrets,
     status,
     unlock,
     validate,
@@ -25,7 +29,7 @@ from wrctl.commands.exits import WrctlCommand, WrctlGroup
 app = typer.Typer(
     name="wrctl",
     cls=WrctlGroup,
-    help="Declarative deploys for wruntime clusters: plan, apply, bundle, invoke.",
+    help="Declarative deploys for wruntime clusters: plan, apply, bundle, invoke, secrets, cert.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -46,8 +50,13 @@ app.command(cls=WrctlCommand)(rollback.history)
 app.command(cls=WrctlCommand)(status.status)
 app.command(cls=WrctlCommand)(invoke.invoke)
 app.add_typer(bundle.app, name="bundle")
+app.add_typer(secrets.app, name="secrets")
+app.add_typer(cert.app, name="cert")
 app.command("force-unlock", cls=WrctlCommand)(unlock.force_unlock)
 
 
 def main() -> None:
+    # grpc's C core logs a refused TLS handshake at info level on stderr; wrctl reports it
+    # as one error of its own. Read when grpc is first imported, which commands do lazily.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     app()

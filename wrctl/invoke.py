@@ -17,6 +17,7 @@ from runtime import wire
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
 from runtime.wire import DESTINATION_HEADER, SOURCE_HEADER, VERSION_HEADER, module_host
+from wrctl.credentials import OperatorCredentials, manager_channel, refusal
 from wrctl.errors import WrctlError
 
 _TARGET = re.compile(r"([a-z0-9-]{1,24})\.([a-z0-9-]{1,24})(/.*)?")
@@ -48,17 +49,32 @@ def parse_target(target: str) -> tuple[str, str, str]:
     return m.group(1), m.group(2), m.group(3) or "/"
 
 
+def rpc_path(target: str) -> bool:
+    """Is the target's path `/Service/Method`, the only shape a registered schema describes?"""
+    return len(parse_target(target)[2].strip("/").split("/")) == 2
+
+
 def _schema_messages(
-    manager: str, namespace: str, module: str, version: str, path: str
+    manager: str,
+    credentials: OperatorCredentials,
+    namespace: str,
+    module: str,
+    version: str,
+    path: str,
 ) -> tuple[type[Message], type[Message]] | None:
-    """Request and response classes of the RPC at path, from the module's registered schema."""
+    """Request and response classes of the RPC at path, from the module's registered schema.
+    A manager that refuses our credentials is an error (not "no schema": the body would go
+    out unencoded without a word)."""
     try:
-        with grpc.insecure_channel(manager) as channel:
+        with manager_channel(manager, credentials) as channel:
             reply = pb_grpc.ManagerServiceStub(channel).GetSchema(
                 pb.GetSchemaRequest(module=module, namespace=namespace, version=version),
                 timeout=5,
             )
-    except grpc.RpcError:
+    except grpc.RpcError as exc:
+        refused = refusal(exc, manager, credentials, "GetSchema")
+        if refused is not None:
+            raise refused from None
         return None
     if not reply.proto_schema:
         return None
@@ -87,12 +103,18 @@ def invoke(
     data: bytes | None,
     proxy: str,
     manager: str,
+    credentials: OperatorCredentials | None,
     version: str | None = None,
     method: str = "POST",
     timeout_s: float = 30.0,
 ) -> InvokeResult:
+    """One request; without credentials (None) no schema is looked up: the body goes as given."""
     namespace, module, path = parse_target(target)
-    messages = _schema_messages(manager, namespace, module, version or "", path)
+    messages = (
+        _schema_messages(manager, credentials, namespace, module, version or "", path)
+        if credentials is not None
+        else None
+    )
     body = data or b""
     if messages and data is not None:
         try:

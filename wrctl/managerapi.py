@@ -14,6 +14,7 @@ import grpc
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
+from wrctl.credentials import OperatorCredentials, manager_channel, refusal
 from wrctl.errors import LockHeldError, ManagerUnreachable, WrctlError
 
 
@@ -22,10 +23,15 @@ def holder_name() -> str:
 
 
 class ManagerClient:
-    def __init__(self, address: str, timeout: float = 10.0) -> None:
+    """The operator's channel to the manager at `address` (mutual TLS, see credentials)."""
+
+    def __init__(
+        self, address: str, credentials: OperatorCredentials, timeout: float = 10.0
+    ) -> None:
         self.address = address
+        self.credentials = credentials
         self._timeout = timeout
-        self._channel = grpc.insecure_channel(address)
+        self._channel = manager_channel(address, credentials)
         self._stub = pb_grpc.ManagerServiceStub(self._channel)
 
     def close(self) -> None:
@@ -35,6 +41,9 @@ class ManagerClient:
         try:
             return getattr(self._stub, method)(request, timeout=self._timeout)
         except grpc.RpcError as exc:
+            refused = refusal(exc, self.address, self.credentials, method)
+            if refused is not None:
+                raise refused from None
             code = exc.code() if isinstance(exc, grpc.Call) else None
             details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
             if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
@@ -56,9 +65,12 @@ class ManagerClient:
         try:
             grpc.channel_ready_future(self._channel).result(timeout=deadline_s)
         except grpc.FutureTimeoutError:
-            raise ManagerUnreachable(
-                f"manager at {self.address} did not come up within {deadline_s:.0f}s"
-            ) from None
+            try:  # one call says why: a TLS refusal is not "still starting"
+                self._call("GetClusterState", pb.GetClusterStateRequest())
+            except ManagerUnreachable as exc:
+                raise ManagerUnreachable(
+                    f"manager at {self.address} did not come up within {deadline_s:.0f}s: {exc}"
+                ) from None
 
     def record(self, release: pb.ReleaseRecord, lock_id: str) -> int:
         response = self._call(
@@ -84,6 +96,18 @@ class ManagerClient:
         """Deregister an engine (drift: it serves a module its node's release does not place
         there); the operator role may deregister any engine."""
         self._call("DeregisterEngine", pb.DeregisterEngineRequest(engine_id=engine_id))
+
+    def secrets(self, namespace: str = "") -> list[pb.SecretEntry]:
+        """Secret names, versions and update times (never values); "" = every namespace."""
+        response = self._call("ListSecrets", pb.ListSecretsRequest(namespace=namespace))
+        assert isinstance(response, pb.ListSecretsResponse)
+        return list(response.secrets)
+
+    def set_secret(self, namespace: str, key: str, value: str) -> None:
+        self._call("SetSecret", pb.SetSecretRequest(namespace=namespace, key=key, value=value))
+
+    def delete_secret(self, namespace: str, key: str) -> None:
+        self._call("DeleteSecret", pb.DeleteSecretRequest(namespace=namespace, key=key))
 
     def force_unlock(self, lock_id: str) -> None:
         self._call("ForceUnlock", pb.ForceUnlockRequest(lock_id=lock_id))

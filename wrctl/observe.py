@@ -12,20 +12,27 @@ import grpc
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
 from wrctl.config import Targets
+from wrctl.credentials import OperatorCredentials, manager_channel, refusal, resolve_credentials
 from wrctl.errors import ManagerUnreachable, OtherClusterError
 from wrctl.fsutil import write_atomic
 from wrctl.plan import ClusterState, nothing_yet
 from wrctl.plan.live import from_cluster_state
 
 
-def observe(manager_address: str, timeout: float = 5.0) -> ClusterState:
-    """Ask the manager for the live state; ManagerUnreachable when it does not answer."""
-    with grpc.insecure_channel(manager_address) as channel:
+def observe(
+    manager_address: str, credentials: OperatorCredentials, timeout: float = 5.0
+) -> ClusterState:
+    """Ask the manager for the live state; ManagerUnreachable when it does not answer,
+    CredentialsError when it refuses who we are."""
+    with manager_channel(manager_address, credentials) as channel:
         stub = pb_grpc.ManagerServiceStub(channel)
         try:
             response = stub.GetClusterState(pb.GetClusterStateRequest(), timeout=timeout)
             listed = stub.ListSecrets(pb.ListSecretsRequest(), timeout=timeout)
         except grpc.RpcError as exc:
+            refused = refusal(exc, manager_address, credentials, "GetClusterState")
+            if refused is not None:
+                raise refused from None
             code = exc.code() if isinstance(exc, grpc.Call) else None
             details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
             raise ManagerUnreachable(
@@ -39,8 +46,9 @@ def observe(manager_address: str, timeout: float = 5.0) -> ClusterState:
 def observe_live(targets: Targets, timeout: float = 5.0) -> ClusterState:
     """Live state; an unreachable manager means "nothing yet" only before the first apply.
     A manager that serves another cluster is refused (see check_cluster)."""
+    credentials = resolve_credentials(targets.config)
     try:
-        state = observe(targets.manager.endpoint, timeout)
+        state = observe(targets.manager.endpoint, credentials, timeout)
     except ManagerUnreachable as exc:
         marker = _marker(targets)
         if marker.exists():

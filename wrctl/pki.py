@@ -150,16 +150,26 @@ class ClusterCA:
     def node_credentials(self, node: str, host: str) -> Credentials:
         """The node's certificate and key, reissued when missing, for another host, from
         another CA, or within 30 days of expiry."""
-        names = _node_names(self.cluster, node, host)
+        names = node_names(self.cluster, node, host)
         return self._leaf(f"node-{node}", node, names, NODE, "node")
+
+    def node_fingerprint(self, node: str, host: str) -> str | None:
+        """The fingerprint of the node's certificate on file when node_credentials would keep
+        it (None: it would issue a new one). Reads only; for plan's `tls` attribute."""
+        cert_path, key_path = self.paths(f"node-{node}")
+        if not (cert_path.exists() and key_path.exists()):
+            return None
+        try:
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        except ValueError:
+            return None
+        if not self._still_good(cert, node_names(self.cluster, node, host)):
+            return None
+        return "sha256:" + cert.fingerprint(hashes.SHA256()).hex()
 
     def manager_credentials(self, hosts: list[str]) -> Credentials:
         """The manager's server (and client) certificate, valid for `hosts` and wr-manager."""
-        names: list[x509.GeneralName] = [
-            x509.DNSName(MANAGER_TLS_NAME),
-            x509.UniformResourceIdentifier(identity_uri(self.cluster, MANAGER, "manager")),
-            *_host_names(["localhost", "127.0.0.1", *hosts]),
-        ]
+        names = manager_names(self.cluster, hosts)
         return self._leaf("manager", "wr-manager", names, MANAGER, "manager")
 
     def operator_credentials(self, name: str, *, file_stem: str = "operator") -> Credentials:
@@ -234,7 +244,16 @@ def _host_names(hosts: list[str]) -> list[x509.GeneralName]:
     return names
 
 
-def _node_names(cluster: str, node: str, host: str) -> list[x509.GeneralName]:
+def manager_names(cluster: str, hosts: list[str]) -> list[x509.GeneralName]:
+    """wr-manager (what clients verify), its identity, and the addresses it is dialled at."""
+    return [
+        x509.DNSName(MANAGER_TLS_NAME),
+        x509.UniformResourceIdentifier(identity_uri(cluster, MANAGER, "manager")),
+        *_host_names(["localhost", "127.0.0.1", *hosts]),
+    ]
+
+
+def node_names(cluster: str, node: str, host: str) -> list[x509.GeneralName]:
     """The node's address as peers dial it, loopback for a node on this machine, the name
     engines verify its control port under, and its identity."""
     return [

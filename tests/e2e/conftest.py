@@ -12,9 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
 
 from tests.infra.process import free_port
+from wrctl.credentials import OperatorCredentials, cluster_credentials, manager_channel
+from wrctl.managerapi import ManagerClient
 
 REPO = Path(__file__).resolve().parents[2]
 WRCTL = str(Path(sys.executable).parent / "wrctl")
@@ -41,7 +44,20 @@ class LocalCluster:
             text = text.replace(old, new)
         self.file.write_text(text)
 
-    def wrctl(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def credentials(self) -> OperatorCredentials:
+        """wrctl's operator credentials for this cluster, from its own CA (what the CLI uses)."""
+        return cluster_credentials(self.file, "e2e")
+
+    def client(self) -> ManagerClient:
+        return ManagerClient(f"127.0.0.1:{self.manager_port}", self.credentials())
+
+    def channel(self) -> grpc.Channel:
+        """The operator's mutual-TLS channel to this cluster's manager."""
+        return manager_channel(f"127.0.0.1:{self.manager_port}", self.credentials())
+
+    def wrctl(
+        self, *args: str, timeout: float = 600, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         env = {
             **os.environ,
             "WR_PROXY": f"127.0.0.1:{self.proxy_port}",
@@ -55,7 +71,8 @@ class LocalCluster:
             capture_output=True,
             text=True,
             timeout=timeout,
-            stdin=subprocess.DEVNULL,
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
         )
 
 

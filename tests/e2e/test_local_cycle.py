@@ -1,10 +1,13 @@
 """wrctl on the local target, for real: plan -> apply -> invoke -> change env -> plan `~` ->
-apply -> invoke sees it -> no-op apply -> lock contention -> stale saved plan -> destroy."""
+apply -> invoke sees it -> status with certificates -> the manager refuses clients without a
+certificate -> secrets set/list/delete -> no-op apply -> lock contention -> stale saved plan
+-> rollback -> destroy. wrctl's credentials come from the cluster's own CA, unasked."""
 
 from __future__ import annotations
 
 import json
 import re
+import stat
 import subprocess
 from pathlib import Path
 
@@ -13,9 +16,9 @@ import pytest
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
+from runtime.identity import MANAGER_TLS_NAME, channel_options
 from runtime.wire import COMPONENT_HEADER
 from tests.e2e.conftest import COLD, LocalCluster
-from wrctl.managerapi import ManagerClient
 
 pytestmark = pytest.mark.slow
 
@@ -35,6 +38,13 @@ def test_full_cycle(local_cluster: LocalCluster) -> None:
     out = _ok(c.wrctl("apply", "--auto-approve", *COLD))
     assert "Apply complete." in out
     assert "node-local: healthy" in out
+    # apply put each target's certificate and key on the host, outside any release
+    for target, stem in (("manager", "manager"), ("node-local", "node")):
+        tls = c.root / "wr" / target / "tls"
+        assert sorted(p.name for p in tls.iterdir()) == sorted(
+            ["ca.crt", f"{stem}.crt", f"{stem}.key"]
+        )
+        assert stat.S_IMODE((tls / f"{stem}.key").stat().st_mode) == 0o600
 
     reply = c.wrctl("invoke", "example.caller/run", "--json")
     _ok(reply)
@@ -63,10 +73,17 @@ def test_full_cycle(local_cluster: LocalCluster) -> None:
     status = json.loads(status_run.stdout)
     [node] = status["nodes"]
     assert node["name"] == "local" and node["release"]["status"] == "applied"
+    # the quick start's credentials came from the cluster's own CA, with no step of the user's
+    certificates = {c["certificate"].split()[0]: c for c in status["certificates"]}
+    assert sorted(certificates) == ["CA", "manager", "node", "operator"]
+    assert all(c["days_left"] > 300 and not c["warning"] for c in certificates.values())
+
+    _check_the_manager_refuses_strangers(c)
+    _check_secrets_round_trip(c)
 
     # Another apply holds the lock: this one fails clearly and changes nothing.
     c.write(**{'GREETING = "hello"': 'GREETING = "hola"'})
-    client = ManagerClient(f"127.0.0.1:{c.manager_port}")
+    client = c.client()
     try:
         with client.apply_lock("test holder"):
             blocked = c.wrctl("apply", "--auto-approve")
@@ -78,10 +95,7 @@ def test_full_cycle(local_cluster: LocalCluster) -> None:
 
     # A saved plan whose live state moved is refused.
     _ok(c.wrctl("plan", "-out", "plan.json"))
-    with grpc.insecure_channel(f"127.0.0.1:{c.manager_port}") as channel:
-        pb_grpc.ManagerServiceStub(channel).SetSecret(
-            pb.SetSecretRequest(namespace="example", key="unrelated", value="x")
-        )
+    _ok(c.wrctl("secrets", "set", "example", "unrelated", stdin="x"))
     stale = c.wrctl("apply", "plan.json")
     assert stale.returncode == 1
     assert "changed since this plan was made" in stale.stderr
@@ -117,6 +131,39 @@ def test_full_cycle(local_cluster: LocalCluster) -> None:
     assert after.returncode == 2 and "Plan: 4 to add" in after.stdout
 
 
+def _check_the_manager_refuses_strangers(c: LocalCluster) -> None:
+    """No client certificate, no answer: plaintext and TLS without a certificate are both
+    refused in the handshake, before any RPC runs."""
+    address = f"127.0.0.1:{c.manager_port}"
+    ca = c.credentials().files.ca_cert_path.read_bytes()
+    anonymous = grpc.secure_channel(
+        address,
+        grpc.ssl_channel_credentials(root_certificates=ca),
+        channel_options(MANAGER_TLS_NAME),
+    )
+    for channel in (grpc.insecure_channel(address), anonymous):
+        with channel:
+            with pytest.raises(grpc.RpcError) as refused:
+                pb_grpc.ManagerServiceStub(channel).ListSecrets(pb.ListSecretsRequest(), timeout=10)
+            assert refused.value.code() is grpc.StatusCode.UNAVAILABLE, refused.value
+
+
+def _check_secrets_round_trip(c: LocalCluster) -> None:
+    value = "e2e-Value-That-Must-Not-Show"
+    stored = _ok(c.wrctl("secrets", "set", "example", "e2e-token", stdin=value + "\n"))
+    assert "Secret example/e2e-token version 1 stored" in stored and value not in stored
+    listed = c.wrctl("secrets", "list", "example", "--json")
+    _ok(listed)
+    assert value not in listed.stdout + listed.stderr
+    [entry] = [e for e in json.loads(listed.stdout) if e["name"] == "e2e-token"]
+    assert entry["version"] == 1 and entry["modules"] == []
+    table = _ok(c.wrctl("secrets", "list"))
+    assert "e2e-token" in table and value not in table
+    _ok(c.wrctl("secrets", "delete", "example", "e2e-token", "--yes"))
+    after = c.wrctl("secrets", "list", "example", "--json")
+    assert "e2e-token" not in after.stdout, after.stdout + after.stderr
+
+
 def test_bad_cluster_file_is_reported_with_its_place(local_cluster: LocalCluster) -> None:
     local_cluster.write(**{'name = "e2e"': 'nmae = "e2e"'})
     result = local_cluster.wrctl("plan")
@@ -145,7 +192,7 @@ def test_broken_module_fails_the_gate_and_rolls_back(local_cluster: LocalCluster
     assert re.search(r"node-local\s+rolled-back\s+node local failed its health gate", failed.stderr)
     assert "Last log lines of node-local:" in failed.stderr
     assert "==> " in failed.stderr  # the tail of the failing services' logs
-    with grpc.insecure_channel(f"127.0.0.1:{c.manager_port}") as channel:
+    with c.channel() as channel:
         history = pb_grpc.ManagerServiceStub(channel).ListReleases(
             pb.ListReleasesRequest(target="local"), timeout=10
         )

@@ -1,5 +1,6 @@
 """Every wrctl command honours the same overrides: WR_MANAGER (and --manager) sends it to
-that manager, never to the one cluster.toml names; --known-hosts and --accept-new-host-key
+that manager, never to the one cluster.toml names (over mutual TLS, with the operator
+certificate wrctl issues from the cluster's CA); --known-hosts and --accept-new-host-key
 decide how hosts are checked. cluster.toml's manager port has nothing listening, so a
 command that ignored the override would say the manager is unreachable."""
 
@@ -17,35 +18,52 @@ from typing import ClassVar
 
 import pytest
 
-from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
+from runtime.identity import MANAGER_TLS_NAME, sync_channel
 from runtime.wire import COMPONENT_HEADER
+from tests.e2e.tlsmanager import adopt_ca, operator_dir, tls_manager
 from tests.infra.process import free_port
 from tests.infra.ssh_hosts import SshHost
 from tests.integration.manager.builders import module, registration, release
 from tests.integration.manager.test_process import ManagerProcess
+from wrctl.certs import write_credentials
+from wrctl.credentials import OperatorCredentials, cluster_credentials, files_in
 from wrctl.managerapi import ManagerClient
+from wrctl.pki import ClusterCA
 from wrctl.schemas import compile_schema
 
 WRCTL = str(Path(sys.executable).parent / "wrctl")
+CLUSTER = "ovr"
 ECHO_PROTO = Path(__file__).resolve().parents[2] / "examples/echo/schemas/echo.proto"
 
 
 @pytest.fixture(scope="module")
-def manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagerProcess]:
-    """A real wr-manager on a free port, holding a secret (so its serial is not 0), a
-    registered echo module with its schema, and one recorded release of node-a."""
-    process = ManagerProcess(tmp_path_factory.mktemp("mgr") / "m", "sqlite")
+def manager_ca(tmp_path_factory: pytest.TempPathFactory) -> ClusterCA:
+    return ClusterCA(tmp_path_factory.mktemp("ovr-ca"), CLUSTER)
+
+
+@pytest.fixture(scope="module")
+def manager(
+    tmp_path_factory: pytest.TempPathFactory, manager_ca: ClusterCA
+) -> Iterator[ManagerProcess]:
+    """A real wr-manager on a free port (mutual TLS with the cluster's CA), holding a secret
+    (so its serial is not 0), a recorded release of node-a and an engine of node-a serving
+    the echo module with its schema (registered as that node, which the release allows)."""
+    process = tls_manager(tmp_path_factory.mktemp("mgr") / "m", manager_ca)
     proc = process.start_ready()
-    client = ManagerClient(f"127.0.0.1:{process.grpc_port}")
-    channel = process.channel()
+    address = f"127.0.0.1:{process.grpc_port}"
+    operator = operator_dir(manager_ca, tmp_path_factory.mktemp("op"))
+    client = ManagerClient(address, OperatorCredentials(files_in(operator), "test"))
+    node = tmp_path_factory.mktemp("node")
+    write_credentials(manager_ca.node_credentials("node-a", "127.0.0.1"), node)
+    channel = sync_channel(address, files_in(node, "node"), MANAGER_TLS_NAME)
     try:
-        stub = pb_grpc.ManagerServiceStub(channel)
-        stub.SetSecret(pb.SetSecretRequest(namespace="example", key="k", value="v"), timeout=10)
-        echo = module(schema=compile_schema(ECHO_PROTO))
-        stub.RegisterEngine(registration(modules=[echo]), timeout=10)
+        client.set_secret("example", "k", "v")
         with client.apply_lock("setup") as lock:
-            client.record(release("a", "bundle-1"), lock.lock_id)
+            client.record(release("node-a", "bundle-1"), lock.lock_id)
+        echo = module(schema=compile_schema(ECHO_PROTO))
+        stub = pb_grpc.ManagerServiceStub(channel)
+        stub.RegisterEngine(registration(modules=[echo]), timeout=10)
         yield process
     finally:
         channel.close()
@@ -54,23 +72,27 @@ def manager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagerProcess
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Path:
-    """A local cluster.toml whose manager port has nothing behind it."""
+def cluster(tmp_path: Path, manager_ca: ClusterCA) -> Path:
+    """A local cluster.toml whose manager port has nothing behind it; its CA (which wrctl
+    keeps next to it) is the one of the `manager` fixture."""
     (tmp_path / "echo.wasm").write_bytes(COMPONENT_HEADER + b"not really")
     (tmp_path / "cluster.toml").write_text(
-        f'[cluster]\nname = "ovr"\n[manager]\nhost = "local"\nport = {free_port()}\n'
+        f'[cluster]\nname = "{CLUSTER}"\n[manager]\nhost = "local"\nport = {free_port()}\n'
         '[defaults]\nformat = "supervisor"\nworkdir = "wr"\n'
         f'[[node]]\nname = "a"\nhost = "local"\ndata_port = {free_port()}\n'
         '[[module]]\nnamespace = "example"\nname = "echo"\nversion = "1.0.0"\n'
         'component = "echo.wasm"\n'
     )
+    adopt_ca(manager_ca, tmp_path / "cluster.toml", CLUSTER)
     return tmp_path / "cluster.toml"
 
 
 def wrctl(
     cwd: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if k not in ("WR_MANAGER", "WR_PROXY")}
+    environ = {
+        k: v for k, v in os.environ.items() if k not in ("WR_MANAGER", "WR_PROXY", "WR_CREDENTIALS")
+    }
     return subprocess.run(
         [WRCTL, *args],
         cwd=cwd,
@@ -88,7 +110,7 @@ def test_every_command_reaches_the_manager_wr_manager_names(
     address = f"127.0.0.1:{manager.grpc_port}"
     env = {"WR_MANAGER": address}
     root = cluster.parent
-    client = ManagerClient(address)
+    client = ManagerClient(address, cluster_credentials(cluster, CLUSTER))
     try:
         serial = client.state().serial
         assert serial > 0
@@ -104,7 +126,7 @@ def test_every_command_reaches_the_manager_wr_manager_names(
         history = wrctl(root, "history", "--json", env=env)
         assert history.returncode == 0, history.stderr
         assert [r["bundle_digest"] for r in json.loads(history.stdout)] == [
-            release("a", "bundle-1").bundle_digest
+            release("node-a", "bundle-1").bundle_digest
         ]
         status = wrctl(root, "status", "-c", "cluster.toml", env=env)
         assert status.returncode == 0 and f"Manager {address} " in status.stdout, status.stderr

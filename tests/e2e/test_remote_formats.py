@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 from runtime.api import wruntime_pb2 as pb
@@ -23,6 +22,7 @@ from runtime.wire import COMPONENT_HEADER
 from tests.e2e.conftest import COLD, WRCTL
 from tests.e2e.remote import Host, RemoteCluster, ok
 from tests.infra import policy
+from wrctl.credentials import cluster_credentials, manager_channel
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,9 @@ def fingerprint(host: Host) -> str:
 
 
 def _state(c: RemoteCluster) -> pb.GetClusterStateResponse:
-    with grpc.insecure_channel(f"{c.hosts[0].address}:9000") as channel:
+    """The manager's state, asked with the operator certificate of the cluster's own CA."""
+    credentials = cluster_credentials(c.file, "remote")
+    with manager_channel(f"{c.hosts[0].address}:9000", credentials) as channel:
         return pb_grpc.ManagerServiceStub(channel).GetClusterState(
             pb.GetClusterStateRequest(), timeout=10
         )

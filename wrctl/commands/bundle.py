@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from typer._click.core import Context as ClickContext
 
     from wrctl.bundle.build import Report
+    from wrctl.config import Targets
 
 BundleFile = Annotated[Path, typer.Argument(help="A bundle (.tar.gz) or an unpacked release.")]
 
@@ -87,6 +88,25 @@ def build(
     for bundle in bundles:
         size = bundle.path.stat().st_size / 1e6
         out.print(f"[green]wrote[/] {bundle.path} ({size:.1f} MB) {bundle.digest}")
+    out.print(tls_note(targets, [b.target for b in bundles]), markup=False)
+
+
+def tls_note(targets: Targets, bundled: list[str]) -> str:
+    """How an offline install gets its TLS files, which no bundle carries (keys stay out of
+    anything that is copied around)."""
+    lines = [
+        "TLS certificates and keys are not in the bundles. Before starting a target, put its",
+        "files in WORKDIR/TARGET/tls/ (owner-only), issued on the CA holder's machine:",
+    ]
+    for target in bundled:
+        if target == "manager":
+            host = targets.manager.place.wire_host
+            command = f"wrctl cert issue --manager --host {host} --out DIR"
+        else:
+            node = targets.node(target.removeprefix("node-"))
+            command = f"wrctl cert issue --node {node.name} --host {node.place.wire_host} --out DIR"
+        lines.append(f"  {target}: {command}")
+    return "\n".join(lines)
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from wrctl.commands.exits import EXIT_ERROR
 from wrctl.commands.options import Manager, MaybeCluster, overrides
 
 if TYPE_CHECKING:
+    from wrctl.credentials import OperatorCredentials
     from wrctl.invoke import InvokeResult
 
 
@@ -33,8 +34,11 @@ def invoke(
     """Send one request to a module through the proxy and print the reply."""
     from wrctl.config import load_cluster
     from wrctl.config.targets import manager_endpoint
+    from wrctl.console import err
+    from wrctl.credentials import CredentialsError, resolve_credentials
     from wrctl.errors import WrctlError
     from wrctl.invoke import invoke as send
+    from wrctl.invoke import rpc_path
 
     if data is not None and data_file is not None:
         raise WrctlError("give --data or --data-file, not both")
@@ -46,7 +50,13 @@ def invoke(
             raise WrctlError(f"--data-file {data_file}: {exc.strerror}") from None
     config = load_cluster(cluster) if cluster is not None else None
     address = manager_endpoint(config, overrides(manager))
-    result = send(target, body, proxy, address, version, method.upper())
+    credentials: OperatorCredentials | None = None
+    if rpc_path(target):  # only a schema lookup asks the manager; the request needs no cert
+        try:
+            credentials = resolve_credentials(config)
+        except CredentialsError as exc:
+            err.print(f"[yellow]{exc}; sending the body as given (no schema encoding)[/yellow]")
+    result = send(target, body, proxy, address, credentials, version, method.upper())
     _show(result, json_out)
     if not result.ok:
         raise typer.Exit(EXIT_ERROR)

@@ -83,10 +83,11 @@ def history(
 
     from wrctl.config import load_targets
     from wrctl.console import out, print_json
+    from wrctl.credentials import resolve_credentials
     from wrctl.managerapi import ManagerClient
 
     targets = load_targets(cluster, overrides(manager))
-    client = ManagerClient(targets.manager.endpoint)
+    client = ManagerClient(targets.manager.endpoint, resolve_credentials(targets.config))
     try:
         records = client.history(node or "", limit)
     finally:

@@ -8,7 +8,11 @@ from runtime.wire import module_key
 from wrctl.commands.options import JsonOut, Manager, MaybeCluster, overrides
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from runtime.api import wruntime_pb2 as pb
+    from wrctl.certs import CertInfo
+    from wrctl.config.model import ClusterConfig
 
 
 def status(
@@ -21,16 +25,21 @@ def status(
     from wrctl.config import load_cluster
     from wrctl.config.targets import manager_endpoint
     from wrctl.console import out, print_json
+    from wrctl.credentials import resolve_credentials
     from wrctl.managerapi import ManagerClient
 
     config = load_cluster(cluster) if cluster is not None else None
-    client = ManagerClient(manager_endpoint(config, overrides(manager)))
+    client = ManagerClient(
+        manager_endpoint(config, overrides(manager)), resolve_credentials(config)
+    )
     try:
         state = client.state()
     finally:
         client.close()
+    certificates = _certificates(config, client.credentials.files.cert_path)
     if json_out:
-        print_json(json_format.MessageToDict(state, preserving_proto_field_name=True))
+        data = json_format.MessageToDict(state, preserving_proto_field_name=True)
+        print_json(data | {"certificates": [c.to_json() for c in certificates]})
         return
     out.print(
         f"Manager {client.address} (runtime {state.manager_version or '?'}), "
@@ -55,6 +64,41 @@ def status(
                 applied if i == 0 else "",
                 *_engine_cells(engine),
             )
+    out.print(table)
+    _print_certificates(certificates)
+
+
+def _certificates(config: ClusterConfig | None, operator: Path) -> list[CertInfo]:
+    """The CA's, the manager's, the operator's (the one in use) and each node's certificate."""
+    from wrctl.certs import certificate_report
+    from wrctl.pki import pki_dir
+
+    if config is None:  # as for the credentials: ./cluster.toml's CA when there is one
+        from wrctl.config import load_cluster
+        from wrctl.credentials import DEFAULT_CLUSTER_FILE
+        from wrctl.errors import ConfigError
+
+        try:
+            config = load_cluster(DEFAULT_CLUSTER_FILE) if DEFAULT_CLUSTER_FILE.is_file() else None
+        except ConfigError:
+            config = None
+    if config is None:
+        return certificate_report(None, [], operator)
+    directory = pki_dir(config.source, config.cluster.name)
+    return certificate_report(directory, [n.name for n in config.node], operator)
+
+
+def _print_certificates(certificates: list[CertInfo]) -> None:
+    from rich.table import Table
+
+    from wrctl.console import out
+
+    table = Table("certificate", "expires (UTC)", "days left", "identity")
+    for c in certificates:
+        days = str(c.days_left)
+        if c.warning:
+            days = f"[red]{days} ({c.warning})[/red]"
+        table.add_row(c.label, f"{c.not_after:%Y-%m-%d %H:%M}", days, c.identity or c.subject)
     out.print(table)
 
 

@@ -18,10 +18,13 @@ def force_unlock(
     from wrctl.config import load_cluster
     from wrctl.config.targets import manager_endpoint
     from wrctl.console import out
+    from wrctl.credentials import resolve_credentials
     from wrctl.managerapi import ManagerClient
 
     config = load_cluster(cluster) if cluster is not None else None
-    client = ManagerClient(manager_endpoint(config, overrides(manager)))
+    client = ManagerClient(
+        manager_endpoint(config, overrides(manager)), resolve_credentials(config)
+    )
     try:
         client.force_unlock(lock_id)
     finally:

@@ -4,9 +4,9 @@ health gate, record), then removals; under the manager's apply lock."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from runtime.api import wruntime_pb2 as pb
@@ -19,6 +19,7 @@ from wrctl.bundle.build import (
     state_password_file,
 )
 from wrctl.bundle.deploy_options import options_for_apply
+from wrctl.config.model import ModuleSection, SecretRef
 from wrctl.config.targets import NodeTarget, target_name
 from wrctl.deploy.converge import announce_restarts, converge, restart_nodes
 from wrctl.deploy.destroy import destroy_cluster, remove_recorded_node
@@ -37,7 +38,8 @@ from wrctl.errors import ManagerUnreachable, WrctlError
 from wrctl.observe import mark_applied
 from wrctl.pki import NodeCredentials, cluster_ca
 from wrctl.plan import Plan, Resource
-from wrctl.plan.diff import ActionKind
+from wrctl.plan.desired import TLS_ATTRIBUTE
+from wrctl.plan.diff import Action, ActionKind
 from wrctl.plan.live import encode_resources
 
 __all__ = ["ApplyFailed", "ApplyOptions", "TargetResult", "apply_plan", "destroy_cluster"]
@@ -48,12 +50,14 @@ class _Work:
     manager: bool
     nodes: list[str]  # to (re)deploy, in order
     removed: list[str]  # nodes to remove
+    certificate_only: frozenset[str] = frozenset()  # nodes whose only change is a new cert
 
 
 def _work(plan: Plan) -> _Work:
     manager = False
     nodes: set[str] = set()
     removed: set[str] = set()
+    redeploy: set[str] = set()  # nodes with a change beyond their certificate
     for action in plan.actions:
         if action.resource_kind == "manager":
             manager = True
@@ -61,8 +65,35 @@ def _work(plan: Plan) -> _Work:
             removed.add(action.address.removeprefix("node."))
         else:
             nodes.update(action.targets)
-    nodes.update(restart_nodes(plan))  # drift a restart converges: redeploy in place
-    return _Work(manager, sorted(nodes - removed), sorted(removed))
+            if not _certificate_only(action):
+                redeploy.update(action.targets)
+    restarts = restart_nodes(plan)  # drift a restart converges: redeploy in place
+    nodes.update(restarts)
+    redeploy.update(restarts)
+    deployed = sorted(nodes - removed)
+    return _Work(manager, deployed, sorted(removed), frozenset(set(deployed) - redeploy))
+
+
+def _certificate_only(action: Action) -> bool:
+    """A node update that changes only its certificate: the proxy reloads the new files by
+    itself, so apply uploads them and restarts nothing."""
+    return (
+        action.resource_kind == "node"
+        and action.kind is ActionKind.UPDATE
+        and bool(action.changes)
+        and all(c.attribute == TLS_ATTRIBUTE for c in action.changes)
+    )
+
+
+def secret_grants(modules: Iterable[ModuleSection]) -> list[pb.SecretGrant]:
+    """The secrets each module may receive: every `{ secret = "key" }` in its env."""
+    grants = {
+        (module_key(m.namespace, m.name, m.version), m.namespace, value.secret)
+        for m in modules
+        for value in m.env.values()
+        if isinstance(value, SecretRef)
+    }
+    return [pb.SecretGrant(module=k, namespace=ns, key=key) for k, ns, key in sorted(grants)]
 
 
 def apply_plan(
@@ -82,7 +113,7 @@ def apply_plan(
             bundles = {b.target: b for b in built}
         announce_restarts(plan, work.nodes, report)
         with open_session(targets, report, options) as session:
-            run = _Apply(plan, session)
+            run = _Apply(plan, session, work.certificate_only)
             if work.manager and not plan.live.reachable:
                 run.deploy_manager(bundles["manager"])
             with session.locked("apply"):
@@ -120,12 +151,18 @@ class _Apply:
 
     plan: Plan
     session: Session
+    certificate_only: frozenset[str] = frozenset()
 
     def deploy_manager(self, bundle: Bundle) -> None:
-        session = self.session
-        rollout = session.open(self.plan.targets.manager.place)
+        """Install the manager's bundle and its TLS files (every format, local too), restart
+        it and wait until it answers wrctl's operator certificate."""
+        session, targets = self.session, self.plan.targets
+        place = targets.manager.place
+        ca = cluster_ca(targets.config.source, targets.config.cluster.name)
+        credentials = ca.manager_credentials([place.wire_host, "127.0.0.1"])
+        rollout = session.open(place)
         try:
-            self.install(rollout, bundle)
+            self.install(rollout, bundle, credentials)
             rollout.restart()
             session.report("manager", "started; waiting for it to answer")
             try:
@@ -155,7 +192,7 @@ class _Apply:
         rollout.put_host_secrets(self.host_secrets(rollout.target))
         release = rollout.unpack_and_install(bundle, self.plan.config.bundle.trusted_keys)
         if credentials is not None and rollout.put_credentials(credentials.files()):
-            report(rollout.target, "peer TLS certificate installed")
+            report(rollout.target, "TLS certificate installed")
         rollout.switch(release)
         report(rollout.target, f"switched to release {release[:12]}")
         return previous
@@ -177,6 +214,8 @@ class _Apply:
 
         def one(name: str) -> TargetResult:
             node = targets.node(name)
+            if name in self.certificate_only:
+                return self.renew_certificate(node, bundles[node.place.name], credentials[name])
             return self.deploy_node(node, bundles[node.place.name], credentials[name])
 
         results: dict[str, TargetResult] = {}
@@ -234,16 +273,66 @@ class _Apply:
             return TargetResult(target, "failed", str(exc))
         try:
             try:
+                self.record_pending(node, bundle)
                 previous = self.install(rollout, bundle, credentials)
             except WrctlError as exc:
                 self.record_failure(node.name, bundle, str(exc))
                 return TargetResult(target, "failed", str(exc))
-            return self._gate(node, rollout, bundle, previous)
+            return self._gate(node, rollout, bundle, previous, credentials)
         finally:
             rollout.host.transport.close()
 
+    def renew_certificate(
+        self, node: NodeTarget, bundle: Bundle, credentials: NodeCredentials
+    ) -> TargetResult:
+        """Only the node's certificate changed: put the new files in place (its proxy and
+        engines pick them up themselves) and record it; no restart, no traffic dropped."""
+        target = node.place.name
+        try:
+            rollout = self.session.open(node.place)
+            try:
+                rollout.put_credentials(credentials.files())
+            finally:
+                rollout.host.transport.close()
+        except WrctlError as exc:
+            self.record_failure(node.name, bundle, str(exc))
+            return TargetResult(target, "failed", str(exc))
+        self.session.report(target, f"TLS certificate {credentials.fingerprint[:19]} installed")
+        live = self.plan.live.bundles.get(node.name, "")
+        self.record(node.name, bundle, self._placed(node, credentials), bundle_digest=live)
+        return TargetResult(target, "applied", "certificate renewed")
+
+    def record_pending(self, node: NodeTarget, bundle: Bundle) -> None:
+        """Tell the manager what this node is about to run (under the lock), so it lets the
+        new engines register those modules and receive their secrets."""
+        self.session.record(
+            pb.ReleaseRecord(
+                target=node.name,
+                bundle_digest=bundle.digest,
+                module_digests=bundle.module_digests,
+                runtime_version=_version(self.plan),
+                status="pending",
+                secret_grants=secret_grants(node.modules),
+                previous_bundle_digest=self.plan.live.bundles.get(node.name, ""),
+            )
+        )
+
+    def _placed(self, node: NodeTarget, credentials: NodeCredentials) -> list[Resource]:
+        """The node's resource (with the fingerprint of the certificate it now has) and the
+        modules placed on it, as its release record keeps them."""
+        desired = self.plan.desired.resources
+        own = desired[node.place.address]
+        own = replace(own, attributes={**own.attributes, TLS_ATTRIBUTE: credentials.fingerprint})
+        modules = [r for r in desired.values() if r.kind == "module" and node.name in r.targets]
+        return [own, *modules]
+
     def _gate(
-        self, node: NodeTarget, rollout: Rollout, bundle: Bundle, previous: str | None
+        self,
+        node: NodeTarget,
+        rollout: Rollout,
+        bundle: Bundle,
+        previous: str | None,
+        credentials: NodeCredentials,
     ) -> TargetResult:
         """Restart behind the health gate; on failure go back to `previous`."""
         plan, target = self.plan, node.place.name
@@ -259,12 +348,7 @@ class _Apply:
             self.record_failure(node.name, bundle, f"{exc}; {back}")
             return TargetResult(target, "rolled-back", f"{exc}\n{back}", logs)
         self.session.report(target, f"healthy: {detail}")
-        placed = [plan.desired.resources[node.place.address]] + [
-            r
-            for r in plan.desired.resources.values()
-            if r.kind == "module" and node.name in r.targets
-        ]
-        self.record(node.name, bundle, placed)
+        self.record(node.name, bundle, self._placed(node, credentials))
         for pruned in rollout.prune():
             self.session.report(target, f"pruned old release {pruned[:12]}")
         return TargetResult(target, "applied")
@@ -272,16 +356,19 @@ class _Apply:
     def remove_node(self, node: str) -> None:
         remove_recorded_node(self.session, self.plan, node)
 
-    def record(self, target: str, bundle: Bundle, resources: list[Resource]) -> None:
+    def record(
+        self, target: str, bundle: Bundle, resources: list[Resource], bundle_digest: str = ""
+    ) -> None:
         self.session.record(
             pb.ReleaseRecord(
                 target=target,
-                bundle_digest=bundle.digest,
+                bundle_digest=bundle_digest or bundle.digest,
                 module_digests=bundle.module_digests,
                 runtime_version=resources[0].attributes.get("runtime_version", ""),
                 status="applied",
                 attributes=encode_resources(resources),
                 previous_bundle_digest=self.plan.live.bundles.get(target, ""),
+                secret_grants=self._grants(target),
             )
         )
 
@@ -294,8 +381,14 @@ class _Apply:
                 runtime_version=_version(self.plan),
                 message=message[:2000],
                 previous_bundle_digest=self.plan.live.bundles.get(node, ""),
+                secret_grants=self._grants(node),
             )
         )
+
+    def _grants(self, target: str) -> list[pb.SecretGrant]:
+        if target == "manager":
+            return []
+        return secret_grants(self.plan.targets.node(target).modules)
 
 
 def _recorded_digests(plan: Plan, node: str) -> dict[str, str]:

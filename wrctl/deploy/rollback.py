@@ -112,6 +112,7 @@ def _rollback_node(session: Session, step: NodeRollback) -> TargetResult:
                 "instead"
             )
         running = rollout.current_release()
+        _record_pending(session, step.previous)
         rollout.switch(release)
         session.report(place.name, f"switched back to release {release[:12]}")
         back = Expectation(_engines(going_to), dict(step.previous.module_digests))
@@ -119,6 +120,17 @@ def _rollback_node(session: Session, step: NodeRollback) -> TargetResult:
         return _gate(session, rollout, step, running, (back, forward))
     finally:
         rollout.host.transport.close()
+
+
+def _record_pending(session: Session, going_to: pb.ReleaseRecord) -> None:
+    """Let the manager authorise the release the node goes back to (its modules and secret
+    grants) before its engines restart and register them."""
+    record = pb.ReleaseRecord()
+    record.CopyFrom(going_to)
+    record.ClearField("applied_at")
+    record.status = "pending"
+    record.message = ""
+    session.record(record)
 
 
 def _gate(

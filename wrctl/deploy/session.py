@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from runtime.api import wruntime_pb2 as pb
 from wrctl.config.targets import HostTarget, NodeTarget, Targets
+from wrctl.credentials import resolve_credentials
 from wrctl.deploy.hosts import open_host
 from wrctl.deploy.noderollout import NodeGate
 from wrctl.deploy.rollout import Rollout
@@ -104,7 +105,7 @@ class Session:
 def open_session(
     targets: Targets, report: Report, options: ApplyOptions | None = None
 ) -> Iterator[Session]:
-    client = ManagerClient(targets.manager.endpoint)
+    client = ManagerClient(targets.manager.endpoint, resolve_credentials(targets.config))
     try:
         yield Session(targets, client, report, options or ApplyOptions())
     finally:

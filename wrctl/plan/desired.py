@@ -3,18 +3,25 @@ reading the component and schema files it names]."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from wrctl.config.model import ClusterConfig, ModuleSection, SecretRef
 from wrctl.config.targets import HostTarget, NodeTarget, Targets, module_nodes
 from wrctl.plan.state import ClusterState, Resource
 
+if TYPE_CHECKING:
+    from wrctl.pki import ClusterCA
+
 NODE_REPLACE_ON = frozenset({"host", "format", "runtime_version", "workdir"})
 MODULE_REPLACE_ON = frozenset({"version", "component"})
 MANAGER_REPLACE_ON = frozenset({"host", "format", "runtime_version", "workdir"})
+TLS_ATTRIBUTE = "tls"  # a node's certificate fingerprint
+RENEWED = "(new certificate at apply)"
 
 
 def file_digest(path: Path) -> str:
@@ -89,7 +96,33 @@ def _node(targets: Targets, node: NodeTarget, runtime_version: str) -> Resource:
     }
     if node.place.format == "docker":
         attrs["docker_base_image"] = node.place.docker_base_image or ""
+    tls = node_tls(targets, node)
+    if tls:
+        attrs[TLS_ATTRIBUTE] = tls
     return Resource(node.place.address, "node", attrs, NODE_REPLACE_ON, (node.name,))
+
+
+def node_tls(targets: Targets, node: NodeTarget) -> str:
+    """The node certificate's fingerprint (a rotation changes it: apply uploads the new files
+    and the proxy reloads them, no restart); RENEWED when apply will issue a new one; "" before
+    the cluster has certificates (the first apply issues them and records the fingerprint)."""
+    from wrctl.pki import pki_dir
+
+    config = targets.config
+    directory = pki_dir(config.source, config.cluster.name)
+    ca_cert = directory / "ca.crt"
+    if not ca_cert.exists() or not (directory / f"node-{node.name}.crt").exists():
+        return ""
+    ca = _ca(directory, config.cluster.name, ca_cert.stat().st_mtime_ns)
+    return ca.node_fingerprint(node.name, node.place.wire_host) or RENEWED
+
+
+@functools.lru_cache(maxsize=4)
+def _ca(directory: Path, cluster: str, _stamp: int) -> ClusterCA:
+    """The CA loaded once per plan, not once per node (keyed by ca.crt's mtime too)."""
+    from wrctl.pki import ClusterCA
+
+    return ClusterCA(directory, cluster)
 
 
 def _module(config: ClusterConfig, mod: ModuleSection, base: Path) -> Resource:

@@ -1,27 +1,32 @@
 """A node bundle and a manager bundle, unpacked into a fresh dir, install with no network
 (pip --no-index, inside a network namespace with nothing up), start under supervisord from
-the bundle's own venv, and serve example.echo."""
+the bundle's own venv with TLS files issued by `wrctl cert issue`, and serve example.echo."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from runtime.api import wruntime_pb2 as pb
 from runtime.version import __version__
 from tests.infra import _stale
 from tests.infra.process import ManagedProcess, wait_until
 from tests.integration.bundle.conftest import run_install, unpack_release, write_echo_cluster
-from wrctl.bundle.build import BundleOptions, build_bundles
+from wrctl.bundle.build import Bundle, BundleOptions, build_bundles
 from wrctl.bundle.hostverify import verify_bundle
 from wrctl.bundle.wheelset import WheelSet
 from wrctl.config import load_targets
-from wrctl.pki import cluster_ca
+from wrctl.credentials import OperatorCredentials, files_in
+from wrctl.managerapi import ManagerClient
 
 pytestmark = pytest.mark.slow
+WRCTL = str(Path(sys.executable).parent / "wrctl")
 
 
 def test_bundles_install_offline_start_and_serve_echo(
@@ -48,14 +53,18 @@ def test_bundles_install_offline_start_and_serve_echo(
     assert len(shared) == 1 and shared.pop().parent == (workdir / "venvs").resolve()
     again = run_install(releases["node-a"], workdir, offline=True)
     assert again.returncode == 0 and "installed node-a" in again.stdout  # idempotent
-    # the peer TLS files never travel in a bundle: put them where apply would
-    credentials = cluster_ca(cluster.file, targets.config.cluster.name).node_credentials(
-        "a", "127.0.0.1"
-    )
-    tls = workdir / "node-a" / "tls"
-    tls.mkdir(mode=0o700)
-    for name, data in credentials.files().items():
-        (tls / name).write_bytes(data)
+    # TLS files never travel in a bundle: the CA holder issues them (`wrctl cert issue`, as
+    # the bundle command's output says) into the dirs the configs name; the operator gets one
+    # for `wrctl invoke` (WR_CREDENTIALS)
+    for args in (
+        ("--node", "a", "--host", "127.0.0.1", "--out", str(workdir / "node-a" / "tls")),
+        ("--manager", "--host", "127.0.0.1", "--out", str(workdir / "manager" / "tls")),
+        ("--operator", "offline", "--out", str(tmp_path / "operator")),
+    ):
+        issued = subprocess.run(
+            [WRCTL, "cert", "issue", *args, "-c", str(cluster.file)], capture_output=True, text=True
+        )
+        assert issued.returncode == 0, issued.stdout + issued.stderr
 
     bin_dir = workdir / "manager" / "current" / "venv" / "bin"
     supervisord = ManagedProcess(
@@ -66,6 +75,15 @@ def test_bundles_install_offline_start_and_serve_echo(
     supervisord.start()
     try:
         supervisord.wait_ready(f"http://127.0.0.1:{cluster.ports['ma']}/healthz", 60)
+        # the manager lets node a register only what a release places on it: without apply,
+        # the operator records the bundle's release (what apply would have recorded)
+        _record_release(f"127.0.0.1:{cluster.ports['m']}", tmp_path / "operator", bundles)
+        # its engine may have been refused (and given up) before that: start it again
+        restart = [str(bin_dir / "supervisorctl"), "-c", str(workdir / "supervisord.conf")]
+        restarted = subprocess.run(
+            [*restart, "restart", "wr-node-a:*"], capture_output=True, text=True, timeout=60
+        )
+        assert restarted.returncode == 0, restarted.stdout + restarted.stderr
         invoke = [
             str(workdir / "node-a" / "current" / "venv" / "bin" / "wrctl"),
             "invoke",
@@ -78,8 +96,10 @@ def test_bundles_install_offline_start_and_serve_echo(
             f"127.0.0.1:{cluster.ports['m']}",
         ]
 
+        env = {**os.environ, "WR_CREDENTIALS": str(tmp_path / "operator")}
+
         def echoed() -> dict[str, str] | None:
-            done = subprocess.run(invoke, capture_output=True, text=True, timeout=30)
+            done = subprocess.run(invoke, capture_output=True, text=True, timeout=30, env=env)
             return json.loads(done.stdout) if done.returncode == 0 else None
 
         try:
@@ -95,6 +115,25 @@ def test_bundles_install_offline_start_and_serve_echo(
         supervisord.stop(grace_s=30)
     assert not list(workdir.glob("run/*.sock")), "supervisord did not shut down cleanly"
     _check_repacked_runtime_wheel(workdir, bundle_wheels.files[0], tmp_path)
+
+
+def _record_release(address: str, operator: Path, bundles: list[Bundle]) -> None:
+    node = next(b for b in bundles if b.target == "node-a")
+    client = ManagerClient(address, OperatorCredentials(files_in(operator), "test"))
+    try:
+        with client.apply_lock("offline install") as lock:
+            client.record(
+                pb.ReleaseRecord(
+                    target="a",
+                    bundle_digest=node.digest,
+                    module_digests=node.module_digests,
+                    runtime_version=__version__,
+                    status="applied",
+                ),
+                lock.lock_id,
+            )
+    finally:
+        client.close()
 
 
 def _check_repacked_runtime_wheel(workdir: Path, original: Path, tmp_path: Path) -> None:
