@@ -148,7 +148,7 @@ def test_rotate_archives_the_old_pair_and_the_plan_updates_only_tls(cluster: Pat
     actions = diff(after, replace(before, reachable=False))  # no engines to judge: no drift
     assert [(a.address, a.kind) for a in actions] == [("node.a", ActionKind.UPDATE)]
     assert [(c.attribute, c.old, c.new) for c in actions[0].changes] == [("tls", old, new)]
-    work = _work(SimpleNamespace(actions=actions))  # type: ignore[arg-type]
+    work = _work(SimpleNamespace(actions=actions, drift=()))  # type: ignore[arg-type]
     assert work.nodes == ["a"] and work.certificate_only == {"a"}
 
 
@@ -175,7 +175,7 @@ def test_a_change_beside_the_certificate_redeploys() -> None:
     module = Action(
         "module.s.m", ActionKind.UPDATE, "module", (Change("tls", "x", "y"),), 0, ("a",)
     )
-    work = _work(SimpleNamespace(actions=[both, module]))  # type: ignore[arg-type]
+    work = _work(SimpleNamespace(actions=[both, module], drift=()))  # type: ignore[arg-type]
     assert work.nodes == ["a"] and work.certificate_only == frozenset()
 
 

@@ -341,8 +341,10 @@ def test_wrctl_accepts_a_public_route_exactly_when_the_proxy_does(
     tmp_path: Path, path: str
 ) -> None:
     proxy_toml = tmp_path / "proxy.toml"
+    node = '[node]\nname = "a"\n[node.tls]\ncert_path = "c"\nkey_path = "k"\nca_cert_path = "ca"\n'
     proxy_toml.write_text(
-        f'[external]\n[[external.route]]\npath = "{path}"\nmodule = "echo"\nnamespace = "example"'
+        node
+        + f'[external]\n[[external.route]]\npath = "{path}"\nmodule = "echo"\nnamespace = "example"'
     )
     try:
         load_proxy_config(proxy_toml)
