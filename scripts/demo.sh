@@ -20,8 +20,8 @@ $WRCTL invoke example.caller/run
 cat <<TXT
 
 The cluster keeps running (state and logs under $EXAMPLE/.wruntime/). Try:
-  $WRCTL status
-  $WRCTL invoke example.echo/echo.EchoService/Echo --data '{"message": "hi"}'
+  $WRCTL status -c $EXAMPLE/cluster.toml
+  $WRCTL invoke -c $EXAMPLE/cluster.toml example.echo/echo.EchoService/Echo --data '{"message": "hi"}'
   $WRCTL plan $EXAMPLE/cluster.toml
   $WRCTL destroy $EXAMPLE/cluster.toml --auto-approve
 TXT

@@ -107,8 +107,8 @@ def _check_secrets(desired: ClusterState, live: ClusterState) -> None:
                 if f"{namespace}/{key}" not in live.secrets:
                     missing.append(
                         f"{resource.address}: {attribute} references secret {namespace}/{key}, "
-                        "which the manager does not hold (store it with the manager's SetSecret "
-                        "RPC first)"
+                        "which the manager does not hold (store it first: "
+                        f"wrctl secrets set {namespace} {key} < value-file)"
                     )
     if missing:
         raise ConfigError(missing)
