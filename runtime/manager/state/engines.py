@@ -44,19 +44,22 @@ async def _forget(tx: Tx, engine_id: str) -> int:
     return await routing.delete_default_rules(tx, engine_id)
 
 
-async def register(tx: Tx, reg: pb.EngineRegistration, now: float) -> int:
+async def register(tx: Tx, reg: pb.EngineRegistration, registered_by: str, now: float) -> int:
     """Store (or replace) a registration with its modules, schemas and default rules, which
-    start unhealthy until a heartbeat reports the module; return the new routing version."""
+    start unhealthy until a heartbeat reports the module; return the new routing version.
+    `registered_by` is the identity URI of the registering node: only it may heartbeat or
+    deregister the engine afterwards (operators may deregister any)."""
     await _forget(tx, reg.engine_id)
     await tx.execute(
-        "INSERT INTO engines (engine_id, node, registration, registered_at, last_heartbeat) "
-        "VALUES ($1, $2, $3, $4, $4) ON CONFLICT (engine_id) DO UPDATE "
+        "INSERT INTO engines (engine_id, node, registration, registered_at, last_heartbeat, "
+        "registered_by) VALUES ($1, $2, $3, $4, $4, $5) ON CONFLICT (engine_id) DO UPDATE "
         "SET node = $2, registration = $3, registered_at = $4, last_heartbeat = $4, "
-        "deregistered_at = NULL",
+        "deregistered_at = NULL, registered_by = $5",
         reg.engine_id,
         reg.node,
         _stripped(reg),
         now,
+        registered_by,
     )
     for module in _in_lock_order(reg.modules):
         await tx.execute(
