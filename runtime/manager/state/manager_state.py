@@ -60,11 +60,9 @@ class ManagerState:
     ) -> list[tuple[str, bool]]:
         now = self._clock()
 
-        async def op(tx: Tx) -> list[tuple[str, bool]]:
-            await authority.check_owner(tx, engine_id, node, "Heartbeat")
-            return await engines.heartbeat(tx, engine_id, healthy, now, self.timeouts)
-
-        return await self.backend.run(op)
+        return await self.backend.run(
+            lambda tx: engines.heartbeat(tx, engine_id, healthy, now, self.timeouts, node)
+        )
 
     async def list_engines(self) -> list[pb.EngineStatus]:
         now = self._clock()
