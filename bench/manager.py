@@ -280,10 +280,16 @@ def _ab(args: argparse.Namespace) -> None:
         if before is None or name.endswith(("_vs_floor",)):
             continue
         unit = "1/s" if name.endswith("_per_s_c50") else "ms"
+        # Rounds are paired (run back to back), so the median of per-round ratios shrugs off a
+        # machine that was busier in one round than another.
+        paired = statistics.median(
+            a[name] / b[name] for a, b in zip(samples["after"], samples["before"], strict=True)
+        )
         metrics += [
             Metric(f"before.{name}", before, unit),
             Metric(f"after.{name}", after, unit),
             Metric(f"ratio.{name}", after / before, "x"),
+            Metric(f"paired_ratio.{name}", paired, "x"),
         ]
     print_table(
         f"wr-manager before (insecure) vs after (mutual TLS), {args.rounds} rounds", metrics
