@@ -39,7 +39,7 @@ async def of_node(tx: Tx, node: str) -> NodeAuthority:
     return authority
 
 
-def _host_of(url: str) -> str | None:
+def host_of(url: str) -> str | None:
     try:
         host = urlsplit(url if "//" in url else f"//{url}").hostname
     except ValueError:
@@ -77,12 +77,12 @@ async def check_registration(
     if reg.node and reg.node != node:
         raise PermissionDenied(f"{WHAT}: {who} may not register an engine of node {reg.node!r}")
     await check_owner(tx, reg.engine_id, who, WHAT)
-    if reg.peer_address and _host_of(reg.peer_address) not in hosts:
+    if reg.peer_address and host_of(reg.peer_address) not in hosts:
         raise PermissionDenied(
             f"{WHAT}: peer_address {reg.peer_address!r} of engine {reg.engine_id!r} is not on"
             f" node {node!r} (its certificate names {', '.join(sorted(hosts)) or 'no host'})"
         )
-    address_host = _host_of(reg.address)
+    address_host = host_of(reg.address)
     if address_host is None or not (is_loopback(address_host) or address_host in hosts):
         raise PermissionDenied(
             f"{WHAT}: address {reg.address!r} of engine {reg.engine_id!r} is neither loopback"
