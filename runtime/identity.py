@@ -10,6 +10,7 @@ certificate, no connection) and then read the caller's identity from it per call
 from __future__ import annotations
 
 import functools
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -101,6 +102,35 @@ def caller(context: Any) -> Identity | None:
     """The identity in the client certificate of this call (a grpc or grpc.aio context)."""
     pems = context.auth_context().get("x509_pem_cert")
     return _identity_of_pem(pems[0]) if pems else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _hosts_of_pem(pem: bytes) -> frozenset[str]:
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return frozenset()
+    dns = {n.lower() for n in names.get_values_for_type(x509.DNSName)}
+    # The TLS names are how clients verify a role, not places a peer can be reached at.
+    dns -= {MANAGER_TLS_NAME, NODE_TLS_NAME}
+    ips = {str(ip) for ip in names.get_values_for_type(x509.IPAddress)}
+    return frozenset(dns | ips)
+
+
+def caller_hosts(context: Any) -> frozenset[str]:
+    """The host names and IPs (as text, IPv6 unbracketed) in the caller's certificate SANs."""
+    pems = context.auth_context().get("x509_pem_cert")
+    return _hosts_of_pem(pems[0]) if pems else frozenset()
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def authorize(context: Any, cluster: str, roles: frozenset[str], what: str) -> Identity:

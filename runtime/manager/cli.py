@@ -32,11 +32,12 @@ async def _serve(config: ManagerConfig) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wr-manager", description="wruntime control plane")
-    parser.add_argument("--config", help="manager.toml (default: built-in defaults)")
+    # Required: the manager serves only mutual TLS, and its certificates are named in [tls].
+    parser.add_argument("--config", required=True, help="manager.toml (with its [tls] table)")
     parser.add_argument("--version", action="version", version=f"wr-manager {__version__}")
     args = parser.parse_args(argv)
     try:
-        config = load_manager_config(args.config) if args.config else ManagerConfig()
+        config = load_manager_config(args.config)
     except ConfigError as exc:
         print(f"wr-manager: {exc}", file=sys.stderr)
         return 2

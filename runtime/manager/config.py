@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from runtime.identity import TlsFiles
 from runtime.names import check_name
 from runtime.tomlconfig import load_config
 from runtime.wire import HEARTBEAT_TIMEOUT_SECS, MANAGER_ADMIN_PORT, MANAGER_PORT
@@ -16,10 +17,26 @@ DEFAULT_DATA_DIR = "/var/lib/wruntime"
 SQLITE_FILE = "manager.db"
 
 
+class ManagerTls(BaseModel):
+    """[tls]: the manager's certificate (with the wr-manager name and a manager identity), its
+    key and the cluster CA that signs every caller's certificate. There is no insecure mode."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cert_path: Path
+    key_path: Path
+    ca_cert_path: Path
+
+    def files(self) -> TlsFiles:
+        return TlsFiles(self.cert_path, self.key_path, self.ca_cert_path)
+
+
 class ManagerConfig(BaseModel):
     """Every key of manager.toml; unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tls: ManagerTls
 
     # The cluster this manager serves ([cluster] name of cluster.toml): wrctl refuses to plan
     # another cluster's changes against it. "" for a manager run by hand.
@@ -102,11 +119,17 @@ def split_host_port(address: str) -> tuple[str, int]:
 
 
 def load_manager_config(path: str | Path) -> ManagerConfig:
-    """Load manager.toml; a relative data_dir is taken relative to the file's directory."""
+    """Load manager.toml; a relative data_dir and relative [tls] paths are taken relative to
+    the file's directory."""
     config = load_config(path, ManagerConfig)
+    base = Path(path).resolve().parent
+    tls = config.tls.model_copy(
+        update={
+            name: base / getattr(config.tls, name)
+            for name in ("cert_path", "key_path", "ca_cert_path")
+        }
+    )
     data_dir = Path(config.data_dir)
     if not data_dir.is_absolute():
-        config = config.model_copy(
-            update={"data_dir": str((Path(path).resolve().parent / data_dir).resolve())}
-        )
-    return config
+        data_dir = (base / data_dir).resolve()
+    return config.model_copy(update={"data_dir": str(data_dir), "tls": tls})

@@ -21,3 +21,7 @@ class FailedPrecondition(ManagerError):
 
 class StartupError(Exception):
     """The manager cannot start; the message is one line naming the cause."""
+
+
+class Unimplemented(ManagerError):
+    """The RPC belongs to a later issue."""

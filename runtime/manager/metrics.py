@@ -23,6 +23,13 @@ class ManagerMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
+        self.refusals = Counter(
+            "wr_manager_rpc_refusals",
+            "Calls refused for the caller's identity (UNAUTHENTICATED, PERMISSION_DENIED),"
+            " by method and code",
+            ["method", "code"],
+            registry=self.registry,
+        )
         self.engines = Gauge("wr_manager_engines", "Registered engines", registry=self.registry)
         self.engines_healthy = Gauge(
             "wr_manager_engines_healthy",
@@ -44,6 +51,9 @@ class ManagerMetrics:
     def observe_rpc(self, method: str, code: str, seconds: float) -> None:
         self.rpcs.labels(method, code).inc()
         self.rpc_seconds.labels(method).observe(seconds)
+
+    def count_refusal(self, method: str, code: str) -> None:
+        self.refusals.labels(method, code).inc()
 
     def count_flips(self, flips: list[tuple[str, bool]]) -> None:
         for _, healthy in flips:

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from runtime.admin import admin_app, start_admin
 from runtime.api import wruntime_pb2_grpc as pb_grpc
+from runtime.identity import TlsMaterialError, server_credentials
 from runtime.manager.config import ManagerConfig, split_host_port
 from runtime.manager.errors import StartupError
 from runtime.manager.health_monitor import HealthMonitor
@@ -77,9 +78,14 @@ class ManagerServer:
         return self.state.backend
 
     async def start(self) -> None:
+        # TLS material first: a bad path is reported before any store is opened or migrated.
+        try:
+            credentials = server_credentials(self.config.tls.files())
+        except TlsMaterialError as exc:
+            raise StartupError(f"tls: {exc}") from None
         self.state = await open_state(self.config, self._environ, self._clock)
         try:
-            await self._start_listeners(self.state)
+            await self._start_listeners(self.state, credentials)
         except BaseException:
             await self.stop()
             raise
@@ -96,13 +102,15 @@ class ManagerServer:
             },
         )
 
-    async def _start_listeners(self, state: ManagerState) -> None:
+    async def _start_listeners(
+        self, state: ManagerState, credentials: grpc.ServerCredentials
+    ) -> None:
         server = grpc.aio.server()
         servicer = ManagerService(state, self.metrics, self.config.cluster)
         pb_grpc.add_ManagerServiceServicer_to_server(servicer, server)
         host, port = split_host_port(self.config.listen_address)
         try:
-            self.grpc_port = server.add_insecure_port(_join(host, port))
+            self.grpc_port = server.add_secure_port(_join(host, port), credentials)
         except RuntimeError as exc:
             raise StartupError(
                 f"listen_address: cannot bind {self.config.listen_address}: {exc}"

@@ -9,10 +9,11 @@ import grpc
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
+from runtime.identity import MANAGER, NODE, OPERATOR, caller_hosts
 from runtime.manager import validation as check
-from runtime.manager.errors import InvalidArgument
+from runtime.manager.errors import InvalidArgument, Unimplemented
 from runtime.manager.metrics import ManagerMetrics
-from runtime.manager.rpc_errors import rpc
+from runtime.manager.rpc_errors import current_caller, rpc
 from runtime.manager.state.manager_state import ManagerState
 from runtime.wire import module_key
 
@@ -23,22 +24,28 @@ Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
 class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
-    """The manager's gRPC API (worker, schedule and discovery RPCs come in later issues)."""
+    """The manager's gRPC API (worker, schedule and discovery RPCs come in later issues).
+
+    Each RPC names the roles that may call it (`rpc`); engine RPCs are further limited to what
+    the calling node's release places on it (state.authority)."""
 
     def __init__(self, state: ManagerState, metrics: ManagerMetrics, cluster: str = "") -> None:
         self.state = state
         self.metrics = metrics
-        self.cluster = cluster  # the cluster it serves, told to wrctl with the cluster state
+        # The cluster it serves, told to wrctl with the cluster state; when named, callers must
+        # carry an identity of this cluster.
+        self.cluster = cluster
 
     # ── engines ──────────────────────────────────────────────────────────
 
-    @rpc
+    @rpc(NODE)
     async def RegisterEngine(
         self, request: pb.RegisterEngineRequest, context: Ctx
     ) -> pb.RegisterEngineResponse:
-        reg = request.registration
-        check.registration(reg)
-        version, secrets = await self.state.register_engine(reg)
+        check.registration(request.registration)
+        reg, version, secrets = await self.state.register_engine(
+            request.registration, current_caller(), caller_hosts(context)
+        )
         if reg.db_namespaces:
             # Per-namespace DB roles belong to the db capability (a later issue).
             log.warning(
@@ -57,16 +64,17 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
         )
         return pb.RegisterEngineResponse(accepted=True, secrets=secrets)
 
-    @rpc
+    @rpc(NODE, OPERATOR)
     async def DeregisterEngine(
         self, request: pb.DeregisterEngineRequest, context: Ctx
     ) -> pb.DeregisterEngineResponse:
         check.non_empty(request.engine_id, "engine_id")
-        await self.state.deregister_engine(request.engine_id)
+        who = current_caller()
+        await self.state.deregister_engine(request.engine_id, who if who.role == NODE else None)
         log.info("engine deregistered", extra={"engine_id": request.engine_id})
         return pb.DeregisterEngineResponse()
 
-    @rpc
+    @rpc(NODE)
     async def Heartbeat(self, request: pb.HeartbeatRequest, context: Ctx) -> pb.HeartbeatResponse:
         check.non_empty(request.engine_id, "engine_id")
         healthy = []
@@ -81,11 +89,11 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
                 )
                 continue
             healthy.append(module)
-        flips = await self.state.heartbeat(request.engine_id, healthy)
+        flips = await self.state.heartbeat(request.engine_id, healthy, current_caller())
         self._report_flips(flips)
         return pb.HeartbeatResponse()
 
-    @rpc
+    @rpc(OPERATOR, MANAGER)
     async def ListEngines(
         self, request: pb.ListEnginesRequest, context: Ctx
     ) -> pb.ListEnginesResponse:
@@ -98,7 +106,7 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
 
     # ── routing ──────────────────────────────────────────────────────────
 
-    @rpc
+    @rpc(NODE, OPERATOR, MANAGER)
     async def GetRoutingTable(
         self, request: pb.GetRoutingTableRequest, context: Ctx
     ) -> pb.GetRoutingTableResponse:
@@ -109,7 +117,7 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
             else pb.GetRoutingTableResponse(table=table)
         )
 
-    @rpc
+    @rpc(OPERATOR)
     async def UpsertRoutingRule(
         self, request: pb.RoutingRule, context: Ctx
     ) -> pb.UpsertRoutingRuleResponse:
@@ -118,7 +126,7 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
         log.info("routing rule set", extra={"rule_id": request.rule_id, "routing_version": version})
         return pb.UpsertRoutingRuleResponse()
 
-    @rpc
+    @rpc(OPERATOR)
     async def DeleteRoutingRule(
         self, request: pb.DeleteRoutingRuleRequest, context: Ctx
     ) -> pb.DeleteRoutingRuleResponse:
@@ -131,7 +139,7 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
 
     # ── schemas and secrets ──────────────────────────────────────────────
 
-    @rpc
+    @rpc(NODE, OPERATOR, MANAGER)
     async def GetSchema(self, request: pb.GetSchemaRequest, context: Ctx) -> pb.GetSchemaResponse:
         check.name(request.namespace, "namespace")
         check.name(request.module, "module")
@@ -140,7 +148,7 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
         schema = await self.state.schema(request.namespace, request.module, request.version)
         return pb.GetSchemaResponse(proto_schema=schema)
 
-    @rpc
+    @rpc(OPERATOR)
     async def SetSecret(self, request: pb.SetSecretRequest, context: Ctx) -> pb.SetSecretResponse:
         check.secret(request.namespace, request.key)
         check.secret_value(request.value)
@@ -150,7 +158,7 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
         )
         return pb.SetSecretResponse()
 
-    @rpc
+    @rpc(OPERATOR)
     async def DeleteSecret(
         self, request: pb.DeleteSecretRequest, context: Ctx
     ) -> pb.DeleteSecretResponse:
@@ -162,7 +170,7 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
         )
         return pb.DeleteSecretResponse()
 
-    @rpc
+    @rpc(OPERATOR)
     async def ListSecrets(
         self, request: pb.ListSecretsRequest, context: Ctx
     ) -> pb.ListSecretsResponse:
@@ -172,7 +180,7 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
 
     # ── wrctl: cluster state, releases, apply lock ──────────────────────
 
-    @rpc
+    @rpc(OPERATOR, MANAGER)
     async def GetClusterState(
         self, request: pb.GetClusterStateRequest, context: Ctx
     ) -> pb.GetClusterStateResponse:
@@ -180,7 +188,7 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
         response.cluster = self.cluster
         return response
 
-    @rpc
+    @rpc(OPERATOR)
     async def RecordRelease(
         self, request: pb.RecordReleaseRequest, context: Ctx
     ) -> pb.RecordReleaseResponse:
@@ -199,7 +207,7 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
         )
         return pb.RecordReleaseResponse(serial=serial)
 
-    @rpc
+    @rpc(OPERATOR, MANAGER)
     async def ListReleases(
         self, request: pb.ListReleasesRequest, context: Ctx
     ) -> pb.ListReleasesResponse:
@@ -210,7 +218,7 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
         records = await self.state.release_history(request.target, request.limit or DEFAULT_HISTORY)
         return pb.ListReleasesResponse(releases=records)
 
-    @rpc
+    @rpc(OPERATOR)
     async def DeleteRelease(
         self, request: pb.DeleteReleaseRequest, context: Ctx
     ) -> pb.DeleteReleaseResponse:
@@ -219,7 +227,7 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
         log.info("release deleted", extra={"target": request.target, "serial": serial})
         return pb.DeleteReleaseResponse(serial=serial)
 
-    @rpc
+    @rpc(OPERATOR)
     async def AcquireApplyLock(
         self, request: pb.AcquireApplyLockRequest, context: Ctx
     ) -> pb.AcquireApplyLockResponse:
@@ -232,7 +240,7 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
         )
         return pb.AcquireApplyLockResponse(acquired=acquired, lock=lock)
 
-    @rpc
+    @rpc(OPERATOR)
     async def RenewApplyLock(
         self, request: pb.RenewApplyLockRequest, context: Ctx
     ) -> pb.RenewApplyLockResponse:
@@ -240,7 +248,7 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
         lock = await self.state.renew_lock(request.lock_id, check.lock_ttl(request.ttl_secs))
         return pb.RenewApplyLockResponse(lock=lock)
 
-    @rpc
+    @rpc(OPERATOR)
     async def ReleaseApplyLock(
         self, request: pb.ReleaseApplyLockRequest, context: Ctx
     ) -> pb.ReleaseApplyLockResponse:
@@ -249,7 +257,7 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
         log.info("apply lock released", extra={"lock_id": request.lock_id})
         return pb.ReleaseApplyLockResponse()
 
-    @rpc
+    @rpc(OPERATOR)
     async def ForceUnlock(
         self, request: pb.ForceUnlockRequest, context: Ctx
     ) -> pb.ForceUnlockResponse:
@@ -259,21 +267,20 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
         return pb.ForceUnlockResponse()
 
     # ── later issues ─────────────────────────────────────────────────────
+    # Unimplemented, but still behind an identity: nothing answers an anonymous caller.
 
-    async def _later(self, method: str, context: Ctx, what: str) -> Any:
-        self.metrics.observe_rpc(method, grpc.StatusCode.UNIMPLEMENTED.name, 0.0)
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED, f"{method}: {what} is not implemented yet"
-        )
-
+    @rpc(OPERATOR)
     async def ListManagers(self, request: pb.ListManagersRequest, context: Ctx) -> Any:
-        return await self._later("ListManagers", context, "manager discovery (HA)")
+        raise Unimplemented("ListManagers: manager discovery (HA) is not implemented yet")
 
+    @rpc(OPERATOR)
     async def UpsertSchedule(self, request: pb.UpsertScheduleRequest, context: Ctx) -> Any:
-        return await self._later("UpsertSchedule", context, "the job scheduler")
+        raise Unimplemented("UpsertSchedule: the job scheduler is not implemented yet")
 
+    @rpc(OPERATOR)
     async def DeleteSchedule(self, request: pb.DeleteScheduleRequest, context: Ctx) -> Any:
-        return await self._later("DeleteSchedule", context, "the job scheduler")
+        raise Unimplemented("DeleteSchedule: the job scheduler is not implemented yet")
 
+    @rpc(OPERATOR)
     async def ListSchedules(self, request: pb.ListSchedulesRequest, context: Ctx) -> Any:
-        return await self._later("ListSchedules", context, "the job scheduler")
+        raise Unimplemented("ListSchedules: the job scheduler is not implemented yet")

@@ -12,7 +12,7 @@ from runtime.wire import module_key, split_module_key
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 SECRET_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,199}")
-RELEASE_STATUSES = ("applied", "failed", "rolled-back")
+RELEASE_STATUSES = ("applied", "failed", "rolled-back", "pending")
 MANAGER_TARGET = "manager"
 MAX_SECRET_BYTES = 64 * 1024
 MAX_LOCK_TTL_SECS = 24 * 3600
@@ -137,6 +137,11 @@ def release(record: pb.ReleaseRecord) -> None:
         raise InvalidArgument(
             f"release.status: {record.status!r} is not one of {', '.join(RELEASE_STATUSES)}"
         )
+    for i, grant in enumerate(record.secret_grants):
+        field = f"release.secret_grants[{i}]"
+        _module_key(grant.module, f"{field}.module")
+        name(grant.namespace, f"{field}.namespace")
+        secret_key(grant.key, f"{field}.key")
 
 
 def _module_key(key: str, field: str) -> None:

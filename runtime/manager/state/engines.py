@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import semver
 
 from runtime.api import wruntime_pb2 as pb
+from runtime.identity import Identity
 from runtime.manager.errors import NotFound
-from runtime.manager.state import counters, routing
+from runtime.manager.state import authority, counters, routing
 from runtime.manager.state.timestamps import to_timestamp
 from runtime.manager.store import Row, Tx
 from runtime.wire import module_host, module_key
@@ -44,19 +45,22 @@ async def _forget(tx: Tx, engine_id: str) -> int:
     return await routing.delete_default_rules(tx, engine_id)
 
 
-async def register(tx: Tx, reg: pb.EngineRegistration, now: float) -> int:
+async def register(tx: Tx, reg: pb.EngineRegistration, registered_by: str, now: float) -> int:
     """Store (or replace) a registration with its modules, schemas and default rules, which
-    start unhealthy until a heartbeat reports the module; return the new routing version."""
+    start unhealthy until a heartbeat reports the module; return the new routing version.
+    `registered_by` is the identity URI of the registering node: only it may heartbeat or
+    deregister the engine afterwards (operators may deregister any)."""
     await _forget(tx, reg.engine_id)
     await tx.execute(
-        "INSERT INTO engines (engine_id, node, registration, registered_at, last_heartbeat) "
-        "VALUES ($1, $2, $3, $4, $4) ON CONFLICT (engine_id) DO UPDATE "
+        "INSERT INTO engines (engine_id, node, registration, registered_at, last_heartbeat, "
+        "registered_by) VALUES ($1, $2, $3, $4, $4, $5) ON CONFLICT (engine_id) DO UPDATE "
         "SET node = $2, registration = $3, registered_at = $4, last_heartbeat = $4, "
-        "deregistered_at = NULL",
+        "deregistered_at = NULL, registered_by = $5",
         reg.engine_id,
         reg.node,
         _stripped(reg),
         now,
+        registered_by,
     )
     for module in _in_lock_order(reg.modules):
         await tx.execute(
@@ -95,14 +99,25 @@ async def deregister(tx: Tx, engine_id: str, now: float, timeouts: Timeouts) -> 
 
 
 async def heartbeat(
-    tx: Tx, engine_id: str, healthy: list[pb.ModuleDescriptor], now: float, timeouts: Timeouts
+    tx: Tx,
+    engine_id: str,
+    healthy: list[pb.ModuleDescriptor],
+    now: float,
+    timeouts: Timeouts,
+    node: Identity,
 ) -> list[tuple[str, bool]]:
-    """Record liveness and module readiness; return the rules whose health flipped."""
+    """Record liveness and module readiness of an engine `node` registered (rows from before
+    identities: of the node they name); return the rules whose health flipped."""
+    # Ownership is part of the UPDATE: the hot path costs no extra query.
     if not await tx.execute(
-        "UPDATE engines SET last_heartbeat = $2 WHERE engine_id = $1 AND deregistered_at IS NULL",
+        "UPDATE engines SET last_heartbeat = $2 WHERE engine_id = $1 AND deregistered_at IS NULL "
+        "AND (registered_by = $3 OR (registered_by = '' AND node = $4))",
         engine_id,
         now,
+        node.uri,
+        node.name,
     ):
+        await authority.check_owner(tx, engine_id, node, "Heartbeat")
         raise NotFound(f"engine_id: no engine {engine_id!r} is registered (register again)")
     for module in _in_lock_order(healthy):
         await tx.execute(

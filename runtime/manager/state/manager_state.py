@@ -6,8 +6,9 @@ import time
 from collections.abc import Callable
 
 from runtime.api import wruntime_pb2 as pb
+from runtime.identity import Identity
 from runtime.manager.secretbox import SecretBox
-from runtime.manager.state import apply_lock, engines, releases, routing, secrets
+from runtime.manager.state import apply_lock, authority, engines, releases, routing, secrets
 from runtime.manager.state.engines import Timeouts
 from runtime.manager.store import Backend, Tx
 
@@ -28,27 +29,39 @@ class ManagerState:
     # ── engines ──────────────────────────────────────────────────────────
 
     async def register_engine(
-        self, reg: pb.EngineRegistration
-    ) -> tuple[int, list[pb.NamespaceSecrets]]:
-        """Resolve the requested secrets, then store the registration: all or nothing."""
+        self, reg: pb.EngineRegistration, node: Identity, hosts: frozenset[str]
+    ) -> tuple[pb.EngineRegistration, int, list[pb.NamespaceSecrets]]:
+        """Check `node`'s authority, resolve the requested secrets, then store the
+        registration (its node filled in): all or nothing, in one transaction, so a release
+        recorded meanwhile cannot slip between the check and the write."""
 
-        async def op(tx: Tx) -> tuple[int, list[pb.NamespaceSecrets]]:
-            resolved = await secrets.resolve(tx, self._box, reg.secrets)
-            version = await engines.register(tx, reg, self._clock())
-            return version, resolved
+        async def op(tx: Tx) -> tuple[pb.EngineRegistration, int, list[pb.NamespaceSecrets]]:
+            stored = await authority.check_registration(tx, reg, node, hosts)
+            resolved = await secrets.resolve(tx, self._box, stored.secrets)
+            version = await engines.register(tx, stored, node.uri, self._clock())
+            return stored, version, resolved
 
         return await self.backend.run(op)
 
-    async def deregister_engine(self, engine_id: str) -> None:
+    async def deregister_engine(self, engine_id: str, node: Identity | None = None) -> None:
+        """`node`: the calling node, which may deregister only its own engines (None: an
+        operator, who may deregister any)."""
         now = self._clock()
-        await self.backend.run(lambda tx: engines.deregister(tx, engine_id, now, self.timeouts))
+
+        async def op(tx: Tx) -> None:
+            if node is not None:
+                await authority.check_owner(tx, engine_id, node, "DeregisterEngine")
+            await engines.deregister(tx, engine_id, now, self.timeouts)
+
+        await self.backend.run(op)
 
     async def heartbeat(
-        self, engine_id: str, healthy: list[pb.ModuleDescriptor]
+        self, engine_id: str, healthy: list[pb.ModuleDescriptor], node: Identity
     ) -> list[tuple[str, bool]]:
         now = self._clock()
+
         return await self.backend.run(
-            lambda tx: engines.heartbeat(tx, engine_id, healthy, now, self.timeouts)
+            lambda tx: engines.heartbeat(tx, engine_id, healthy, now, self.timeouts, node)
         )
 
     async def list_engines(self) -> list[pb.EngineStatus]:

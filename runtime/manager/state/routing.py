@@ -95,6 +95,14 @@ async def table(tx: Tx) -> pb.RoutingTable:
     return pb.RoutingTable(version=version, rules=[_rule(row) for row in rows])
 
 
+async def explicit_rules(tx: Tx) -> list[pb.RoutingRule]:
+    """Rules written by UpsertRoutingRule; wrctl apply writes none, so each one is drift."""
+    rows = await tx.fetch(
+        f"SELECT {_COLUMNS} FROM routing_rules WHERE kind = 'explicit' ORDER BY rule_id"
+    )
+    return [_rule(row) for row in rows]
+
+
 async def upsert(tx: Tx, rule: pb.RoutingRule) -> int:
     """Insert or replace an explicit rule (always healthy); return the new table version."""
     await tx.execute(

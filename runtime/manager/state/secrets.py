@@ -8,16 +8,17 @@ from runtime.api import wruntime_pb2 as pb
 from runtime.manager.errors import FailedPrecondition, NotFound
 from runtime.manager.secretbox import SecretBox
 from runtime.manager.state import counters
+from runtime.manager.state.timestamps import to_timestamp
 from runtime.manager.store import Tx
 
 
 async def put(tx: Tx, box: SecretBox, namespace: str, key: str, value: str, now: float) -> int:
-    """Create or replace a secret; return the new serial."""
+    """Create (version 1) or replace (version + 1) a secret; return the new serial."""
     nonce, ciphertext = box.encrypt(namespace, key, value)
     await tx.execute(
-        "INSERT INTO secrets (namespace, key, nonce, ciphertext, updated_at) "
-        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (namespace, key) DO UPDATE "
-        "SET nonce = $3, ciphertext = $4, updated_at = $5",
+        "INSERT INTO secrets (namespace, key, nonce, ciphertext, updated_at, version) "
+        "VALUES ($1, $2, $3, $4, $5, 1) ON CONFLICT (namespace, key) DO UPDATE "
+        "SET nonce = $3, ciphertext = $4, updated_at = $5, version = secrets.version + 1",
         namespace,
         key,
         nonce,
@@ -37,11 +38,19 @@ async def delete(tx: Tx, namespace: str, key: str) -> int:
 
 async def list_keys(tx: Tx, namespace: str) -> list[pb.SecretEntry]:
     rows = await tx.fetch(
-        "SELECT namespace, key FROM secrets WHERE $1 = '' OR namespace = $1 "
+        "SELECT namespace, key, version, updated_at FROM secrets WHERE $1 = '' OR namespace = $1 "
         "ORDER BY namespace, key",
         namespace,
     )
-    return [pb.SecretEntry(namespace=row["namespace"], key=row["key"]) for row in rows]
+    return [
+        pb.SecretEntry(
+            namespace=row["namespace"],
+            key=row["key"],
+            version=int(row["version"]),
+            updated_at=to_timestamp(row["updated_at"]),
+        )
+        for row in rows
+    ]
 
 
 async def resolve(

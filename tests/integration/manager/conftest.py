@@ -1,4 +1,5 @@
-"""Fixtures: an in-process manager over real gRPC on loopback, on SQLite and on PostgreSQL."""
+"""Fixtures: an in-process manager over real gRPC (mutual TLS) on loopback, on SQLite and on
+PostgreSQL; an operator stub for admin calls and node stubs for engine calls."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 from runtime.api import wruntime_pb2_grpc as pb_grpc
 from runtime.manager.config import ManagerConfig
 from runtime.manager.server import ManagerServer
+from tests.infra.pki import ClusterPki
 from tests.infra.postgres import PostgresServer
-from tests.integration.manager.builders import KEY, KEY_ENV, START
+from tests.integration.manager.builders import KEY, KEY_ENV, START, place
 
 
 class FakeClock:
@@ -58,13 +59,14 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def manager_config(state_url: str) -> ManagerConfig:
+def manager_config(state_url: str, pki: ClusterPki) -> ManagerConfig:
     return ManagerConfig(
         listen_address="127.0.0.1:0",
         admin_address="127.0.0.1:0",
         state=state_url,
         engine_heartbeat_timeout_secs=30,
         module_heartbeat_timeout_secs=10,
+        tls=pki.manager_config_tls(),
     )
 
 
@@ -93,6 +95,37 @@ async def manager(start_manager: Callable[..., ManagerServer]) -> ManagerServer:
 
 
 @pytest.fixture
-async def stub(manager: ManagerServer) -> AsyncIterator[pb_grpc.ManagerServiceStub]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{manager.grpc_port}") as channel:
+async def stub(
+    manager: ManagerServer, pki: ClusterPki
+) -> AsyncIterator[pb_grpc.ManagerServiceStub]:
+    """The operator's stub (wrctl): every admin call."""
+    async with pki.operator_aio_channel(f"127.0.0.1:{manager.grpc_port}") as channel:
         yield pb_grpc.ManagerServiceStub(channel)
+
+
+NodeStubs = Callable[[str], pb_grpc.ManagerServiceStub]
+
+
+@pytest.fixture
+async def node_stub(manager: ManagerServer, pki: ClusterPki) -> AsyncIterator[NodeStubs]:
+    """node_stub("node-b"): the stub an engine of that node uses (its node certificate)."""
+    channels = []
+
+    def make(node: str) -> pb_grpc.ManagerServiceStub:
+        channel = pki.node_aio_channel(f"127.0.0.1:{manager.grpc_port}", node)
+        channels.append(channel)
+        return pb_grpc.ManagerServiceStub(channel)
+
+    yield make
+    for channel in channels:
+        await channel.close()
+
+
+@pytest.fixture
+async def node(
+    stub: pb_grpc.ManagerServiceStub, node_stub: NodeStubs
+) -> pb_grpc.ManagerServiceStub:
+    """Node node-a's stub, after an applied release placed DEFAULT_MODULES (with their secret
+    grants) on node-a, so the builders' registrations are accepted."""
+    await place(stub, "node-a")
+    return node_stub("node-a")

@@ -8,14 +8,16 @@ import pytest
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
-from tests.integration.manager.builders import module, registration
+from tests.integration.manager.builders import module, place, registration
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 ENGINES = 50
 
 
-async def test_50_concurrent_registrations_lose_nothing(stub: pb_grpc.ManagerServiceStub) -> None:
+async def test_50_concurrent_registrations_lose_nothing(
+    stub: pb_grpc.ManagerServiceStub, node: pb_grpc.ManagerServiceStub
+) -> None:
     # Every engine shares the "echo" schema row and the version counter with all the others.
     requests = [
         registration(
@@ -25,11 +27,14 @@ async def test_50_concurrent_registrations_lose_nothing(stub: pb_grpc.ManagerSer
         )
         for i in range(ENGINES)
     ]
-    await asyncio.wait_for(asyncio.gather(*(stub.RegisterEngine(r) for r in requests)), 60)
+    await place(
+        stub, "node-a", ["example.echo@1.0.0", *(f"example.m{i}@1.0.0" for i in range(ENGINES))]
+    )
+    await asyncio.wait_for(asyncio.gather(*(node.RegisterEngine(r) for r in requests)), 60)
     await asyncio.wait_for(
         asyncio.gather(
             *(
-                stub.Heartbeat(
+                node.Heartbeat(
                     pb.HeartbeatRequest(
                         engine_id=f"engine-{i:02d}", healthy_modules=[module("echo")]
                     )

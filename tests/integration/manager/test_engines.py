@@ -25,9 +25,10 @@ async def _tick(manager: ManagerServer) -> list[tuple[str, bool]]:
 
 async def test_register_lists_engine_and_adds_unhealthy_default_rules(
     stub: pb_grpc.ManagerServiceStub,
+    node: pb_grpc.ManagerServiceStub,
 ) -> None:
     req = registration(modules=[module("echo"), module("caller", version="2.1.0")])
-    response = await stub.RegisterEngine(req)
+    response = await node.RegisterEngine(req)
     assert response.accepted
 
     engines = (await stub.ListEngines(pb.ListEnginesRequest())).engines
@@ -53,10 +54,13 @@ async def test_register_lists_engine_and_adds_unhealthy_default_rules(
 
 
 async def test_heartbeat_makes_routes_healthy_and_staleness_takes_them_out(
-    stub: pb_grpc.ManagerServiceStub, manager: ManagerServer, clock: FakeClock
+    stub: pb_grpc.ManagerServiceStub,
+    node: pb_grpc.ManagerServiceStub,
+    manager: ManagerServer,
+    clock: FakeClock,
 ) -> None:
-    await stub.RegisterEngine(registration(modules=[module("echo"), module("other")]))
-    await stub.Heartbeat(
+    await node.RegisterEngine(registration(modules=[module("echo"), module("other")]))
+    await node.Heartbeat(
         pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module("echo")])
     )
     table = await _table(stub)
@@ -66,7 +70,7 @@ async def test_heartbeat_makes_routes_healthy_and_staleness_takes_them_out(
 
     # Module timeout is 10 s, engine timeout 30 s: the module goes stale first.
     clock.advance(11)
-    await stub.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1"))
+    await node.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1"))
     table = await _table(stub)
     assert table.version == 3
     assert not any(r.healthy for r in table.rules)
@@ -74,7 +78,7 @@ async def test_heartbeat_makes_routes_healthy_and_staleness_takes_them_out(
     assert engines[0].healthy and not any(m.healthy for m in engines[0].modules)
 
     # It comes back with the next heartbeat that lists it.
-    await stub.Heartbeat(
+    await node.Heartbeat(
         pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module("echo")])
     )
     assert {r.destination_module: r.healthy for r in (await _table(stub)).rules}["echo"]
@@ -90,7 +94,7 @@ async def test_heartbeat_makes_routes_healthy_and_staleness_takes_them_out(
     assert await _tick(manager) == []  # nothing flips twice
     assert (await _table(stub)).version == 5
 
-    await stub.Heartbeat(
+    await node.Heartbeat(
         pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module("echo")])
     )
     table = await _table(stub)
@@ -99,12 +103,12 @@ async def test_heartbeat_makes_routes_healthy_and_staleness_takes_them_out(
 
 
 async def test_heartbeat_skips_malformed_entries_but_keeps_liveness(
-    stub: pb_grpc.ManagerServiceStub, clock: FakeClock
+    stub: pb_grpc.ManagerServiceStub, node: pb_grpc.ManagerServiceStub, clock: FakeClock
 ) -> None:
-    await stub.RegisterEngine(registration())
+    await node.RegisterEngine(registration())
     clock.advance(20)
     bad = pb.ModuleDescriptor(name="echo", namespace="", version="1.0.0")
-    await stub.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[bad]))
+    await node.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[bad]))
     status = (await stub.ListEngines(pb.ListEnginesRequest())).engines[0]
     assert status.last_heartbeat.seconds == int(clock.now)
     assert not status.modules[0].healthy
@@ -112,31 +116,34 @@ async def test_heartbeat_skips_malformed_entries_but_keeps_liveness(
 
 async def test_registration_without_peer_address_gives_rules_without_one(
     stub: pb_grpc.ManagerServiceStub,
+    node: pb_grpc.ManagerServiceStub,
 ) -> None:
     req = registration()
     req.registration.peer_address = ""
-    await stub.RegisterEngine(req)
+    await node.RegisterEngine(req)
     (rule,) = (await _table(stub)).rules
     assert rule.peer_address == "" and rule.engine_address == "http://127.0.0.1:9100"
 
 
 async def test_heartbeat_from_unknown_engine_is_not_found(
     stub: pb_grpc.ManagerServiceStub,
+    node: pb_grpc.ManagerServiceStub,
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.Heartbeat(pb.HeartbeatRequest(engine_id="ghost"))
+        await node.Heartbeat(pb.HeartbeatRequest(engine_id="ghost"))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     assert "ghost" in (err.value.details() or "")
 
 
 async def test_reregistration_replaces_modules_and_resets_readiness(
     stub: pb_grpc.ManagerServiceStub,
+    node: pb_grpc.ManagerServiceStub,
 ) -> None:
-    await stub.RegisterEngine(registration(modules=[module("echo")]))
-    await stub.Heartbeat(
+    await node.RegisterEngine(registration(modules=[module("echo")]))
+    await node.Heartbeat(
         pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module("echo")])
     )
-    await stub.RegisterEngine(registration(modules=[module("echo", version="1.1.0")], port=9200))
+    await node.RegisterEngine(registration(modules=[module("echo", version="1.1.0")], port=9200))
     table = await _table(stub)
     assert [(r.rule_id, r.healthy, r.engine_address) for r in table.rules] == [
         ("engine-1/example.echo@1.1.0", False, "http://127.0.0.1:9200")
@@ -147,14 +154,17 @@ async def test_reregistration_replaces_modules_and_resets_readiness(
 
 
 async def test_deregister_takes_engine_out_and_retention_forgets_it(
-    stub: pb_grpc.ManagerServiceStub, manager: ManagerServer, clock: FakeClock
+    stub: pb_grpc.ManagerServiceStub,
+    node: pb_grpc.ManagerServiceStub,
+    manager: ManagerServer,
+    clock: FakeClock,
 ) -> None:
-    await stub.RegisterEngine(registration("engine-1"))
-    await stub.RegisterEngine(registration("engine-2", port=9101))
-    await stub.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module()]))
+    await node.RegisterEngine(registration("engine-1"))
+    await node.RegisterEngine(registration("engine-2", port=9101))
+    await node.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module()]))
     assert (await _table(stub)).version == 3
 
-    await stub.DeregisterEngine(pb.DeregisterEngineRequest(engine_id="engine-1"))
+    await node.DeregisterEngine(pb.DeregisterEngineRequest(engine_id="engine-1"))
     engines = (await stub.ListEngines(pb.ListEnginesRequest())).engines
     assert [e.registration.engine_id for e in engines] == ["engine-2"]
     table = await _table(stub)
@@ -165,8 +175,8 @@ async def test_deregister_takes_engine_out_and_retention_forgets_it(
     ]
     assert table.version == 4
     for call in (
-        stub.DeregisterEngine(pb.DeregisterEngineRequest(engine_id="engine-1")),
-        stub.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1")),
+        node.DeregisterEngine(pb.DeregisterEngineRequest(engine_id="engine-1")),
+        node.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1")),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await call
@@ -174,7 +184,7 @@ async def test_deregister_takes_engine_out_and_retention_forgets_it(
 
     # engine-2 keeps heartbeating; engine-1 is forgotten once the retention (3600 s) passed.
     clock.advance(3000)
-    await stub.Heartbeat(pb.HeartbeatRequest(engine_id="engine-2"))
+    await node.Heartbeat(pb.HeartbeatRequest(engine_id="engine-2"))
     clock.advance(601)
     await _tick(manager)
     table = await _table(stub)
@@ -185,9 +195,12 @@ async def test_deregister_takes_engine_out_and_retention_forgets_it(
 
 
 async def test_silent_engine_is_forgotten_after_the_retention(
-    stub: pb_grpc.ManagerServiceStub, manager: ManagerServer, clock: FakeClock
+    stub: pb_grpc.ManagerServiceStub,
+    node: pb_grpc.ManagerServiceStub,
+    manager: ManagerServer,
+    clock: FakeClock,
 ) -> None:
-    await stub.RegisterEngine(registration())
+    await node.RegisterEngine(registration())
     clock.advance(3599)
     await _tick(manager)
     assert [e.healthy for e in (await stub.ListEngines(pb.ListEnginesRequest())).engines] == [False]
@@ -196,25 +209,27 @@ async def test_silent_engine_is_forgotten_after_the_retention(
     assert not (await stub.ListEngines(pb.ListEnginesRequest())).engines
     assert not (await _table(stub)).rules
     # Registering again (same id) works as new.
-    await stub.RegisterEngine(registration())
+    await node.RegisterEngine(registration())
     assert len((await stub.ListEngines(pb.ListEnginesRequest())).engines) == 1
 
 
 async def test_registering_again_after_deregistering_revives_the_engine(
     stub: pb_grpc.ManagerServiceStub,
+    node: pb_grpc.ManagerServiceStub,
 ) -> None:
-    await stub.RegisterEngine(registration())
-    await stub.DeregisterEngine(pb.DeregisterEngineRequest(engine_id="engine-1"))
-    await stub.RegisterEngine(registration())
-    await stub.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module()]))
+    await node.RegisterEngine(registration())
+    await node.DeregisterEngine(pb.DeregisterEngineRequest(engine_id="engine-1"))
+    await node.RegisterEngine(registration())
+    await node.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module()]))
     assert [r.healthy for r in (await _table(stub)).rules] == [True]
     assert len((await stub.ListEngines(pb.ListEnginesRequest())).engines) == 1
 
 
 async def test_get_schema_returns_registered_descriptor_set(
     stub: pb_grpc.ManagerServiceStub,
+    node: pb_grpc.ManagerServiceStub,
 ) -> None:
-    await stub.RegisterEngine(
+    await node.RegisterEngine(
         registration(
             modules=[
                 module("echo", version="1.0.0", schema=b"schema-1"),
@@ -261,10 +276,13 @@ def _bad(**changes: object) -> pb.RegisterEngineRequest:
     ],
 )
 async def test_bad_registration_is_invalid_argument_naming_field_and_writes_nothing(
-    stub: pb_grpc.ManagerServiceStub, req: pb.RegisterEngineRequest, field: str
+    stub: pb_grpc.ManagerServiceStub,
+    node: pb_grpc.ManagerServiceStub,
+    req: pb.RegisterEngineRequest,
+    field: str,
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.RegisterEngine(req)
+        await node.RegisterEngine(req)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (err.value.details() or "").startswith(field + ":")
     assert not (await stub.ListEngines(pb.ListEnginesRequest())).engines

@@ -15,13 +15,16 @@ import pytest
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
+from runtime.identity import MANAGER_TLS_NAME, sync_channel
 from tests.infra.otel import SpanCollector
+from tests.infra.pki import ClusterPki
 from tests.infra.process import ManagedProcess, free_port, wait_until
 from tests.integration.manager.builders import (
     KEY,
     KEY_ENV,
     OTHER_KEY,
     module,
+    placement,
     registration,
     release,
 )
@@ -34,16 +37,19 @@ DEADLINE_S = 20.0
 class ManagerProcess:
     """One wr-manager config (ports, store) that can be started and stopped repeatedly."""
 
-    def __init__(self, tmp: Path, state: str, extra: str = "") -> None:
+    def __init__(self, tmp: Path, pki: ClusterPki, state: str, extra: str = "", **tls: str) -> None:
         self.tmp = tmp
+        self.pki = pki
         tmp.mkdir(parents=True)
         self.grpc_port = free_port()
         self.admin_port = free_port()
         self.config = tmp / "manager.toml"
+        table = {**pki.manager_config_tls(), **tls}
         self.config.write_text(
             f'listen_address = "127.0.0.1:{self.grpc_port}"\n'
             f'admin_address = "127.0.0.1:{self.admin_port}"\n'
             f'data_dir = "data"\nstate = "{state}"\n{extra}'
+            "[tls]\n" + "".join(f'{key} = "{value}"\n' for key, value in table.items())
         )
         self.runs = 0
         self.proc: ManagedProcess | None = None
@@ -68,7 +74,12 @@ class ManagerProcess:
         return proc
 
     def channel(self) -> grpc.Channel:
-        return grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}")
+        """The operator's channel (wrctl)."""
+        return self.pki.operator_channel(f"127.0.0.1:{self.grpc_port}")
+
+    def node_channel(self, node: str = "node-a") -> grpc.Channel:
+        """The channel an engine of `node` registers over."""
+        return sync_channel(f"127.0.0.1:{self.grpc_port}", self.pki.node(node), MANAGER_TLS_NAME)
 
     def get(self, path: str) -> tuple[int, str]:
         url = f"http://127.0.0.1:{self.admin_port}{path}"
@@ -77,17 +88,24 @@ class ManagerProcess:
 
 
 @pytest.fixture
-def manager_process(tmp_path: Path) -> Iterator[Callable[..., ManagerProcess]]:
+def manager_process(tmp_path: Path, pki: ClusterPki) -> Iterator[Callable[..., ManagerProcess]]:
     made: list[ManagerProcess] = []
 
-    def make(state: str = "sqlite", extra: str = "") -> ManagerProcess:
-        made.append(ManagerProcess(tmp_path / f"manager{len(made)}", state, extra))
+    def make(state: str = "sqlite", extra: str = "", **tls: str) -> ManagerProcess:
+        made.append(ManagerProcess(tmp_path / f"manager{len(made)}", pki, state, extra, **tls))
         return made[-1]
 
     yield make
     for process in made:
         if process.proc is not None:
             process.proc.stop()
+
+
+def _place(stub: pb_grpc.ManagerServiceStub, node: str = "node-a") -> None:
+    """Record an applied release placing the builders' modules on `node` (as wrctl apply)."""
+    lock = stub.AcquireApplyLock(pb.AcquireApplyLockRequest(holder="tester")).lock.lock_id
+    stub.RecordRelease(pb.RecordReleaseRequest(release=placement(node), lock_id=lock))
+    stub.ReleaseApplyLock(pb.ReleaseApplyLockRequest(lock_id=lock))
 
 
 def _exit_code(proc: ManagedProcess) -> int:
@@ -115,12 +133,13 @@ def test_restart_keeps_state(
 
 def _restart_and_compare(manager: ManagerProcess) -> None:
     proc = manager.start_ready()
-    with manager.channel() as channel:
+    with manager.channel() as channel, manager.node_channel() as node_channel:
         stub = pb_grpc.ManagerServiceStub(channel)
         stub.SetSecret(pb.SetSecretRequest(namespace="example", key="api-key", value="v1"))
-        stub.RegisterEngine(registration(modules=[module(schema=b"fds")]))
         lock = stub.AcquireApplyLock(pb.AcquireApplyLockRequest(holder="alice")).lock.lock_id
         stub.RecordRelease(pb.RecordReleaseRequest(release=release(), lock_id=lock))
+        node = pb_grpc.ManagerServiceStub(node_channel)
+        node.RegisterEngine(registration(modules=[module(schema=b"fds")]))
         before = stub.GetClusterState(pb.GetClusterStateRequest())
     assert proc.stop() == 0  # SIGTERM is a clean shutdown
 
@@ -145,10 +164,12 @@ def test_heartbeat_expiry_and_recovery_in_real_time(
         extra="engine_heartbeat_timeout_secs = 1.0\nmodule_heartbeat_timeout_secs = 1.0\n"
     )
     manager.start_ready()
-    with manager.channel() as channel:
+    with manager.channel() as channel, manager.node_channel() as node_channel:
         stub = pb_grpc.ManagerServiceStub(channel)
-        stub.RegisterEngine(registration())
-        stub.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module()]))
+        node = pb_grpc.ManagerServiceStub(node_channel)
+        _place(stub)
+        node.RegisterEngine(registration())
+        node.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module()]))
         table = stub.GetRoutingTable(pb.GetRoutingTableRequest()).table
         assert [r.healthy for r in table.rules] == [True]
 
@@ -160,7 +181,7 @@ def test_heartbeat_expiry_and_recovery_in_real_time(
         assert [r.healthy for r in expired.rules] == [False]
         assert not stub.ListEngines(pb.ListEnginesRequest()).engines[0].healthy
 
-        stub.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module()]))
+        node.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module()]))
         back = stub.GetRoutingTable(pb.GetRoutingTableRequest()).table
         assert [r.healthy for r in back.rules] == [True]
         assert back.version == expired.version + 1
@@ -180,12 +201,16 @@ def test_metrics_health_and_traces(
     manager.start_ready()
     status, body = manager.get("/healthz")
     assert status == 200 and json.loads(body) == {"ok": True, "store": "sqlite"}
-    with manager.channel() as channel:
+    with manager.channel() as channel, manager.node_channel() as node_channel:
         stub = pb_grpc.ManagerServiceStub(channel)
+        node = pb_grpc.ManagerServiceStub(node_channel)
+        _place(stub)
         traceparent = f"00-{TRACE_ID}-{PARENT_ID}-01"
-        stub.RegisterEngine(registration(), metadata=[("traceparent", traceparent)])
+        node.RegisterEngine(registration(), metadata=[("traceparent", traceparent)])
         with pytest.raises(grpc.RpcError):
-            stub.DeregisterEngine(pb.DeregisterEngineRequest(engine_id="ghost"))
+            node.DeregisterEngine(pb.DeregisterEngineRequest(engine_id="ghost"))
+        with pytest.raises(grpc.RpcError):  # an operator may not register engines
+            stub.RegisterEngine(registration("impostor"))
 
     def metrics_show_engine() -> str | None:
         text = manager.get("/metrics")[1]
@@ -194,7 +219,12 @@ def test_metrics_health_and_traces(
     text = wait_until(metrics_show_engine, 10.0, "the engines gauge to count the engine")
     assert 'wr_manager_rpcs_total{code="OK",method="RegisterEngine"} 1.0' in text
     assert 'wr_manager_rpcs_total{code="NOT_FOUND",method="DeregisterEngine"} 1.0' in text
-    assert 'wr_manager_rpc_duration_seconds_count{method="RegisterEngine"} 1.0' in text
+    assert 'wr_manager_rpcs_total{code="PERMISSION_DENIED",method="RegisterEngine"} 1.0' in text
+    assert (
+        'wr_manager_rpc_refusals_total{code="PERMISSION_DENIED",method="RegisterEngine"} 1.0'
+        in text
+    )
+    assert 'wr_manager_rpc_duration_seconds_count{method="RegisterEngine"} 2.0' in text
     assert "wr_manager_engines_healthy 1.0" in text
     assert "wr_manager_routing_table_version 1.0" in text
 
@@ -242,6 +272,14 @@ def test_bad_config_and_unreachable_store_are_clear_errors(
     proc = bad.start()
     assert _exit_code(proc) == 2
     assert "manager.toml: heartbeat_timeout: Extra inputs are not permitted" in _only_line(proc)
+
+    missing = manager_process(cert_path="/nonexistent/manager.crt")
+    proc = missing.start()
+    assert _exit_code(proc) == 1
+    assert _only_line(proc) == (
+        "wr-manager: tls: /nonexistent/manager.crt: cannot read the certificate:"
+        " No such file or directory"
+    )
 
     unreachable = manager_process(state="postgresql://wr:pw@127.0.0.1:1/wruntime")
     proc = unreachable.start()

@@ -8,8 +8,8 @@ import pytest
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
 from runtime.version import __version__
-from tests.integration.manager.builders import digest, module, registration, release
-from tests.integration.manager.conftest import FakeClock
+from tests.integration.manager.builders import digest, module, placement, registration, release
+from tests.integration.manager.conftest import FakeClock, NodeStubs
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -94,7 +94,7 @@ async def test_record_release_requires_the_held_lock(
 
 
 async def test_cluster_state_has_releases_live_engines_and_serial(
-    stub: pb_grpc.ManagerServiceStub, clock: FakeClock
+    stub: pb_grpc.ManagerServiceStub, node_stub: NodeStubs, clock: FakeClock
 ) -> None:
     lock = (await _acquire(stub, "alice")).lock.lock_id
     manager_release = release("manager", "mgr-bundle")
@@ -108,10 +108,29 @@ async def test_cluster_state_has_releases_live_engines_and_serial(
         await stub.RecordRelease(pb.RecordReleaseRequest(release=node_a, lock_id=lock))
     ).serial
     assert serial2 == serial + 1
-    await stub.RegisterEngine(registration("engine-a", node="node-a"))
-    await stub.RegisterEngine(registration("engine-b", node="node-b", port=9101))
-    await stub.RegisterEngine(registration("by-hand", node="", port=9102))
-    await stub.Heartbeat(pb.HeartbeatRequest(engine_id="engine-b", healthy_modules=[module()]))
+    # node-b's first rollout is in flight: pending, which is not history and moves no serial.
+    node_b = placement("node-b", ["example.echo@1.0.0"], (), status="pending", bundle="bundle-b")
+    pending_serial = (
+        await stub.RecordRelease(pb.RecordReleaseRequest(release=node_b, lock_id=lock))
+    ).serial
+    assert pending_serial == serial2
+    await node_stub("node-a").RegisterEngine(registration("engine-a", node="node-a"))
+    await node_stub("node-b").RegisterEngine(registration("engine-b", node="node-b", port=9101))
+    # An engine that names no node is filed under the node whose certificate registered it.
+    await node_stub("node-a").RegisterEngine(registration("by-hand", node="", port=9102))
+    await node_stub("node-b").Heartbeat(
+        pb.HeartbeatRequest(engine_id="engine-b", healthy_modules=[module()])
+    )
+    rule = pb.RoutingRule(
+        rule_id="behind-our-back",
+        destination_namespace="example",
+        destination_module="echo",
+        destination_version="1.0.0",
+        engine_address="http://127.0.0.1:9999",
+        peer_address="https://127.0.0.1:9443",
+    )
+    await stub.UpsertRoutingRule(rule)
+    serial2 += 1  # the explicit rule moved it
 
     state = await _state(stub)
     assert state.serial == serial2  # registrations and heartbeats are live state, not serial
@@ -126,11 +145,16 @@ async def test_cluster_state_has_releases_live_engines_and_serial(
     assert (a.release.status, a.release.message) == ("rolled-back", "wrctl rollback")
     assert a.release.module_digests == node_a.module_digests
     assert a.release.attributes["format"] == "supervisor"
-    assert [e.registration.engine_id for e in a.engines] == ["engine-a"]
+    assert not a.HasField("pending")
+    assert [e.registration.engine_id for e in a.engines] == ["by-hand", "engine-a"]
+    assert a.engines[0].registration.node == "node-a"
     assert not b.HasField("release")
+    assert (b.pending.status, b.pending.bundle_digest) == ("pending", digest("bundle-b"))
     (engine_b,) = b.engines
     assert engine_b.healthy and engine_b.modules[0].healthy
     assert engine_b.modules[0].module.digest == digest("example.echo@1.0.0")
+    assert [r.rule_id for r in state.explicit_rules] == ["behind-our-back"]
+    assert state.explicit_rules[0].engine_address == "http://127.0.0.1:9999"
 
     deleted = await stub.DeleteRelease(pb.DeleteReleaseRequest(target="node-a", lock_id=lock))
     assert deleted.serial == serial2 + 1

@@ -35,11 +35,12 @@ async def _serial(stub: pb_grpc.ManagerServiceStub) -> int:
 
 async def test_known_version_polling_returns_nothing_until_the_table_changes(
     stub: pb_grpc.ManagerServiceStub,
+    node: pb_grpc.ManagerServiceStub,
 ) -> None:
     first = await stub.GetRoutingTable(pb.GetRoutingTableRequest())
     assert first.HasField("table") and first.table.version == 0 and not first.table.rules
 
-    await stub.RegisterEngine(registration())
+    await node.RegisterEngine(registration())
     changed = await stub.GetRoutingTable(pb.GetRoutingTableRequest(known_version=0))
     assert changed.table.version == 1 and len(changed.table.rules) == 1
 
@@ -47,11 +48,11 @@ async def test_known_version_polling_returns_nothing_until_the_table_changes(
     assert not current.HasField("table")
 
     # A heartbeat that changes nothing does not move the version.
-    await stub.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1"))
+    await node.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1"))
     assert not (await stub.GetRoutingTable(pb.GetRoutingTableRequest(known_version=1))).HasField(
         "table"
     )
-    await stub.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module()]))
+    await node.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1", healthy_modules=[module()]))
     moved = await stub.GetRoutingTable(pb.GetRoutingTableRequest(known_version=1))
     assert moved.table.version == 2 and moved.table.rules[0].healthy
 
@@ -86,8 +87,9 @@ async def test_explicit_rule_is_healthy_and_moves_version_and_serial(
 
 async def test_explicit_rule_is_not_touched_by_the_health_monitor(
     stub: pb_grpc.ManagerServiceStub,
+    node: pb_grpc.ManagerServiceStub,
 ) -> None:
-    await stub.RegisterEngine(registration())
+    await node.RegisterEngine(registration())
     # Force the default rule healthy by hand (the admin override of the reference system).
     await stub.UpsertRoutingRule(
         _rule(
@@ -97,7 +99,7 @@ async def test_explicit_rule_is_not_touched_by_the_health_monitor(
             engine_id="engine-1",
         )
     )
-    await stub.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1"))
+    await node.Heartbeat(pb.HeartbeatRequest(engine_id="engine-1"))
     table = (await stub.GetRoutingTable(pb.GetRoutingTableRequest())).table
     assert [r.healthy for r in table.rules] == [True]
 

@@ -62,26 +62,28 @@ async def test_values_are_never_stored_in_plaintext(
 
 async def test_registration_gets_exactly_the_requested_secrets(
     stub: pb_grpc.ManagerServiceStub,
+    node: pb_grpc.ManagerServiceStub,
 ) -> None:
     await _set(stub, "example", "api-key", "k1")
     await _set(stub, "example", "other", "k2")
     await _set(stub, "shop", "token", "k3")
-    response = await stub.RegisterEngine(
+    response = await node.RegisterEngine(
         registration(secrets=[("example", "api-key"), ("shop", "token")])
     )
     got = {s.namespace: dict(s.secrets) for s in response.secrets}
     assert got == {"example": {"api-key": "k1"}, "shop": {"token": "k3"}}
 
-    plain = await stub.RegisterEngine(registration("engine-2"))
+    plain = await node.RegisterEngine(registration("engine-2"))
     assert not plain.secrets
 
 
 async def test_missing_requested_secret_fails_and_writes_nothing(
     stub: pb_grpc.ManagerServiceStub,
+    node: pb_grpc.ManagerServiceStub,
 ) -> None:
     await _set(stub, "example", "api-key", "k1")
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.RegisterEngine(
+        await node.RegisterEngine(
             registration(secrets=[("example", "api-key"), ("example", "missing-one")])
         )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION

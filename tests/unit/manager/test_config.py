@@ -9,15 +9,23 @@ import pytest
 from runtime.manager.config import ManagerConfig, load_manager_config, split_host_port
 from runtime.tomlconfig import ConfigError
 
+TLS = {
+    "cert_path": "/etc/wr/manager.crt",
+    "key_path": "/etc/wr/manager.key",
+    "ca_cert_path": "ca.crt",
+}
 
-def _write(tmp_path: Path, text: str) -> Path:
+
+def _write(tmp_path: Path, text: str, tls: bool = True) -> Path:
     path = tmp_path / "manager.toml"
-    path.write_text(text)
+    table = "".join(f'{key} = "{value}"\n' for key, value in TLS.items())
+    # Top-level keys first: everything after [tls] belongs to the table.
+    path.write_text(text + ("[tls]\n" + table if tls else ""))
     return path
 
 
 def test_defaults() -> None:
-    config = ManagerConfig()
+    config = ManagerConfig.model_validate({"tls": TLS})
     assert config.listen_address == "127.0.0.1:9000"
     assert config.admin_address == "127.0.0.1:9090"
     assert config.engine_heartbeat_timeout_secs == 30
@@ -79,6 +87,16 @@ def test_bad_keys_are_named(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError) as err:
         load_manager_config(path)
     assert f"{path}: {message}" in str(err.value)
+
+
+def test_tls_is_required_and_relative_paths_resolve(tmp_path: Path) -> None:
+    path = _write(tmp_path, "", tls=False)
+    with pytest.raises(ConfigError) as err:
+        load_manager_config(path)
+    assert f"{path}: tls: Field required" in str(err.value)
+    config = load_manager_config(_write(tmp_path, ""))
+    assert config.tls.cert_path == Path("/etc/wr/manager.crt")
+    assert config.tls.ca_cert_path == tmp_path / "ca.crt"
 
 
 def test_split_host_port() -> None:
