@@ -16,9 +16,10 @@ import pytest
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
-from runtime.identity import MANAGER_TLS_NAME, channel_options
+from runtime.identity import MANAGER_TLS_NAME, TlsFiles, channel_options, sync_channel
 from runtime.wire import COMPONENT_HEADER
 from tests.e2e.conftest import COLD, LocalCluster
+from tests.e2e.drift_steps import check_drift
 
 pytestmark = pytest.mark.slow
 
@@ -80,6 +81,8 @@ def test_full_cycle(local_cluster: LocalCluster) -> None:
 
     _check_the_manager_refuses_strangers(c)
     _check_secrets_round_trip(c)
+    _check_a_stolen_node_key_cannot_plant_an_impostor(c)
+    check_drift(c, lambda _address: c.channel())
 
     # Another apply holds the lock: this one fails clearly and changes nothing.
     c.write(**{'GREETING = "hello"': 'GREETING = "hola"'})
@@ -206,3 +209,51 @@ def test_broken_module_fails_the_gate_and_rolls_back(local_cluster: LocalCluster
     plan = c.wrctl("plan", "--detailed-exitcode")
     assert plan.returncode == 2
     assert "module.example.echo must be replaced" in plan.stdout
+
+
+def _check_a_stolen_node_key_cannot_plant_an_impostor(c: LocalCluster) -> None:
+    """The attack of issue 16, with the node's own deployed key: registering a fake
+    example.echo at an address of one's own is refused (wrong digest, foreign peer address),
+    as is asking for a secret no module of the registration is granted; calls stay correct."""
+    tls = c.root / "wr" / "node-local" / "tls"
+    node = TlsFiles(tls / "node.crt", tls / "node.key", tls / "ca.crt")
+    with c.channel() as operator:
+        state = pb_grpc.ManagerServiceStub(operator).GetClusterState(
+            pb.GetClusterStateRequest(), timeout=10
+        )
+    [placed] = [n for n in state.nodes if n.name == "local"]
+    digest = placed.release.module_digests["example.echo@1.0.0"]
+
+    def register(
+        module_digest: str = digest,
+        peer: str = "https://127.0.0.1:9",
+        secrets: tuple[pb.SecretRequest, ...] = (),
+    ) -> grpc.RpcError:
+        module = pb.ModuleDescriptor(
+            namespace="example", name="echo", version="1.0.0", digest=module_digest
+        )
+        registration = pb.EngineRegistration(
+            engine_id="impostor",
+            address="http://127.0.0.1:9",
+            peer_address=peer,
+            modules=[module],
+            secrets=secrets,
+        )
+        address = f"127.0.0.1:{c.manager_port}"
+        with (
+            sync_channel(address, node, MANAGER_TLS_NAME) as channel,
+            pytest.raises(grpc.RpcError) as refused,
+        ):
+            pb_grpc.ManagerServiceStub(channel).RegisterEngine(
+                pb.RegisterEngineRequest(registration=registration), timeout=10
+            )
+        return refused.value
+
+    wrong_digest = register(module_digest="sha256:" + "0" * 64)
+    assert wrong_digest.code() is grpc.StatusCode.PERMISSION_DENIED, wrong_digest
+    assert "example.echo@1.0.0" in str(wrong_digest.details())
+    elsewhere = register(peer="https://192.0.2.7:9443")
+    assert elsewhere.code() is grpc.StatusCode.PERMISSION_DENIED, elsewhere
+    secret = register(secrets=(pb.SecretRequest(namespace="example", key="unrelated"),))
+    assert secret.code() is grpc.StatusCode.PERMISSION_DENIED, secret
+    assert "bonjour" in _ok(c.wrctl("invoke", "example.caller/run"))
