@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import ssl
 import stat
 import subprocess
 from pathlib import Path
@@ -20,6 +22,7 @@ from runtime.identity import MANAGER_TLS_NAME, TlsFiles, channel_options, sync_c
 from runtime.wire import COMPONENT_HEADER
 from tests.e2e.conftest import COLD, LocalCluster
 from tests.e2e.drift_steps import check_drift
+from tests.infra.process import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -83,6 +86,7 @@ def test_full_cycle(local_cluster: LocalCluster) -> None:
     _check_secrets_round_trip(c)
     _check_a_stolen_node_key_cannot_plant_an_impostor(c)
     check_drift(c, lambda _address: c.channel())
+    _check_rotation_reloads_in_place(c)
 
     # Another apply holds the lock: this one fails clearly and changes nothing.
     c.write(**{'GREETING = "hello"': 'GREETING = "hola"'})
@@ -257,3 +261,47 @@ def _check_a_stolen_node_key_cannot_plant_an_impostor(c: LocalCluster) -> None:
     secret = register(secrets=(pb.SecretRequest(namespace="example", key="unrelated"),))
     assert secret.code() is grpc.StatusCode.PERMISSION_DENIED, secret
     assert "bonjour" in _ok(c.wrctl("invoke", "example.caller/run"))
+
+
+def _check_rotation_reloads_in_place(c: LocalCluster) -> None:
+    """`wrctl cert rotate` -> plan `~ tls` -> apply installs the files and restarts nothing;
+    the proxy's peer port then presents the new certificate, and calls keep working."""
+    engines_before = _engine_ids(c)
+    _ok(c.wrctl("cert", "rotate", "--node", "local"))
+    plan = c.wrctl("plan", "--detailed-exitcode")
+    assert plan.returncode == 2 and "~ tls" in plan.stdout, plan.stdout + plan.stderr
+    applied = _ok(c.wrctl("apply", "--auto-approve"))
+    assert "TLS certificate" in applied and "restarted" not in applied, applied
+    new = (c.root / ".wrctl" / "e2e" / "pki" / "node-local.crt").read_bytes()
+    tls = c.root / "wr" / "node-local" / "tls"
+    assert (tls / "node.crt").read_bytes() == new
+    peer_port = int(re.search(r"^peer_port = (\d+)$", c.template, re.M).group(1))  # type: ignore[union-attr]
+    context = ssl.create_default_context(cafile=str(tls / "ca.crt"))
+    context.check_hostname = False
+    context.load_cert_chain(tls / "node.crt", tls / "node.key")
+    expected = ssl.PEM_cert_to_DER_cert(new.decode())
+
+    def presented() -> bool:
+        with (
+            socket.create_connection(("127.0.0.1", peer_port), timeout=5) as raw,
+            context.wrap_socket(raw) as wrapped,
+        ):
+            return wrapped.getpeercert(binary_form=True) == expected
+
+    wait_until(presented, 30, "the proxy's peer port to present the rotated certificate")
+    assert "bonjour" in _ok(c.wrctl("invoke", "example.caller/run"))
+    assert c.wrctl("plan", "--detailed-exitcode").returncode == 0
+    assert _engine_ids(c) == engines_before  # the same engines: nothing was restarted
+
+
+def _engine_ids(c: LocalCluster) -> list[tuple[str, float]]:
+    with c.channel() as channel:
+        state = pb_grpc.ManagerServiceStub(channel).GetClusterState(
+            pb.GetClusterStateRequest(), timeout=10
+        )
+    return sorted(
+        (e.registration.engine_id, e.registered_at.ToDatetime().timestamp())
+        for n in state.nodes
+        for e in n.engines
+        if e.healthy
+    )

@@ -285,8 +285,9 @@ class _Apply:
     def renew_certificate(
         self, node: NodeTarget, bundle: Bundle, credentials: NodeCredentials
     ) -> TargetResult:
-        """Only the node's certificate changed: put the new files in place (its proxy and
-        engines pick them up themselves) and record it; no restart, no traffic dropped."""
+        """Only the node's certificate changed: put the new files in place and record it; no
+        restart, no traffic dropped. The proxy reloads the files itself; running engines keep
+        the certificate they loaded (same identity, still valid) until their next restart."""
         target = node.place.name
         try:
             rollout = self.session.open(node.place)
