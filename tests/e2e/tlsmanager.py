@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from tests.infra.pki import ClusterPki
 from tests.integration.manager.test_process import ManagerProcess
 from wrctl.certs import operator_for, write_credentials
 from wrctl.pki import ClusterCA, pki_dir
@@ -14,7 +15,8 @@ from wrctl.pki import ClusterCA, pki_dir
 def tls_manager(tmp: Path, ca: ClusterCA, cluster: str = "") -> ManagerProcess:
     """A ManagerProcess (sqlite) serving with `ca`'s manager certificate; `cluster` names the
     cluster it serves ("" = none: it then accepts the CA's identities of any cluster name)."""
-    process = ManagerProcess(tmp, "sqlite")
+    tmp.mkdir(parents=True, exist_ok=True)
+    process = ManagerProcess(tmp / "manager", ClusterPki(ca, _scratch(tmp)), "sqlite")
     tls = tmp / "tls"
     write_credentials(ca.manager_credentials([]), tls)
     named = f'cluster = "{cluster}"\n' if cluster else ""
@@ -26,6 +28,12 @@ def tls_manager(tmp: Path, ca: ClusterCA, cluster: str = "") -> ManagerProcess:
         f'ca_cert_path = "{tls}/ca.crt"\n'
     )
     return process
+
+
+def _scratch(tmp: Path) -> Path:
+    scratch = tmp / "pki-scratch"
+    scratch.mkdir(exist_ok=True, mode=0o700)
+    return scratch
 
 
 def adopt_ca(ca: ClusterCA, cluster_file: Path, cluster: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from wrctl.bundle.build import BundleOptions, build_bundles
 from wrctl.bundle.wheelset import WheelSet
 from wrctl.config import load_targets
 
+WRCTL = str(Path(sys.executable).parent / "wrctl")
 pytestmark = pytest.mark.slow
 
 
@@ -47,6 +49,25 @@ def test_manager_image_builds_offline_and_serves_healthz(
     workdir = _stale.owned_temp_dir("wrtest-bundle-")
     workdir.chmod(0o755)  # the containers' user reaches WORKDIR through it
     release = unpack_release(manager, workdir)
+    # TLS files never travel in a bundle (`wrctl cert issue`); install.sh gives them to the
+    # containers' user, which must read its key (0600)
+    issued = subprocess.run(
+        [
+            WRCTL,
+            "cert",
+            "issue",
+            "--manager",
+            "--host",
+            "127.0.0.1",
+            "--out",
+            str(workdir / "manager" / "tls"),
+            "-c",
+            str(cluster.file),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert issued.returncode == 0, issued.stdout + issued.stderr
     done = run_install(release, workdir, "docker")
     assert done.returncode == 0, done.stderr
     assert not (release / "venv").exists()  # the docker format makes no venv on the host
@@ -83,5 +104,6 @@ def test_manager_image_builds_offline_and_serves_healthz(
         user = docker_daemon.docker("inspect", "--format", "{{.Config.User}}", ids.stdout.strip())
         assert user.stdout.strip() == "10001:10001"  # not root
         assert (workdir / "manager" / "data" / "secrets.key").stat().st_uid == 10001
+        assert (workdir / "manager" / "tls" / "manager.key").stat().st_uid == 10001
     finally:
         subprocess.run([*up, "down", "-t", "20"], capture_output=True, env=env, timeout=120)
