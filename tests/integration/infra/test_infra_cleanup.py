@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,8 +24,13 @@ def _dead_pid() -> int:
 
 
 def _wrtest_state() -> tuple[set[str], set[str], set[str]]:
-    tmp = {p.name for p in Path("/tmp").glob(f"wrtest-ssh-{os.getpid()}-*")}
-    return set(_netns.namespaces()), set(_netns.links()), tmp
+    """This process's namespaces, links and fixture dirs: other workers and other test runs
+    on the machine make and remove their own meanwhile."""
+    pid = os.getpid()
+    tmp = {p.name for p in Path("/tmp").glob(f"wrtest-ssh-{pid}-*")}
+    namespaces = {n for n in _netns.namespaces() if re.fullmatch(rf"wrtest-{pid}[a-z]-\d+", n)}
+    links = {n for n in _netns.links() if re.fullmatch(rf"wr[bv]{pid}[a-z]\w*", n)}
+    return namespaces, links, tmp
 
 
 @pytest.mark.ssh
