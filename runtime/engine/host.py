@@ -106,6 +106,8 @@ class WasmHost:
         self._ready: OrderedDict[str, _Instance] = OrderedDict()  # by module, oldest first
         self._ready_lock = threading.Lock()
         self._no_ahead: set[str] = set()  # modules whose instantiation failed once
+        self._active = 0  # requests between run() and release(), on any thread
+        self._wanted: dict[str, None] = {}  # modules served since the worker was last idle
         self.linker = self._make_linker()
         self.modules: dict[str, LoadedModule] = {}
         for spec in modules:
@@ -225,6 +227,8 @@ class WasmHost:
         slot = self._take_slot()
         self._local.slot = slot  # given back by release()
         self._local.served = key  # release() builds its next instance
+        with self._ready_lock:
+            self._active += 1
         trace = next((v for k, v in headers if k == "traceparent"), None)
         run = GuestRun(module.spec, slot, trace, on_park, on_long, time_left)
         self._local.run = run
@@ -258,9 +262,19 @@ class WasmHost:
             self._local.slot = None
             self._give_slot(slot)
         served: str | None = getattr(self._local, "served", None)
-        if served is not None:
-            self._local.served = None
-            self.prepare(served)
+        if served is None:
+            return
+        self._local.served = None
+        # Build while no other request runs here (one parked in an outbound call may resume
+        # at any moment): the last request to finish builds for all that were served.
+        with self._ready_lock:
+            self._active -= 1
+            self._wanted[served] = None
+            if self._active:
+                return
+            wanted, self._wanted = list(self._wanted), {}
+        for key in wanted:
+            self.prepare(key)
 
     # -- instances built ahead of their request -------------------------------------------------
 

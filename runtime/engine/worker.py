@@ -127,7 +127,7 @@ class WorkerLoop:
 
     def serve(self) -> None:
         """Announce readiness, read and run requests until the front goes away."""
-        for key in list(self.host.modules)[: READY_MAX]:
+        for key in list(self.host.modules)[:READY_MAX]:
             self.host.prepare(key)  # the first requests find their instances built
         self.send({"op": "ready", "modules": sorted(self.host.modules)})
         self.pool.submit(self._read_loop)
