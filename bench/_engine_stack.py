@@ -33,6 +33,7 @@ class BenchModule:
     name: str
     wasm: Path
     schema: bool = False  # the echo schema (protobuf modules)
+    env: tuple[tuple[str, str], ...] = ()
 
 
 class FakeManager(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
@@ -126,9 +127,10 @@ def _cluster_toml(work: Path, modules: list[BenchModule], ports: dict[str, int])
     )
     for m in modules:
         schema = f'schema = "{ECHO_PROTO}"\n' if m.schema else ""
+        env = ", ".join(f'{k} = "{v}"' for k, v in m.env)
         lines.append(
             f'[[module]]\nnamespace = "example"\nname = "{m.name}"\nversion = "1.0.0"\n'
-            f'component = "{m.wasm}"\n{schema}'
+            f'component = "{m.wasm}"\n{schema}' + (f"env = {{ {env} }}\n" if env else "")
         )
     path = work / "cluster.toml"
     path.write_text("\n".join(lines))

@@ -77,7 +77,15 @@ ROWS: dict[str, tuple[str, str, str]] = {
     "proto": ("echo", "/echo.EchoService/Echo", "engine"),
     "proto_proxy": ("echo", "/echo.EchoService/Echo", "proxy"),
     "caller_proxy": ("caller", "/run", "proxy"),
+    # issue 19 item 4: a -> b -> c -> d, and one request making 8 calls to the raw echo
+    "chain4_proxy": ("a", "/chain", "proxy"),
+    "fanout8_proxy": ("a", "/fanout", "proxy"),
 }
+# The same with a 5 ms pause before each request (traffic that leaves the engine idle time)
+PAUSED = {"proto_paused": "proto", "caller_proxy_paused": "caller_proxy"}
+ROWS |= {name: ROWS[row] for name, row in PAUSED.items()}
+CHAIN = [f"example.{hop}" for hop in "bcd"]
+HOPS = "abcd"
 
 
 def row_request(row: str, stack: Stack) -> tuple[int, str, dict[str, str]]:
@@ -88,17 +96,29 @@ def row_request(row: str, stack: Stack) -> tuple[int, str, dict[str, str]]:
 
 
 def row_body(row: str, size: int) -> bytes:
+    row = PAUSED.get(row, row)
     if row.startswith("proto"):
         return echo_body(size)
     if row == "caller_proxy":
         return b"x" * size  # the message the caller sends on to echo
+    if row == "chain4_proxy":
+        return json.dumps(CHAIN).encode()
+    if row == "fanout8_proxy":
+        return json.dumps({"url": "http://example.raw-echo/echo", "n": 8}).encode()
     return bytes(i % 251 for i in range(size))
 
 
 def check_reply(row: str, body: bytes, status: int, data: bytes) -> None:
-    ok = status == 200 and (
-        len(data) == len(body) if row not in ("caller_proxy",) else body.decode() in data.decode()
-    )
+    row = PAUSED.get(row, row)
+    if row == "caller_proxy":
+        ok = body.decode() in data.decode()
+    elif row == "chain4_proxy":
+        ok = data == b"a>b>c>d"
+    elif row == "fanout8_proxy":
+        ok = json.loads(data)["statuses"] == [200] * 8
+    else:
+        ok = len(data) == len(body)
+    ok = ok and status == 200
     if not ok:
         raise RuntimeError(f"bad reply for {row}: {status} {data[:200]!r}")
 
@@ -109,8 +129,11 @@ def sequential(stack: Stack, row: str, body: bytes, count: int) -> tuple[list[fl
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     times = []
     pids = stack.pids()
+    pause = 0.005 if row in PAUSED else 0.0
     c0, s0 = sum(proc_cpu(p) for p in pids), self_cpu()
     for _ in range(count):
+        if pause:
+            time.sleep(pause)  # idle time for the engine, outside the measured latency
         t = time.perf_counter()
         conn.request("POST", path, body=body, headers=headers)
         resp = conn.getresponse()
@@ -219,6 +242,10 @@ def measure_rows(
             m[f"caller_over_proto_proxy_{tag}"] = metric(
                 caller / m[f"p50_proto_proxy_100B_{tag}"]["value"], "x", 2.3
             )
+    paused = (f"p50_caller_proxy_paused_100B_{tag}", f"p50_proto_paused_100B_{tag}")
+    if all(name in m for name in paused):
+        ratio = m[paused[0]]["value"] / m[paused[1]]["value"]
+        m[f"caller_over_proto_paused_{tag}"] = metric(ratio, "x", 2.3)
     return m
 
 
@@ -251,7 +278,9 @@ def build_modules() -> list[BenchModule]:
     generate_messages(REPO / "examples/echo/schemas/echo.proto", GEN)
     floor = GEN / "floor.wasm"
     floor.write_bytes(wasmtime.wat2wasm((REPO / "bench/guests/floor.wat").read_text()))
+    testkit = build_cached(REPO / "tests/integration/engine/guests/testkit")
     return [
+        *(BenchModule(hop, testkit, env=(("NAME", hop),)) for hop in HOPS),
         BenchModule("floor", floor),
         BenchModule("raw-echo", build_cached(REPO / "bench/guests/raw_echo")),
         BenchModule("echo", build_cached(REPO / "examples/echo/echo"), schema=True),

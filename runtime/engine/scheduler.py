@@ -40,7 +40,6 @@ class _Load:
     calls: int = 0  # in flight, parked ones included
     running: int = 0  # executing guest code
     short: int = 0  # running and not long: while any, the worker takes no second request
-    freed: int = 0  # when it last stopped running guest code (a sequence number)
 
 
 @dataclass
@@ -77,7 +76,6 @@ class Scheduler:
         self._calls: dict[int, Call] = {}
         self._rids = itertools.count(1)
         self._arrivals = itertools.count()
-        self._frees = itertools.count(1)
 
     # -- placing requests ----------------------------------------------------------------------
 
@@ -110,14 +108,13 @@ class Scheduler:
         return state
 
     def _pick(self, state: _Module) -> int | None:
-        """An idle worker (fewest parked requests, then idle longest: it has had the most
-        time to build its next instances, see host.WasmHost.prepare); else, for a module
-        below its share, a worker whose requests all run long (fewest of them); else None."""
+        """An idle worker (fewest parked requests); else, for a module below its share, a
+        worker whose requests all run long (fewest of them); else None."""
         loads = self._loads
         room = [i for i, w in enumerate(loads) if w.alive and w.calls < self._threads]
         idle = [i for i in room if loads[i].running == 0]
         if idle:
-            return min(idle, key=lambda i: (loads[i].calls, loads[i].freed))
+            return min(idle, key=lambda i: loads[i].calls)
         if state.running >= state.share:
             return None
         open_ = [i for i in room if loads[i].short == 0]
@@ -161,8 +158,6 @@ class Scheduler:
         load, state = self._loads[call.worker], self._modules[call.module]
         load.running += sign
         state.running += sign
-        if load.running == 0:
-            load.freed = next(self._frees)
         if parked and not call.long:
             load.short -= 1
         elif not parked:
@@ -191,8 +186,6 @@ class Scheduler:
             self._modules[call.module].running -= 1
             if not call.long:
                 load.short -= 1
-            if load.running == 0:
-                load.freed = next(self._frees)
         self._wake()
         return call
 

@@ -124,21 +124,9 @@ async def test_a_worker_with_every_thread_taken_gets_nothing_more() -> None:
     assert await asyncio.wait_for(third, 1) is not None
 
 
-async def test_sequential_requests_go_to_the_worker_idle_longest() -> None:
-    # it has had the most time to build its next instances (host.WasmHost.prepare)
-    s = _scheduler(3, ["a"])
-    order = []
-    for _ in range(6):
-        call = await _placed(s, "a")
-        order.append(call.worker)
-        s.finish(call.rid)
-    assert order == [0, 1, 2, 0, 1, 2]
-
-
-async def test_a_parked_request_still_counts_before_idle_time() -> None:
+async def test_a_callee_goes_to_the_worker_without_the_parked_caller() -> None:
     s = _scheduler(2, ["a", "b"])
     caller = await _placed(s, "a")
     s.parked(caller.rid, True)
-    # both workers run nothing; the one without a parked request is chosen
-    callee = await _placed(s, "b")
+    callee = await _placed(s, "b")  # both run nothing; the other holds no parked request
     assert callee.worker != caller.worker
