@@ -108,6 +108,7 @@ class WasmHost:
         self._no_ahead: set[str] = set()  # modules whose instantiation failed once
         self._active = 0  # requests between run() and release(), on any thread
         self._wanted: dict[str, None] = {}  # modules served since the worker was last idle
+        self._building: dict[str, threading.Event] = {}  # builds ahead in progress
         self.linker = self._make_linker()
         self.modules: dict[str, LoadedModule] = {}
         for spec in modules:
@@ -272,8 +273,13 @@ class WasmHost:
             self._wanted[served] = None
             if self._active:
                 return
-            wanted, self._wanted = list(self._wanted), {}
-        for key in wanted:
+            wanted = [served, *(k for k in self._wanted if k != served)]
+            self._wanted = {}
+        for i, key in enumerate(wanted):
+            if i and self._active:  # a request started meanwhile: leave it the cores
+                with self._ready_lock:
+                    self._wanted.update(dict.fromkeys(wanted[i:]))
+                return
             self.prepare(key)
 
     # -- instances built ahead of their request -------------------------------------------------
@@ -284,10 +290,12 @@ class WasmHost:
         serves requests, between them: building on another thread while wasm runs costs
         TLB-shootdown interrupts (mapping changes) that outweigh the gain (measured ~3x CPU)."""
         with self._ready_lock:
-            if key in self._ready or key in self._no_ahead:
+            if key in self._ready or key in self._no_ahead or key in self._building:
                 if key in self._ready:
                     self._ready.move_to_end(key)
                 return
+            done = self._building[key] = threading.Event()
+        built: _Instance | None = None
         try:
             built = self._build(self.modules[key], AHEAD_BUDGET_SECS)
         except Exception as exc:  # each request builds its own and reports what fails
@@ -296,15 +304,23 @@ class WasmHost:
                 "could not build an instance ahead; building one per request",
                 extra={"wr_module": key, "error": str(exc)[:300]},
             )
-            return
-        with self._ready_lock:
-            if key in self._ready:
-                return  # another thread was quicker; this one is dropped
-            self._ready[key] = built
-            while len(self._ready) > READY_MAX:
-                self._ready.popitem(last=False)
+        finally:
+            with self._ready_lock:
+                del self._building[key]
+                if built is not None:
+                    self._ready[key] = built
+                    while len(self._ready) > READY_MAX:
+                        self._ready.popitem(last=False)
+            done.set()
 
     def _take_ready(self, key: str) -> _Instance | None:
+        """The instance built ahead for key; one being built is waited for (it is done
+        sooner than a second build, which would also contend with it for the cores)."""
+        with self._ready_lock:
+            ready = self._ready.pop(key, None)
+            building = self._building.get(key) if ready is None else None
+        if building is None or not building.wait(AHEAD_BUDGET_SECS):
+            return ready
         with self._ready_lock:
             return self._ready.pop(key, None)
 
