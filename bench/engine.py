@@ -1,7 +1,10 @@
-"""Benchmark wr-engine: compile/load/instantiate costs, and echo latency, throughput and CPU per
-request through the engine's HTTP port with 1 and 2 worker processes.
+"""Benchmark wr-engine as `wrctl apply` runs it (engine.toml and proxy.toml rendered from wrctl's
+templates, a real proxy, node certificates): p50, p99 and CPU per request of every process for
+the WAT floor guest, raw and protobuf echo, and caller -> echo through the proxy, with 1 and 2
+worker processes; throughput and engine CPU per request under load.
 
     .venv/bin/python bench/engine.py [--quick]
+    .venv/bin/python bench/engine.py --ab ../wt-base [--rounds 3]   # interleaved A/B
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.client
+import json
 import os
 import resource
 import statistics
@@ -22,6 +26,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._engine_stack import BenchModule, Stack, destination, start_stack  # noqa: E402
 from bench._results import metric, write_results  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -61,66 +66,83 @@ def self_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-# -- engine process ----------------------------------------------------------------------------
+# -- requests --------------------------------------------------------------------------------
 
-
-def start_engine(
-    modules: dict[str, Path], cache: Path, workers: int, port: int, tmp: Path, resident: int = 0
-) -> subprocess.Popen[bytes]:
-    config = tmp / f"engine-{port}.toml"
-    config.write_text(
-        f'listen_address = "127.0.0.1:{port}"\nworkers = {workers}\ncache_dir = "{cache}"\n'
-        f'log_level = "warning"\nresident_memory_mb = {resident}\n\n'
-        + "".join(
-            f'[[module]]\nname = "{name}"\nnamespace = "example"\nversion = "1.0.0"\n'
-            f'wasm_path = "{wasm}"\n\n'
-            for name, wasm in modules.items()
-        )
-    )
-    with open(tmp / "engine.log", "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime.engine.cli", "--config", str(config)],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/__health")
-            if conn.getresponse().status == 200:
-                return proc
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"engine exited: {(tmp / 'engine.log').read_text()[-2000:]}")
-        time.sleep(0.05)
-    raise RuntimeError("engine did not become ready in 60 s")
-
-
-# The quick start's echo (protobuf parsed and built in the guest), and a raw echo (the SDK's
-# minimum): the difference is guest work, the rest is the engine's.
-TARGETS = {
-    "proto": ("/echo.EchoService/Echo", {"x-wr-module": "echo", "x-wr-namespace": "example"}),
-    "raw": ("/echo", {"x-wr-module": "raw-echo", "x-wr-namespace": "example"}),
+# (module, path, via): the WAT floor guest (the engine without CPython), the raw echo (the SDK's
+# minimum), the quick start's protobuf echo, and the quick start's caller -> echo; "engine"
+# requests go straight to the engine's port, "proxy" ones to the proxy's data port.
+ROWS: dict[str, tuple[str, str, str]] = {
+    "floor": ("floor", "/echo", "engine"),
+    "raw": ("raw-echo", "/echo", "engine"),
+    "proto": ("echo", "/echo.EchoService/Echo", "engine"),
+    "proto_proxy": ("echo", "/echo.EchoService/Echo", "proxy"),
+    "caller_proxy": ("caller", "/run", "proxy"),
+    # issue 19 item 4: a -> b -> c -> d, and one request making 8 calls to the raw echo
+    "chain4_proxy": ("a", "/chain", "proxy"),
+    "fanout8_proxy": ("a", "/fanout", "proxy"),
 }
+# The same with a 5 ms pause before each request (traffic that leaves the engine idle time)
+PAUSED = {"proto_paused": "proto", "caller_proxy_paused": "caller_proxy"}
+ROWS |= {name: ROWS[row] for name, row in PAUSED.items()}
+CHAIN = [f"example.{hop}" for hop in "bcd"]
+HOPS = "abcd"
 
 
-def sequential(port: int, kind: str, body: bytes, count: int) -> list[float]:
-    path, headers = TARGETS[kind]
+def row_request(row: str, stack: Stack) -> tuple[int, str, dict[str, str]]:
+    module, path, via = ROWS[row]
+    if via == "proxy":
+        return stack.proxy_port, path, destination(module, path)
+    return stack.engine_port, path, {"x-wr-module": module, "x-wr-namespace": "example"}
+
+
+def row_body(row: str, size: int) -> bytes:
+    row = PAUSED.get(row, row)
+    if row.startswith("proto"):
+        return echo_body(size)
+    if row == "caller_proxy":
+        return b"x" * size  # the message the caller sends on to echo
+    if row == "chain4_proxy":
+        return json.dumps(CHAIN).encode()
+    if row == "fanout8_proxy":
+        return json.dumps({"url": "http://example.raw-echo/echo", "n": 8}).encode()
+    return bytes(i % 251 for i in range(size))
+
+
+def check_reply(row: str, body: bytes, status: int, data: bytes) -> None:
+    row = PAUSED.get(row, row)
+    if row == "caller_proxy":
+        ok = body.decode() in data.decode()
+    elif row == "chain4_proxy":
+        ok = data == b"a>b>c>d"
+    elif row == "fanout8_proxy":
+        ok = json.loads(data)["statuses"] == [200] * 8
+    else:
+        ok = len(data) == len(body)
+    ok = ok and status == 200
+    if not ok:
+        raise RuntimeError(f"bad reply for {row}: {status} {data[:200]!r}")
+
+
+def sequential(stack: Stack, row: str, body: bytes, count: int) -> tuple[list[float], float]:
+    """count requests one after another: (latencies in s, CPU s of every process per request)."""
+    port, path, headers = row_request(row, stack)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     times = []
+    pids = stack.pids()
+    pause = 0.005 if row in PAUSED else 0.0
+    c0, s0 = sum(proc_cpu(p) for p in pids), self_cpu()
     for _ in range(count):
+        if pause:
+            time.sleep(pause)  # idle time for the engine, outside the measured latency
         t = time.perf_counter()
         conn.request("POST", path, body=body, headers=headers)
         resp = conn.getresponse()
         data = resp.read()
         times.append(time.perf_counter() - t)
-        if resp.status != 200 or len(data) != len(body):
-            raise RuntimeError(f"bad echo: {resp.status} {data[:200]!r}")
+        check_reply(row, body, resp.status, data)
+    c1, s1 = sum(proc_cpu(p) for p in pids), self_cpu()
     conn.close()
-    return times
+    return times, ((c1 - c0) + (s1 - s0)) / count
 
 
 async def _client(port: int, request: bytes, stop_at: float, counts: list[int]) -> None:
@@ -139,8 +161,8 @@ async def _client(port: int, request: bytes, stop_at: float, counts: list[int]) 
     writer.close()
 
 
-def throughput(port: int, kind: str, body: bytes, seconds: float, connections: int) -> int:
-    path, headers = TARGETS[kind]
+def throughput(stack: Stack, row: str, body: bytes, seconds: float, connections: int) -> int:
+    port, path, headers = row_request(row, stack)
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     request = (
         f"POST {path} HTTP/1.1\r\nhost: bench\r\n{head}content-length: {len(body)}\r\n\r\n"
@@ -187,105 +209,158 @@ print(des, statistics.median(times))
     return float(out[0]), float(out[1])
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def bodies(kind: str, size: int) -> bytes:
-    return echo_body(size) if kind == "proto" else bytes(i % 251 for i in range(size))
+# Targets of issue 19 (p50 ms through the engine port, sequential).
+P50_TARGETS = {"floor": 0.5, "raw": 1.8, "proto": 2.5, "caller_proxy": 6.0}
 
 
-def measure_engine(
-    m: dict[str, dict[str, Any]], port: int, pid: int, tag: str, quick: bool, sizes: list[str]
-) -> float:
-    """Latency per body size and kind, then 100 B throughput and CPU; returns raw req/s."""
-    counts = (
-        {"100B": 200, "64KiB": 100, "1MiB": 30}
-        if quick
-        else {"100B": 2000, "64KiB": 800, "1MiB": 200}
-    )
-    for kind in ("proto", "raw"):
-        for label in sizes:
-            body = bodies(kind, SIZES[label])
-            sequential(port, kind, body, 10)  # warm-up
-            times = sequential(port, kind, body, counts[label])
-            target = {"100B": 1.8, "1MiB": 8.0}.get(label) if kind == "proto" else None
-            m[f"p50_{kind}_{label}_{tag}"] = metric(statistics.median(times) * 1000, "ms", target)
-            m[f"p99_{kind}_{label}_{tag}"] = metric(pct(times, 0.99) * 1000, "ms")
-    rps = 0.0
-    seconds = 1.5 if quick else 10.0
-    for kind in ("proto", "raw"):
-        body = bodies(kind, 100)
-        throughput(port, kind, body, 0.3, 8)  # warm-up
-        e0, f0, s0 = engine_cpu(pid), proc_cpu(pid), self_cpu()
-        count = throughput(port, kind, body, seconds, 8)
-        e1, f1, s1 = engine_cpu(pid), proc_cpu(pid), self_cpu()
-        m[f"throughput_{kind}_100B_{tag}"] = metric(count / seconds, "req/s", better="higher")
-        m[f"engine_cpu_per_req_{kind}_100B_{tag}"] = metric(
-            (e1 - e0) / count * 1000, "ms", 1.7 if kind == "proto" else None
+def measure_rows(
+    stack: Stack, tag: str, count: int, rows: list[str], sizes: list[str]
+) -> dict[str, dict[str, Any]]:
+    """p50, p99 and CPU per request (every process) of each row, sequential requests."""
+    m: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        for label in sizes if row in ("raw", "proto") else ["100B"]:
+            body = row_body(row, SIZES[label])
+            n = count if label == "100B" else max(20, count // {"64KiB": 4, "1MiB": 20}[label])
+            sequential(stack, row, body, 10)  # warm-up
+            times, cpu = sequential(stack, row, body, n)
+            target = P50_TARGETS.get(row) if label == "100B" else None
+            m[f"p50_{row}_{label}_{tag}"] = metric(statistics.median(times) * 1000, "ms", target)
+            m[f"p99_{row}_{label}_{tag}"] = metric(pct(times, 0.99) * 1000, "ms")
+            m[f"cpu_all_{row}_{label}_{tag}"] = metric(cpu * 1000, "ms")
+    if f"p50_caller_proxy_100B_{tag}" in m and f"p50_proto_100B_{tag}" in m:
+        caller = m[f"p50_caller_proxy_100B_{tag}"]["value"]
+        m[f"caller_over_proto_{tag}"] = metric(
+            caller / m[f"p50_proto_100B_{tag}"]["value"], "x", 2.3
+        )
+        if f"p50_proto_proxy_100B_{tag}" in m:
+            m[f"caller_over_proto_proxy_{tag}"] = metric(
+                caller / m[f"p50_proto_proxy_100B_{tag}"]["value"], "x", 2.3
+            )
+    paused = (f"p50_caller_proxy_paused_100B_{tag}", f"p50_proto_paused_100B_{tag}")
+    if all(name in m for name in paused):
+        ratio = m[paused[0]]["value"] / m[paused[1]]["value"]
+        m[f"caller_over_proto_paused_{tag}"] = metric(ratio, "x", 2.3)
+    return m
+
+
+def measure_throughput(stack: Stack, tag: str, seconds: float) -> dict[str, dict[str, Any]]:
+    """8 connections against the engine port: req/s and engine CPU per 100 B request."""
+    m: dict[str, dict[str, Any]] = {}
+    assert stack.engine is not None
+    pid = stack.engine.pid
+    for row in ("proto", "raw"):
+        body = row_body(row, 100)
+        throughput(stack, row, body, 0.3, 8)  # warm-up
+        e0, f0 = engine_cpu(pid), proc_cpu(pid)
+        count = throughput(stack, row, body, seconds, 8)
+        e1, f1 = engine_cpu(pid), proc_cpu(pid)
+        m[f"throughput_{row}_100B_{tag}"] = metric(count / seconds, "req/s", better="higher")
+        m[f"engine_cpu_per_req_{row}_100B_{tag}"] = metric(
+            (e1 - e0) / count * 1000, "ms", {"proto": 3.0, "raw": 2.3}[row]
         )
         # the front's share (HTTP parsing, dispatch, framing); the rest is the workers'
-        m[f"front_cpu_per_req_{kind}_100B_{tag}"] = metric((f1 - f0) / count * 1000, "ms")
-        m[f"all_cpu_per_req_{kind}_100B_{tag}"] = metric(
-            ((e1 - e0) + (s1 - s0)) / count * 1000, "ms"
-        )
-        if kind == "raw":
-            rps = count / seconds
-    return rps
+        m[f"front_cpu_per_req_{row}_100B_{tag}"] = metric((f1 - f0) / count * 1000, "ms")
+    return m
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer requests (< 1 minute)")
-    args = parser.parse_args()
+def build_modules() -> list[BenchModule]:
+    import wasmtime
 
-    from runtime.engine.component_cache import ComponentCache
     from wr_sdk.codegen import generate_messages
     from wrctl.build.cached import build_cached
 
     generate_messages(REPO / "examples/echo/schemas/echo.proto", GEN)
-    modules = {
-        "echo": build_cached(REPO / "examples/echo/echo"),
-        "raw-echo": build_cached(REPO / "bench/guests/raw_echo"),
-    }
+    floor = GEN / "floor.wasm"
+    floor.write_bytes(wasmtime.wat2wasm((REPO / "bench/guests/floor.wat").read_text()))
+    testkit = build_cached(REPO / "tests/integration/engine/guests/testkit")
+    return [
+        *(BenchModule(hop, testkit, env=(("NAME", hop),)) for hop in HOPS),
+        BenchModule("floor", floor),
+        BenchModule("raw-echo", build_cached(REPO / "bench/guests/raw_echo")),
+        BenchModule("echo", build_cached(REPO / "examples/echo/echo"), schema=True),
+        BenchModule("caller", build_cached(REPO / "examples/echo/caller"), schema=True),
+    ]
+
+
+def stack_for(
+    work: Path, cache: Path, modules: list[BenchModule], workers: int, code: Path = REPO
+) -> Stack:
+    return start_stack(work, modules, workers, code, cache=cache)
+
+
+def ab_run(args: argparse.Namespace, modules: list[BenchModule], tmp: Path) -> None:
+    """Base and this checkout's engine taking turns, `rounds` times; median and spread."""
+    base = Path(args.ab).resolve()
+    rows = list(ROWS)
+    samples: dict[str, list[float]] = {}
+    for r in range(args.rounds):
+        for variant, code in (("base", base), ("new", REPO)):
+            for workers in args.workers:
+                tag = f"{variant}_w{workers}"
+                stack = stack_for(tmp / f"{tag}-{r}", tmp / "cache", modules, workers, code)
+                try:
+                    got = measure_rows(stack, tag, args.count, rows, ["100B"])
+                finally:
+                    stack.close()
+                for name, value in got.items():
+                    samples.setdefault(name, []).append(float(value["value"]))
+                print(f"round {r + 1} {tag}: done", flush=True)
     m: dict[str, dict[str, Any]] = {}
+    for name, values in samples.items():
+        unit = "x" if "_over_" in name else "ms"
+        m[name] = metric(statistics.median(values), unit)
+        m[f"{name}__spread"] = metric(max(values) - min(values), unit)
+    path = write_results("engine-ab", m)
+    print(f"\nwrote {path.relative_to(REPO)} (runs: {json.dumps(samples)})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer requests (< 2 minutes)")
+    parser.add_argument("--ab", metavar="BASE", help="A/B against the checkout BASE (worktree)")
+    parser.add_argument("--rounds", type=int, default=3, help="A/B rounds")
+    parser.add_argument("--count", type=int, default=300, help="A/B requests per row")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1], help="A/B worker counts")
+    args = parser.parse_args()
+
+    from runtime.engine.component_cache import ComponentCache
+
+    modules = build_modules()
     with tempfile.TemporaryDirectory(prefix="wr-bench-") as tmpdir:
         tmp = Path(tmpdir)
         cache = ComponentCache(tmp / "cache")
-        cold = cache.ensure(modules["echo"])
-        cache.ensure(modules["raw-echo"])
-        warm = cache.ensure(modules["echo"])
-        des, inst = instantiate_ms(cold.artifact, 100 if args.quick else 500)
-        m["cold_compile"] = metric(cold.seconds, "s")
+        for module in modules:
+            cache.ensure(module.wasm)
+        if args.ab:
+            ab_run(args, modules, tmp)
+            return
+        echo = next(m for m in modules if m.name == "echo")
+        warm = cache.ensure(echo.wasm)
+        des, inst = instantiate_ms(warm.artifact, 100 if args.quick else 500)
+        m: dict[str, dict[str, Any]] = {}
         m["warm_load_verify"] = metric(warm.seconds * 1000, "ms", 1000)
         m["deserialize"] = metric(des, "ms")
         m["instantiate_p50"] = metric(inst, "ms")
+        count = 200 if args.quick else 1000
         rps: dict[str, float] = {}
-        # w1/w2: worker processes; r16: 1 worker keeping 16 MiB resident (latency over CPU).
-        runs = [("w1", 1, 0, list(SIZES)), ("w2", 2, 0, list(SIZES))]
-        if not args.quick:
-            runs.append(("w1_r16", 1, 16, ["100B"]))
-        for tag, workers, resident, sizes in runs:
-            port = free_port()
+        for workers in (1, 2):
+            tag = f"w{workers}"
             t = time.monotonic()
-            proc = start_engine(modules, tmp / "cache", workers, port, tmp, resident)
-            m[f"engine_start_warm_{tag}"] = metric(time.monotonic() - t, "s")
+            stack = stack_for(tmp / tag, tmp / "cache", modules, workers)
+            m[f"stack_start_warm_{tag}"] = metric(time.monotonic() - t, "s")
             try:
-                rps[tag] = measure_engine(m, port, proc.pid, tag, args.quick, sizes)
+                m |= measure_rows(stack, tag, count, list(ROWS), list(SIZES))
+                m |= measure_throughput(stack, tag, 1.5 if args.quick else 8.0)
             finally:
-                proc.terminate()
-                proc.wait(10)
-        m["scaling_raw_2w_over_1w"] = metric(rps["w2"] / rps["w1"], "x", 1.6, better="higher")
+                stack.close()
+            rps[tag] = float(m[f"throughput_raw_100B_{tag}"]["value"])
+        m["scaling_raw_2w_over_1w"] = metric(rps["w2"] / rps["w1"], "x", 1.7, better="higher")
     path = write_results("engine", m)
     print(f"\nwrote {path.relative_to(REPO)}")
 

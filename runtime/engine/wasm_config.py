@@ -36,6 +36,10 @@ EPOCH_TICK_SECS = 0.01
 # most this many instances' dirtied pages stay committed meanwhile (a few MiB). A runtime
 # setting, not a compile one: not part of the cache key.
 DECOMMIT_BATCH = 8
+# A pooled instance's tables stay resident up to this size when it is dropped, instead of
+# being decommitted: a Python guest's funcref table (~5,700 entries) is then refilled
+# without page faults (measured 13 -> 0 faults per instantiation, -0.04 ms).
+TABLE_KEEP_RESIDENT = 64 << 10
 
 
 def make_config(resident_bytes: int = 0) -> wasmtime.Config:
@@ -69,6 +73,7 @@ def _set_pooling(config: wasmtime.Config, resident_bytes: int) -> None:
             pooling, resident_bytes
         )
         ffi.wasmtime_pooling_allocation_config_decommit_batch_size_set(pooling, DECOMMIT_BATCH)
+        ffi.wasmtime_pooling_allocation_config_table_keep_resident_set(pooling, TABLE_KEEP_RESIDENT)
         ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pooling)
     finally:
         ffi.wasmtime_pooling_allocation_config_delete(pooling)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.engine import ipc
-from runtime.engine.host import WasmHost
+from runtime.engine.host import READY_MAX, WasmHost
 from runtime.engine.spec import WorkerSettings
 from runtime.logs import setup_logging
 
@@ -127,6 +127,8 @@ class WorkerLoop:
 
     def serve(self) -> None:
         """Announce readiness, read and run requests until the front goes away."""
+        for key in list(self.host.modules)[:READY_MAX]:
+            self.host.prepare(key)  # the first requests find their instances built
         self.send({"op": "ready", "modules": sorted(self.host.modules)})
         self.pool.submit(self._read_loop)
         self.done.wait()

@@ -122,3 +122,11 @@ async def test_a_worker_with_every_thread_taken_gets_nothing_more() -> None:
     assert not third.done()  # the worker is idle, but has no thread left to read with
     s.finish(first.rid)
     assert await asyncio.wait_for(third, 1) is not None
+
+
+async def test_a_callee_goes_to_the_worker_without_the_parked_caller() -> None:
+    s = _scheduler(2, ["a", "b"])
+    caller = await _placed(s, "a")
+    s.parked(caller.rid, True)
+    callee = await _placed(s, "b")  # both run nothing; the other holds no parked request
+    assert callee.worker != caller.worker

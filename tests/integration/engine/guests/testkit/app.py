@@ -68,3 +68,24 @@ def do_call(request: Request) -> Response:
         headers=[("x-wr-source", "spoofed"), ("x-custom", "yes")],
     )
     return Response(reply.status, reply.body, [("x-reply-status", str(reply.status))])
+
+
+@app.route("/chain")
+def chain(request: Request) -> Response:
+    """Body: JSON list of module hosts still to call, e.g. ["example.b", "example.c"]; calls
+    the first with the rest, and answers with the path the chain took."""
+    hops = json.loads(request.body or b"[]")
+    me = config.get("NAME", "?")
+    if not hops:
+        return Response(200, me.encode())
+    reply = call(f"http://{hops[0]}/chain", json.dumps(hops[1:]).encode())
+    return Response(reply.status, me.encode() + b">" + reply.body)
+
+
+@app.route("/fanout")
+def fanout(request: Request) -> dict:
+    """Body: JSON {"url", "n"}: calls url n times (each with its index as the body) and
+    reports the statuses and bodies."""
+    spec = json.loads(request.body)
+    replies = [call(spec["url"], str(i).encode()) for i in range(spec["n"])]
+    return {"statuses": [r.status for r in replies], "bodies": [r.body.decode() for r in replies]}
