@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests.infra.otel import SpanCollector
-from tests.integration.engine.conftest import StubProxy, module_toml
+from tests.integration.engine.conftest import TRACING, StubProxy, module_toml
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,8 @@ def test_caller_and_echo_spans_form_one_trace(  # type: ignore[no-untyped-def]
     components, start_engine, stub_proxy: StubProxy, span_collector: SpanCollector
 ) -> None:
     engine = start_engine(
-        module_toml("echo", components["echo"]) + module_toml("caller", components["caller"]),
+        module_toml("echo", components["echo"], capabilities=TRACING)
+        + module_toml("caller", components["caller"], capabilities=TRACING),
         proxy=stub_proxy.address,
         otlp=span_collector.endpoint,
     )
