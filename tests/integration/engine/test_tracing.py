@@ -1,5 +1,6 @@
-"""Traces: the engine's span per request continues the caller's trace, and a guest's outbound
-call carries the engine span's context, so caller -> echo forms one tree."""
+"""Traces: the engine's span per request continues the caller's trace, the caller's guest span
+is its child, and the guest's outbound call carries the guest span's context, so caller ->
+echo forms one tree: engine span -> guest span -> echo's engine span -> echo's guest span."""
 
 from __future__ import annotations
 
@@ -33,16 +34,20 @@ def test_caller_and_echo_spans_form_one_trace(  # type: ignore[no-untyped-def]
 
     spans = span_collector.wait_for(
         lambda got: (
-            {"POST example.caller", "POST example.echo"}
+            {"POST example.caller", "caller.run", "POST example.echo", "echo.echo"}
             <= {s.name for s in got if s.trace_id == TRACE_ID}
         ),
-        what="the caller's and echo's engine spans",
+        what="the caller's and echo's engine and guest spans",
     )
     by_name = {s.name: s for s in spans if s.trace_id == TRACE_ID}
     caller, echo = by_name["POST example.caller"], by_name["POST example.echo"]
+    caller_guest, echo_guest = by_name["caller.run"], by_name["echo.echo"]
     assert caller.service_name == "wr-engine"
     assert caller.parent_span_id == "b7ad6b7169203331"
-    assert echo.parent_span_id == caller.span_id
-    assert stub_proxy.seen[0].headers["traceparent"] == f"00-{TRACE_ID}-{caller.span_id}-01"
+    assert caller_guest.parent_span_id == caller.span_id
+    assert echo.parent_span_id == caller_guest.span_id
+    assert echo_guest.parent_span_id == echo.span_id
+    sent = stub_proxy.seen[0].headers["traceparent"]
+    assert sent.startswith(f"00-{TRACE_ID}-{caller_guest.span_id}-")
     assert echo.attributes["wr.module"] == "echo"
     assert echo.attributes["http.response.status_code"] == 200
