@@ -26,9 +26,17 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from wasmtime import WasmtimeError
-from wasmtime.component import ResourceAny, ResourceHost, ResourceType
+from wasmtime.component import ResourceType
 
 from runtime.engine.guest_run import GuestRun
+from runtime.engine.host_abi import (
+    add_direct_func,
+    read_pairs,
+    read_str,
+    read_variant_payload,
+    resource_rep,
+    set_own_resource,
+)
 from runtime.telemetry import setup_tracing, shutdown_tracing
 
 INTERFACE = "wruntime:tracing/span@0.2.0"
@@ -53,11 +61,14 @@ class RequestSpans:
         self.run = run
         self.live: dict[int, Span] = {}
         self.base: str | None = None  # the request's traceparent, saved at the first span
+        self._base_ctx: otel_context.Context | None = None
 
     def parent(self) -> otel_context.Context:
         if self.live:
             return trace.set_span_in_context(next(reversed(self.live.values())))
-        return _propagator.extract({"traceparent": self.run.call.trace_parent()})
+        if self._base_ctx is None:  # parsed once per request
+            self._base_ctx = _propagator.extract({"traceparent": self.base or ""})
+        return self._base_ctx
 
     def point_outbound(self) -> None:
         """Outbound calls continue the innermost open span, else the request's context."""
@@ -76,7 +87,7 @@ def _text(value: str) -> str:
 
 def _attributes(attrs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key, value in attrs[:MAX_ITEMS]:
+    for key, value in attrs:
         out[_text(key)] = _text(value) if isinstance(value, str) else value
     return out
 
@@ -124,11 +135,11 @@ class TracingBinding:
     def link(self, root: Any) -> None:
         with root.add_instance(INTERFACE) as li:
             li.add_resource("active-span", self._type, _trapping(self._drop))
-            li.add_func("start", _trapping(self._start))
-            li.add_func("start-root", _trapping(self._start_root))
-            li.add_func("[method]active-span.set-attribute", _trapping(self._set_attribute))
-            li.add_func("[method]active-span.record-event", _trapping(self._record_event))
-            li.add_func("[method]active-span.set-error", _trapping(self._set_error))
+            add_direct_func(li, "start", self._start)
+            add_direct_func(li, "start-root", self._start_root)
+            add_direct_func(li, "[method]active-span.set-attribute", self._set_attribute)
+            add_direct_func(li, "[method]active-span.record-event", self._record_event)
+            add_direct_func(li, "[method]active-span.set-error", self._set_error)
 
     def begin(self, run: GuestRun) -> None:
         self._local.spans = RequestSpans(run)
@@ -156,7 +167,8 @@ class TracingBinding:
             raise WasmtimeError("tracing used outside a request")
         return spans
 
-    def _open(self, name: str, attrs: list[tuple[str, Any]], root: bool) -> ResourceHost:
+    def _open(self, context: Any, args: Any, results: Any, root: bool) -> None:
+        """start / start-root: (name, attrs) -> own<active-span>"""
         spans = self._spans()
         if len(spans.live) >= self.max_spans:
             message = (
@@ -165,6 +177,7 @@ class TracingBinding:
             )
             spans.run.stopped = (500, message)
             raise TooManySpans(message)
+        name, attrs = read_str(args[0]), read_pairs(args[1], MAX_ITEMS)
         if spans.base is None:
             spans.base = spans.run.call.trace_parent()
         parent = otel_context.Context() if root else spans.parent()
@@ -172,33 +185,38 @@ class TracingBinding:
             _text(name), context=parent, kind=SpanKind.INTERNAL, attributes=_attributes(attrs)
         )
         rep = next(_reps)
+        try:
+            set_own_resource(context, results[0], rep, SPAN_RESOURCE)
+        except Exception:
+            span.end()
+            raise
         spans.live[rep] = span
         spans.point_outbound()
-        return ResourceHost.own(rep, SPAN_RESOURCE)
 
-    def _start(self, _store: Any, name: str, attrs: list[tuple[str, Any]]) -> ResourceHost:
-        return self._open(name, attrs, root=False)
+    def _start(self, context: Any, args: Any, _nargs: int, results: Any) -> None:
+        self._open(context, args, results, root=False)
 
-    def _start_root(self, _store: Any, name: str, attrs: list[tuple[str, Any]]) -> ResourceHost:
-        return self._open(name, attrs, root=True)
+    def _start_root(self, context: Any, args: Any, _nargs: int, results: Any) -> None:
+        self._open(context, args, results, root=True)
 
-    def _span(self, store: Any, handle: ResourceAny) -> Span:
-        span = self._spans().live.get(handle.to_host(store).rep)
+    def _span(self, context: Any, handle: Any) -> Span:
+        span = self._spans().live.get(resource_rep(context, handle))
         if span is None:  # a rep this request never handed out, or one already ended
             raise WasmtimeError("unknown span")
         return span
 
-    def _set_attribute(self, store: Any, handle: ResourceAny, key: str, value: Any) -> None:
+    def _set_attribute(self, context: Any, args: Any, _nargs: int, _results: Any) -> None:
+        value = read_variant_payload(args[2])
         value = _text(value) if isinstance(value, str) else value
-        self._span(store, handle).set_attribute(_text(key), value)
+        self._span(context, args[0]).set_attribute(_text(read_str(args[1])), value)
 
-    def _record_event(
-        self, store: Any, handle: ResourceAny, name: str, attrs: list[tuple[str, Any]]
-    ) -> None:
-        self._span(store, handle).add_event(_text(name), _attributes(attrs))
+    def _record_event(self, context: Any, args: Any, _nargs: int, _results: Any) -> None:
+        attrs = _attributes(read_pairs(args[2], MAX_ITEMS))
+        self._span(context, args[0]).add_event(_text(read_str(args[1])), attrs)
 
-    def _set_error(self, store: Any, handle: ResourceAny, message: str) -> None:
-        self._span(store, handle).set_status(Status(StatusCode.ERROR, _text(message)))
+    def _set_error(self, context: Any, args: Any, _nargs: int, _results: Any) -> None:
+        message = _text(read_str(args[1]))
+        self._span(context, args[0]).set_status(Status(StatusCode.ERROR, message))
 
     def _drop(self, _store: Any, rep: int) -> None:
         spans: RequestSpans | None = getattr(self._local, "spans", None)

@@ -45,7 +45,7 @@ def _value(value: Value) -> Any:
 
 
 def _attrs(attrs: dict[str, Value]) -> list[tuple[str, Any]]:
-    return [(k, _value(v)) for k, v in attrs.items()]
+    return [(k, _value(v)) for k, v in attrs.items()] if attrs else []
 
 
 def _need_tracing() -> Any:
