@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from runtime import wire
+from runtime.engine.capabilities import grant_problem
 from runtime.identity import TlsFiles
 from runtime.names import check_name, check_version
 from runtime.tomlconfig import load_config
@@ -107,6 +108,12 @@ class ModuleConfig(_Strict):
         return {k: v.secret for k, v in self.env.items() if isinstance(v, SecretRef)}
 
 
+class LimitsConfig(_Strict):
+    """Per-request ceilings on live host resources a guest creates."""
+
+    max_spans: int = Field(default=1024, ge=1, le=65536)  # tracing spans open at once
+
+
 class EngineConfig(_Strict):
     listen_address: str = f"127.0.0.1:{wire.ENGINE_PORT}"
     allow_non_loopback: bool = False
@@ -118,6 +125,7 @@ class EngineConfig(_Strict):
     # Keep this much of each pooled instance's memory resident between requests: lower latency
     # for more CPU per request (see runtime/engine/wasm_config.py). 16 suits Python guests.
     resident_memory_mb: int = Field(default=0, ge=0, le=1024)
+    limits: LimitsConfig = Field(default_factory=lambda: LimitsConfig())
     node: NodeConfig = Field(default_factory=NodeConfig)
     module: list[ModuleConfig] = Field(default_factory=list)
 
@@ -136,10 +144,14 @@ class EngineConfig(_Strict):
                 "through the node proxy (set allow_non_loopback = true to bind it anyway)"
             )
         seen: set[str] = set()
+        node_config = self.model_dump(mode="json", exclude={"module"})
         for m in self.module:
             if m.key in seen:
                 raise ValueError(f"module {m.key} is declared twice")
             seen.add(m.key)
+            problem = grant_problem(m.key, m.capabilities, node_config)
+            if problem:
+                raise ValueError(problem)
         return self
 
     def resolve_paths(self, base: Path) -> EngineConfig:

@@ -19,7 +19,7 @@ import wasmtime
 from wasmtime import Store, WasiConfig
 from wasmtime.component import Component, Linker
 
-from runtime.engine.capabilities import check_imports
+from runtime.engine.capabilities import check_imports, load_binding
 from runtime.engine.guest_log import LEVELS
 from runtime.engine.guest_run import GuestRun
 from runtime.engine.handler_call import call_handle, handle_shape_problem
@@ -93,9 +93,19 @@ class WasmHost:
     """One wasmtime Engine, the deserialized components and a shared Linker."""
 
     def __init__(
-        self, modules: list[ModuleSpec], proxy_address: str, scratch: Path, resident_bytes: int = 0
+        self,
+        modules: list[ModuleSpec],
+        proxy_address: str,
+        scratch: Path,
+        resident_bytes: int = 0,
+        capabilities: dict[str, dict[str, Any]] | None = None,
     ) -> None:
+        """capabilities: the host bindings to link, with their settings (see capabilities.py)."""
         self.engine = wasmtime.Engine(make_config(resident_bytes))
+        self._bindings = [
+            load_binding(name)(settings)  # type: ignore[arg-type]
+            for name, settings in sorted((capabilities or {}).items())
+        ]
         self._scratch = scratch
         self._local = threading.local()
         self._slots = 0
@@ -146,11 +156,19 @@ class WasmHost:
                 li.add_func("get-all", self._config_all)
             with root.add_instance("wruntime:runtime/outbound@0.1.0") as li:
                 add_send(li, self._send)
+            for binding in self._bindings:
+                binding.link(root)
         return linker
 
     def _tick(self) -> None:
         while not self._stop.wait(EPOCH_TICK_SECS):
             self.engine.increment_epoch()
+
+    def close(self) -> None:
+        """Let the capability bindings flush (the worker exits right after)."""
+        for binding in self._bindings:
+            with contextlib.suppress(Exception):
+                binding.close()
 
     def set_env(self, key: str, env: dict[str, str]) -> None:
         self.modules[key].env = dict(env)
@@ -233,6 +251,8 @@ class WasmHost:
         trace = next((v for k, v in headers if k == "traceparent"), None)
         run = GuestRun(module.spec, slot, trace, on_park, on_long, time_left)
         self._local.run = run
+        for binding in self._bindings:
+            binding.begin(run)
         try:
             if body_file is None:
                 return self._call(module, run, body, method, path, headers)
@@ -242,6 +262,8 @@ class WasmHost:
                 with _map_copy(f.fileno()) as stdin:
                     return self._call(module, run, stdin, method, path, headers)
         finally:
+            for binding in self._bindings:
+                binding.end(run)
             self._local.run = None
             self._local.finished = run  # its stderr is logged by release()
             slot.reset()

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 from runtime.api import wruntime_pb2 as pb
+from runtime.engine.capabilities import worker_settings
 from runtime.engine.component_cache import ComponentCache
 from runtime.engine.config import EngineConfig, split_host_port
 from runtime.engine.http_front import EngineConnection, Listener
@@ -59,6 +60,10 @@ class EngineService:
             self.config.node.proxy_address,
             str(scratch_root()),
             resident_bytes=self.config.resident_memory_mb << 20,
+            capabilities=worker_settings(
+                self.config.model_dump(mode="json"),
+                [c for m in self.config.module for c in m.capabilities],
+            ),
         )
         self.pool = WorkerPool(self.config.workers, settings)
         await self.pool.start()

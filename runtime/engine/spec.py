@@ -41,6 +41,8 @@ class WorkerSettings:
     scratch_dir: str
     threads: int = 16
     resident_bytes: int = 0
+    # capability -> its host binding's settings (runtime/engine/capabilities.py)
+    capabilities: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -49,6 +51,7 @@ class WorkerSettings:
             "scratch_dir": self.scratch_dir,
             "threads": self.threads,
             "resident_bytes": self.resident_bytes,
+            "capabilities": self.capabilities,
         }
 
     @classmethod
@@ -59,4 +62,5 @@ class WorkerSettings:
             scratch_dir=data["scratch_dir"],
             threads=data.get("threads", 16),
             resident_bytes=data.get("resident_bytes", 0),
+            capabilities=data.get("capabilities", {}),
         )

@@ -36,7 +36,11 @@ class WorkerLoop:
         self.sock = sock
         self._write_lock = threading.Lock()
         self.host = WasmHost(
-            settings.modules, settings.proxy_address, scratch, settings.resident_bytes
+            settings.modules,
+            settings.proxy_address,
+            scratch,
+            settings.resident_bytes,
+            settings.capabilities,
         )
         self.pool = ThreadPoolExecutor(settings.threads, thread_name_prefix="call")
         self.reader: int | None = None  # the thread that reads the socket now
@@ -146,6 +150,7 @@ def main() -> None:
         sock.sendall(ipc.encode({"op": "fatal", "error": str(exc)}))
         sys.exit(3)
     loop.serve()
+    loop.host.close()  # capability bindings flush (tracing: spans not yet exported)
     # Threads may still be inside wasm; exiting the process is the only clean stop.
     logging.shutdown()
     os._exit(0)

@@ -130,6 +130,7 @@ name = "echo"
 version = "1.0.0"
 component = "{components["echo"]}"
 schema = "{REPO / "examples/echo/schemas/echo.proto"}"
+capabilities = ["tracing"]
 
 [[module]]
 namespace = "example"
@@ -137,6 +138,7 @@ name = "caller"
 version = "1.0.0"
 component = "{components["caller"]}"
 schema = "{REPO / "examples/echo/schemas/echo.proto"}"
+capabilities = ["tracing"]
 env = {{ GREETING = "hello" }}
 """
     with running_cluster(tmp_path, template, ports["m"], ports["d"]) as cluster:

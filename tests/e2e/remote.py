@@ -87,6 +87,7 @@ name = "echo"
 version = "1.0.0"
 component = "{echo or self.components["echo"]}"
 schema = "{schema}"
+capabilities = ["tracing"]
 nodes = ["node-a"]
 
 [[module]]
@@ -95,6 +96,7 @@ name = "caller"
 version = "1.0.0"
 component = "{self.components["caller"]}"
 schema = "{schema}"
+capabilities = ["tracing"]
 nodes = ["node-b"]
 env = {{ GREETING = "{greeting}" }}
 """

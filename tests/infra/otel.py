@@ -29,6 +29,8 @@ class ReceivedSpan:
     kind: int
     attributes: dict[str, Any] = field(default_factory=dict)
     resource: dict[str, Any] = field(default_factory=dict)
+    events: tuple[tuple[str, dict[str, Any]], ...] = ()  # (name, attributes) in order
+    status: tuple[int, str] = (0, "")  # (code: 0 unset, 1 ok, 2 error; message)
 
 
 def _value(v: AnyValue) -> Any:
@@ -67,6 +69,8 @@ def decode(request: trace_service_pb2.ExportTraceServiceRequest) -> list[Receive
                         kind=s.kind,
                         attributes=_attributes(s.attributes),
                         resource=resource,
+                        events=tuple((e.name, _attributes(e.attributes)) for e in s.events),
+                        status=(s.status.code, s.status.message),
                     )
                 )
     return spans

@@ -12,8 +12,7 @@ import pytest
 
 import wr_sdk._wire
 from runtime import wire
-from runtime.engine.capabilities import CAPABILITY_PACKAGES
-from wrctl.build.stage import CAPABILITY_IMPORTS
+from runtime.engine.capabilities import REGISTRY
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRACT = {REPO / "runtime" / "wire.py", REPO / "sdk" / "wr_sdk" / "_wire.py"}
@@ -97,11 +96,14 @@ def test_the_capability_list_exists_once() -> None:
     assert not found, "use runtime.wire.CAPABILITIES / Capability:\n" + "\n".join(found)
 
 
-def test_every_capability_has_its_wit_package_and_interface() -> None:
-    assert sorted(CAPABILITY_PACKAGES.values()) == sorted(wire.CAPABILITIES)
-    assert sorted(CAPABILITY_IMPORTS) == sorted(wire.CAPABILITIES)
-    for capability, interface in CAPABILITY_IMPORTS.items():
-        assert interface.startswith(f"wruntime:{capability}/")
+def test_every_capability_has_its_wit_package_and_interfaces() -> None:
+    assert tuple(REGISTRY) == wire.CAPABILITIES
+    for capability, spec in REGISTRY.items():
+        wit = (REPO / "wit" / "deps" / capability / f"{capability}.wit").read_text()
+        assert f"package {spec.package};" in wit
+        for interface in spec.interfaces:
+            assert f"interface {interface} {{" in wit
+        assert all(name.startswith(f"wruntime:{capability}/") for name in spec.imports)
 
 
 def test_sdk_copy_equals_the_contract() -> None:

@@ -11,16 +11,9 @@ from pathlib import Path
 
 import google.protobuf
 
+from runtime.engine.capabilities import REGISTRY
 from runtime.wire import Capability
 from wrctl.build.paths import cache_root, sdk_dir, wit_dir
-
-# The WIT interface a guest imports for each capability (tests check that none is missing).
-CAPABILITY_IMPORTS: dict[Capability, str] = {
-    "db": "wruntime:db/database@0.4.0",
-    "blobstore": "wruntime:blobstore/store@0.1.0",
-    "tracing": "wruntime:tracing/span@0.2.0",
-    "llm": "wruntime:llm/inference@0.1.0",
-}
 
 _SKIP = shutil.ignore_patterns("__pycache__", "*.so", "*.pyc", "codegen")
 
@@ -80,7 +73,9 @@ def world_for(capabilities: list[Capability], work: Path) -> tuple[Path, str]:
         return base, "runtime"
     target = work / "wit"
     shutil.copytree(base, target)
-    imports = "".join(f"    import {CAPABILITY_IMPORTS[c]};\n" for c in sorted(set(capabilities)))
+    imports = "".join(
+        f"    import {name};\n" for c in sorted(set(capabilities)) for name in REGISTRY[c].imports
+    )
     (target / "guest-world.wit").write_text(
         f"package wruntime:runtime@0.1.0;\n\nworld guest {{\n    include runtime;\n{imports}}}\n",
         encoding="utf-8",

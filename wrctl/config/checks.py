@@ -7,9 +7,10 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from wrctl.config.files import component_problem, file_problem, schema_problem
+from runtime.wire import module_host
+from wrctl.config.files import component_problem, file_problem, import_problems, schema_problem
 from wrctl.config.hostvalues import resolved_path_problem
-from wrctl.config.model import ClusterConfig
+from wrctl.config.model import ClusterConfig, ModuleSection
 from wrctl.config.ports import port_problems
 from wrctl.config.runtime_rules import Loc, Problem, runtime_problems
 
@@ -60,6 +61,11 @@ def _file_problems(config: ClusterConfig, base: Path, compile_schemas: bool) -> 
         problem = component_problem(base / mod.component)
         if problem:
             problems.append((("module", i, "component"), problem))
+        else:
+            problems += [
+                (("module", i, "component"), p)
+                for p in import_problems(base / mod.component, mod_key(mod), mod.capabilities)
+            ]
         if mod.schema_ is not None:
             schema = base / mod.schema_
             if schema not in compiled:
@@ -72,6 +78,10 @@ def _file_problems(config: ClusterConfig, base: Path, compile_schemas: bool) -> 
         if problem:
             problems.append((("bundle", "signing_key"), problem))
     return problems
+
+
+def mod_key(mod: ModuleSection) -> str:
+    return module_host(mod.namespace, mod.name)
 
 
 def _placement_problems(config: ClusterConfig) -> list[Problem]:

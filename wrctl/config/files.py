@@ -4,6 +4,7 @@ schema must compile, a key must be a readable file. Where a file lives is the us
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from runtime.wire import COMPONENT_HEADER, CORE_MODULE_HEADER
@@ -43,6 +44,32 @@ def component_problem(path: Path) -> str | None:
         f"{path} is not a WebAssembly component "
         f"(expected a file starting with {COMPONENT_HEADER.hex(' ')})"
     )
+
+
+def import_problems(path: Path, module: str, granted: Iterable[str]) -> list[str]:
+    """What the component at path imports that module may not have with these grants: the
+    engine would refuse it at load, so `wrctl validate` says so first (same words). Imports
+    that cannot be read are left to the engine's check at load."""
+    from runtime.engine.capabilities import REGISTRY, capability_of, import_problem
+    from wrctl.config.component_imports import ComponentFormatError, component_imports
+
+    try:
+        names = component_imports(path)
+    except (OSError, ComponentFormatError, UnicodeDecodeError):
+        return []
+    grants = set(granted)
+    problems = []
+    for name in sorted(set(names)):
+        problem = import_problem(module, name, grants)
+        capability = capability_of(name)
+        if problem is None and capability is not None and REGISTRY[capability].binding is None:
+            problem = (
+                f'module {module}: imports {name}; capability "{capability}" is granted, '
+                "but this wruntime does not provide its host side yet"
+            )
+        if problem:
+            problems.append(problem)
+    return problems
 
 
 def schema_problem(path: Path, compile_it: bool) -> str | None:

@@ -65,6 +65,7 @@ name = "echo"
 version = "1.0.0"
 component = "{echo_wasm}"
 schema = "{ECHO_PROTO}"
+capabilities = ["tracing"]
 """
     root.mkdir(parents=True, exist_ok=True)
     (root / "cluster.toml").write_text(text)

@@ -23,6 +23,7 @@ from tests.infra.pki import ClusterPki
 from tests.infra.process import ManagedProcess, cache_dir, free_port
 
 REPO = Path(__file__).resolve().parents[3]
+TRACING = ["tracing"]  # the example guests (echo, caller) open spans: grant it where they load
 
 
 def http_call(

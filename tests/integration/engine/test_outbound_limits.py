@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.integration.engine.conftest import Engine, StubProxy, module_toml
+from tests.integration.engine.conftest import TRACING, Engine, StubProxy, module_toml
 
 pytestmark = pytest.mark.slow
 
@@ -26,8 +26,8 @@ def engine(components, start_engine, stub_proxy: StubProxy) -> Engine:  # type: 
     # One worker: its few threads share the keep-alive connections a bad call could spoil.
     engine: Engine = start_engine(
         module_toml("hostile", components["hostile"], max_body_mb=1)
-        + module_toml("echo", components["echo"])
-        + module_toml("caller", components["caller"]),
+        + module_toml("echo", components["echo"], capabilities=TRACING)
+        + module_toml("caller", components["caller"], capabilities=TRACING),
         workers=1,
         proxy=stub_proxy.address,
     )

@@ -21,7 +21,7 @@ from runtime.engine.component_cache import file_sha256
 from runtime.identity import NODE, TlsFiles, authorize, server_credentials
 from tests.infra.pki import CLUSTER, ClusterPki
 from tests.infra.process import free_port, wait_until
-from tests.integration.engine.conftest import REPO, module_toml
+from tests.integration.engine.conftest import REPO, TRACING, module_toml
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +80,10 @@ def test_register_heartbeat_secrets_deregister(  # type: ignore[no-untyped-def]
 ) -> None:
     node, address = fake_node
     modules = module_toml(
-        "echo", components["echo"], schema_path=str(REPO / "examples/echo/schemas/echo.proto")
+        "echo",
+        components["echo"],
+        schema_path=str(REPO / "examples/echo/schemas/echo.proto"),
+        capabilities=TRACING,
     )
     modules += module_toml(
         "testkit",

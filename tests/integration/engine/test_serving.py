@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.engine.conftest import StubProxy, module_toml
+from tests.integration.engine.conftest import TRACING, StubProxy, module_toml
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ def echo_pb2(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyp
 
 
 def test_echo_returns_the_message(components, start_engine, echo_pb2) -> None:  # type: ignore[no-untyped-def]
-    engine = start_engine(module_toml("echo", components["echo"]))
+    engine = start_engine(module_toml("echo", components["echo"], capabilities=TRACING))
     body = echo_pb2.EchoRequest(message="hello, wasm").SerializeToString()
     status, headers, reply = engine.call("example.echo", "/echo.EchoService/Echo", body)
     assert status == 200, reply
@@ -49,7 +49,7 @@ def test_echo_returns_the_message(components, start_engine, echo_pb2) -> None:  
 
 
 def test_unknown_module_and_route_are_404(components, start_engine) -> None:  # type: ignore[no-untyped-def]
-    engine = start_engine(module_toml("echo", components["echo"]))
+    engine = start_engine(module_toml("echo", components["echo"], capabilities=TRACING))
     status, _, body = engine.call("example.nope", "/x")
     assert status == 404
     assert b"unknown module 'example.nope'" in body and b"example.echo" in body
@@ -106,7 +106,8 @@ def test_caller_reaches_echo_through_the_proxy(  # type: ignore[no-untyped-def]
 ) -> None:
     # One worker: the caller's request is parked while it waits, so echo still gets served.
     engine = start_engine(
-        module_toml("echo", components["echo"]) + module_toml("caller", components["caller"]),
+        module_toml("echo", components["echo"], capabilities=TRACING)
+        + module_toml("caller", components["caller"], capabilities=TRACING),
         workers=1,
         proxy=stub_proxy.address,
     )

@@ -114,3 +114,12 @@ def test_generated_client_targets_the_module_url(generated: tuple[ModuleType, Mo
     client = wr.EchoServiceClient("example", "echo", version="^1")
     assert client.base_url == "http://example.echo/echo.EchoService"
     assert callable(client.echo)
+
+
+def test_tracing_outside_a_traced_component_says_what_to_grant() -> None:
+    from wr_sdk import tracing
+
+    with pytest.raises(GuestOnly, match=r'capabilities = \["tracing"\] in guest.toml'):
+        tracing.span("x", a=1)
+    with pytest.raises(GuestOnly):
+        tracing.root_span("x")

@@ -1,0 +1,94 @@
+"""Benchmark the host capabilities from inside a guest (issue 18 item 10).
+
+Today: tracing. The guest-side cost of opening and closing one span, timed by the guest itself
+(tests/integration/engine/guests/tracer, route /bench) in a WasmHost in this process: through
+wr_sdk.tracing (a `with` block, one attribute) and through the raw WIT binding, first with
+tracing off (no exporter: OpenTelemetry's no-op spans) and then with an SDK provider that
+records every span and exports in batches (to nowhere), as a worker with otlp_endpoint does.
+Goal: <= 50 us per span with export on. Guest time is CPU time, so on a busy machine every
+figure grows with the load (recorded as load_average_1m_at_start).
+
+    .venv/bin/python bench/capabilities.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench._results import metric, write_results  # noqa: E402
+
+GUEST = REPO / "tests/integration/engine/guests/tracer"
+SAMPLED = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+SPAN_GOAL_US = 50.0
+
+
+def _span_costs(host: Any, key: str, spans: int, rounds: int) -> dict[str, float]:
+    """Median over rounds of us per span open+close: sdk (one attribute), sdk_no_attr, raw
+    (the WIT binding, no attribute)."""
+    import json
+
+    costs: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        out = host.run(key, "POST", "/bench", [("traceparent", SAMPLED)], str(spans).encode())
+        host.release()
+        if out.status != 200:
+            raise RuntimeError(f"/bench answered {out.status}: {out.body[:200]!r}")
+        for name, value in json.loads(out.body).items():
+            costs.setdefault(name.removesuffix("_us"), []).append(value)
+    return {name: statistics.median(values) for name, values in costs.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    args = parser.parse_args()
+
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    from runtime.engine.component_cache import ComponentCache
+    from runtime.engine.host import WasmHost
+    from runtime.engine.spec import ModuleSpec
+    from wrctl.build.cached import build_cached
+
+    class DropSpans(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    spans, rounds = (500, 5) if args.quick else (2000, 15)
+    # Guest time is CPU time: on a shared machine the figures scale with the load, so say it.
+    m: dict[str, dict[str, object]] = {"load_average_1m_at_start": metric(os.getloadavg()[0], "")}
+    with tempfile.TemporaryDirectory(prefix="wr-bench-cap-") as tmpdir:
+        tmp = Path(tmpdir)
+        artifact = ComponentCache(tmp / "cache").ensure(build_cached(GUEST)).artifact
+        spec = ModuleSpec(
+            "tracer", "bench", "1.0.0", str(artifact), 60.0, 256 << 20, 64 << 20, ["tracing"]
+        )
+        host = WasmHost([spec], "http://127.0.0.1:9", tmp / "scratch", capabilities={"tracing": {}})
+        _span_costs(host, spec.key, spans, 1)  # warm-up
+        for name, value in _span_costs(host, spec.key, spans, rounds).items():
+            m[f"span_open_close_{name}_noexport"] = metric(value, "us")
+
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(DropSpans(), schedule_delay_millis=200))
+        trace.set_tracer_provider(provider)
+        _span_costs(host, spec.key, spans, 1)
+        for name, value in _span_costs(host, spec.key, spans, rounds).items():
+            m[f"span_open_close_{name}_export"] = metric(value, "us", SPAN_GOAL_US)
+        provider.shutdown()
+    path = write_results("capabilities", m)
+    print(f"\nwrote {path.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()
