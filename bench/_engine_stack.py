@@ -20,6 +20,7 @@ from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
 from runtime.identity import TlsFiles, server_credentials
 from wrctl.config import load_targets
+from wrctl.config.component_imports import component_imports
 from wrctl.pki import ClusterCA
 from wrctl.schemas import compile_schema
 from wrctl.templates import render
@@ -128,9 +129,13 @@ def _cluster_toml(work: Path, modules: list[BenchModule], ports: dict[str, int])
     for m in modules:
         schema = f'schema = "{ECHO_PROTO}"\n' if m.schema else ""
         env = ", ".join(f'{k} = "{v}"' for k, v in m.env)
+        # grant what the component imports, as its cluster.toml would (the examples trace)
+        traced = any(i.startswith("wruntime:tracing/") for i in component_imports(m.wasm))
         lines.append(
             f'[[module]]\nnamespace = "example"\nname = "{m.name}"\nversion = "1.0.0"\n'
-            f'component = "{m.wasm}"\n{schema}' + (f"env = {{ {env} }}\n" if env else "")
+            f'component = "{m.wasm}"\n{schema}'
+            + (f"env = {{ {env} }}\n" if env else "")
+            + ('capabilities = ["tracing"]\n' if traced else "")
         )
     path = work / "cluster.toml"
     path.write_text("\n".join(lines))

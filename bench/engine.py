@@ -191,7 +191,7 @@ from wasmtime.component import Component
 from runtime.engine.host import WasmHost
 from runtime.engine.spec import ModuleSpec
 t = time.perf_counter()
-host = WasmHost([], "http://127.0.0.1:9", Path("{GEN}/inst"))
+host = WasmHost([], "http://127.0.0.1:9", Path("{GEN}/inst"), capabilities={{"tracing": {{}}}})
 c = Component.deserialize_file(host.engine, "{artifact}")
 des = (time.perf_counter() - t) * 1000
 times = []
