@@ -299,9 +299,10 @@ def _engine_ids(c: LocalCluster) -> list[tuple[str, float]]:
         state = pb_grpc.ManagerServiceStub(channel).GetClusterState(
             pb.GetClusterStateRequest(), timeout=10
         )
+    # every engine the manager lists, healthy or not: a restarted one would add a new id,
+    # while a heartbeat late on a loaded machine changes nothing here
     return sorted(
         (e.registration.engine_id, e.registered_at.ToDatetime().timestamp())
         for n in state.nodes
         for e in n.engines
-        if e.healthy
     )
