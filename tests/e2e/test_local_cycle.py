@@ -291,18 +291,19 @@ def _check_rotation_reloads_in_place(c: LocalCluster) -> None:
     wait_until(presented, 30, "the proxy's peer port to present the rotated certificate")
     assert "bonjour" in _ok(c.wrctl("invoke", "example.caller/run"))
     assert c.wrctl("plan", "--detailed-exitcode").returncode == 0
-    assert _engine_ids(c) == engines_before  # the same engines: nothing was restarted
+    # nothing was restarted: no engine registered since (a restart registers a new id, and
+    # re-registering an id moves its time); an old engine that went away meanwhile is fine
+    assert _engine_ids(c) <= engines_before
 
 
-def _engine_ids(c: LocalCluster) -> list[tuple[str, float]]:
+def _engine_ids(c: LocalCluster) -> set[tuple[str, float]]:
     with c.channel() as channel:
         state = pb_grpc.ManagerServiceStub(channel).GetClusterState(
             pb.GetClusterStateRequest(), timeout=10
         )
-    # every engine the manager lists, healthy or not: a restarted one would add a new id,
-    # while a heartbeat late on a loaded machine changes nothing here
-    return sorted(
+    # every engine the manager lists, healthy or not (a late heartbeat is not a restart)
+    return {
         (e.registration.engine_id, e.registered_at.ToDatetime().timestamp())
         for n in state.nodes
         for e in n.engines
-    )
+    }
