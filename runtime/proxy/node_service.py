@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -134,6 +135,32 @@ class NodeControl(pb_grpc.NodeServiceServicer):  # type: ignore[misc]
             if not was_unsynced:
                 self.unsynced_deregistrations.add(request.engine_id)
         return pb.DeregisterEngineResponse()
+
+    async def deregister_all(self, per_call_s: float = 1.0) -> None:
+        """On shutdown: this node's engines cannot be reached without their proxy, so tell the
+        manager now rather than after their heartbeats time out (and do not leave engines that
+        deregister on their own SIGTERM, which races the proxy's exit, listed as registered).
+        An engine that outlives the proxy registers again when its heartbeat gets NOT_FOUND."""
+        engine_ids = sorted(self.registrations.keys() - self.unsynced)
+        if not engine_ids:
+            return
+
+        async def one(engine_id: str) -> None:
+            try:
+                await self._manager.stub.DeregisterEngine(
+                    pb.DeregisterEngineRequest(engine_id=engine_id), timeout=per_call_s
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.NOT_FOUND:
+                    log.warning(
+                        "engine not deregistered at shutdown",
+                        extra={"engine_id": engine_id, "error": exc.details()},
+                    )
+                return
+            log.info("engine deregistered at shutdown", extra={"engine_id": engine_id})
+
+        await asyncio.gather(*(one(e) for e in engine_ids))
+        self.registrations.clear()
 
     async def replay(self) -> None:
         """Send the manager what it missed while away; what still fails stays for next time."""

@@ -149,6 +149,7 @@ class ProxyServer:
         if self._admin is not None:
             await self._admin.cleanup()
         if self._manager is not None:
+            await self.control.deregister_all()
             await self._manager.close()
         if self._tracing:
             shutdown_tracing()

@@ -220,3 +220,22 @@ def test_refusals_reach_the_engine_and_a_refused_replay_is_dropped(
     finally:
         channel.close()
         proxy.stop()
+
+
+def test_a_stopping_proxy_deregisters_its_engines(
+    tmp_path: Path, pki: ClusterPki, own_manager: FakeManager, fresh_engines: list[Engine]
+) -> None:
+    """Stopped together (a restart), an engine's own deregistration races its proxy's exit:
+    the proxy tells the manager itself, so no dead engine stays listed as registered."""
+    engine = fresh_engines[0]
+    proxy = ProxyProcess(tmp_path, own_manager, '[node]\nname = "node-x"')
+    proxy.start()
+    channel = proxy.control_channel(pki)
+    try:
+        node = pb_grpc.NodeServiceStub(channel)
+        assert node.RegisterEngine(_registration("e1", engine), timeout=5).accepted
+        assert own_manager.deregistrations == []
+    finally:
+        channel.close()
+        proxy.stop()
+    assert own_manager.deregistrations == ["e1"]
