@@ -73,6 +73,7 @@ class FakeManager(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
         self.deregistrations: list[str] = []
         self.known_versions: list[int] = []
         self.forget_engines = False
+        self._gone: set[str] = set()  # deregistered and not registered again since
         self._lock = threading.Lock()
         self._server: grpc.Server | None = None
 
@@ -126,11 +127,12 @@ class FakeManager(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
             context.abort(grpc.StatusCode.PERMISSION_DENIED, self.refuse)
         with self._lock:
             self.registrations.append(request)
+            self._gone.discard(request.registration.engine_id)
         return pb.RegisterEngineResponse(accepted=True)
 
     def Heartbeat(self, request: pb.HeartbeatRequest, context: Any) -> Any:
         self._admit(context, "Heartbeat")
-        known = {r.registration.engine_id for r in self.registrations}
+        known = {r.registration.engine_id for r in self.registrations} - self._gone
         if self.forget_engines or request.engine_id not in known:
             context.abort(
                 grpc.StatusCode.NOT_FOUND, f"engine {request.engine_id} is not registered"
@@ -143,6 +145,7 @@ class FakeManager(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
         self._admit(context, "DeregisterEngine")
         with self._lock:
             self.deregistrations.append(request.engine_id)
+            self._gone.add(request.engine_id)
         return pb.DeregisterEngineResponse()
 
 
@@ -342,6 +345,15 @@ class ProxyProcess:
 
     def stop(self) -> None:
         self.process.stop()
+
+    def start_again(self) -> ProxyProcess:
+        """A new wr-proxy process on the same config (ports, node) after stop()."""
+        self.process = ManagedProcess(
+            [str(REPO / ".venv/bin/wr-proxy"), "--config", str(self.config_path)],
+            self.workdir / "wr-proxy-again.log",
+            name="wr-proxy",
+        )
+        return self.start()
 
     def log(self) -> str:
         return self.process.log_path.read_text(errors="replace")
