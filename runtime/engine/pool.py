@@ -21,6 +21,7 @@ from runtime.engine.scheduler import Scheduler
 from runtime.engine.spec import WorkerSettings
 
 log = logging.getLogger("wr-engine.pool")
+STOP_GRACE_SECS = 2.0  # a stopping worker flushes its spans; then it is killed
 KILL_GRACE_SECS = 2.0  # past the module deadline, a worker that has not answered is killed
 
 
@@ -103,15 +104,22 @@ class WorkerPool:
         worker.task = asyncio.create_task(self._read_loop(worker))
         self.scheduler.worker_up(index)
 
-    async def close(self) -> None:
+    async def close(self, grace_secs: float = STOP_GRACE_SECS) -> None:
+        """Ask every worker to stop (it flushes what its capability bindings hold, e.g. spans
+        not yet exported), kill those still there after grace_secs."""
         self._closing = True
-        for worker in self.workers:
-            if worker is None:
-                continue
+        live = [w for w in self.workers if w is not None]
+        for worker in live:
             worker.alive = False
-            with contextlib.suppress(ProcessLookupError):
-                worker.proc.kill()
-            await worker.proc.wait()
+            with contextlib.suppress(OSError, RuntimeError):
+                worker.writer.write(ipc.encode({"op": "stop"}))
+        for worker in live:
+            try:
+                await asyncio.wait_for(worker.proc.wait(), grace_secs)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    worker.proc.kill()
+                await worker.proc.wait()
             if worker.task is not None:
                 worker.task.cancel()
         self._settings_file.unlink(missing_ok=True)

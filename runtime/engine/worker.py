@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -149,6 +150,9 @@ def main() -> None:
         log.exception("worker failed to load its modules")
         sock.sendall(ipc.encode({"op": "fatal", "error": str(exc)}))
         sys.exit(3)
+    # SIGTERM reaches workers too (systemd signals the whole cgroup, a terminal its process
+    # group): stop like the front's "stop", so the bindings flush before the exit.
+    signal.signal(signal.SIGTERM, lambda *_: loop.done.set())
     loop.serve()
     loop.host.close()  # capability bindings flush (tracing: spans not yet exported)
     # Threads may still be inside wasm; exiting the process is the only clean stop.

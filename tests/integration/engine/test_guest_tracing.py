@@ -180,3 +180,17 @@ def test_span_cost_in_the_guest(traced_engine: Engine) -> None:
     assert status == 200
     cost = json.loads(body)
     assert 0 < cost["sdk_us"] < 1000 and 0 < cost["raw_us"] < 1000  # bench/ measures the goal
+
+
+def test_spans_of_the_last_request_are_exported_when_the_engine_stops(
+    traced_engine: Engine, span_collector: SpanCollector
+) -> None:
+    """Stopped right after a request (well inside the exporter's 200 ms batch delay), the
+    workers are asked to stop and flush, not killed with the spans still buffered."""
+    status, _, _ = traced_engine.call(
+        "example.tracer", "/annotate", headers={"traceparent": INCOMING}
+    )
+    assert status == 200
+    traced_engine.process.stop()
+    spans = _trace(span_collector, {"outer", "inner"})
+    assert spans["inner"].parent_span_id == spans["outer"].span_id
