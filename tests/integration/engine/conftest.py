@@ -21,6 +21,7 @@ import pytest
 from runtime.identity import TlsFiles
 from tests.infra.pki import ClusterPki
 from tests.infra.process import ManagedProcess, cache_dir, free_port
+from tests.integration.proxy.support import FakeManager
 
 REPO = Path(__file__).resolve().parents[3]
 TRACING = ["tracing"]  # the example guests (echo, caller) open spans: grant it where they load
@@ -261,3 +262,12 @@ def stub_proxy() -> Iterator[StubProxy]:
     yield state
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def fake_manager(pki: ClusterPki) -> Iterator[FakeManager]:
+    """The proxy tests' FakeManager (TLS, the routing table a test sets) for a real proxy."""
+    manager = FakeManager(pki)
+    manager.start()
+    yield manager
+    manager.stop()

@@ -4,25 +4,16 @@ NOT_FOUND. Real engine and proxy; the manager is the proxy tests' FakeManager.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.infra.pki import ClusterPki
 from tests.infra.process import wait_until
 from tests.integration.engine.conftest import TRACING, Engine, module_toml
 from tests.integration.proxy.support import FakeManager, ProxyProcess
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def fake_manager(pki: ClusterPki) -> Iterator[FakeManager]:
-    manager = FakeManager(pki)
-    manager.start()
-    yield manager
-    manager.stop()
 
 
 def test_an_engine_that_outlives_its_proxy_registers_again(  # type: ignore[no-untyped-def]

@@ -12,27 +12,18 @@ import itertools
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.infra.otel import ReceivedSpan, SpanCollector
-from tests.infra.pki import ClusterPki
 from tests.integration.engine.conftest import TRACING, Engine, module_toml
 from tests.integration.proxy.support import FakeManager, ProxyProcess, rule
 
 pytestmark = pytest.mark.slow
 
 WRCTL = str(Path(sys.executable).parent / "wrctl")
-
-
-@pytest.fixture
-def fake_manager(pki: ClusterPki) -> Iterator[FakeManager]:
-    manager = FakeManager(pki)
-    manager.start()
-    yield manager
-    manager.stop()
 
 
 def test_one_trace_from_wrctl_to_echos_guest_span(  # type: ignore[no-untyped-def]
