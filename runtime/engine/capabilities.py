@@ -20,6 +20,9 @@ from typing import Any
 from runtime.wire import CAPABILITIES, Capability
 
 RUNTIME_PACKAGE = "wruntime:runtime/"
+# The namespace secret holding the password of the namespace's Postgres role (wr_ns_<ns>):
+# `wrctl apply` makes the role and stores its password; engines get it at registration.
+DB_PASSWORD_SECRET = "wr-db-password"
 HOST_INTERFACES = {
     "wruntime:runtime/log@0.1.0",
     "wruntime:runtime/config@0.1.0",
@@ -40,6 +43,10 @@ class CapabilitySpec:
     # "module:Class" of its HostBinding (see runtime/engine/cap_tracing.py); None: not
     # implemented by this engine yet, so a module importing it is refused
     binding: str | None
+    # its section in engine.toml and cluster.toml (same name and shape in both), if any
+    section: str | None = None
+    # namespace secrets it always needs besides the `{ secret = "key" }` values of its section
+    fixed_secrets: tuple[str, ...] = ()
 
     @property
     def imports(self) -> tuple[str, ...]:
@@ -55,13 +62,22 @@ class CapabilitySpec:
 REGISTRY: Mapping[Capability, CapabilitySpec] = {
     spec.name: spec
     for spec in (
-        CapabilitySpec("db", "wruntime:db@0.4.0", ("database",), ("database.url",), binding=None),
+        CapabilitySpec(
+            "db",
+            "wruntime:db@0.4.0",
+            ("database",),
+            ("database.url",),
+            binding=None,
+            section="database",
+            fixed_secrets=(DB_PASSWORD_SECRET,),
+        ),
         CapabilitySpec(
             "blobstore",
             "wruntime:blobstore@0.1.0",
             ("store",),
-            ("blobstore.endpoint", "blobstore.allowed_buckets"),
+            ("blobstore.endpoint",),
             binding=None,
+            section="blobstore",
         ),
         CapabilitySpec(
             "tracing",
@@ -70,7 +86,14 @@ REGISTRY: Mapping[Capability, CapabilitySpec] = {
             (),  # spans are exported when otlp_endpoint is set, else they cost next to nothing
             binding="runtime.engine.cap_tracing:TracingBinding",
         ),
-        CapabilitySpec("llm", "wruntime:llm@0.1.0", ("inference",), ("llm.api_key",), binding=None),
+        CapabilitySpec(
+            "llm",
+            "wruntime:llm@0.1.0",
+            ("inference",),
+            ("llm.api_key",),
+            binding=None,
+            section="llm",
+        ),
     )
 }
 assert tuple(REGISTRY) == CAPABILITIES, "runtime.wire.Capability and REGISTRY must agree"
@@ -172,3 +195,27 @@ def worker_settings(
         for c in sorted(set(granted))
         if REGISTRY[c].binding is not None
     }
+
+
+def secret_keys(capability: Capability, node_config: Mapping[str, Any]) -> list[str]:
+    """The namespace secrets a module granted `capability` needs on this node: its fixed
+    ones and every `{ secret = "key" }` value in its section of the config (engine.toml, or
+    cluster.toml: same shape). An engine asks registration for them in the module's
+    namespace; `wrctl apply` grants them to the module (ReleaseRecord.secret_grants)."""
+    spec = REGISTRY[capability]
+    keys = set(spec.fixed_secrets)
+    section = node_config.get(spec.section) if spec.section else None
+    if isinstance(section, Mapping):
+        for value in section.values():
+            if isinstance(value, Mapping) and isinstance(value.get("secret"), str):
+                keys.add(value["secret"])
+    return sorted(keys)
+
+
+def resolve_secret(value: Any, namespace_secrets: Mapping[str, str]) -> str | None:
+    """A config value that is a plain string or `{ secret = "key" }` (a dict here, as
+    settings travel to workers as JSON): the string, the secret's value, or None when the
+    secret has not arrived (yet)."""
+    if isinstance(value, Mapping):
+        return namespace_secrets.get(str(value.get("secret")))
+    return None if value is None else str(value)

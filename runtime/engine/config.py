@@ -16,6 +16,12 @@ from pydantic import (
 )
 
 from runtime import wire
+from runtime.capability_config import (
+    BlobstoreSettings,
+    DatabaseSettings,
+    LlmSettings,
+    bucket_problem,
+)
 from runtime.engine.capabilities import grant_problem
 from runtime.identity import TlsFiles
 from runtime.names import check_name, check_version
@@ -84,6 +90,8 @@ class ModuleConfig(_Strict):
     max_body_mb: int = Field(default=wire.BODY_LIMIT_MB, gt=0, le=wire.MAX_BODY_LIMIT_MB)
     env: dict[str, str | SecretRef] = Field(default_factory=dict)
     capabilities: list[Capability] = Field(default_factory=list)
+    allowed_buckets: list[str] = Field(default_factory=list)  # blobstore
+    llm_tokens_per_minute: int | None = Field(default=None, ge=1)  # else [llm]'s
 
     @field_validator("name", "namespace")
     @classmethod
@@ -94,6 +102,15 @@ class ModuleConfig(_Strict):
     @classmethod
     def _version(cls, value: str) -> str:
         return check_version(value, "version")
+
+    @field_validator("allowed_buckets")
+    @classmethod
+    def _buckets(cls, value: list[str]) -> list[str]:
+        for name in value:
+            problem = bucket_problem(name)
+            if problem:
+                raise ValueError(problem)
+        return value
 
     @property
     def key(self) -> str:
@@ -126,6 +143,10 @@ class EngineConfig(_Strict):
     # for more CPU per request (see runtime/engine/wasm_config.py). 16 suits Python guests.
     resident_memory_mb: int = Field(default=0, ge=0, le=1024)
     limits: LimitsConfig = Field(default_factory=lambda: LimitsConfig())
+    # the capabilities' sections (runtime/capability_config.py), same as in cluster.toml
+    database: DatabaseSettings | None = None
+    blobstore: BlobstoreSettings | None = None
+    llm: LlmSettings | None = None
     node: NodeConfig = Field(default_factory=NodeConfig)
     module: list[ModuleConfig] = Field(default_factory=list)
 

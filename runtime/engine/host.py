@@ -23,6 +23,7 @@ from runtime.engine.capabilities import check_imports, load_binding
 from runtime.engine.guest_log import LEVELS
 from runtime.engine.guest_run import GuestRun
 from runtime.engine.handler_call import call_handle, handle_shape_problem
+from runtime.engine.host_loop import host_loop
 from runtime.engine.ipc import INLINE_MAX
 from runtime.engine.outbound import OutboundError, ProxyClient
 from runtime.engine.scratch import Slot
@@ -169,9 +170,17 @@ class WasmHost:
         for binding in self._bindings:
             with contextlib.suppress(Exception):
                 binding.close()
+        host_loop().close()
 
     def set_env(self, key: str, env: dict[str, str]) -> None:
         self.modules[key].env = dict(env)
+
+    def set_capability_secrets(self, secrets: dict[str, dict[str, str]]) -> None:
+        """namespace -> {key: value} from registration, for bindings that take secrets."""
+        for binding in self._bindings:
+            take = getattr(binding, "set_secrets", None)
+            if take is not None:
+                take(secrets)
 
     # -- host imports (never raise: wasmtime-py keeps their exceptions in a module global) -----
 

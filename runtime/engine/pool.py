@@ -57,6 +57,7 @@ class WorkerPool:
         self.workers: list[_Worker | None] = [None] * size
         self.scheduler = Scheduler(size, [m.key for m in settings.modules], settings.threads)
         self._env: dict[str, dict[str, str]] = {}
+        self._cap_secrets: dict[str, dict[str, str]] = {}
         self._closing = False
         self.restarts = 0
         self._settings_file = Path(tempfile.mkstemp(prefix="wr-engine-", suffix=".json")[1])
@@ -100,6 +101,8 @@ class WorkerPool:
         worker = _Worker(index, proc, writer, reader)
         for key, env in self._env.items():
             writer.write(ipc.encode({"op": "env", "module": key, "env": env}))
+        if self._cap_secrets:
+            writer.write(ipc.encode({"op": "cap-secrets", "secrets": self._cap_secrets}))
         self.workers[index] = worker
         worker.task = asyncio.create_task(self._read_loop(worker))
         self.scheduler.worker_up(index)
@@ -134,6 +137,14 @@ class WorkerPool:
         for w in self.workers:
             if w is not None and w.alive:
                 w.writer.write(ipc.encode({"op": "env", "module": key, "env": env}))
+
+    def set_capability_secrets(self, secrets: dict[str, dict[str, str]]) -> None:
+        """Namespace secrets for the capability bindings (never a guest's env): every worker,
+        now and after restarts."""
+        self._cap_secrets = secrets
+        for w in self.workers:
+            if w is not None and w.alive:
+                w.writer.write(ipc.encode({"op": "cap-secrets", "secrets": secrets}))
 
     # -- dispatch ------------------------------------------------------------------------------
 

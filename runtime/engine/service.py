@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 from runtime.api import wruntime_pb2 as pb
-from runtime.engine.capabilities import worker_settings
+from runtime.engine.capabilities import secret_keys, worker_settings
 from runtime.engine.component_cache import ComponentCache
 from runtime.engine.config import EngineConfig, split_host_port
 from runtime.engine.http_front import EngineConnection, Listener
@@ -108,19 +108,31 @@ class EngineService:
             modules=[m.descriptor() for m in self.modules],
             proxy_address=self.config.node.proxy_address,
             secrets=[
-                pb.SecretRequest(namespace=m.config.namespace, key=key)
-                for m in self.modules
-                for key in sorted(set(m.config.secret_keys().values()))
+                pb.SecretRequest(namespace=ns, key=key) for ns, key in sorted(self.wanted_secrets())
             ],
             node=self.config.node.name,
             runtime_version=__version__,
         )
+
+    def wanted_secrets(self) -> set[tuple[str, str]]:
+        """(namespace, key) of every secret the modules need: their env's secret values and
+        what their granted capabilities need (a database role's password, an API key)."""
+        node_config = self.config.model_dump(mode="json", exclude={"module"})
+        wanted: set[tuple[str, str]] = set()
+        for m in self.modules:
+            keys = set(m.config.secret_keys().values())
+            for capability in m.config.capabilities:
+                keys.update(secret_keys(capability, node_config))
+            wanted.update((m.config.namespace, key) for key in keys)
+        return wanted
 
     def _apply_secrets(self, secrets: dict[str, dict[str, str]]) -> None:
         assert self.pool is not None
         for m in self.modules:
             if m.config.secret_keys():
                 self.pool.set_env(m.key, module_env(m.config, secrets))
+        # The bindings take what their capabilities need; the guests never see these values.
+        self.pool.set_capability_secrets(secrets)
 
     async def _module_healthy(self, module: PreparedModule) -> bool:
         assert self.pool is not None

@@ -122,6 +122,8 @@ class WorkerLoop:
                     self.handle(meta, body)
                 elif op == "env":
                     self.host.set_env(meta["module"], meta["env"])
+                elif op == "cap-secrets":
+                    self.host.set_capability_secrets(meta["secrets"])
                 elif op == "stop":
                     self.done.set()
                     return

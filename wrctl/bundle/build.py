@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from platform import machine as host_machine
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from runtime.engine.capabilities import REGISTRY
 from runtime.wire import module_key
 from wrctl.bundle.hostverify import MANIFEST, SIGNATURE
 from wrctl.bundle.manifest import HostSecret, ModuleEntry, make_manifest
@@ -19,7 +20,7 @@ from wrctl.bundle.services import DEFAULT_BASE_IMAGE, Program, ServiceContext, s
 from wrctl.bundle.tarball import build_tarball
 from wrctl.bundle.wheelset import WheelSet
 from wrctl.config.hostvalues import PATH_CHARS
-from wrctl.config.model import ModuleSection
+from wrctl.config.model import ClusterConfig, ModuleSection
 from wrctl.config.targets import LOOPBACK, HostTarget, NodeTarget, Targets
 from wrctl.schemas import compile_schema
 from wrctl.templates import render
@@ -183,6 +184,7 @@ class _Builder:
                 node=node,
                 index=index,
                 modules=placed,
+                capability_config=_capability_config(config, placed),
             ).encode()
             programs.append(
                 Program(
@@ -328,3 +330,9 @@ def _migration_files() -> dict[str, bytes]:
         for dialect in ("sqlite", "postgres")
         for m in load_migrations(dialect)
     }
+
+
+def _capability_config(config: ClusterConfig, modules: Iterable[ModuleSection]) -> dict[str, Any]:
+    """The capability sections an engine's modules need (engine.toml gets no others)."""
+    wanted = {REGISTRY[c].section for m in modules for c in m.capabilities}
+    return {k: v for k, v in config.capability_config().items() if k in wanted}

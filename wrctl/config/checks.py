@@ -7,7 +7,8 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from runtime.wire import module_host
+from runtime.engine.capabilities import REGISTRY, grant_line, missing_node_config
+from runtime.wire import Capability, module_host
 from wrctl.config.files import component_problem, file_problem, import_problems, schema_problem
 from wrctl.config.hostvalues import resolved_path_problem
 from wrctl.config.model import ClusterConfig, ModuleSection
@@ -19,6 +20,7 @@ def cluster_problems(config: ClusterConfig, base: Path, compile_schemas: bool) -
     """Every cross-table problem; base is the directory relative paths start from."""
     return [
         *_table_problems(config),
+        *_capability_problems(config),
         *_file_problems(config, base, compile_schemas),
         *_placement_problems(config),
         *_workdir_problems(config, base),
@@ -50,6 +52,40 @@ def _table_problems(config: ClusterConfig) -> list[Problem]:
             if isinstance(value, str) and "\x00" in value:
                 problems.append(
                     (("module", i, "env", key), "no environment can hold a NUL character")
+                )
+    return problems
+
+
+def _capability_problems(config: ClusterConfig) -> list[Problem]:
+    """A granted capability needs its section; a capability's module keys need the grant."""
+    problems: list[Problem] = []
+    sections = config.capability_config()
+    for i, mod in enumerate(config.module):
+        for j, capability in enumerate(mod.capabilities):
+            missing = missing_node_config(capability, sections)
+            if missing:
+                section = REGISTRY[capability].section
+                problems.append(
+                    (
+                        ("module", i, "capabilities", j),
+                        f'capability "{capability}" needs a [{section}] table in cluster.toml '
+                        f"(with {', '.join(k.partition('.')[2] for k in missing)})",
+                    )
+                )
+        needs: tuple[tuple[str, bool, Capability], ...] = (
+            ("migrations", mod.migrations is not None, "db"),
+            ("allowed_buckets", bool(mod.allowed_buckets), "blobstore"),
+            ("llm_tokens_per_minute", mod.llm_tokens_per_minute is not None, "llm"),
+        )
+        for key, present, needed in needs:
+            if present and needed not in mod.capabilities:
+                grant = grant_line([*mod.capabilities, needed])
+                problems.append(
+                    (
+                        ("module", i, key),
+                        f'{key} is for capability "{needed}", which this module is not '
+                        f"granted (add {grant})",
+                    )
                 )
     return problems
 

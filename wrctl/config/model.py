@@ -21,6 +21,14 @@ from pydantic import (
 )
 
 from runtime import wire
+from runtime.capability_config import (
+    BlobstoreSettings,
+    DatabaseSettings,
+    LlmSettings,
+    bucket_problem,
+)
+from runtime.capability_config import SecretRef as CapabilitySecretRef
+from runtime.engine.capabilities import REGISTRY
 from runtime.names import NAME_RE, NAME_RULE
 from wrctl.config import hostvalues as hv
 from wrctl.config.values import PYTHON_RE, platform_problem, public_key_problem
@@ -160,6 +168,45 @@ UNION_TAGS = frozenset({"str", "SecretRef"})
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+def _secret_only(value: object, field: str) -> None:
+    if not isinstance(value, SecretRef | CapabilitySecretRef):
+        raise ValueError(
+            f'{field} is a secret: write {{ secret = "name" }} and store it with '
+            "`wrctl secrets set NAMESPACE name` (plain text here would reach the bundles)"
+        )
+
+
+class DatabaseSection(DatabaseSettings):
+    """[database] (see runtime/capability_config.py). Apply reads the password of the URL's
+    user from WR_DB_PASSWORD, PGPASSWORD or ~/.pgpass: a URL with a password is refused."""
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, v: str) -> str:
+        if urlsplit(v).password:
+            raise ValueError(
+                "the URL holds a password; leave it out (apply reads WR_DB_PASSWORD, "
+                "PGPASSWORD or ~/.pgpass, and engines log in as their namespace's role)"
+            )
+        return v
+
+
+class BlobstoreSection(BlobstoreSettings):
+    @field_validator("secret_access_key")
+    @classmethod
+    def _secret(cls, v: object) -> object:
+        _secret_only(v, "secret_access_key")
+        return v
+
+
+class LlmSection(LlmSettings):
+    @field_validator("api_key")
+    @classmethod
+    def _secret(cls, v: object) -> object:
+        _secret_only(v, "api_key")
+        return v
+
+
 class ModuleSection(_Strict):
     namespace: str
     name: str
@@ -175,6 +222,12 @@ class ModuleSection(_Strict):
     )
     max_body_mb: Annotated[int, Field(ge=1, le=wire.MAX_BODY_LIMIT_MB)] = wire.BODY_LIMIT_MB
     capabilities: list[wire.Capability] = []
+    # db: a directory of V<n>__<name>.sql files, relative to cluster.toml, run by apply
+    migrations: Text | None = None
+    # blobstore: the buckets this module may use (each call's bucket is checked against it)
+    allowed_buckets: list[Annotated[str, _rule(bucket_problem)]] = []
+    # llm: tokens (input + output) per minute for this module; default [llm] tokens_per_minute
+    llm_tokens_per_minute: Annotated[int, Field(ge=1)] | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -285,6 +338,9 @@ class ClusterConfig(_Strict):
     module: list[ModuleSection] = []
     proxy: ProxySection = ProxySection()
     bundle: BundleSection = BundleSection()
+    database: DatabaseSection | None = None
+    blobstore: BlobstoreSection | None = None
+    llm: LlmSection | None = None
     source: Path = Field(default=Path("cluster.toml"), exclude=True)
 
     @model_validator(mode="after")
@@ -292,3 +348,13 @@ class ClusterConfig(_Strict):
         if not self.node:
             raise ValueError("at least one [[node]] is required")
         return self
+
+    def capability_config(self) -> dict[str, Any]:
+        """The capability sections as engine.toml holds them ([database], [blobstore],
+        [llm]): what runtime.engine.capabilities reads (secret_keys, missing_node_config)."""
+        sections = (spec.section for spec in REGISTRY.values() if spec.section)
+        return {
+            name: section.model_dump(mode="json", exclude_none=True)
+            for name in sections
+            if (section := getattr(self, name)) is not None
+        }

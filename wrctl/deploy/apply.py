@@ -4,12 +4,14 @@ health gate, record), then removals; under the manager's apply lock."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from runtime.api import wruntime_pb2 as pb
+from runtime.engine.capabilities import secret_keys as capability_secret_keys
 from runtime.wire import module_key
 from wrctl.bundle.build import (
     STATE_PASSWORD,
@@ -85,13 +87,23 @@ def _certificate_only(action: Action) -> bool:
     )
 
 
-def secret_grants(modules: Iterable[ModuleSection]) -> list[pb.SecretGrant]:
-    """The secrets each module may receive: every `{ secret = "key" }` in its env."""
+def secret_grants(
+    modules: Iterable[ModuleSection], capability_config: Mapping[str, Any]
+) -> list[pb.SecretGrant]:
+    """The secrets each module may receive: every `{ secret = "key" }` in its env, and what
+    its granted capabilities need in its namespace (capability_config: the [database],
+    [blobstore], [llm] sections, see ClusterConfig.capability_config)."""
     grants = {
         (module_key(m.namespace, m.name, m.version), m.namespace, value.secret)
         for m in modules
         for value in m.env.values()
         if isinstance(value, SecretRef)
+    }
+    grants |= {
+        (module_key(m.namespace, m.name, m.version), m.namespace, key)
+        for m in modules
+        for capability in m.capabilities
+        for key in capability_secret_keys(capability, capability_config)
     }
     return [pb.SecretGrant(module=k, namespace=ns, key=key) for k, ns, key in sorted(grants)]
 
@@ -313,7 +325,7 @@ class _Apply:
                 module_digests=bundle.module_digests,
                 runtime_version=_version(self.plan),
                 status="pending",
-                secret_grants=secret_grants(node.modules),
+                secret_grants=secret_grants(node.modules, self.plan.config.capability_config()),
                 previous_bundle_digest=self.plan.live.bundles.get(node.name, ""),
             )
         )
@@ -389,7 +401,9 @@ class _Apply:
     def _grants(self, target: str) -> list[pb.SecretGrant]:
         if target == "manager":
             return []
-        return secret_grants(self.plan.targets.node(target).modules)
+        return secret_grants(
+            self.plan.targets.node(target).modules, self.plan.config.capability_config()
+        )
 
 
 def _recorded_digests(plan: Plan, node: str) -> dict[str, str]:

@@ -73,6 +73,8 @@ class FakeManager(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
         self.deregistrations: list[str] = []
         self.known_versions: list[int] = []
         self.forget_engines = False
+        # namespace -> {key: value}: what RegisterEngine hands out when asked (no grant check)
+        self.secrets: dict[str, dict[str, str]] = {}
         self._gone: set[str] = set()  # deregistered and not registered again since
         self._lock = threading.Lock()
         self._server: grpc.Server | None = None
@@ -128,7 +130,15 @@ class FakeManager(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
         with self._lock:
             self.registrations.append(request)
             self._gone.discard(request.registration.engine_id)
-        return pb.RegisterEngineResponse(accepted=True)
+            found: dict[str, dict[str, str]] = {}
+            for want in request.registration.secrets:
+                value = self.secrets.get(want.namespace, {}).get(want.key)
+                if value is not None:
+                    found.setdefault(want.namespace, {})[want.key] = value
+        return pb.RegisterEngineResponse(
+            accepted=True,
+            secrets=[pb.NamespaceSecrets(namespace=ns, secrets=kv) for ns, kv in found.items()],
+        )
 
     def Heartbeat(self, request: pb.HeartbeatRequest, context: Any) -> Any:
         self._admit(context, "Heartbeat")

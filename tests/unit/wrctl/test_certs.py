@@ -21,6 +21,7 @@ from wrctl.certs import CertInfo, certificate_report
 from wrctl.cli import app
 from wrctl.commands.bundle import tls_note
 from wrctl.config import load_cluster, load_targets
+from wrctl.config.model import ModuleSection
 from wrctl.deploy.apply import _work, secret_grants
 from wrctl.pki import cluster_ca, pki_dir
 from wrctl.plan import ActionKind, diff, resolve
@@ -181,11 +182,25 @@ def test_a_change_beside_the_certificate_redeploys() -> None:
 
 def test_secret_grants_name_each_module_and_key(cluster: Path) -> None:
     modules = load_targets(cluster).node("a").modules
-    assert secret_grants(modules) == [
+    assert secret_grants(modules, {}) == [
         pb.SecretGrant(module="shop.pay@1.2.0", namespace="shop", key="api-key"),
         pb.SecretGrant(module="shop.pay@1.2.0", namespace="shop", key="token"),
     ]
-    assert secret_grants(load_targets(cluster).node("b").modules) == []
+    assert secret_grants(load_targets(cluster).node("b").modules, {}) == []
+
+
+def test_secret_grants_cover_what_granted_capabilities_need() -> None:
+    module = ModuleSection.model_validate(
+        {
+            "namespace": "shop",
+            "name": "inv",
+            "version": "1.0.0",
+            "component": "x.wasm",
+            "capabilities": ["db", "llm", "tracing"],
+        }
+    )
+    config = {"llm": {"api_key": {"secret": "anthropic"}, "base_url": "http://x"}}
+    assert {g.key for g in secret_grants([module], config)} == {"wr-db-password", "anthropic"}
 
 
 def test_certificate_report_and_its_warnings(cluster: Path) -> None:
