@@ -20,6 +20,9 @@ SOURCE_NS_HEADER: Final = "x-wr-source-ns"  # the calling module's namespace
 VERSION_HEADER: Final = "x-wr-version"  # a semver requirement; on delivery the resolved version
 MODULE_HEADER: Final = "x-wr-module"  # set by the proxy on delivery: which module to run
 NAMESPACE_HEADER: Final = "x-wr-namespace"  # set by the proxy on delivery: its namespace
+# set by an engine on its guests' outbound calls: its engine id. A request that comes back
+# to the same engine is part of a chain whose callers hold that engine's threads.
+CALLER_ENGINE_HEADER: Final = "x-wr-caller-engine"
 VIA_PROXY_HEADER: Final = "x-wr-via-proxy"  # the nodes a request passed through (loop guard)
 PROXY_ERROR_HEADER: Final = "x-wr-proxy-error"  # on answers the proxy made itself: its node
 EXTERNAL_SOURCE: Final = "external"  # the source of requests that came in by public ingress

@@ -100,6 +100,7 @@ class WasmHost:
         scratch: Path,
         resident_bytes: int = 0,
         capabilities: dict[str, dict[str, Any]] | None = None,
+        engine_id: str = "",
     ) -> None:
         """capabilities: the host bindings to link, with their settings (see capabilities.py)."""
         self.engine = wasmtime.Engine(make_config(resident_bytes))
@@ -113,7 +114,7 @@ class WasmHost:
         self._free_slots: list[Slot] = []
         self._slot_lock = threading.Lock()
         self._outputs = itertools.count()
-        self._proxy = ProxyClient(proxy_address)
+        self._proxy = ProxyClient(proxy_address, engine_id)
         self._ready: OrderedDict[str, _Instance] = OrderedDict()  # by module, oldest first
         self._ready_lock = threading.Lock()
         self._no_ahead: set[str] = set()  # modules whose instantiation failed once

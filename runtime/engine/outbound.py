@@ -88,7 +88,8 @@ class Exchange:
 class ProxyClient:
     """One keep-alive connection to the node proxy per thread."""
 
-    def __init__(self, proxy_address: str) -> None:
+    def __init__(self, proxy_address: str, engine_id: str = "") -> None:
+        """engine_id: this engine's, sent on every call (wire.CALLER_ENGINE_HEADER)."""
         parts = urlsplit(proxy_address)
         if parts.hostname is None:
             raise ValueError(f"proxy_address {proxy_address!r} has no host")
@@ -97,6 +98,7 @@ class ProxyClient:
         self._port = parts.port or (443 if self._https else 80)
         self._local = threading.local()
         self._counter = 0
+        self._engine_id = engine_id
 
     def _connection(self, timeout: float) -> http.client.HTTPConnection:
         conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
@@ -141,6 +143,8 @@ class ProxyClient:
             ("traceparent", ctx.trace_parent()),
             ("content-length", str(len(body))),
         ]
+        if self._engine_id:
+            out.append((wire.CALLER_ENGINE_HEADER, self._engine_id))
         if version:
             out.append((wire.VERSION_HEADER, _header_value(wire.VERSION_HEADER, version)))
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

@@ -16,8 +16,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runtime import wire
 from runtime.engine import ipc
-from runtime.engine.scheduler import Scheduler
+from runtime.engine.scheduler import Saturated, Scheduler
 from runtime.engine.spec import WorkerSettings
 
 log = logging.getLogger("wr-engine.pool")
@@ -165,7 +166,12 @@ class WorkerPool:
         into the guest's directory; the caller removes it if it is still there afterwards).
         """
         started = time.monotonic()
-        placed = await self.scheduler.acquire(module, deadline_secs)
+        own = self.settings.engine_id
+        nested = bool(own) and (wire.CALLER_ENGINE_HEADER, own) in headers
+        try:
+            placed = await self.scheduler.acquire(module, deadline_secs, nested)
+        except Saturated as exc:
+            return _plain(503, f"module {module}: {exc}")
         left = deadline_secs - (time.monotonic() - started)  # the guest gets what waiting left
         if placed is None or left <= 0:
             if placed is not None:

@@ -12,6 +12,15 @@ ceil(workers / modules):
   all run long (guest_run.LONG_RUN_SECS: the worker reads its socket on another thread then):
   a busy module slows the others down, but never stops them;
 * a module at its share waits, in arrival order, until a worker frees or its deadline passes.
+
+A worker holds at most `threads` requests, parked ones included (each holds an instance and
+its memory). A chain of modules on one engine (A calls B calls C ...) holds one thread per
+hop while it waits, so `threads` concurrent chains of depth 2 used to take every thread and
+stall until their deadlines. A request that comes back from this engine's own guests (it
+carries our engine id, wire.CALLER_ENGINE_HEADER) is *nested*: it may take a worker up to
+NESTED_FACTOR x `threads`, since the calls waiting on it can only end once it runs. When even
+that is full and every held request waits in a call, nested requests are refused at once with
+`Saturated` (503), which unwinds the chains, rather than left to wait for their deadline.
 """
 
 from __future__ import annotations
@@ -42,10 +51,18 @@ class _Load:
     short: int = 0  # running and not long: while any, the worker takes no second request
 
 
+NESTED_FACTOR = 2
+
+
+class Saturated(Exception):
+    """No thread can be given to a nested request, and none will free by itself."""
+
+
 @dataclass
 class _Waiter:
     arrival: int
     future: asyncio.Future[Call | None]
+    nested: bool = False
 
 
 @dataclass
@@ -60,6 +77,11 @@ class _Module:
         while self.queue and self.queue[0].future.done():
             self.queue.popleft()
         return self.queue[0] if self.queue else None
+
+    def nested_head(self) -> _Waiter | None:
+        """The first nested waiter: it may be placed where the head may not, and must not
+        wait behind it (the head may be what its chain's callers are waiting to finish)."""
+        return next((w for w in self.queue if w.nested and not w.future.done()), None)
 
 
 class Scheduler:
@@ -79,15 +101,19 @@ class Scheduler:
 
     # -- placing requests ----------------------------------------------------------------------
 
-    async def acquire(self, module: str, wait_secs: float) -> Call | None:
+    async def acquire(self, module: str, wait_secs: float, nested: bool = False) -> Call | None:
         """A worker for one request of module (counted as running from now), or None when
-        none could be given within wait_secs."""
+        none could be given within wait_secs. nested: the request comes from one of this
+        engine's guests (see the module's docstring); it may raise Saturated."""
         state = self._module(module)
-        index = self._pick(state)
-        if index is not None and state.head() is None:
+        index = self._pick(state, nested)
+        ahead = state.nested_head() if nested else state.head()
+        if index is not None and ahead is None:
             return self._claim(index, module)
+        if nested and index is None and self._saturated():
+            raise Saturated(self.saturated_message())
         loop = asyncio.get_running_loop()
-        waiter = _Waiter(next(self._arrivals), loop.create_future())
+        waiter = _Waiter(next(self._arrivals), loop.create_future(), nested)
         state.queue.append(waiter)
         expiry = loop.call_later(wait_secs, _expire, waiter.future)
         self._wake()
@@ -107,11 +133,32 @@ class Scheduler:
             state = self._modules[module] = _Module(module, self.share)
         return state
 
-    def _pick(self, state: _Module) -> int | None:
+    def _saturated(self) -> bool:
+        """Every live worker holds all it may, nested requests included, and runs none."""
+        cap = self._threads * NESTED_FACTOR
+        alive = [w for w in self._loads if w.alive]
+        return bool(alive) and all(w.calls >= cap and w.running == 0 for w in alive)
+
+    def saturated_message(self) -> str:
+        return (
+            f"every request thread of this engine ({self._threads * NESTED_FACTOR} per worker)"
+            " waits in a call to it: a chain of calls this deep and wide cannot be served here"
+        )
+
+    def _refuse_nested(self) -> None:
+        error = self.saturated_message()
+        for state in self._modules.values():
+            for waiter in state.queue:
+                if waiter.nested and not waiter.future.done():
+                    waiter.future.set_exception(Saturated(error))
+
+    def _pick(self, state: _Module, nested: bool = False) -> int | None:
         """An idle worker (fewest parked requests); else, for a module below its share, a
-        worker whose requests all run long (fewest of them); else None."""
+        worker whose requests all run long (fewest of them); else None. A nested request
+        may fill a worker up to NESTED_FACTOR x threads."""
         loads = self._loads
-        room = [i for i, w in enumerate(loads) if w.alive and w.calls < self._threads]
+        limit = self._threads * (NESTED_FACTOR if nested else 1)
+        room = [i for i, w in enumerate(loads) if w.alive and w.calls < limit]
         idle = [i for i in room if loads[i].running == 0]
         if idle:
             return min(idle, key=lambda i: loads[i].calls)
@@ -135,16 +182,16 @@ class Scheduler:
         while True:
             chosen: tuple[_Module, _Waiter, int] | None = None
             for state in self._modules.values():
-                head = state.head()
-                if head is None or (chosen and chosen[1].arrival < head.arrival):
-                    continue
-                index = self._pick(state)
-                if index is not None:
-                    chosen = (state, head, index)
+                for head in (state.head(), state.nested_head()):
+                    if head is None or (chosen and chosen[1].arrival < head.arrival):
+                        continue
+                    index = self._pick(state, head.nested)
+                    if index is not None:
+                        chosen = (state, head, index)
             if chosen is None:
                 return
             state, waiter, index = chosen
-            state.queue.popleft()
+            state.queue.remove(waiter)
             waiter.future.set_result(self._claim(index, state.key))
 
     # -- what workers report -------------------------------------------------------------------
@@ -165,6 +212,8 @@ class Scheduler:
         call.parked, call.long = parked, False
         if parked:
             self._wake()
+            if self._saturated():
+                self._refuse_nested()
 
     def went_long(self, rid: int) -> None:
         call = self._calls.get(rid)

@@ -60,6 +60,7 @@ class EngineService:
             self.config.node.proxy_address,
             str(scratch_root()),
             resident_bytes=self.config.resident_memory_mb << 20,
+            engine_id=self.engine_id,
             capabilities=worker_settings(
                 self.config.model_dump(mode="json"),
                 [c for m in self.config.module for c in m.capabilities],

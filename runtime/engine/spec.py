@@ -39,8 +39,9 @@ class WorkerSettings:
     modules: list[ModuleSpec]
     proxy_address: str
     scratch_dir: str
-    threads: int = 16
+    threads: int = 16  # requests a worker holds; calls back into this engine may double it
     resident_bytes: int = 0
+    engine_id: str = ""  # marks this engine's outbound calls (wire.CALLER_ENGINE_HEADER)
     # capability -> its host binding's settings (runtime/engine/capabilities.py)
     capabilities: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -52,6 +53,7 @@ class WorkerSettings:
             "threads": self.threads,
             "resident_bytes": self.resident_bytes,
             "capabilities": self.capabilities,
+            "engine_id": self.engine_id,
         }
 
     @classmethod
@@ -63,4 +65,5 @@ class WorkerSettings:
             threads=data.get("threads", 16),
             resident_bytes=data.get("resident_bytes", 0),
             capabilities=data.get("capabilities", {}),
+            engine_id=data.get("engine_id", ""),
         )

@@ -26,6 +26,7 @@ from typing import Any
 
 from runtime.engine import ipc
 from runtime.engine.host import READY_MAX, WasmHost
+from runtime.engine.scheduler import NESTED_FACTOR
 from runtime.engine.spec import WorkerSettings
 from runtime.logs import setup_logging
 
@@ -42,8 +43,10 @@ class WorkerLoop:
             scratch,
             settings.resident_bytes,
             settings.capabilities,
+            settings.engine_id,
         )
-        self.pool = ThreadPoolExecutor(settings.threads, thread_name_prefix="call")
+        # calls back into this engine may take a worker past `threads` (see scheduler.py)
+        self.pool = ThreadPoolExecutor(settings.threads * NESTED_FACTOR, thread_name_prefix="call")
         self.reader: int | None = None  # the thread that reads the socket now
         self.done = threading.Event()
 

@@ -25,8 +25,8 @@ def _post(url: str, body: object | bytes) -> Any:
 def demo(request: Request) -> dict[str, Any]:
     sku = (request.json().get("sku") if request.body else None) or "mug"
     added = _post(
-        "http://shop.inventory/items/add", {"sku": sku, "name": "Blue mug", "price": "12.50",
-                                            "stock": 10}
+        "http://shop.inventory/items/add",
+        {"sku": sku, "name": "Blue mug", "price": "12.50", "stock": 10},
     ).json()
     _post(f"http://shop.inventory/items/image?sku={sku}", IMAGE)
     image = _post("http://shop.inventory/items/image/get", {"sku": sku}).body

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from runtime.identity import TlsFiles
+from runtime.wire import CALLER_ENGINE_HEADER
 from tests.infra.pki import ClusterPki
 from tests.infra.process import ManagedProcess, cache_dir, free_port
 from tests.integration.proxy.support import FakeManager
@@ -243,6 +244,8 @@ def stub_proxy() -> Iterator[StubProxy]:
                         "x-wr-module": module,
                         "x-wr-namespace": namespace,
                         "traceparent": headers.get("traceparent", ""),
+                        # the real proxy forwards the x-wr-* headers it does not own
+                        **{k: v for k, v in headers.items() if k == CALLER_ENGINE_HEADER},
                     },
                 )
             self.send_response(status)

@@ -50,3 +50,29 @@ def test_fan_out_of_eight_on_one_worker_completes(  # type: ignore[no-untyped-de
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(one, range(8)))
     assert results == [(200, b"a>b")] * 8
+
+
+def test_chains_deeper_than_the_threads_complete_or_are_refused_at_once(  # type: ignore[no-untyped-def]
+    components, start_engine, stub_proxy: StubProxy
+) -> None:
+    """8 concurrent chains a>b>c hold 24 requests on one worker, more than its 16 threads:
+    the calls back into the engine use its overflow threads and all complete. 12 such chains
+    (36 > 2 x 16) cannot all be held: some are refused at once with 503, none waits for its
+    deadline (504)."""
+    engine = start_engine(_testkits(components["testkit"]), workers=1, proxy=stub_proxy.address)
+    stub_proxy.engine_base = engine.base
+
+    def one(_: int) -> tuple[int, bytes]:
+        status, _, body = engine.call("example.a", "/chain", b'["example.b", "example.c"]')
+        return status, body
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(one, range(8))) == [(200, b"a>b>c")] * 8
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(one, range(12)))
+    # a chain refused on the way answers the saturation 503 (its callers pass the status
+    # up), never a timeout: nothing waits for its deadline
+    for status, body in results:
+        assert (status, body) == (200, b"a>b>c") or (
+            status == 503 and b"waits in a call to it" in body
+        ), (status, body)

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from runtime.engine.scheduler import Call, Scheduler
+from runtime.engine.scheduler import Call, Saturated, Scheduler
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -130,3 +130,45 @@ async def test_a_callee_goes_to_the_worker_without_the_parked_caller() -> None:
     s.parked(caller.rid, True)
     callee = await _placed(s, "b")  # both run nothing; the other holds no parked request
     assert callee.worker != caller.worker
+
+
+async def test_a_call_back_into_the_engine_may_use_the_overflow_threads() -> None:
+    s = Scheduler(1, ["a", "b"], threads=2)
+    s.worker_up(0)
+    callers = []
+    for _ in range(2):  # both threads wait in calls
+        callers.append(await _placed(s, "a"))
+        s.parked(callers[-1].rid, True)
+    outside = asyncio.ensure_future(s.acquire("b", 30))
+    await asyncio.sleep(0)
+    assert not outside.done()  # a request from outside waits for a thread
+    # the callees of the two callers come back from this engine: they pass the waiter
+    callees = []
+    for _ in range(2):  # and each calls again: all 4 (2 x 2) threads wait
+        callee = await asyncio.wait_for(s.acquire("b", 30, nested=True), 1)
+        assert callee is not None
+        callees.append(callee)
+        s.parked(callee.rid, True)
+    assert not outside.done()
+    with pytest.raises(Saturated, match="4 per worker"):
+        await s.acquire("b", 30, nested=True)
+    for c in callees:
+        s.finish(c.rid)
+    for c in callers:
+        s.finish(c.rid)
+    assert (await asyncio.wait_for(outside, 1)) is not None
+
+
+async def test_a_nested_waiter_is_refused_when_the_last_thread_parks() -> None:
+    s = Scheduler(1, ["a"], threads=1)
+    s.worker_up(0)
+    first = await _placed(s, "a")
+    s.parked(first.rid, True)
+    second = await asyncio.wait_for(s.acquire("a", 30, nested=True), 1)
+    waiting = asyncio.ensure_future(s.acquire("a", 30, nested=True))
+    await asyncio.sleep(0)
+    assert not waiting.done()  # the second still runs
+    assert second is not None
+    s.parked(second.rid, True)
+    with pytest.raises(Saturated):
+        await asyncio.wait_for(waiting, 1)
