@@ -10,6 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from runtime.engine.capabilities import DB_PASSWORD_SECRET, REGISTRY, secret_keys
 from runtime.version import __version__ as RUNTIME_VERSION
 from wrctl.config import ClusterConfig, Targets
 from wrctl.errors import ConfigError
@@ -82,6 +83,7 @@ def make_plan(targets: Targets, live: ClusterState, runtime_version: str = RUNTI
     desired = resolve(targets, runtime_version)
     if live.reachable:
         _check_secrets(desired, live)
+        _check_capability_secrets(targets.config, live)
     actions = diff(desired, live)
     drift = _relevant_drift(desired, live)
     return Plan(targets, desired, live, actions, config_digest(targets.config, desired), drift)
@@ -93,6 +95,25 @@ def _relevant_drift(desired: ClusterState, live: ClusterState) -> tuple[Drift, .
     return tuple(
         d for d in live.drift if d.converge != "restart" or f"node.{d.node}" in desired.resources
     )
+
+
+def _check_capability_secrets(config: ClusterConfig, live: ClusterState) -> None:
+    """The secrets a module's granted capabilities need in its namespace (an API key, S3
+    credentials) must exist too; the database role's password is apply's to make."""
+    sections = config.capability_config()
+    missing = []
+    for mod in config.module:
+        for capability in mod.capabilities:
+            for key in secret_keys(capability, sections):
+                if key != DB_PASSWORD_SECRET and f"{mod.namespace}/{key}" not in live.secrets:
+                    section = REGISTRY[capability].section
+                    missing.append(
+                        f"{mod.address}: capability {capability!r} needs secret "
+                        f"{mod.namespace}/{key} ([{section}]), which the manager does not hold "
+                        f"(store it first: wrctl secrets set {mod.namespace} {key} < value-file)"
+                    )
+    if missing:
+        raise ConfigError(sorted(set(missing)))
 
 
 def _check_secrets(desired: ClusterState, live: ClusterState) -> None:

@@ -300,6 +300,26 @@ def test_a_secret_the_manager_lacks_stops_the_plan(tmp_path: Path) -> None:
     assert make_plan(targets, ClusterState(resources={}, reachable=False)).actions
 
 
+def test_a_secret_a_capability_needs_must_be_held_too(tmp_path: Path) -> None:
+    from wrctl.errors import ConfigError
+
+    text = CLUSTER.replace(
+        'component = "caller.wasm"\n',
+        'component = "caller.wasm"\ncapabilities = ["llm", "db"]\n',
+    )
+    text += '\n[llm]\napi_key = { secret = "anthropic" }\n'
+    text += '\n[database]\nurl = "postgres://admin@127.0.0.1:5432/shop"\n'
+    _desired(tmp_path, text)
+    targets = load_targets(tmp_path / "cluster.toml")
+    held = frozenset({"example/api-key"})
+    # the role password is apply's to make: only the API key is asked for
+    with pytest.raises(ConfigError, match=r"needs secret example/anthropic \(\[llm\]\)") as e:
+        make_plan(targets, ClusterState(resources={}, secrets=held))
+    assert "wr-db-password" not in str(e.value)
+    plan = make_plan(targets, ClusterState(resources={}, secrets=held | {"example/anthropic"}))
+    assert plan.actions
+
+
 def test_a_saved_plan_carries_its_drift_and_is_stale_on_drift_it_did_not_show(
     tmp_path: Path,
 ) -> None:
