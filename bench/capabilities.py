@@ -8,6 +8,11 @@ records every span and exports in batches (to nowhere), as a worker with otlp_en
 Goal: <= 50 us per span with export on. Guest time is CPU time, so on a busy machine every
 figure grows with the load (recorded as load_average_1m_at_start).
 
+Blobstore: a 1 MiB put+get timed by the guest (tests/integration/engine/guests/with_blob,
+op "bench", through wr_sdk.blobstore) against the same put (from a file) and get (streamed to
+a file) made directly with aiobotocore in this process, both against one moto server, rounds
+interleaved. Goal: the guest at most 1.5x the direct client.
+
     .venv/bin/python bench/capabilities.py [--quick]
 """
 
@@ -27,6 +32,8 @@ sys.path.insert(0, str(REPO))
 from bench._results import metric, write_results  # noqa: E402
 
 GUEST = REPO / "tests/integration/engine/guests/tracer"
+BLOB_GUEST = REPO / "tests/integration/engine/guests/with_blob"
+BLOB_GOAL_RATIO = 1.5
 SAMPLED = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 SPAN_GOAL_US = 50.0
 
@@ -45,6 +52,113 @@ def _span_costs(host: Any, key: str, spans: int, rounds: int) -> dict[str, float
         for name, value in json.loads(out.body).items():
             costs.setdefault(name.removesuffix("_us"), []).append(value)
     return {name: statistics.median(values) for name, values in costs.items()}
+
+
+def _blob_rows(tmp: Path, rounds: int, n: int) -> dict[str, dict[str, object]]:
+    """1 MiB put+get: the guest through the binding vs aiobotocore direct (interleaved)."""
+    import asyncio
+    import json
+    import time
+
+    from runtime.engine.cap_blobstore import BlobstoreBinding
+    from runtime.engine.component_cache import ComponentCache
+    from runtime.engine.host import WasmHost
+    from runtime.engine.spec import ModuleSpec
+    from tests.infra.process import ManagedProcess, free_port
+    from wrctl.build.cached import build_cached
+
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    moto = ManagedProcess(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        tmp / "moto.log",
+        name="moto_server",
+    )
+    moto.start().wait_ready(f"{endpoint}/moto-api/", 30)
+    try:
+        artifact = ComponentCache(tmp / "cache").ensure(build_cached(BLOB_GUEST)).artifact
+        spec = ModuleSpec(
+            "blob", "bench", "1.0.0", str(artifact), 60.0, 256 << 20, 64 << 20, ["blobstore"]
+        )
+        node = {
+            "blobstore": {"endpoint": endpoint, "access_key_id": "b", "secret_access_key": "b"},
+            "module": [{"name": "blob", "namespace": "bench", "allowed_buckets": ["bench"]}],
+        }
+        settings = BlobstoreBinding.settings(node)
+        host = WasmHost(
+            [spec], "http://127.0.0.1:9", tmp / "scratch-blob", capabilities={"blobstore": settings}
+        )
+        body = json.dumps({"op": "bench", "bucket": "bench", "key": "guest", "n": n}).encode()
+
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import get_session
+
+        source, sink = tmp / "direct.in", tmp / "direct.out"
+        source.write_bytes(os.urandom(1 << 20))
+
+        # one client for all rounds, as the binding keeps one per namespace
+        loop = asyncio.new_event_loop()
+        context = get_session().create_client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="b",
+            aws_secret_access_key="b",
+            config=AioConfig(s3={"addressing_style": "path"}),
+        )
+        s3 = loop.run_until_complete(context.__aenter__())
+
+        async def put_get() -> float:
+            started = time.perf_counter()
+            for _ in range(n):
+                with open(source, "rb") as f:  # noqa: ASYNC230  (tmpfs, as the binding)
+                    await s3.put_object(Bucket="bench", Key="direct", Body=f)
+                resp = await s3.get_object(Bucket="bench", Key="direct")
+                with open(sink, "wb") as out:  # noqa: ASYNC230
+                    async for chunk in resp["Body"].iter_chunks(256 << 10):
+                        out.write(chunk)
+            return (time.perf_counter() - started) / n * 1e3
+
+        def direct() -> float:
+            return loop.run_until_complete(put_get())
+
+        import boto3
+
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="b",
+            aws_secret_access_key="b",
+        ).create_bucket(Bucket="bench")
+
+        def guest() -> float:
+            out = host.run(spec.key, "POST", "/op", [], body)
+            host.release()
+            if out.status != 200 or b'"ok"' not in out.body:
+                raise RuntimeError(f"/op bench answered {out.status}: {out.body[:300]!r}")
+            return float(json.loads(out.body)["ok"]["put_get_ms"])
+
+        guest_ms: list[float] = []
+        direct_ms: list[float] = []
+        guest(), direct()  # warm-up
+        for r in range(rounds):
+            for which in ("g", "d") if r % 2 == 0 else ("d", "g"):
+                if which == "g":
+                    guest_ms.append(guest())
+                else:
+                    direct_ms.append(direct())
+        host.close()
+        loop.run_until_complete(context.__aexit__(None, None, None))
+        loop.close()
+    finally:
+        moto.stop()
+    g, d = statistics.median(guest_ms), statistics.median(direct_ms)
+    return {
+        "blob_1mib_put_get_guest_ms": metric(g, "ms"),
+        "blob_1mib_put_get_aiobotocore_direct_ms": metric(d, "ms"),
+        "blob_1mib_put_get_guest_vs_direct": metric(g / d, "x", BLOB_GOAL_RATIO),
+    }
 
 
 def main() -> None:
@@ -86,6 +200,7 @@ def main() -> None:
         for name, value in _span_costs(host, spec.key, spans, rounds).items():
             m[f"span_open_close_{name}_export"] = metric(value, "us", SPAN_GOAL_US)
         provider.shutdown()
+        m.update(_blob_rows(tmp, rounds=3 if args.quick else 8, n=5 if args.quick else 10))
     path = write_results("capabilities", m)
     print(f"\nwrote {path.relative_to(REPO)}")
 

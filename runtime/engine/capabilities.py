@@ -76,7 +76,7 @@ REGISTRY: Mapping[Capability, CapabilitySpec] = {
             "wruntime:blobstore@0.1.0",
             ("store",),
             ("blobstore.endpoint",),
-            binding=None,
+            binding="runtime.engine.cap_blobstore:BlobstoreBinding",
             section="blobstore",
         ),
         CapabilitySpec(

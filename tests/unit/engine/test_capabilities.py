@@ -30,12 +30,12 @@ def test_ungranted_capability_names_the_line_to_add() -> None:
 
 
 def test_granted_capability_without_host_side() -> None:
-    with pytest.raises(ImportRejected, match='"blobstore" is granted, but this engine'):
-        check_imports("example.a", ["wruntime:blobstore/store@0.1.0"], ["blobstore"])
+    with pytest.raises(ImportRejected, match='"llm" is granted, but this engine'):
+        check_imports("example.a", ["wruntime:llm/inference@0.1.0"], ["llm"])
 
 
 def test_tracing_is_implemented_and_passes_when_granted() -> None:
-    assert implemented() == ["tracing"]
+    assert implemented() == ["blobstore", "tracing"]
     check_imports("example.a", [*BASE, SPAN], ["tracing"])
     with pytest.raises(
         ImportRejected, match=f'imports {SPAN} but is not granted capability "tracing"'
