@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from runtime.version import __version__ as RUNTIME_VERSION
 from wrctl.config import ClusterConfig, Targets
 from wrctl.errors import ConfigError
+from wrctl.plan import database
 from wrctl.plan.desired import resolve
 from wrctl.plan.diff import Action, ActionKind, diff, summary
 from wrctl.plan.drift import Drift, DriftKind
@@ -82,7 +83,10 @@ def make_plan(targets: Targets, live: ClusterState, runtime_version: str = RUNTI
     desired = resolve(targets, runtime_version)
     if live.reachable:
         _check_secrets(desired, live)
-    actions = diff(desired, live)
+    problems = database.migration_problems(desired, live)
+    if problems:
+        raise ConfigError(problems)
+    actions = database.with_reasons(diff(desired, live))
     drift = _relevant_drift(desired, live)
     return Plan(targets, desired, live, actions, config_digest(targets.config, desired), drift)
 
