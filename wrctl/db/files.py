@@ -90,17 +90,12 @@ def directory_problem(directory: Path) -> str | None:
 
 @dataclass(frozen=True)
 class Statement:
-    start: int  # offset of its first character in the script
+    start: int  # offset of its first character of code (comments before it skipped)
     end: int  # offset just past it (its `;` included)
-    text: str  # stripped
+    text: str
 
     def line(self, script: str) -> int:
-        return script.count("\n", 0, self.start + _leading_space(script, self.start)) + 1
-
-
-def _leading_space(script: str, start: int) -> int:
-    text = script[start:]
-    return len(text) - len(text.lstrip())
+        return script.count("\n", 0, self.start) + 1
 
 
 _DOLLAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
@@ -118,14 +113,7 @@ def split_statements(script: str) -> list[Statement]:
             nl = script.find("\n", i)
             i = n if nl < 0 else nl + 1
         elif c == "/" and script.startswith("/*", i):
-            depth, i = 1, i + 2
-            while i < n and depth:
-                if script.startswith("/*", i):
-                    depth, i = depth + 1, i + 2
-                elif script.startswith("*/", i):
-                    depth, i = depth - 1, i + 2
-                else:
-                    i += 1
+            i = _skip_comments(script, i, n)
         elif c in "'\"":
             escapes = c == "'" and i > 0 and script[i - 1] in "eE"
             i += 1
@@ -153,16 +141,32 @@ def split_statements(script: str) -> list[Statement]:
 
 
 def _add(out: list[Statement], script: str, start: int, end: int) -> None:
-    text = script[start:end].strip()
-    if _has_code(text):
-        out.append(Statement(start, end, text))
+    code = _skip_comments(script, start, end)
+    text = script[code:end].strip()
+    if text.strip(";").strip():
+        out.append(Statement(code, end, text))
 
 
-def _has_code(text: str) -> bool:
-    """Whether a chunk holds more than comments and a `;`."""
-    code = re.sub(r"--[^\n]*", "", text)
-    code = re.sub(r"/\*.*?\*/", "", code, flags=re.S)
-    return bool(code.strip().strip(";").strip())
+def _skip_comments(script: str, i: int, end: int) -> int:
+    """The offset of the first character after the blanks and comments from i on."""
+    while i < end:
+        if script[i].isspace():
+            i += 1
+        elif script.startswith("--", i):
+            nl = script.find("\n", i, end)
+            i = end if nl < 0 else nl + 1
+        elif script.startswith("/*", i):
+            depth, i = 1, i + 2
+            while i < end and depth:
+                if script.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif script.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    i += 1
+        else:
+            break
+    return i
 
 
 def statement_at(script: str, position: int) -> Statement | None:
