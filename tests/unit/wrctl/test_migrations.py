@@ -20,6 +20,7 @@ from wrctl.db.files import (
     statement_at,
 )
 from wrctl.db.history import NamespaceState, compare
+from wrctl.deploy.apply import _work
 from wrctl.errors import ConfigError
 from wrctl.plan import make_plan, render_json, render_text
 from wrctl.plan.database import live_resources
@@ -209,6 +210,18 @@ def test_a_new_namespace_and_its_pending_migrations_are_planned(tmp_path: Path) 
     assert actions["database.shop-a"]["action"] == "create"
     # the database comes before the nodes that may need its tables
     assert list(actions).index("migration.shop-a.inventory") < list(actions).index("node.node-a")
+
+
+def test_apply_runs_the_database_step_for_the_planned_namespaces_only(tmp_path: Path) -> None:
+    path = _cluster(tmp_path, {"V1__create_items.sql": V1})
+    plan = make_plan(load_targets(path), _live(path, NamespaceState(False, False)), "0.1.0")
+    work = _work(plan)
+    assert work.databases == {"shop-a"} and work.nodes == ["node-a"] and work.manager
+    text = CLUSTER.replace('capabilities = ["db"]\nmigrations = "migrations/"\n', "")
+    plain = _cluster(tmp_path, {}, text)
+    assert _work(make_plan(load_targets(plain), ClusterState({}, reachable=False))).databases == (
+        frozenset()
+    )
 
 
 def test_only_the_pending_file_is_a_change(tmp_path: Path) -> None:
