@@ -106,7 +106,8 @@ async def _run_one(
     try:
         async with conn.transaction():
             await _as_role(conn, namespace)
-            await conn.execute(migration.sql)  # the whole file: the server parses it
+            if split_statements(migration.sql):  # asyncpg fails on a query of comments only
+                await conn.execute(migration.sql)  # the whole file: the server parses it
             await conn.execute(
                 f"INSERT INTO {TABLE} (module, version, name, checksum) VALUES ($1, $2, $3, $4)",
                 mod.module,

@@ -288,3 +288,23 @@ def test_an_unreachable_database_is_named_without_a_password(
     message = str(err.value)
     assert message.startswith(f"cannot connect to the database {url} ([database] url)")
     assert "sekrit-admin" not in message
+
+
+def test_a_file_of_comments_only_is_recorded_as_run(tmp_path: Path, dsn: str) -> None:
+    async def main() -> None:
+        await _provisioned(dsn)
+        mod = _module(tmp_path, {"V1__nothing_yet.sql": "-- placeholder\n"})
+        assert await _migrate(dsn, mod) == ["inventory/V1__nothing_yet.sql"]
+        assert await _migrate(dsn, mod) == []
+
+    asyncio.run(main())
+
+
+def test_a_role_gone_while_its_secret_stays_gets_a_new_password(tmp_path: Path, dsn: str) -> None:
+    ns = "role-gone"
+    config = _config(tmp_path, dsn, ns)
+    manager = _Manager()
+    manager.values[(ns, "wr-db-password")] = "stale"  # from a database since replaced
+    provision_and_migrate(config, manager, _noted()[1], {ns})  # type: ignore[arg-type]
+    assert manager.values[(ns, "wr-db-password")] != "stale"
+    assert asyncio.run(_verifier(dsn, "wr_ns_role_gone")).startswith("SCRAM-SHA-256$")
