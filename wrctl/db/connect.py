@@ -15,8 +15,22 @@ PASSWORD_ENV = "WR_DB_PASSWORD"
 CONNECT_TIMEOUT_S = 10.0
 
 
-class DatabaseUnreachable(WrctlError):
+class DatabaseError(WrctlError):
+    """The [database] refused or failed a step of wrctl's (not a migration's own SQL)."""
+
+
+class DatabaseUnreachable(DatabaseError):
     """The [database] could not be reached or refused the admin user."""
+
+
+# what asyncpg raises on a refused statement or a lost connection
+FAILURES = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def failure_text(exc: BaseException) -> str:
+    sqlstate = getattr(exc, "sqlstate", None)
+    text = str(exc) or type(exc).__name__
+    return f"{sqlstate} {text}" if sqlstate else text
 
 
 async def connect_admin(url: str, why: str) -> Any:

@@ -142,7 +142,12 @@ def apply_plan(
                     run.record("manager", bundles["manager"], [plan.desired.resources["manager"]])
                     results.append(TargetResult("manager", "applied"))
                 if work.databases:
-                    run.databases(work.databases, work.nodes, results)
+                    manager_digest = (
+                        bundles["manager"].digest
+                        if work.manager
+                        else plan.live.bundles.get("manager", "")
+                    )
+                    run.databases(work.databases, work.nodes, results, manager_digest)
                 node_results = run.deploy_nodes(work.nodes, bundles)
                 results.extend(node_results)
                 failed = [r for r in node_results if r.status in ("failed", "rolled-back")]
@@ -195,7 +200,11 @@ class _Apply:
             rollout.host.transport.close()
 
     def databases(
-        self, namespaces: frozenset[str], nodes: list[str], results: list[TargetResult]
+        self,
+        namespaces: frozenset[str],
+        nodes: list[str],
+        results: list[TargetResult],
+        manager_digest: str,
     ) -> None:
         """Roles, schemas and migrations (wrctl/deploy/database.py). A failure ends the apply
         here, with no node touched, and is kept in the manager's history."""
@@ -211,15 +220,14 @@ class _Apply:
                 )
                 for n in nodes
             ]
-            digest = self.plan.live.bundles.get("manager", "")
-            if digest:  # a manager just installed by this apply has its record already
+            if manager_digest:  # kept in the manager's history: the step is the manager's side
                 session.record_failure(
                     pb.ReleaseRecord(
                         target="manager",
-                        bundle_digest=digest,
+                        bundle_digest=manager_digest,
                         runtime_version=_version(self.plan),
                         message=f"database step: {message}"[:2000],
-                        previous_bundle_digest=digest,
+                        previous_bundle_digest=manager_digest,
                     )
                 )
             raise ApplyFailed(f"database: {message.splitlines()[0]}", results) from None

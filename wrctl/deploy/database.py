@@ -14,7 +14,7 @@ from runtime.db_provision import ensure_namespace, new_password, role_exists
 from runtime.engine.capabilities import DB_PASSWORD_SECRET
 from wrctl.config.model import ClusterConfig
 from wrctl.db.cluster import db_modules, module_migrations
-from wrctl.db.connect import connect_admin
+from wrctl.db.connect import FAILURES, DatabaseError, connect_admin, failure_text
 from wrctl.db.migrate import migrate_namespace
 from wrctl.managerapi import ManagerClient
 
@@ -39,12 +39,18 @@ async def _run(
         for ns, mods in db_modules(config).items():
             if ns not in namespaces:
                 continue
-            await _provision(conn, ns, client, report)
-            found = [m for m in (module_migrations(config, mod) for mod in mods) if m]
-            if found:
-                ran = await migrate_namespace(conn, ns, found, report)
-                if not ran:
-                    report(f"database.{ns}", "no pending migrations")
+            try:
+                await _provision(conn, ns, client, report)
+                found = [m for m in (module_migrations(config, mod) for mod in mods) if m]
+                if found:
+                    ran = await migrate_namespace(conn, ns, found, report)
+                    if not ran:
+                        report(f"database.{ns}", "no pending migrations")
+            except FAILURES as exc:  # a migration's own failure is a MigrationError already
+                raise DatabaseError(
+                    f"database {url}, namespace {ns}: {failure_text(exc)} (the [database] url "
+                    "user needs CREATEROLE, and CREATE on the database)"
+                ) from None
     finally:
         await conn.close()
 

@@ -18,7 +18,7 @@ from runtime.db_provision import ensure_namespace
 from tests.infra.postgres import PostgresServer
 from tests.infra.process import free_port
 from wrctl.config.model import ClusterConfig
-from wrctl.db.connect import DatabaseUnreachable
+from wrctl.db.connect import DatabaseError, DatabaseUnreachable
 from wrctl.db.files import read_migrations
 from wrctl.db.history import ModuleMigrations, NamespaceState
 from wrctl.db.migrate import MigrationError, applied, lock_key, migrate_namespace
@@ -308,3 +308,15 @@ def test_a_role_gone_while_its_secret_stays_gets_a_new_password(tmp_path: Path, 
     provision_and_migrate(config, manager, _noted()[1], {ns})  # type: ignore[arg-type]
     assert manager.values[(ns, "wr-db-password")] != "stale"
     assert asyncio.run(_verifier(dsn, "wr_ns_role_gone")).startswith("SCRAM-SHA-256$")
+
+
+def test_an_admin_without_createrole_gets_an_error_not_a_traceback(
+    tmp_path: Path, dsn: str, postgres: PostgresServer
+) -> None:
+    postgres.psql("CREATE ROLE wrtest_weak LOGIN")
+    weak = dsn.replace(f"//{postgres.user}@", "//wrtest_weak@")
+    with pytest.raises(DatabaseError) as err:
+        provision_and_migrate(
+            _config(tmp_path, weak, "weak-admin"), _Manager(), _noted()[1], {"weak-admin"}
+        )  # type: ignore[arg-type]
+    assert str(err.value).startswith(f"database {weak}, namespace weak-admin: 42501 ")
