@@ -125,7 +125,7 @@ async def _run_one(
 
 
 async def _locate(conn: Any, namespace: str, sql: str, exc: asyncpg.PostgresError) -> str:
-    """ " at line N, statement `...`" for the failing statement when it can be found: from
+    """Where the failing statement is (" at line N, statement `...`"), when it can be found: from
     the error's position, else by replaying the file statement by statement in a
     transaction that is rolled back (the statement failing with the same SQLSTATE)."""
     position = getattr(exc, "position", None)
