@@ -43,9 +43,10 @@ def observe(
     return replace(from_cluster_state(response), reachable=True, secrets=secrets)
 
 
-def observe_live(targets: Targets, timeout: float = 5.0) -> ClusterState:
+def observe_live(targets: Targets, timeout: float = 5.0, database: bool = True) -> ClusterState:
     """Live state; an unreachable manager means "nothing yet" only before the first apply.
-    A manager that serves another cluster is refused (see check_cluster)."""
+    A manager that serves another cluster is refused (see check_cluster). With `database`,
+    the namespaces and migrations of the modules granted `db` are read from [database]."""
     credentials = resolve_credentials(targets.config)
     try:
         state = observe(targets.manager.endpoint, credentials, timeout)
@@ -56,9 +57,24 @@ def observe_live(targets: Targets, timeout: float = 5.0) -> ClusterState:
                 f"{exc}; this cluster was applied before ({marker}), so its live "
                 "state cannot be assumed empty"
             ) from None
-        return nothing_yet()
-    check_cluster(targets, state.cluster)
-    return state
+        state = nothing_yet()
+    else:
+        check_cluster(targets, state.cluster)
+    return with_database(targets, state) if database else state
+
+
+def with_database(targets: Targets, state: ClusterState) -> ClusterState:
+    """state plus what [database] holds for the cluster's db namespaces. Unlike the manager,
+    the database is not something apply creates: unreachable, it is an error even before
+    the first apply (DatabaseUnreachable names the URL), not "nothing yet"."""
+    from wrctl.db.observe import observe_database
+    from wrctl.plan.database import live_resources
+
+    states = observe_database(targets.config)
+    if not states:
+        return state
+    found = live_resources(targets.config, states, state.secrets)
+    return replace(state, resources={**state.resources, **{r.address: r for r in found}})
 
 
 def check_cluster(targets: Targets, served: str) -> None:

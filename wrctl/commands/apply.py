@@ -106,7 +106,8 @@ def destroy(
 
     given = overrides(manager, known_hosts, accept_new_host_key, allow_other_cluster)
     targets = load_targets(cluster, given)
-    made = make_plan(targets, observe_live(targets))
+    # destroy leaves the database alone (data outlives the cluster): no need to read it
+    made = make_plan(targets, observe_live(targets, database=False))
     if not made.live.reachable:
         out.print("Nothing to destroy: the manager is not running.")
         return

@@ -14,6 +14,7 @@ from wrctl.config.hostvalues import resolved_path_problem
 from wrctl.config.model import ClusterConfig, ModuleSection
 from wrctl.config.ports import port_problems
 from wrctl.config.runtime_rules import Loc, Problem, runtime_problems
+from wrctl.db.files import directory_problem
 
 
 def cluster_problems(config: ClusterConfig, base: Path, compile_schemas: bool) -> list[Problem]:
@@ -102,6 +103,10 @@ def _file_problems(config: ClusterConfig, base: Path, compile_schemas: bool) -> 
                 (("module", i, "component"), p)
                 for p in import_problems(base / mod.component, mod_key(mod), mod.capabilities)
             ]
+        if mod.migrations is not None:
+            problem = directory_problem(base / mod.migrations)
+            if problem:
+                problems.append((("module", i, "migrations"), problem))
         if mod.schema_ is not None:
             schema = base / mod.schema_
             if schema not in compiled:

@@ -24,6 +24,7 @@ from wrctl.bundle.deploy_options import options_for_apply
 from wrctl.config.model import ModuleSection, SecretRef
 from wrctl.config.targets import NodeTarget, target_name
 from wrctl.deploy.converge import announce_restarts, converge, restart_nodes
+from wrctl.deploy.database import provision_and_migrate
 from wrctl.deploy.destroy import destroy_cluster, remove_recorded_node
 from wrctl.deploy.noderollout import Expectation
 from wrctl.deploy.preflight import check_and_prepare
@@ -40,6 +41,7 @@ from wrctl.errors import ManagerUnreachable, WrctlError
 from wrctl.observe import mark_applied
 from wrctl.pki import NodeCredentials, cluster_ca
 from wrctl.plan import Plan, Resource
+from wrctl.plan.database import DATABASE, MIGRATION
 from wrctl.plan.desired import TLS_ATTRIBUTE
 from wrctl.plan.diff import Action, ActionKind
 from wrctl.plan.live import encode_resources
@@ -53,6 +55,7 @@ class _Work:
     nodes: list[str]  # to (re)deploy, in order
     removed: list[str]  # nodes to remove
     certificate_only: frozenset[str] = frozenset()  # nodes whose only change is a new cert
+    databases: frozenset[str] = frozenset()  # namespaces with a database or migration action
 
 
 def _work(plan: Plan) -> _Work:
@@ -60,9 +63,12 @@ def _work(plan: Plan) -> _Work:
     nodes: set[str] = set()
     removed: set[str] = set()
     redeploy: set[str] = set()  # nodes with a change beyond their certificate
+    databases: set[str] = set()
     for action in plan.actions:
         if action.resource_kind == "manager":
             manager = True
+        elif action.resource_kind in (DATABASE, MIGRATION):
+            databases.add(action.address.split(".")[1])
         elif action.resource_kind == "node" and action.kind is ActionKind.DESTROY:
             removed.add(action.address.removeprefix("node."))
         else:
@@ -73,7 +79,8 @@ def _work(plan: Plan) -> _Work:
     nodes.update(restarts)
     redeploy.update(restarts)
     deployed = sorted(nodes - removed)
-    return _Work(manager, deployed, sorted(removed), frozenset(set(deployed) - redeploy))
+    certificate_only = frozenset(set(deployed) - redeploy)
+    return _Work(manager, deployed, sorted(removed), certificate_only, frozenset(databases))
 
 
 def _certificate_only(action: Action) -> bool:
@@ -134,6 +141,13 @@ def apply_plan(
                         run.deploy_manager(bundles["manager"])
                     run.record("manager", bundles["manager"], [plan.desired.resources["manager"]])
                     results.append(TargetResult("manager", "applied"))
+                if work.databases:
+                    manager_digest = (
+                        bundles["manager"].digest
+                        if work.manager
+                        else plan.live.bundles.get("manager", "")
+                    )
+                    run.databases(work.databases, work.nodes, results, manager_digest)
                 node_results = run.deploy_nodes(work.nodes, bundles)
                 results.extend(node_results)
                 failed = [r for r in node_results if r.status in ("failed", "rolled-back")]
@@ -184,6 +198,41 @@ class _Apply:
                 raise ManagerUnreachable(f"{exc}; its last log lines:\n{logs}") from None
         finally:
             rollout.host.transport.close()
+
+    def databases(
+        self,
+        namespaces: frozenset[str],
+        nodes: list[str],
+        results: list[TargetResult],
+        manager_digest: str,
+    ) -> None:
+        """Roles, schemas and migrations (wrctl/deploy/database.py). A failure ends the apply
+        here, with no node touched, and is kept in the manager's history."""
+        session = self.session
+        try:
+            provision_and_migrate(self.plan.config, session.client, session.report, set(namespaces))
+        except WrctlError as exc:
+            message = str(exc)
+            results.append(TargetResult("database", "failed", message))
+            results += [
+                TargetResult(
+                    target_name(f"node.{n}"), "skipped", "not started: the database step failed"
+                )
+                for n in nodes
+            ]
+            if manager_digest:  # kept in the manager's history: the step is the manager's side
+                session.record_failure(
+                    pb.ReleaseRecord(
+                        target="manager",
+                        bundle_digest=manager_digest,
+                        runtime_version=_version(self.plan),
+                        message=f"database step: {message}"[:2000],
+                        previous_bundle_digest=manager_digest,
+                    )
+                )
+            raise ApplyFailed(f"database: {message.splitlines()[0]}", results) from None
+        for namespace in sorted(namespaces):
+            results.append(TargetResult(f"database.{namespace}", "applied"))
 
     def install(
         self, rollout: Rollout, bundle: Bundle, credentials: NodeCredentials | None = None

@@ -14,6 +14,7 @@ from runtime.engine.capabilities import DB_PASSWORD_SECRET, REGISTRY, secret_key
 from runtime.version import __version__ as RUNTIME_VERSION
 from wrctl.config import ClusterConfig, Targets
 from wrctl.errors import ConfigError
+from wrctl.plan import database
 from wrctl.plan.desired import resolve
 from wrctl.plan.diff import Action, ActionKind, diff, summary
 from wrctl.plan.drift import Drift, DriftKind
@@ -84,7 +85,10 @@ def make_plan(targets: Targets, live: ClusterState, runtime_version: str = RUNTI
     if live.reachable:
         _check_secrets(desired, live)
         _check_capability_secrets(targets.config, live)
-    actions = diff(desired, live)
+    problems = database.migration_problems(desired, live)
+    if problems:
+        raise ConfigError(problems)
+    actions = database.with_reasons(diff(desired, live))
     drift = _relevant_drift(desired, live)
     return Plan(targets, desired, live, actions, config_digest(targets.config, desired), drift)
 

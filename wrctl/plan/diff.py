@@ -7,7 +7,8 @@ from enum import StrEnum
 
 from wrctl.plan.state import ClusterState, Resource
 
-_ORDER = {"manager": 0, "node": 1, "module": 2}
+# the database before the nodes, as apply runs it: modules may need their tables
+_ORDER = {"manager": 0, "database": 1, "migration": 2, "node": 3, "module": 4}
 
 
 class ActionKind(StrEnum):
