@@ -77,14 +77,17 @@ def _parse(path: Path, text: str) -> dict[str, Any]:
 def _problems(path: Path, text: str, exc: ValidationError) -> list[str]:
     out = []
     for err in exc.errors():
-        loc = _model_loc(tuple(err["loc"]))
+        loc = _model_loc(tuple(err["loc"]), err["type"])
         line, col = locate(text, loc)
         out.append(f"{path}:{line}:{col}: {_dotted(loc) or '(top level)'}: {_message(err, loc)}")
     return out
 
 
-def _model_loc(loc: Loc) -> Loc:
-    """Drop pydantic's union-branch tags (`str`, `SecretRef`) from a location."""
+def _model_loc(loc: Loc, kind: str) -> Loc:
+    """Drop pydantic's union-branch tags (`str`, `SecretRef`) from a location. The last part
+    of an unknown or missing key is the user's key, even when it is spelled like a tag."""
+    if kind in {"extra_forbidden", "missing"} and loc:
+        return (*(p for p in loc[:-1] if p not in UNION_TAGS), loc[-1])
     return tuple(p for p in loc if p not in UNION_TAGS)
 
 

@@ -77,6 +77,12 @@ BAD = [
         4,
     ),
     (
+        "a top-level key spelled like a union tag",
+        ("[defaults]", "str = 1\n\n[defaults]"),
+        "str: unknown key",
+        4,
+    ),
+    (
         "typo in a node key",
         ('host = "local"', 'hots = "local"'),
         "node[0].hots: unknown key; did you mean 'host'?",
