@@ -37,10 +37,10 @@ from wrctl.deploy.session import (
     TargetResult,
     open_session,
 )
-from wrctl.errors import ManagerUnreachable, WrctlError
+from wrctl.errors import ConfigError, ManagerUnreachable, WrctlError
 from wrctl.observe import mark_applied
 from wrctl.pki import NodeCredentials, cluster_ca
-from wrctl.plan import Plan, Resource
+from wrctl.plan import Plan, Resource, check_secrets
 from wrctl.plan.database import DATABASE, MIGRATION
 from wrctl.plan.desired import TLS_ATTRIBUTE
 from wrctl.plan.diff import Action, ActionKind
@@ -148,6 +148,8 @@ def apply_plan(
                         else plan.live.bundles.get("manager", "")
                     )
                     run.databases(work.databases, work.nodes, results, manager_digest)
+                if work.nodes and not plan.live.reachable:
+                    run.check_secrets(work.nodes, results)
                 node_results = run.deploy_nodes(work.nodes, bundles)
                 results.extend(node_results)
                 failed = [r for r in node_results if r.status in ("failed", "rolled-back")]
@@ -233,6 +235,23 @@ class _Apply:
             raise ApplyFailed(f"database: {message.splitlines()[0]}", results) from None
         for namespace in sorted(namespaces):
             results.append(TargetResult(f"database.{namespace}", "applied"))
+
+    def check_secrets(self, nodes: list[str], results: list[TargetResult]) -> None:
+        """On a first apply the plan could not ask the manager for the secrets the modules
+        need; now that it answers, ask, and stop before any node moves if one is missing
+        (its engines could not register: the node would only fail its health gate)."""
+        held = frozenset(f"{e.namespace}/{e.key}" for e in self.session.client.secrets())
+        try:
+            check_secrets(self.plan.config, self.plan.desired, held)
+        except ConfigError as exc:
+            results += [
+                TargetResult(target_name(f"node.{n}"), "skipped", "not started: secrets missing")
+                for n in nodes
+            ]
+            raise ApplyFailed(
+                "the manager is up, but secrets are missing:\n" + "\n".join(exc.problems),
+                results,
+            ) from None
 
     def install(
         self, rollout: Rollout, bundle: Bundle, credentials: NodeCredentials | None = None

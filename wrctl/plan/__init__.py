@@ -83,8 +83,7 @@ def make_plan(targets: Targets, live: ClusterState, runtime_version: str = RUNTI
     """The plan that turns `live` (observed by the caller) into what cluster.toml asks for."""
     desired = resolve(targets, runtime_version)
     if live.reachable:
-        _check_secrets(desired, live)
-        _check_capability_secrets(targets.config, live)
+        check_secrets(targets.config, desired, live.secrets)
     problems = database.migration_problems(desired, live)
     if problems:
         raise ConfigError(problems)
@@ -99,6 +98,15 @@ def _relevant_drift(desired: ClusterState, live: ClusterState) -> tuple[Drift, .
     return tuple(
         d for d in live.drift if d.converge != "restart" or f"node.{d.node}" in desired.resources
     )
+
+
+def check_secrets(config: ClusterConfig, desired: ClusterState, held: frozenset[str]) -> None:
+    """ConfigError naming every secret the modules need that the manager does not hold
+    (held: "namespace/key"). Plan checks when it can see the manager; a first apply checks
+    once the manager it started answers, before any node moves."""
+    live = ClusterState(resources={}, secrets=held)
+    _check_secrets(desired, live)
+    _check_capability_secrets(config, live)
 
 
 def _check_capability_secrets(config: ClusterConfig, live: ClusterState) -> None:
