@@ -91,7 +91,7 @@ REGISTRY: Mapping[Capability, CapabilitySpec] = {
             "wruntime:llm@0.2.0",
             ("inference",),
             ("llm.api_key",),
-            binding=None,
+            binding="runtime.engine.cap_llm:LlmBinding",
             section="llm",
         ),
     )

@@ -51,7 +51,7 @@ class Reply:
     stop_reason: str | None = None  # default: "tool_use" with tool calls, else "end_turn"
     input_tokens: int = 12
     output_tokens: int = 7
-    delay: float = 0.0  # seconds before each streamed text delta
+    delay: float = 0.0  # seconds before each streamed text delta, or before a JSON answer
     cut_after: int | None = None  # stream: drop the connection after this many text deltas
     error_event: tuple[str, str] | None = None  # stream: (type, message) instead of the end
     hold: bool = False  # stream: after the deltas, ping until the client goes
@@ -213,6 +213,7 @@ class FakeAnthropic:
             return _error(reply.status, reply.error_type, reply.error_message, reply.retry_after)
         got.stream = bool(body.get("stream"))
         if not got.stream:
+            await asyncio.sleep(reply.delay)
             got.completed = True
             return web.json_response(self._message(body, reply, final=True))
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
@@ -260,10 +261,10 @@ class FakeAnthropic:
         index = 0
         chunks = reply.chunks()
         if chunks:
-            block = {"type": "text", "text": ""}
+            text_block = {"type": "text", "text": ""}
             await send(
                 "content_block_start",
-                {"type": "content_block_start", "index": 0, "content_block": block},
+                {"type": "content_block_start", "index": 0, "content_block": text_block},
             )
             await send("ping", {"type": "ping"})
             for n, chunk in enumerate(chunks):
@@ -282,7 +283,12 @@ class FakeAnthropic:
             await send("content_block_stop", {"type": "content_block_stop", "index": 0})
             index = 1
         for call in reply.tool_calls:
-            block = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
+            block: dict[str, Any] = {
+                "type": "tool_use",
+                "id": call.id,
+                "name": call.name,
+                "input": {},
+            }
             await send(
                 "content_block_start",
                 {"type": "content_block_start", "index": index, "content_block": block},
