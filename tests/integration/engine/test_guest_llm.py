@@ -312,3 +312,33 @@ def test_provider_errors_arrive_as_their_kinds_and_the_engine_lives(
     assert len(fake_anthropic.requests) == 6  # no retries behind the guest's back
     still_serves(engine, fake_anthropic)
     assert engine.worker_pids() == pids
+
+
+def test_the_api_key_is_a_namespace_secret_handed_over_at_registration(  # type: ignore[no-untyped-def]
+    llm_wasm: Path, start_engine: Callable[..., Engine], fake_anthropic: FakeAnthropic, pki
+) -> None:
+    from tests.integration.engine.test_registration import FakeNode, serve_node
+
+    node = FakeNode()  # hands out the secret "api-key" = "s3cret" of namespace example
+    server, port = serve_node(node, pki.node("node-test"))
+    try:
+        fake_anthropic.api_key = "s3cret"
+        section = llm_section(fake_anthropic).replace('"s3cret"', '{ secret = "api-key" }')
+        engine = start_engine(
+            section + module_toml("llm", llm_wasm, capabilities=["llm"]),
+            control=f"http://127.0.0.1:{port}",
+        )
+        wait_until(lambda: node.registrations, 30, "the engine to register")
+        assert [(s.namespace, s.key) for s in node.registrations[0].secrets] == [
+            ("example", "api-key")
+        ]
+        fake_anthropic.script(Reply(text="keyed"))
+        got = wait_until(
+            lambda: (answer := ask(engine, "/complete")).get("text") and answer,
+            10,
+            "the key to reach the workers",
+        )
+        assert got["text"] == "keyed"
+        assert "s3cret" not in engine.process.log_path.read_text(errors="replace")
+    finally:
+        server.stop(0)
