@@ -130,3 +130,13 @@ def leave(request: Request) -> dict[str, Any]:
     s = llm.stream(model=MODEL, messages=[llm.user("long story")], max_tokens=100)
     _kept.append(s)
     return {"first": next(s)}
+
+
+@app.route("/bench")
+def bench(request: Request) -> dict[str, Any]:
+    """Milliseconds per llm.complete (one short answer), over N calls, timed in the guest."""
+    n = _args(request)["n"]
+    started = time.perf_counter()
+    for _ in range(n):
+        llm.complete(model=MODEL, messages=[llm.user("hi")], max_tokens=10)
+    return {"complete_ms": (time.perf_counter() - started) / n * 1e3}
