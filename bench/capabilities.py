@@ -1,6 +1,6 @@
 """Benchmark the host capabilities from inside a guest (issue 18 item 10).
 
-Today: tracing. The guest-side cost of opening and closing one span, timed by the guest itself
+Tracing: the guest-side cost of opening and closing one span, timed by the guest itself
 (tests/integration/engine/guests/tracer, route /bench) in a WasmHost in this process: through
 wr_sdk.tracing (a `with` block, one attribute) and through the raw WIT binding, first with
 tracing off (no exporter: OpenTelemetry's no-op spans) and then with an SDK provider that
@@ -12,6 +12,11 @@ Blobstore: a 1 MiB put+get timed by the guest (tests/integration/engine/guests/w
 op "bench", through wr_sdk.blobstore) against the same put (from a file) and get (streamed to
 a file) made directly with aiobotocore in this process, both against one moto server, rounds
 interleaved. Goal: the guest at most 1.5x the direct client.
+
+LLM: one short `llm.complete` from a guest (tests/integration/engine/guests/with_llm, route
+/bench) against the fake Messages API on loopback (tests/infra/fake_anthropic.py), and the
+same call made with the anthropic SDK's AsyncAnthropic directly: what the capability adds
+(reading the request, the host loop hop, writing the response) on top of the HTTP call.
 
     .venv/bin/python bench/capabilities.py [--quick]
 """
@@ -34,6 +39,7 @@ from bench._results import metric, write_results  # noqa: E402
 GUEST = REPO / "tests/integration/engine/guests/tracer"
 BLOB_GUEST = REPO / "tests/integration/engine/guests/with_blob"
 BLOB_GOAL_RATIO = 1.5
+LLM_GUEST = REPO / "tests/integration/engine/guests/with_llm"
 SAMPLED = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 SPAN_GOAL_US = 50.0
 
@@ -161,6 +167,67 @@ def _blob_rows(tmp: Path, rounds: int, n: int) -> dict[str, dict[str, object]]:
     }
 
 
+def _llm_costs(tmp: Path, calls: int, rounds: int) -> dict[str, dict[str, object]]:
+    """Median ms per complete(): from the guest, and with the SDK directly (same fake API)."""
+    import asyncio
+    import json
+    import time
+
+    import anthropic
+
+    from runtime.engine.component_cache import ComponentCache
+    from runtime.engine.host import WasmHost
+    from runtime.engine.spec import ModuleSpec
+    from tests.infra.fake_anthropic import FakeAnthropic
+    from wrctl.build.cached import build_cached
+
+    fake = FakeAnthropic()
+    fake.start()
+    try:
+        artifact = ComponentCache(tmp / "cache").ensure(build_cached(LLM_GUEST)).artifact
+        spec = ModuleSpec(
+            "llm", "bench", "1.0.0", str(artifact), 60.0, 256 << 20, 64 << 20, ["llm"]
+        )
+        settings = {"llm": {"api_key": fake.api_key, "base_url": fake.base_url}, "workers": 1}
+        host = WasmHost(
+            [spec], "http://127.0.0.1:9", tmp / "scratch-llm", capabilities={"llm": settings}
+        )
+        guest: list[float] = []
+        for i in range(rounds + 1):
+            out = host.run(spec.key, "POST", "/bench", [], json.dumps({"n": calls}).encode())
+            host.release()
+            if out.status != 200:
+                raise RuntimeError(f"/bench answered {out.status}: {out.body[:200]!r}")
+            if i:  # the first round warms up
+                guest.append(json.loads(out.body)["complete_ms"])
+
+        async def direct() -> list[float]:
+            client = anthropic.AsyncAnthropic(api_key=fake.api_key, base_url=fake.base_url)
+            per: list[float] = []
+            for i in range(rounds + 1):
+                started = time.perf_counter()
+                for _ in range(calls):
+                    await client.messages.create(
+                        model="claude-test-1",
+                        max_tokens=10,
+                        messages=[{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+                    )
+                if i:
+                    per.append((time.perf_counter() - started) / calls * 1e3)
+            await client.close()
+            return per
+
+        sdk = asyncio.run(direct())
+    finally:
+        fake.stop()
+    g, d = statistics.median(guest), statistics.median(sdk)
+    return {
+        "llm_complete_guest_ms": metric(g, "ms"),
+        "llm_complete_sdk_direct_ms": metric(d, "ms"),
+        "llm_complete_added_ms": metric(g - d, "ms"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
@@ -201,6 +268,7 @@ def main() -> None:
             m[f"span_open_close_{name}_export"] = metric(value, "us", SPAN_GOAL_US)
         provider.shutdown()
         m.update(_blob_rows(tmp, rounds=3 if args.quick else 8, n=5 if args.quick else 10))
+        m.update(_llm_costs(tmp, 50 if args.quick else 200, rounds))
     path = write_results("capabilities", m)
     print(f"\nwrote {path.relative_to(REPO)}")
 

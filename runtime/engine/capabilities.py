@@ -88,10 +88,10 @@ REGISTRY: Mapping[Capability, CapabilitySpec] = {
         ),
         CapabilitySpec(
             "llm",
-            "wruntime:llm@0.1.0",
+            "wruntime:llm@0.2.0",
             ("inference",),
             ("llm.api_key",),
-            binding=None,
+            binding="runtime.engine.cap_llm:LlmBinding",
             section="llm",
         ),
     )

@@ -69,9 +69,11 @@ def test_the_grant_makes_it_valid(tmp_path: Path) -> None:
 
 
 def test_a_granted_capability_without_a_host_side_is_refused(tmp_path: Path) -> None:
-    _component(tmp_path / "traced.wasm", "wruntime:llm/inference@0.1.0")
-    (tmp_path / "cluster.toml").write_text(CLUSTER + 'capabilities = ["llm"]\n')
-    with pytest.raises(ConfigError, match='"llm" is granted, but this wruntime does not provide'):
+    _component(tmp_path / "traced.wasm", "wruntime:blobstore/store@0.1.0")
+    (tmp_path / "cluster.toml").write_text(CLUSTER + 'capabilities = ["blobstore"]\n')
+    with pytest.raises(
+        ConfigError, match='"blobstore" is granted, but this wruntime does not provide'
+    ):
         load_cluster(tmp_path / "cluster.toml")
 
 
