@@ -29,9 +29,15 @@ def test_ungranted_capability_names_the_line_to_add() -> None:
         check_imports("example.a", [*BASE, "wruntime:llm/inference@0.2.0"], ["db"])
 
 
-def test_granted_capability_without_host_side() -> None:
+def test_granted_capability_without_host_side(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An engine without a capability's host side (every one has one today) refuses it."""
+    from dataclasses import replace
+
+    from runtime.engine.capabilities import REGISTRY
+
+    monkeypatch.setitem(REGISTRY, "llm", replace(REGISTRY["llm"], binding=None))  # type: ignore[index]
     with pytest.raises(ImportRejected, match='"llm" is granted, but this engine'):
-        check_imports("example.a", ["wruntime:llm/inference@0.1.0"], ["llm"])
+        check_imports("example.a", ["wruntime:llm/inference@0.2.0"], ["llm"])
 
 
 def test_tracing_is_implemented_and_passes_when_granted() -> None:

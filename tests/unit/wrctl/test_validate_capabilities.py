@@ -68,7 +68,16 @@ def test_the_grant_makes_it_valid(tmp_path: Path) -> None:
     assert load_cluster(tmp_path / "cluster.toml").module[0].capabilities == ["tracing"]
 
 
-def test_a_granted_capability_without_a_host_side_is_refused(tmp_path: Path) -> None:
+def test_a_granted_capability_without_a_host_side_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an engine without a capability's host side says (every one has one today)."""
+    from dataclasses import replace
+
+    from runtime.engine.capabilities import REGISTRY
+
+    spec = replace(REGISTRY["blobstore"], binding=None)
+    monkeypatch.setitem(REGISTRY, "blobstore", spec)  # type: ignore[index]
     _component(tmp_path / "traced.wasm", "wruntime:blobstore/store@0.1.0")
     (tmp_path / "cluster.toml").write_text(CLUSTER + 'capabilities = ["blobstore"]\n')
     with pytest.raises(
