@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import asyncpg
-from asyncpg.exceptions import _base as asyncpg_base
+import asyncpg  # type: ignore[import-untyped]
+from asyncpg.exceptions import _base as asyncpg_base  # type: ignore[import-untyped]
 from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime.component import ResourceType
@@ -526,7 +526,7 @@ class DbBinding:
         rows = []
         size = 0
         for record in records:
-            row = []
+            row: list[Any] = []
             for (_, case), value in zip(columns, record, strict=True):
                 if case is None or value is None:
                     row.append(None)
@@ -582,9 +582,7 @@ class DbBinding:
                 status: str = await conn.execute(sql, *params)
                 return status
 
-        status = self._wait(
-            req, tx.conn.execute(sql, *params) if tx is not None else on_pool()
-        )
+        status = self._wait(req, tx.conn.execute(sql, *params) if tx is not None else on_pool())
         last = str(status).rsplit(" ", 1)[-1]
         count = int(last) if last.isdigit() else 0
         return lambda v: _set_u64(v, count)

@@ -52,7 +52,7 @@ except ImportError:  # a world without the db capability, or not in a guest at a
 
 Row = dict[str, Any]
 _EPOCH = dt.datetime(1970, 1, 1)
-_EPOCH_TZ = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH_TZ = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _EPOCH_DATE = dt.date(1970, 1, 1)
 _MASK64 = (1 << 64) - 1
 
@@ -252,7 +252,8 @@ def _to_wit(value: Any) -> Any:
             ((value.hour * 60 + value.minute) * 60 + value.second) * 1_000_000 + value.microsecond
         )
     if isinstance(value, dt.timedelta):
-        return d.PgValue_Interval(d.PgInterval(0, value.days, _micros(value) - value.days * 86_400_000_000))
+        rest = _micros(value) - value.days * 86_400_000_000
+        return d.PgValue_Interval(d.PgInterval(0, value.days, rest))
     if isinstance(value, Decimal):
         return d.PgValue_Numeric(str(value))
     if isinstance(value, uuid.UUID):
@@ -334,6 +335,10 @@ def _date(days: int) -> dt.date:
         return dt.date.max if days > 0 else dt.date.min
 
 
+def _each(items: list[Any], convert: Callable[[Any], Any]) -> list[Any]:
+    return [None if x is None else convert(x) for x in items]
+
+
 _FROM: dict[str, Callable[[Any], Any]] = {
     "Null": lambda v: None,
     "Boolean": lambda v: v.value,
@@ -360,10 +365,10 @@ _FROM: dict[str, Callable[[Any], Any]] = {
     "Float4Array": lambda v: list(v.value),
     "Float8Array": lambda v: list(v.value),
     "TextArray": lambda v: list(v.value),
-    "TimestamptzArray": lambda v: [None if x is None else _timestamp(x, _EPOCH_TZ) for x in v.value],
-    "TimestampArray": lambda v: [None if x is None else _timestamp(x, _EPOCH) for x in v.value],
-    "UuidArray": lambda v: [None if x is None else uuid.UUID(int=(x[0] << 64) | x[1]) for x in v.value],
-    "JsonbArray": lambda v: [None if x is None else json.loads(x) for x in v.value],
+    "TimestamptzArray": lambda v: _each(v.value, lambda x: _timestamp(x, _EPOCH_TZ)),
+    "TimestampArray": lambda v: _each(v.value, lambda x: _timestamp(x, _EPOCH)),
+    "UuidArray": lambda v: _each(v.value, lambda x: uuid.UUID(int=(x[0] << 64) | x[1])),
+    "JsonbArray": lambda v: _each(v.value, json.loads),
 }
 _BY_CLASS: dict[type, Callable[[Any], Any]] = {}
 
@@ -406,8 +411,8 @@ def execute(sql: str, params: Sequence[Any] | None = None) -> int:
 class Cursor:
     """Rows of a query read in batches from a server-side cursor; iterate over it.
 
-        for row in db.cursor("SELECT * FROM events ORDER BY id", batch=1000):
-            handle(row)
+    for row in db.cursor("SELECT * FROM events ORDER BY id", batch=1000):
+        handle(row)
     """
 
     def __init__(self, handle: Any, batch: int) -> None:

@@ -14,8 +14,8 @@ import asyncpg
 import pytest
 
 from runtime.api import wruntime_pb2 as pb
-from runtime.engine.capabilities import DB_PASSWORD_SECRET
 from runtime.db_provision import ensure_namespace
+from runtime.engine.capabilities import DB_PASSWORD_SECRET
 from tests.infra.pki import ClusterPki
 from tests.infra.postgres import PostgresServer
 from tests.infra.process import wait_until
@@ -149,7 +149,10 @@ def test_transactions_commit_roll_back_and_what_is_left_open_is_rolled_back(
 
     assert guest.post("/tx", {"mode": "commit", "id": 1}) == (200, {"seen_inside": 1})
     assert count(1) == 1
-    assert guest.post("/tx", {"mode": "raise", "id": 2}) == (200, {"raised": True, "seen_inside": 1})
+    assert guest.post("/tx", {"mode": "raise", "id": 2}) == (
+        200,
+        {"raised": True, "seen_inside": 1},
+    )
     assert count(2) == 0
     assert guest.post("/tx", {"mode": "rollback", "id": 3})[0] == 200
     assert count(3) == 0
@@ -159,7 +162,10 @@ def test_transactions_commit_roll_back_and_what_is_left_open_is_rolled_back(
     assert status == 200 and out["error"] == "query" and "aborted" in out["message"]
     assert count(5) == 0
     # nothing of ours stays idle in a transaction
-    idle = "SELECT count(*) FROM pg_stat_activity WHERE usename = 'wr_ns_example' AND state LIKE 'idle in transaction%'"
+    idle = (
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = 'wr_ns_example' "
+        "AND state LIKE 'idle in transaction%'"
+    )
     wait_until(lambda: admin_fetch(db_dsn, idle)[0][0] == 0, 10, "no idle transaction")
 
 
@@ -247,6 +253,9 @@ def test_bad_parameters_are_refused_naming_the_parameter(guest: DbGuest) -> None
     assert "$1 (timestamp)" in out["timestamp"]["message"]
     assert "$1 (jsonb-array): element 3" in out["array"]["message"]
     assert "$2" in out["second"]["message"]
+    assert "argument $1: 'seven'" in out["text-for-int"]["message"]
+    assert "expected a timestamp value, got int" in out["int8-for-timestamp"]["message"]
+    assert "out of int16 range" in out["overflow-int8-into-int2"]["message"]
     assert "2 arguments" in out["count"]["message"]
     assert guest.sql("SELECT 3 AS three")["rows"] == [{"three": 3}]
 
@@ -255,7 +264,9 @@ def test_bad_parameters_are_refused_naming_the_parameter(guest: DbGuest) -> None
 def test_a_query_past_the_deadline_is_cancelled_on_the_server(
     guest: DbGuest, db_dsn: str, in_tx: bool
 ) -> None:
-    status, body = guest.post("/sql", {"sql": "SELECT pg_sleep(1.2)", "in_tx": in_tx}, "example.slow")
+    status, body = guest.post(
+        "/sql", {"sql": "SELECT pg_sleep(1.2)", "in_tx": in_tx}, "example.slow"
+    )
     assert status == 504, body
     running = (
         "SELECT count(*) FROM pg_stat_activity WHERE usename = 'wr_ns_example' "
@@ -278,7 +289,9 @@ def test_without_the_password_calls_fail_with_a_connection_error(  # type: ignor
 
 
 def test_query_cost_in_the_guest(guest: DbGuest) -> None:
-    guest.sql("CREATE TABLE IF NOT EXISTS bench_items (id int8 PRIMARY KEY, name text)", mode="execute")
+    guest.sql(
+        "CREATE TABLE IF NOT EXISTS bench_items (id int8 PRIMARY KEY, name text)", mode="execute"
+    )
     guest.sql("INSERT INTO bench_items VALUES (1, 'one') ON CONFLICT DO NOTHING", mode="execute")
     status, _, body = guest.engine.call("example.db", "/bench", b"50")
     assert status == 200, body

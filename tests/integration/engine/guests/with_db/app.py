@@ -1,6 +1,7 @@
 """A guest for the db capability: typed round trips, transactions, cursors, limits, errors,
 raw (unvalidated) parameters and the cost of a query. Without a grant the engine refuses it."""
 
+import contextlib
 import datetime as dt
 import json
 import time
@@ -61,8 +62,10 @@ def sql(request: Request) -> dict[str, Any]:
     execute = spec.get("mode") == "execute"
     try:
         if spec.get("in_tx"):
-            with db.transaction() as tx:
-                got: Any = tx.execute(spec["sql"], params) if execute else tx.query(spec["sql"], params)
+            with db.transaction() as t:
+                got: Any = (
+                    t.execute(spec["sql"], params) if execute else t.query(spec["sql"], params)
+                )
         else:
             got = db.execute(spec["sql"], params) if execute else db.query(spec["sql"], params)
     except db.DbError as exc:
@@ -72,7 +75,7 @@ def sql(request: Request) -> dict[str, Any]:
     return {"rows": [{k: _jsonable(v) for k, v in row.items()} for row in got]}
 
 
-TZ = dt.timezone.utc
+TZ = dt.UTC
 VALUES: dict[str, tuple[str, Any]] = {
     # column: (SQL type, value sent)
     "b": ("bool", True),
@@ -150,10 +153,8 @@ def tx(request: Request) -> dict[str, Any]:
     if mode == "after-error":  # an error aborts the transaction: commit then fails
         t = db.transaction()
         t.execute("INSERT INTO tx_items VALUES ($1)", [item])
-        try:
+        with contextlib.suppress(db.SqlSyntaxError):
             t.execute("SELECT * FROM no_such_table")
-        except db.SqlSyntaxError:
-            pass
         try:
             t.commit()
         except db.DbError as exc:
@@ -232,7 +233,7 @@ def bad_params(request: Request) -> dict[str, Any]:
         "json": ("SELECT $1::jsonb AS v", [P.PgValue_Jsonb("{not json")]),
         "numeric": ("SELECT $1::numeric AS v", [P.PgValue_Numeric("12x")]),
         "timestamp": ("SELECT $1::timestamp AS v", [P.PgValue_Timestamp(-(2**63))]),
-        "date": ("SELECT $1::date AS v", [P.PgValue_Date(-2**31)]),
+        "date": ("SELECT $1::date AS v", [P.PgValue_Date(-(2**31))]),
         "time": ("SELECT $1::time AS v", [P.PgValue_Time(86_400_000_001)]),
         "array": (
             "SELECT $1::jsonb[] AS v",
@@ -242,7 +243,10 @@ def bad_params(request: Request) -> dict[str, Any]:
         "int8-for-timestamp": ("SELECT $1::timestamp AS v", [P.PgValue_Int8(5)]),
         "overflow-int8-into-int2": ("SELECT $1::int2 AS v", [P.PgValue_Int8(70000)]),
         "count": ("SELECT $1::int4 + $2 AS v", [P.PgValue_Int4(1)]),
-        "second": ("SELECT $1::text || $2::text AS v", [P.PgValue_Text("a"), P.PgValue_Uuid((1, 2))]),
+        "second": (
+            "SELECT $1::text || $2::text AS v",
+            [P.PgValue_Text("a"), P.PgValue_Uuid((1, 2))],
+        ),
     }
     return {name: _raw_error(lambda s=s, p=p: raw.query(s, p)) for name, (s, p) in cases.items()}
 
