@@ -142,11 +142,16 @@ class RequestDb:
         self.run = run
         self.txs: dict[int, Tx] = {}
         self.cursors: dict[int, Cursor] = {}
+        # (pool, connection) of query/execute outside transactions: taken at the first one,
+        # given back (reset) when the request ends, so a query costs no reset round trip
+        self.session: tuple[Any, Any] | None = None
 
     def held(self) -> int:
-        """Connections this request holds (one per live transaction)."""
-        return sum(1 for tx in self.txs.values() if not tx.done) + sum(
-            1 for c in self.cursors.values() if c.owns_tx and not c.tx.done
+        """Connections this request holds (one per live transaction, and its session)."""
+        return (
+            sum(1 for tx in self.txs.values() if not tx.done)
+            + sum(1 for c in self.cursors.values() if c.owns_tx and not c.tx.done)
+            + (self.session is not None)
         )
 
 
@@ -422,6 +427,9 @@ class DbBinding:
             return
         open_txs = [tx for tx in req.txs.values() if not tx.done]
         open_txs += [c.tx for c in req.cursors.values() if c.owns_tx and not c.tx.done]
+        if req.session is not None:
+            open_txs.append(Tx(*req.session, done=True))  # only given back
+            req.session = None
         if open_txs:
             try:
                 host_loop().run(self._finish_all(open_txs), CLEANUP_SECS + 1)
@@ -561,11 +569,18 @@ class DbBinding:
         records = await stmt._PreparedStatement__bind_execute(params, MAX_ROWS + 1, None)
         return self._columns(stmt), records
 
+    async def _session(self, req: RequestDb) -> Any:
+        """The request's connection for statements outside transactions."""
+        if req.session is None:
+            if req.held() >= self.max_connections:
+                raise self._pool_full()
+            pool = await self._pool(req.run.spec.namespace)
+            req.session = (pool, await pool.acquire())
+        return req.session[1]
+
     def _run_query(self, req: RequestDb, tx: Tx | None, sql: str, params: list[Any]) -> Any:
         async def on_pool() -> tuple[list[tuple[str, str | None]], list[Any]]:
-            pool = await self._pool(req.run.spec.namespace)
-            async with pool.acquire() as conn:
-                return await self._fetch(conn, sql, params)
+            return await self._fetch(await self._session(req), sql, params)
 
         columns, records = self._wait(
             req, self._fetch(tx.conn, sql, params) if tx is not None else on_pool()
@@ -577,10 +592,8 @@ class DbBinding:
 
     def _run_execute(self, req: RequestDb, tx: Tx | None, sql: str, params: list[Any]) -> Any:
         async def on_pool() -> str:
-            pool = await self._pool(req.run.spec.namespace)
-            async with pool.acquire() as conn:
-                status: str = await conn.execute(sql, *params)
-                return status
+            status: str = await (await self._session(req)).execute(sql, *params)
+            return status
 
         status = self._wait(req, tx.conn.execute(sql, *params) if tx is not None else on_pool())
         last = str(status).rsplit(" ", 1)[-1]
@@ -601,18 +614,22 @@ class DbBinding:
 
     def _check_room(self, req: RequestDb) -> None:
         live = req.held()
-        if live >= self.max_transactions:
+        if live - (req.session is not None) >= self.max_transactions:
             raise DbFailure(
                 "too-many",
                 f"over {self.max_transactions} open transactions in one request "
                 "([database] max_transactions; commit or roll back the ones you are done with)",
             )
         if live >= self.max_connections:
-            raise DbFailure(
-                "too-many",
-                f"the request already holds all {self.max_connections} connections of its "
-                "pool in open transactions ([database] max_connections)",
-            )
+            raise self._pool_full()
+
+    def _pool_full(self) -> DbFailure:
+        return DbFailure(
+            "too-many",
+            f"the request already holds all {self.max_connections} connections of its pool "
+            "(open transactions, and one for statements outside them; [database] "
+            "max_connections)",
+        )
 
     async def _open_tx(self, namespace: str) -> Tx:
         pool = await self._pool(namespace)
@@ -777,7 +794,10 @@ class DbBinding:
         return call
 
     async def _finish_all(self, txs: list[Tx]) -> None:
-        await asyncio.gather(*(_finish(tx, commit=False) for tx in txs), return_exceptions=True)
+        await asyncio.gather(
+            *(_finish(tx, False) if not tx.done else _give_back(tx.pool, tx.conn) for tx in txs),
+            return_exceptions=True,
+        )
 
 
 def _set_u64(val: Any, count: int) -> None:

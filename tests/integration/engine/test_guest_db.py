@@ -202,7 +202,7 @@ def test_a_namespace_cannot_reach_another_namespaces_tables(guest: DbGuest) -> N
         assert "error" in out, (sql, out)
         assert out["error"] in {"query", "syntax"}, (sql, out)
         assert out["message"][:5] in {"42501", "42P01", "3F000", "22023"}, (sql, out)
-    # a session setting does not outlive its call: the next call is back in its own schema
+    # a session setting does not outlive its request: the next is back in its own schema
     guest.sql("SET search_path = public", module=intruder, mode="execute")
     [row] = guest.sql("SELECT current_setting('search_path') AS p", module=intruder)["rows"]
     assert row["p"] == "wr_ns_other"
