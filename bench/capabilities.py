@@ -36,6 +36,7 @@ from bench._results import metric, write_results  # noqa: E402
 GUEST = REPO / "tests/integration/engine/guests/tracer"
 DB_GUEST = REPO / "tests/integration/engine/guests/with_db"
 DB_QUERY = "SELECT id, name FROM bench_items WHERE id = $1"
+DB_ROWS100 = "SELECT g AS id, 'name ' || g AS name FROM generate_series(1, 100) AS g"
 DB_ADDED_GOAL_US = 500.0
 SAMPLED = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 SPAN_GOAL_US = 50.0
@@ -110,20 +111,22 @@ def _db_costs(tmp: Path, queries: int, rounds: int) -> dict[str, dict[str, objec
             asyncpg.connect(dsn, user="wr_ns_bench", server_settings={"search_path": "wr_ns_bench"})
         )
 
-        async def direct() -> float:
-            await conn.fetch(DB_QUERY, 1)
+        async def direct(sql: str, args: list[Any], n: int) -> float:
+            await conn.fetch(sql, *args)
             started = time.perf_counter()
-            for _ in range(queries):
-                await conn.fetch(DB_QUERY, 1)
-            return (time.perf_counter() - started) / queries * 1e6
+            for _ in range(n):
+                await conn.fetch(sql, *args)
+            return (time.perf_counter() - started) / n * 1e6
 
         guest_round()  # warm-up: pool, statement cache
-        costs: dict[str, list[float]] = {"sdk": [], "raw": [], "direct": []}
+        costs: dict[str, list[float]] = {k: [] for k in ("sdk", "raw", "direct", "r100", "d100")}
         for _ in range(rounds):
             answer = guest_round()
             costs["sdk"].append(answer["sdk_us"])
             costs["raw"].append(answer["raw_us"])
-            costs["direct"].append(loop.run_until_complete(direct()))
+            costs["r100"].append(answer["raw_100_rows_us"])
+            costs["direct"].append(loop.run_until_complete(direct(DB_QUERY, [1], queries)))
+            costs["d100"].append(loop.run_until_complete(direct(DB_ROWS100, [], queries // 10)))
         loop.run_until_complete(conn.close())
         loop.close()
         host.close()
@@ -140,6 +143,8 @@ def _db_costs(tmp: Path, queries: int, rounds: int) -> dict[str, dict[str, objec
         "db_query_one_row_added_by_guest_raw": metric(
             med["raw"] - med["direct"], "us", DB_ADDED_GOAL_US
         ),
+        "db_query_100_rows_guest_raw": metric(med["r100"], "us"),
+        "db_query_100_rows_asyncpg_direct": metric(med["d100"], "us"),
     }
 
 

@@ -182,6 +182,8 @@ def test_a_result_over_the_row_limit_is_too_many(guest: DbGuest) -> None:
     out = guest.sql("SELECT g FROM generate_series(1, 10001) AS g")
     assert out["error"] == "too-many" and "10000 rows" in out["message"]
     assert len(guest.sql("SELECT g FROM generate_series(1, 10000) AS g")["rows"]) == 10_000
+    out = guest.sql("SELECT repeat('x', 1048576) AS big FROM generate_series(1, 9)")
+    assert out["error"] == "too-large" and "8 MiB" in out["message"]
 
 
 def test_a_namespace_cannot_reach_another_namespaces_tables(guest: DbGuest) -> None:

@@ -266,7 +266,14 @@ def bench(request: Request) -> dict[str, float]:
     for _ in range(n):
         raw.query(sql, params)
     raw_us = (time.perf_counter() - started) / n * 1e6
-    return {"sdk_us": sdk_us, "raw_us": raw_us}
+    started = time.perf_counter()
+    for _ in range(max(1, n // 10)):
+        raw.query(ROWS100, [])
+    raw100_us = (time.perf_counter() - started) / max(1, n // 10) * 1e6
+    return {"sdk_us": sdk_us, "raw_us": raw_us, "raw_100_rows_us": raw100_us}
+
+
+ROWS100 = "SELECT g AS id, 'name ' || g AS name FROM generate_series(1, 100) AS g"
 
 
 @app.route("/")
