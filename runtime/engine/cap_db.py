@@ -143,6 +143,7 @@ class RequestDb:
         self.run = run
         self.txs: dict[int, Tx] = {}
         self.cursors: dict[int, Cursor] = {}
+        self.ended: set[int] = set()  # cursors whose transaction ended (an error, not a trap)
         # (pool, connection) of query/execute outside transactions: taken at the first one,
         # given back (reset) when the request ends, so a query costs no reset round trip
         self.session: tuple[Any, Any] | None = None
@@ -744,6 +745,7 @@ class DbBinding:
     def _close_cursors_of(self, req: RequestDb, tx: Tx) -> None:
         for rep in tx.cursors:
             req.cursors.pop(rep, None)
+        req.ended.update(tx.cursors)
         tx.cursors.clear()
 
     def _drop_tx(self, rep: int) -> None:
@@ -802,10 +804,17 @@ class DbBinding:
 
     def _next_batch(self, context: Any, args: Any, _n: int, results: Any) -> None:
         req = self._req()
-        cursor = req.cursors.get(resource_rep(context, args[0]))
-        if cursor is None:
-            raise WasmtimeError("db: unknown row cursor (or its transaction has ended)")
+        rep = resource_rep(context, args[0])
+        cursor = req.cursors.get(rep)
         wanted = max(1, min(int(args[1].of.u32), MAX_BATCH))
+        if cursor is None:
+            if rep not in req.ended:  # a handle this request never had
+                raise WasmtimeError("db: unknown row cursor")
+            ended = DbFailure(
+                "query", "the cursor's transaction is already committed or rolled back"
+            )
+            set_result(results[0], False, lambda v: set_error(v, ended))
+            return
 
         def work() -> Callable[[Any], None]:
             if cursor.exhausted:
@@ -825,6 +834,8 @@ class DbBinding:
         req: RequestDb | None = getattr(self._local, "req", None)
         cursor = req.cursors.pop(rep, None) if req is not None else None
         if req is None or cursor is None:
+            if req is not None:
+                req.ended.discard(rep)
             return
         cursor.tx.cursors.discard(rep)
         if cursor.owns_tx and not cursor.tx.done:

@@ -161,6 +161,8 @@ def test_transactions_commit_roll_back_and_what_is_left_open_is_rolled_back(
     status, out = guest.post("/tx", {"mode": "after-error", "id": 5})
     assert status == 200 and out["error"] == "query" and "aborted" in out["message"]
     assert count(5) == 0
+    status, out = guest.post("/tx", {"mode": "cursor-after-commit", "id": 6})
+    assert status == 200 and out["error"] == "query" and "already committed" in out["message"]
     # nothing of ours stays idle in a transaction
     idle = (
         "SELECT count(*) FROM pg_stat_activity WHERE usename = 'wr_ns_example' "

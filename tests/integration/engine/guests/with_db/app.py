@@ -150,6 +150,14 @@ def tx(request: Request) -> dict[str, Any]:
         t.execute("INSERT INTO tx_items VALUES ($1)", [item])
         _kept.append(t)
         return {"left": True}
+    if mode == "cursor-after-commit":  # a cursor outliving its transaction: an error
+        with db.transaction() as t:
+            rows = t.cursor("SELECT 1 AS one")
+        try:
+            list(rows)
+        except db.QueryError as exc:
+            return _failure(exc)
+        return {"read": True}
     if mode == "after-error":  # an error aborts the transaction: commit then fails
         t = db.transaction()
         t.execute("INSERT INTO tx_items VALUES ($1)", [item])
