@@ -104,8 +104,10 @@ class DbGuest:
 
 @pytest.fixture
 def guest(  # type: ignore[no-untyped-def]
-    components, start_engine: Callable[..., Engine], db_dsn: str, db_node: str
+    components, db_node: str, db_dsn: str, start_engine: Callable[..., Engine]
 ) -> DbGuest:
+    """An engine with the guest as example.db, example.slow (1 s deadline) and
+    other.intruder. (db_node is set up first so the engine stops, and deregisters, first.)"""
     wasm = components["with_db"]
     engine = start_engine(
         database_toml(db_dsn, max_connections=70, statement_timeout_ms=1500)
@@ -268,15 +270,21 @@ def test_bad_parameters_are_refused_naming_the_parameter(guest: DbGuest) -> None
 def test_a_query_past_the_deadline_is_cancelled_on_the_server(
     guest: DbGuest, db_dsn: str, in_tx: bool
 ) -> None:
-    status, body = guest.post(
-        "/sql", {"sql": "SELECT pg_sleep(1.2)", "in_tx": in_tx}, "example.slow"
+    """The statement would sleep 30 s (the guest lifts its statement timeout first): only
+    the cancellation at the 1 s deadline ends it that soon."""
+    sleep = {"sql": "SET statement_timeout = 0; SELECT pg_sleep(30)", "mode": "execute"}
+    sleeping = (
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = 'wr_ns_example' "
+        "AND state = 'active' AND query LIKE '%pg_sleep(30)%'"
     )
-    assert status == 504, body
-    running = (
+    left_open = (
         "SELECT count(*) FROM pg_stat_activity WHERE usename = 'wr_ns_example' "
         "AND (state = 'active' OR state LIKE 'idle in transaction%')"
     )
-    wait_until(lambda: admin_fetch(db_dsn, running)[0][0] == 0, 10, "the query to be gone")
+    status, body = guest.post("/sql", {**sleep, "in_tx": in_tx}, "example.slow")
+    assert status == 504 and "deadline of 1 s exceeded" in str(body)
+    wait_until(lambda: admin_fetch(db_dsn, sleeping)[0][0] == 0, 10, "the sleep to be cancelled")
+    wait_until(lambda: admin_fetch(db_dsn, left_open)[0][0] == 0, 10, "no open transaction")
     assert guest.sql("SELECT 4 AS four", module="example.slow")["rows"] == [{"four": 4}]
     assert guest.sql("SELECT 5 AS five")["rows"] == [{"five": 5}]
 
