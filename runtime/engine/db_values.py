@@ -30,6 +30,16 @@ MAX_TIME = 86_400_000_000  # 24:00:00 is a valid time
 _NUMERIC = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|[+-]?(NaN|Infinity|inf)", re.I)
 
 
+class DbFailure(Exception):
+    """A call that answers the guest with db-error `kind` (payload: message, or for
+    constraint-violation the (name, message) pair)."""
+
+    def __init__(self, kind: str, payload: Any) -> None:
+        super().__init__(f"{kind}: {payload}")
+        self.kind = kind
+        self.payload = payload
+
+
 class BadParameter(ValueError):
     """A parameter the host refuses to bind (the guest gets `invalid-parameter`)."""
 

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 from wasmtime import _ffi as ffi
 
-from runtime.engine import cap_db, db_values
+from runtime.engine import cap_db, db_values, db_wit
 from runtime.engine.db_values import BadParameter, to_param
 
 
@@ -103,18 +103,18 @@ def test_bytes_and_values_cross_as_c_values() -> None:
     """What the binding writes into a C value reads back the same (bytea in one copy)."""
     data = bytes(range(256)) * 3
     raw = ffi.wasmtime_component_val_t()
-    cap_db._set_bytes(raw, data)
+    db_wit._set_bytes(raw, data)
     try:
-        assert cap_db._read(raw) == data
+        assert db_wit._read(raw) == data
     finally:
         ffi.wasmtime_component_val_delete(ctypes.byref(raw))
     for case, value in [("int2", -5), ("uuid", (1, 2)), ("interval", (1, -2, 3))]:
         val = ffi.wasmtime_component_val_t()
-        cap_db.set_pg_value(val, case, value)
+        db_wit.set_pg_value(val, case, value)
         try:
             variant = val.of.variant
             assert ffi.to_str(variant.discriminant) == case
-            assert cap_db._read(variant.val.contents) == value
+            assert db_wit._read(variant.val.contents) == value
         finally:
             ffi.wasmtime_component_val_delete(ctypes.byref(val))
 
