@@ -8,6 +8,12 @@ records every span and exports in batches (to nowhere), as a worker with otlp_en
 Goal: <= 50 us per span with export on. Guest time is CPU time, so on a busy machine every
 figure grows with the load (recorded as load_average_1m_at_start).
 
+db: a one-row `SELECT id, name FROM bench_items WHERE id = $1` from a guest
+(tests/integration/engine/guests/with_db, route /bench: through wr_sdk.db and through the raw
+binding) against the same query on the same table from asyncpg directly (one connection as the
+same namespace role, its own event loop), rounds interleaved, on a private PostgreSQL started
+like the tests' (tests/infra/postgres.py). Goal: the guest call adds <= 0.5 ms.
+
 Blobstore: a 1 MiB put+get timed by the guest (tests/integration/engine/guests/with_blob,
 op "bench", through wr_sdk.blobstore) against the same put (from a file) and get (streamed to
 a file) made directly with aiobotocore in this process, both against one moto server, rounds
@@ -28,6 +34,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +44,10 @@ sys.path.insert(0, str(REPO))
 from bench._results import metric, write_results  # noqa: E402
 
 GUEST = REPO / "tests/integration/engine/guests/tracer"
+DB_GUEST = REPO / "tests/integration/engine/guests/with_db"
+DB_QUERY = "SELECT id, name FROM bench_items WHERE id = $1"
+DB_ROWS100 = "SELECT g AS id, 'name ' || g AS name FROM generate_series(1, 100) AS g"
+DB_ADDED_GOAL_US = 500.0
 BLOB_GUEST = REPO / "tests/integration/engine/guests/with_blob"
 BLOB_GOAL_RATIO = 1.5
 LLM_GUEST = REPO / "tests/integration/engine/guests/with_llm"
@@ -58,6 +69,96 @@ def _span_costs(host: Any, key: str, spans: int, rounds: int) -> dict[str, float
         for name, value in json.loads(out.body).items():
             costs.setdefault(name.removesuffix("_us"), []).append(value)
     return {name: statistics.median(values) for name, values in costs.items()}
+
+
+def _db_costs(tmp: Path, queries: int, rounds: int) -> dict[str, dict[str, object]]:
+    """Median us per one-row query: guest (sdk, raw) and asyncpg direct, interleaved."""
+    import asyncio
+    import json
+
+    import asyncpg  # type: ignore[import-untyped]
+
+    from runtime.db_provision import ensure_namespace
+    from runtime.engine.cap_db import DbBinding
+    from runtime.engine.capabilities import DB_PASSWORD_SECRET
+    from runtime.engine.component_cache import ComponentCache
+    from runtime.engine.host import WasmHost
+    from runtime.engine.spec import ModuleSpec
+    from tests.infra.postgres import postgres
+    from wrctl.build.cached import build_cached
+
+    cluster = postgres._get_wrapped_function()()  # the tests' fixture, driven by hand
+    server = next(cluster)
+    try:
+        dsn = server.create_database("wr_bench_db")
+
+        async def prepare() -> None:
+            admin = await asyncpg.connect(dsn)
+            await ensure_namespace(admin, "bench", "pw")
+            await admin.execute(
+                "CREATE TABLE wr_ns_bench.bench_items (id int8 PRIMARY KEY, name text);"
+                "INSERT INTO wr_ns_bench.bench_items VALUES (1, 'one');"
+                "ALTER TABLE wr_ns_bench.bench_items OWNER TO wr_ns_bench"
+            )
+            await admin.close()
+
+        asyncio.run(prepare())
+        artifact = ComponentCache(tmp / "cache").ensure(build_cached(DB_GUEST)).artifact
+        spec = ModuleSpec("db", "bench", "1.0.0", str(artifact), 60.0, 256 << 20, 64 << 20, ["db"])
+        settings = DbBinding.settings({"database": {"url": dsn}})
+        host = WasmHost(
+            [spec], "http://127.0.0.1:9", tmp / "db-scratch", capabilities={"db": settings}
+        )
+        host.set_capability_secrets({"bench": {DB_PASSWORD_SECRET: "pw"}})
+
+        def guest_round() -> dict[str, float]:
+            out = host.run(spec.key, "POST", "/bench", [], str(queries).encode())
+            host.release()
+            if out.status != 200:
+                raise RuntimeError(f"/bench answered {out.status}: {out.body[:300]!r}")
+            answer: dict[str, float] = json.loads(out.body)
+            return answer
+
+        loop = asyncio.new_event_loop()
+        conn = loop.run_until_complete(
+            asyncpg.connect(dsn, user="wr_ns_bench", server_settings={"search_path": "wr_ns_bench"})
+        )
+
+        async def direct(sql: str, args: list[Any], n: int) -> float:
+            await conn.fetch(sql, *args)
+            started = time.perf_counter()
+            for _ in range(n):
+                await conn.fetch(sql, *args)
+            return (time.perf_counter() - started) / n * 1e6
+
+        guest_round()  # warm-up: pool, statement cache
+        costs: dict[str, list[float]] = {k: [] for k in ("sdk", "raw", "direct", "r100", "d100")}
+        for _ in range(rounds):
+            answer = guest_round()
+            costs["sdk"].append(answer["sdk_us"])
+            costs["raw"].append(answer["raw_us"])
+            costs["r100"].append(answer["raw_100_rows_us"])
+            costs["direct"].append(loop.run_until_complete(direct(DB_QUERY, [1], queries)))
+            costs["d100"].append(loop.run_until_complete(direct(DB_ROWS100, [], queries // 10)))
+        loop.run_until_complete(conn.close())
+        loop.close()
+        host.close()
+    finally:
+        cluster.close()  # stops the server, removes its files
+    med = {k: statistics.median(v) for k, v in costs.items()}
+    return {
+        "db_query_one_row_guest_sdk": metric(med["sdk"], "us"),
+        "db_query_one_row_guest_raw": metric(med["raw"], "us"),
+        "db_query_one_row_asyncpg_direct": metric(med["direct"], "us"),
+        "db_query_one_row_added_by_guest_sdk": metric(
+            med["sdk"] - med["direct"], "us", DB_ADDED_GOAL_US
+        ),
+        "db_query_one_row_added_by_guest_raw": metric(
+            med["raw"] - med["direct"], "us", DB_ADDED_GOAL_US
+        ),
+        "db_query_100_rows_guest_raw": metric(med["r100"], "us"),
+        "db_query_100_rows_asyncpg_direct": metric(med["d100"], "us"),
+    }
 
 
 def _blob_rows(tmp: Path, rounds: int, n: int) -> dict[str, dict[str, object]]:
@@ -267,6 +368,8 @@ def main() -> None:
         for name, value in _span_costs(host, spec.key, spans, rounds).items():
             m[f"span_open_close_{name}_export"] = metric(value, "us", SPAN_GOAL_US)
         provider.shutdown()
+        queries, db_rounds = (100, 5) if args.quick else (300, 11)
+        m.update(_db_costs(tmp, queries, db_rounds))
         m.update(_blob_rows(tmp, rounds=3 if args.quick else 8, n=5 if args.quick else 10))
         m.update(_llm_costs(tmp, 50 if args.quick else 200, rounds))
     path = write_results("capabilities", m)

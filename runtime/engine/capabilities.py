@@ -67,7 +67,7 @@ REGISTRY: Mapping[Capability, CapabilitySpec] = {
             "wruntime:db@0.4.0",
             ("database",),
             ("database.url",),
-            binding=None,
+            binding="runtime.engine.cap_db:DbBinding",
             section="database",
             fixed_secrets=(DB_PASSWORD_SECRET,),
         ),

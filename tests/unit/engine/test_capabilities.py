@@ -41,7 +41,7 @@ def test_granted_capability_without_host_side(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_tracing_is_implemented_and_passes_when_granted() -> None:
-    assert {"tracing", "llm", "blobstore"} <= set(implemented())
+    assert set(implemented()) == {"db", "blobstore", "tracing", "llm"}
     check_imports("example.a", [*BASE, SPAN], ["tracing"])
     with pytest.raises(
         ImportRejected, match=f'imports {SPAN} but is not granted capability "tracing"'
