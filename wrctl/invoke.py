@@ -4,6 +4,7 @@ registered a schema for the method's path."""
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import time
@@ -28,7 +29,7 @@ class InvokeResult:
     status: int
     reason: str
     body: bytes
-    decoded: dict[str, object] | None
+    decoded: object  # the body as JSON: the protobuf reply of an RPC, or a JSON answer
     elapsed_ms: float
     trace_id: str
     headers: dict[str, str]
@@ -146,11 +147,16 @@ def invoke(
     finally:
         conn.close()
     elapsed = (time.perf_counter() - started) * 1000
-    decoded = None
+    decoded: object = None
     if messages and 200 <= response.status < 300:
         try:
             decoded = json_format.MessageToDict(messages[1].FromString(payload))
         except Exception:  # a body that is not the declared message is shown raw
+            decoded = None
+    elif _is_json(response.getheader("content-type", "")):
+        try:  # a JSON answer nests in --json's summary as JSON, not as a string
+            decoded = json.loads(payload)
+        except ValueError:
             decoded = None
     return InvokeResult(
         response.status,
@@ -161,3 +167,8 @@ def invoke(
         trace_id,
         {k.lower(): v for k, v in response.getheaders()},
     )
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")

@@ -89,6 +89,9 @@ def test_the_shop_walks_db_blobstore_and_llm(
     shop: LocalCluster, s3_server: S3Server, fake_anthropic: FakeAnthropic
 ) -> None:
     assert _ok(shop.wrctl("validate")).strip()
+    plan = _ok(shop.wrctl("plan"))  # the manager is not there yet; the database is
+    assert "+ database.shop" in plan, plan
+    assert "V1__create_items.sql" in plan and "V2__add_image_key.sql" in plan, plan
 
     # The first apply starts the manager, then stops before any node: the secrets the
     # capabilities need are not stored yet (there was no manager to store them in).
@@ -100,9 +103,6 @@ def test_the_shop_walks_db_blobstore_and_llm(
     _ok(shop.wrctl("secrets", "set", "shop", "s3-secret", stdin=s3_server.secret_access_key))
     _ok(shop.wrctl("secrets", "set", "shop", "anthropic-key", stdin=fake_anthropic.api_key))
 
-    plan = _ok(shop.wrctl("plan"))
-    assert "+ database.shop" in plan, plan
-    assert "V1__create_items.sql" in plan and "V2__add_image_key.sql" in plan, plan
     _ok(shop.wrctl("apply", "--auto-approve", *COLD))
 
     # the model asks for the item, then answers with what the inventory said
@@ -114,6 +114,7 @@ def test_the_shop_walks_db_blobstore_and_llm(
     reply = json.loads(done)
     assert reply["status"] == 200, reply
     body = reply["body"]
+    assert isinstance(body, dict), reply
     assert body["added"] == {
         "sku": "mug",
         "name": "Blue mug",

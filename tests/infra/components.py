@@ -14,6 +14,7 @@ from tests.infra.process import cache_dir
 REPO = Path(__file__).resolve().parents[2]
 ECHO = REPO / "examples" / "echo"
 ENGINE_GUESTS = REPO / "tests" / "integration" / "engine" / "guests"
+SHOP = REPO / "examples" / "shop"
 SOURCES = {
     "echo": ECHO / "echo",
     "caller": ECHO / "caller",
@@ -21,6 +22,9 @@ SOURCES = {
     "hostile": ENGINE_GUESTS / "hostile",
     "with_db": ENGINE_GUESTS / "with_db",
     "with_blob": ENGINE_GUESTS / "with_blob",
+    "shop_inventory": SHOP / "inventory",
+    "shop_assistant": SHOP / "assistant",
+    "shop_client": SHOP / "client",
 }
 
 

@@ -141,6 +141,8 @@ def apply_plan(
                         run.deploy_manager(bundles["manager"])
                     run.record("manager", bundles["manager"], [plan.desired.resources["manager"]])
                     results.append(TargetResult("manager", "applied"))
+                if work.nodes and not plan.live.reachable:
+                    run.check_secrets(work.nodes, results)
                 if work.databases:
                     manager_digest = (
                         bundles["manager"].digest
@@ -148,8 +150,6 @@ def apply_plan(
                         else plan.live.bundles.get("manager", "")
                     )
                     run.databases(work.databases, work.nodes, results, manager_digest)
-                if work.nodes and not plan.live.reachable:
-                    run.check_secrets(work.nodes, results)
                 node_results = run.deploy_nodes(work.nodes, bundles)
                 results.extend(node_results)
                 failed = [r for r in node_results if r.status in ("failed", "rolled-back")]

@@ -54,19 +54,19 @@ def ask(request: Request) -> dict[str, Any]:
                 "stop_reason": reply.stop_reason,
                 "usage": {"input": reply.usage.input_tokens, "output": reply.usage.output_tokens},
             }
-        messages.append(reply.as_message())
+        messages.append(reply.message())
         results = []
         for use in reply.tool_calls:
             lookups += 1
-            results.append(llm.tool_result(use.id, _find_item(str(use.input.get("sku", "")))))
-        messages.append(llm.user(*results))
+            results.append(llm.ToolResult(use.id, _find_item(str(use.input.get("sku", "")))))
+        messages.append(llm.tool_results(*results))
     raise HttpError(502, f"the model still wanted tools after {MAX_TURNS} turns")
 
 
 @app.route("/ask/stream")
 def ask_stream(request: Request) -> dict[str, Any]:
-    stream = llm.stream(
+    with llm.stream(
         model=_model(), system=SYSTEM, messages=[llm.user(_question(request))], max_tokens=512
-    )
-    deltas = [delta for delta in stream]
+    ) as stream:
+        deltas = list(stream)
     return {"answer": "".join(deltas), "deltas": len(deltas), "stop_reason": stream.stop_reason}
