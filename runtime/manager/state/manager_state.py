@@ -8,7 +8,16 @@ from collections.abc import Callable
 from runtime.api import wruntime_pb2 as pb
 from runtime.identity import Identity
 from runtime.manager.secretbox import SecretBox
-from runtime.manager.state import apply_lock, authority, engines, releases, routing, secrets
+from runtime.manager.state import (
+    apply_lock,
+    authority,
+    engines,
+    jobs,
+    releases,
+    routing,
+    schedules,
+    secrets,
+)
 from runtime.manager.state.engines import Timeouts
 from runtime.manager.store import Backend, Tx
 
@@ -163,3 +172,67 @@ class ManagerState:
     async def force_unlock(self, lock_id: str) -> None:
         # Same effect as release; a separate name so logs and metrics tell them apart.
         await self.backend.run(lambda tx: apply_lock.release(tx, lock_id))
+
+    # ── jobs and schedules ──────────────────────────────────────────────
+
+    @property
+    def _skip_locked(self) -> bool:
+        # Row locks that other managers skip exist on PostgreSQL; SQLite has one writer.
+        return self.backend.kind == "postgres"
+
+    async def submit_job(self, job: jobs.NewJob) -> tuple[str, bool]:
+        now = self._clock()
+        return await self.backend.run(lambda tx: jobs.submit(tx, job, now))
+
+    async def job_status(self, job_id: str) -> pb.GetJobStatusResponse:
+        return await self.backend.run(lambda tx: jobs.status(tx, job_id), write=False)
+
+    async def list_jobs(
+        self, namespace: str, module: str, state: str, limit: int
+    ) -> list[pb.GetJobStatusResponse]:
+        return await self.backend.run(
+            lambda tx: jobs.list_jobs(tx, namespace, module, state, limit), write=False
+        )
+
+    async def claim_jobs(
+        self, limit: int, claimed_by: str, grace: float
+    ) -> tuple[list[jobs.Claimed], list[tuple[str, str]]]:
+        now = self._clock()
+
+        async def op(tx: Tx) -> tuple[list[jobs.Claimed], list[tuple[str, str]]]:
+            claimed, died = await jobs.claim(tx, now, limit, claimed_by, grace, self._skip_locked)
+            await jobs.schedule_deaths(tx, died)
+            return claimed, died
+
+        return await self.backend.run(op)
+
+    async def complete_job(self, job_id: str, claim_id: str, result: bytes) -> bool:
+        now = self._clock()
+        return await self.backend.run(lambda tx: jobs.complete(tx, job_id, claim_id, result, now))
+
+    async def fail_job(
+        self, job_id: str, claim_id: str, error: str, backoff: Callable[[int], float]
+    ) -> str | None:
+        now = self._clock()
+        return await self.backend.run(
+            lambda tx: jobs.fail(tx, job_id, claim_id, error, now, backoff)
+        )
+
+    async def job_depth(self) -> dict[str, int]:
+        return await self.backend.run(jobs.depth, write=False)
+
+    async def upsert_schedule(self, req: pb.UpsertScheduleRequest, timeout_secs: int) -> bool:
+        now = self._clock()
+        return await self.backend.run(lambda tx: schedules.upsert(tx, req, timeout_secs, now))
+
+    async def delete_schedule(self, name: str) -> None:
+        await self.backend.run(lambda tx: schedules.delete(tx, name))
+
+    async def list_schedules(self, namespace: str) -> list[pb.Schedule]:
+        return await self.backend.run(
+            lambda tx: schedules.list_schedules(tx, namespace), write=False
+        )
+
+    async def fire_schedules(self) -> list[schedules.Fired]:
+        now = self._clock()
+        return await self.backend.run(lambda tx: schedules.fire_due(tx, now, self._skip_locked))
