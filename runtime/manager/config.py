@@ -42,8 +42,9 @@ class JobsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # The most bytes a job's payload, or its result, may hold.
-    max_bytes: int = Field(default=1024 * 1024, ge=1, le=64 * 1024 * 1024)
+    # The most bytes a job's payload, or its result, may hold (at most 3 MiB: a job travels
+    # in gRPC messages, which are capped at 4 MiB).
+    max_bytes: int = Field(default=1024 * 1024, ge=1, le=3 * 1024 * 1024)
     # An attempt's deadline when the submit names none. The proxy's request_timeout_secs
     # (30 s by default) also bounds it: a longer one needs the proxy's raised too.
     timeout_secs: int = Field(default=REQUEST_TIMEOUT_SECS, ge=1, le=24 * 3600)

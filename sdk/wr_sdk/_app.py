@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from wr_sdk._http import Request, Response, to_response
-from wr_sdk._wire import HEALTH_PATH
+from wr_sdk._wire import HEALTH_PATH, JOB_PATH_PREFIX
+from wr_sdk.jobs import Job
 
 Handler = Callable[[Request], object]
+JobHandler = Callable[[Job], object]
 
 
 class HttpError(Exception):
@@ -37,6 +39,16 @@ class Module:
 
         return register
 
+    def job(self, job_type: str) -> Callable[[JobHandler], JobHandler]:
+        """Decorator: fn handles attempts of jobs of this type (see wr_sdk.jobs). Attempts
+        arrive as POST /__job/<job_type>, a path no public route can reach."""
+
+        def register(fn: JobHandler) -> JobHandler:
+            self.add_route(JOB_PATH_PREFIX + job_type, lambda request: fn(Job(request)))
+            return fn
+
+        return register
+
     def add_route(self, path: str, fn: Handler) -> None:
         if not path.startswith("/"):
             raise ValueError(f"route {path!r}: a route starts with '/'")
@@ -58,6 +70,9 @@ class Module:
         if fn is None:
             if request.route == HEALTH_PATH:
                 return Response(200, b"ok", [("content-type", "text/plain")])
+            if request.route.startswith(JOB_PATH_PREFIX):
+                job_type = request.route[len(JOB_PATH_PREFIX) :]
+                return _error(404, f"no job handler for job type {job_type!r} in this module")
             return _error(404, f"no route for {request.route} in this module")
         try:
             return to_response(fn(request))

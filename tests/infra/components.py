@@ -20,6 +20,7 @@ SOURCES = {
     "testkit": ENGINE_GUESTS / "testkit",
     "hostile": ENGINE_GUESTS / "hostile",
     "with_db": ENGINE_GUESTS / "with_db",
+    "worker": ENGINE_GUESTS / "worker",
 }
 
 

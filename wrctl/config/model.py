@@ -228,6 +228,8 @@ class ModuleSection(_Strict):
     allowed_buckets: list[Annotated[str, _rule(bucket_problem)]] = []
     # llm: tokens (input + output) per minute for this module; default [llm] tokens_per_minute
     llm_tokens_per_minute: Annotated[int, Field(ge=1)] | None = None
+    # jobs: attempts of this version's jobs when a submit names none (else 3)
+    worker_max_attempts: Annotated[int, Field(ge=1, le=100)] | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
