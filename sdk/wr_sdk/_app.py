@@ -10,6 +10,7 @@ from wr_sdk.jobs import Job
 
 Handler = Callable[[Request], object]
 JobHandler = Callable[[Job], object]
+JOB_FAILED_STATUS = 422
 
 
 class HttpError(Exception):
@@ -44,7 +45,7 @@ class Module:
         arrive as POST /__job/<job_type>, a path no public route can reach."""
 
         def register(fn: JobHandler) -> JobHandler:
-            self.add_route(JOB_PATH_PREFIX + job_type, lambda request: fn(Job(request)))
+            self.add_route(JOB_PATH_PREFIX + job_type, lambda request: _run_job(fn, request))
             return fn
 
         return register
@@ -82,6 +83,18 @@ class Module:
             return _error(500, "out of memory: the module exceeded its memory limit")
         except Exception as exc:
             return _error(500, f"{type(exc).__name__}: {exc}")
+
+
+def _run_job(fn: JobHandler, request: Request) -> object:
+    """A raising job handler is a failed attempt, answered 422: the job failed, the module is
+    fine, so it must not count as a server error (5xx) in the proxy's circuit breaker, which
+    would cut the whole module off after a few failing jobs."""
+    try:
+        return fn(Job(request))
+    except (HttpError, MemoryError):
+        raise
+    except Exception as exc:
+        return _error(JOB_FAILED_STATUS, f"{type(exc).__name__}: {exc}")
 
 
 def _error(status: int, message: str) -> Response:

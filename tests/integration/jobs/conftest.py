@@ -74,9 +74,7 @@ class JobCluster:
             self.pki,
             self.state,
             f'local_proxy_address = "http://127.0.0.1:{proxy_port}"\n'
-            "engine_heartbeat_timeout_secs = 3\n"
-            + extra
-            + JOBS_TOML,
+            "engine_heartbeat_timeout_secs = 3\n" + extra + JOBS_TOML,
         )
         self.managers.append(manager)
         return manager
@@ -216,4 +214,3 @@ def job_cluster(
     yield make
     for cluster in made:
         cluster.close()
-
