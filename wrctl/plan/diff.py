@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from wrctl.plan.state import ClusterState, Resource
 
-_ORDER = {"manager": 0, "node": 1, "module": 2}
+_ORDER = {"manager": 0, "node": 1, "module": 2, "schedule": 3}
 
 
 class ActionKind(StrEnum):
@@ -59,7 +59,8 @@ class Action:
 
 def diff(desired: ClusterState, live: ClusterState) -> list[Action]:
     """Actions that turn live into desired: creates/updates/replaces manager first, then nodes,
-    then modules; destroys last, modules before the nodes they run on. (Live state that
+    then modules, then schedules; destroys last, schedules first, modules before the nodes
+    they run on. (Live state that
     drifted from the recorded release is not an action: see wrctl.plan.drift.)"""
     actions: list[Action] = []
     for address in sorted(desired.resources, key=lambda a: _sort_key(desired.resources[a])):
