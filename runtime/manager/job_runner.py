@@ -24,7 +24,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from runtime import wire
 from runtime.manager.config import JobsConfig
 from runtime.manager.metrics import ManagerMetrics
-from runtime.manager.state.jobs import COMPLETE, DEAD, Claimed
+from runtime.manager.state.jobs import COMPLETE, DEAD, Claimed, Outcome
 from runtime.manager.state.manager_state import ManagerState
 
 log = logging.getLogger("runtime.manager.jobs")
@@ -70,11 +70,17 @@ class JobRunner:
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._depth_at = 0.0
+        self._schedules_at = 0.0
+        # Outcomes waiting for the finalizer, which commits each burst in one transaction.
+        self._outcomes: list[tuple[Outcome, asyncio.Future[str | None]]] = []
+        self._outcome_ready = asyncio.Event()
+        self._finalizer: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self.config.concurrency, force_close=False)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         self._task = asyncio.get_running_loop().create_task(self._loop())
+        self._finalizer = asyncio.get_running_loop().create_task(self._finalize_loop())
 
     def wake(self) -> None:
         self._wake.set()
@@ -90,6 +96,10 @@ class JobRunner:
             task.cancel()
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
+        if self._finalizer is not None:
+            self._finalizer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._finalizer
         if self._session is not None:
             await self._session.close()
 
@@ -104,11 +114,17 @@ class JobRunner:
                 await asyncio.wait_for(self._wake.wait(), self.config.poll_secs)
 
     async def tick(self) -> None:
-        """One round: fire due schedules, claim what there is room for, refresh the gauges."""
-        for fired in await self.state.fire_schedules():
-            self.metrics.schedule_fires.labels(fired.schedule).inc()
-            self.metrics.schedule_lag.observe(max(fired.lag, 0.0))
-            log.info("schedule fired", extra={"schedule": fired.schedule, "job_id": fired.job_id})
+        """One round: fire due schedules (once per poll interval, not on every wake-up),
+        claim what there is room for, refresh the gauges."""
+        now = time.monotonic()
+        if now - self._schedules_at >= self.config.poll_secs:
+            self._schedules_at = now
+            for fired in await self.state.fire_schedules():
+                self.metrics.schedule_fires.labels(fired.schedule).inc()
+                self.metrics.schedule_lag.observe(max(fired.lag, 0.0))
+                log.info(
+                    "schedule fired", extra={"schedule": fired.schedule, "job_id": fired.job_id}
+                )
         room = self.config.concurrency - len(self._inflight)
         if room > 0:
             claims, died = await self.state.claim_jobs(
@@ -121,7 +137,6 @@ class JobRunner:
                 task = asyncio.get_running_loop().create_task(self._run(claim))
                 self._inflight.add(task)
                 task.add_done_callback(self._done)
-        now = time.monotonic()
         if now - self._depth_at >= DEPTH_EVERY_SECS:
             self._depth_at = now
             for state, count in (await self.state.job_depth()).items():
@@ -137,6 +152,7 @@ class JobRunner:
             self.metrics.jobs_dead.inc()
 
     async def _run(self, claim: Claimed) -> None:
+        self.metrics.job_start_delay.observe(max(time.time() - claim.due_at, 0.0))
         parent = propagate.extract({"traceparent": claim.traceparent} if claim.traceparent else {})
         attributes: dict[str, str | int] = {
             "wr.job.id": claim.job_id,
@@ -153,23 +169,60 @@ class JobRunner:
             try:
                 result = await self._attempt(claim)
             except _Failed as exc:
-                error = str(exc)
-                span.set_status(Status(StatusCode.ERROR, error))
-                outcome = await self._finalize_failure(claim, error)
+                error: str | None = str(exc)
             else:
-                outcome = await self._finalize_success(claim, result)
-            finally:
-                self.metrics.job_seconds.observe(time.perf_counter() - start)
+                error = None
+            self.metrics.job_seconds.observe(time.perf_counter() - start)
+            if error is not None:
+                span.set_status(Status(StatusCode.ERROR, error))
+            try:
+                if error is None:
+                    outcome = await self._finalize_success(claim, result)
+                else:
+                    outcome = await self._finalize_failure(claim, error)
+            except Exception as exc:  # the store is unreachable: the lease runs out instead
+                log.warning(
+                    "job outcome not recorded; the job runs again once its lease expires",
+                    extra={"job_id": claim.job_id, "why": str(exc)},
+                )
+                outcome = "unrecorded"
             span.set_attribute("wr.job.outcome", outcome)
 
+    async def _finalize(self, outcome: Outcome) -> str | None:
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._outcomes.append((outcome, future))
+        self._outcome_ready.set()
+        return await future
+
+    async def _finalize_loop(self) -> None:
+        """Commit the outcomes that arrived meanwhile together: under load one transaction
+        (one fsync on SQLite) finalizes many attempts instead of one each."""
+        while True:
+            await self._outcome_ready.wait()
+            self._outcome_ready.clear()
+            batch, self._outcomes = self._outcomes, []
+            if not batch:
+                continue
+            try:
+                states = await self.state.finalize_jobs([o for o, _ in batch], self.backoff)
+            except Exception as exc:  # the store is down: the leases expire, jobs run again
+                log.warning("job finalize failed", extra={"why": str(exc), "jobs": len(batch)})
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), state in zip(batch, states, strict=True):
+                if not future.done():
+                    future.set_result(state)
+
     async def _finalize_success(self, claim: Claimed, result: bytes) -> str:
-        if await self.state.complete_job(claim.job_id, claim.claim_id, result):
+        if await self._finalize(Outcome(claim.job_id, claim.claim_id, result)) == COMPLETE:
             self._count(COMPLETE)
             return COMPLETE
         return self._stale(claim)
 
     async def _finalize_failure(self, claim: Claimed, error: str) -> str:
-        state = await self.state.fail_job(claim.job_id, claim.claim_id, error, self.backoff)
+        state = await self._finalize(Outcome(claim.job_id, claim.claim_id, None, error))
         if state is None:
             return self._stale(claim)
         outcome = DEAD if state == DEAD else "retry"

@@ -72,6 +72,12 @@ class ManagerMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=self.registry,
         )
+        self.job_start_delay = Histogram(
+            "wr_manager_job_start_delay_seconds",
+            "From a job becoming due (its submit, or its retry time) to its attempt being sent",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
         self.schedule_fires = Counter(
             "wr_manager_schedule_fires",
             "Schedule fires (jobs created) by this manager, by schedule",

@@ -69,6 +69,27 @@ class Claimed:
     timeout_secs: int
     traceparent: str
     schedule: str
+    due_at: float  # when it became due (its submit, for a first attempt)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt ended: `result` when it succeeded, else `error`."""
+
+    job_id: str
+    claim_id: str
+    result: bytes | None
+    error: str = ""
+
+
+async def finalize(
+    tx: Tx, outcome: Outcome, now: float, backoff: Callable[[int], float]
+) -> str | None:
+    """complete() or fail() as the outcome says; the new state, None when the claim is stale."""
+    if outcome.result is not None:
+        done = await complete(tx, outcome.job_id, outcome.claim_id, outcome.result, now)
+        return COMPLETE if done else None
+    return await fail(tx, outcome.job_id, outcome.claim_id, outcome.error, now, backoff)
 
 
 async def configured_max_attempts(tx: Tx, namespace: str, module: str, version: str) -> int:
@@ -144,7 +165,7 @@ async def claim(
     Return the claims and the (job_id, schedule) of the jobs that died here."""
     lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
     rows = await tx.fetch(
-        "SELECT job_id, state, attempt, max_attempts, timeout_secs, schedule FROM jobs "
+        "SELECT job_id, state, attempt, max_attempts, timeout_secs, schedule, run_at FROM jobs "
         "WHERE (state = 'pending' AND run_at <= $1) OR (state = 'running' AND lease_until <= $1) "
         f"ORDER BY run_at LIMIT $2{lock}",
         now,
@@ -196,6 +217,7 @@ async def claim(
                 timeout_secs=int(changed["timeout_secs"]),
                 traceparent=str(changed["traceparent"]),
                 schedule=str(changed["schedule"]),
+                due_at=float(row["run_at"]),
             )
         )
     return claims, died

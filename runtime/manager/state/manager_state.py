@@ -218,6 +218,18 @@ class ManagerState:
             lambda tx: jobs.fail(tx, job_id, claim_id, error, now, backoff)
         )
 
+    async def finalize_jobs(
+        self, outcomes: list[jobs.Outcome], backoff: Callable[[int], float]
+    ) -> list[str | None]:
+        """Record several attempts' outcomes in one transaction (one commit for a burst of
+        answers); per outcome the job's new state, or None when its claim was stale."""
+        now = self._clock()
+
+        async def op(tx: Tx) -> list[str | None]:
+            return [await jobs.finalize(tx, outcome, now, backoff) for outcome in outcomes]
+
+        return await self.backend.run(op)
+
     async def job_depth(self) -> dict[str, int]:
         return await self.backend.run(jobs.depth, write=False)
 
