@@ -86,6 +86,35 @@ def cluster(engines: int, extra: str = "") -> Iterator[JobCluster]:
                 proc.stop()
 
 
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its live children."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return total
+    return total + sum(_tree_cpu(int(child)) for child in children)
+
+
+def cpu_by_service(made: JobCluster) -> dict[str, float]:
+    assert made.proxy is not None and made.managers[0].proc is not None
+    return {
+        "manager": _tree_cpu(made.managers[0].proc.pid),
+        "proxy": _tree_cpu(made.proxy.process.pid),
+        "engines": sum(_tree_cpu(e.process.pid) for e in made.engines),
+    }
+
+
+def _per_unit(before: dict[str, float], after: dict[str, float], units: int) -> dict[str, float]:
+    """CPU milliseconds per request or job, by service."""
+    return {k: round((after[k] - before[k]) * 1e3 / units, 3) for k in before}
+
+
 def request_rate(made: JobCluster, seconds: float) -> float:
     """Requests/s of POST /noop through the proxy, CLIENTS keep-alive clients."""
     assert made.proxy is not None
@@ -188,8 +217,15 @@ def main(argv: list[str] | None = None) -> None:
     extra: dict[str, Any] = {"jobs": args.jobs, "clients": CLIENTS}
     for engines in (1, 2):
         with cluster(engines) as made:
+            cpu0 = cpu_by_service(made)
             requests = request_rate(made, args.seconds)
+            cpu1 = cpu_by_service(made)
             jobs = job_rate(made, args.jobs)
+            cpu2 = cpu_by_service(made)
+            extra[f"cpu_ms_per_request_{engines}_engine"] = _per_unit(
+                cpu0, cpu1, int(requests * args.seconds)
+            )
+            extra[f"cpu_ms_per_job_{engines}_engine"] = _per_unit(cpu1, cpu2, args.jobs)
             ratio = jobs / requests
             metrics += [
                 Metric(f"requests_per_s_{engines}_engine", requests, "req/s", better="higher"),
@@ -206,6 +242,7 @@ def main(argv: list[str] | None = None) -> None:
                 ]
                 extra["submit_to_complete_mean_ms"] = statistics.mean(round_trips) * 1e3
     print_table("jobs", metrics)
+    print({k: v for k, v in extra.items() if k.startswith("cpu")})
     print(save("jobs", metrics, extra))
 
 

@@ -71,16 +71,13 @@ class JobRunner:
         self._session: aiohttp.ClientSession | None = None
         self._depth_at = 0.0
         self._schedules_at = 0.0
-        # Outcomes waiting for the finalizer, which commits each burst in one transaction.
+        # Outcomes waiting for the next round, which commits them together.
         self._outcomes: list[tuple[Outcome, asyncio.Future[str | None]]] = []
-        self._outcome_ready = asyncio.Event()
-        self._finalizer: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self.config.concurrency, force_close=False)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         self._task = asyncio.get_running_loop().create_task(self._loop())
-        self._finalizer = asyncio.get_running_loop().create_task(self._finalize_loop())
 
     def wake(self) -> None:
         self._wake.set()
@@ -96,10 +93,6 @@ class JobRunner:
             task.cancel()
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
-        if self._finalizer is not None:
-            self._finalizer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._finalizer
         if self._session is not None:
             await self._session.close()
 
@@ -107,44 +100,58 @@ class JobRunner:
         while True:
             self._wake.clear()
             try:
-                await self.tick()
+                busy = await self.tick()
             except Exception:
                 log.exception("job dispatcher tick failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.config.poll_secs)
+                busy = False
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.config.poll_secs)
 
-    async def tick(self) -> None:
-        """One round: fire due schedules (once per poll interval, not on every wake-up),
-        claim what there is room for, refresh the gauges."""
+    async def tick(self) -> bool:
+        """One round, one transaction: record the outcomes that arrived, fire due schedules
+        (once per poll interval, not on every wake-up), claim what there is room for. Under
+        load a round finalizes and claims a burst of jobs with one commit (one fsync on
+        SQLite) instead of one each. Returns whether it did anything (then it runs again)."""
         now = time.monotonic()
-        if now - self._schedules_at >= self.config.poll_secs:
+        schedules = now - self._schedules_at >= self.config.poll_secs
+        if schedules:
             self._schedules_at = now
-            for fired in await self.state.fire_schedules():
-                self.metrics.schedule_fires.labels(fired.schedule).inc()
-                self.metrics.schedule_lag.observe(max(fired.lag, 0.0))
-                log.info(
-                    "schedule fired", extra={"schedule": fired.schedule, "job_id": fired.job_id}
-                )
-        room = self.config.concurrency - len(self._inflight)
-        if room > 0:
-            claims, died = await self.state.claim_jobs(
-                room, self.claimed_by, self.config.lease_grace_secs
+        batch, self._outcomes = self._outcomes, []
+        room = self.config.concurrency - (len(self._inflight) - len(batch))
+        try:
+            cycle = await self.state.job_cycle(
+                [o for o, _ in batch],
+                self.backoff,
+                schedules,
+                max(room, 0),
+                self.claimed_by,
+                self.config.lease_grace_secs,
             )
-            for job_id, _ in died:
-                self._count(DEAD)
-                log.warning("job dead: its last lease expired", extra={"job_id": job_id})
-            for claim in claims:
-                task = asyncio.get_running_loop().create_task(self._run(claim))
-                self._inflight.add(task)
-                task.add_done_callback(self._done)
+        except Exception as exc:  # the store is down: the leases expire, the jobs run again
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            raise
+        for (_, future), state in zip(batch, cycle.finalized, strict=True):
+            if not future.done():
+                future.set_result(state)
+        for fired in cycle.fired:
+            self.metrics.schedule_fires.labels(fired.schedule).inc()
+            self.metrics.schedule_lag.observe(max(fired.lag, 0.0))
+            log.info("schedule fired", extra={"schedule": fired.schedule, "job_id": fired.job_id})
+        for job_id, _ in cycle.died:
+            self._count(DEAD)
+            log.warning("job dead: its last lease expired", extra={"job_id": job_id})
+        for claim in cycle.claimed:
+            task = asyncio.get_running_loop().create_task(self._run(claim))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
         if now - self._depth_at >= DEPTH_EVERY_SECS:
             self._depth_at = now
             for state, count in (await self.state.job_depth()).items():
                 self.metrics.jobs.labels(state).set(count)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
-        self._wake.set()  # room for another claim, and a retry may be due soon
+        return bool(batch or cycle.claimed or self._outcomes)
 
     def _count(self, outcome: str) -> None:
         self.metrics.job_attempts.labels(outcome).inc()
@@ -189,31 +196,11 @@ class JobRunner:
             span.set_attribute("wr.job.outcome", outcome)
 
     async def _finalize(self, outcome: Outcome) -> str | None:
+        """Hand the outcome to the next round and wait for it to be committed."""
         future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._outcomes.append((outcome, future))
-        self._outcome_ready.set()
+        self._wake.set()
         return await future
-
-    async def _finalize_loop(self) -> None:
-        """Commit the outcomes that arrived meanwhile together: under load one transaction
-        (one fsync on SQLite) finalizes many attempts instead of one each."""
-        while True:
-            await self._outcome_ready.wait()
-            self._outcome_ready.clear()
-            batch, self._outcomes = self._outcomes, []
-            if not batch:
-                continue
-            try:
-                states = await self.state.finalize_jobs([o for o, _ in batch], self.backoff)
-            except Exception as exc:  # the store is down: the leases expire, jobs run again
-                log.warning("job finalize failed", extra={"why": str(exc), "jobs": len(batch)})
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), state in zip(batch, states, strict=True):
-                if not future.done():
-                    future.set_result(state)
 
     async def _finalize_success(self, claim: Claimed, result: bytes) -> str:
         if await self._finalize(Outcome(claim.job_id, claim.claim_id, result)) == COMPLETE:

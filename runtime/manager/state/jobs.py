@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.manager.errors import NotFound
@@ -28,6 +29,7 @@ TO_PB = {
 FROM_PB = {v: k for k, v in TO_PB.items()}
 DEFAULT_MAX_ATTEMPTS = 3  # when neither the request nor the module version sets one
 MAX_ERROR_CHARS = 2000  # of an attempt's error kept with the job
+_LOST = "no answer before the lease expired (the engine or the dispatching manager was lost)"
 
 _COLUMNS = (
     "job_id, namespace, module, version, job_type, state, attempt, max_attempts, "
@@ -80,6 +82,16 @@ class Outcome:
     claim_id: str
     result: bytes | None
     error: str = ""
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """What one dispatcher round did (ManagerState.job_cycle)."""
+
+    finalized: list[str | None]
+    fired: list[Any]  # schedules.Fired (that module imports this one)
+    claimed: list[Claimed]
+    died: list[tuple[str, str]]
 
 
 async def finalize(
@@ -171,55 +183,53 @@ async def claim(
         now,
         limit,
     )
-    claims: list[Claimed] = []
     died: list[tuple[str, str]] = []
+    take: list[str] = []
     for row in rows:
         job_id = str(row["job_id"])
-        expired = row["state"] == RUNNING
-        error = (
-            f"attempt {row['attempt']}: no answer before the lease expired"
-            " (the engine or the dispatching manager was lost)"
-            if expired
-            else None
-        )
-        if expired and row["attempt"] >= row["max_attempts"]:
-            assert error is not None
-            await _to_dead(tx, job_id, error, now)
+        if row["state"] == RUNNING and row["attempt"] >= row["max_attempts"]:
+            await _to_dead(tx, job_id, f"attempt {row['attempt']}: {_LOST}", now)
             died.append((job_id, str(row["schedule"])))
-            continue
-        claim_id = str(uuid.uuid4())
-        lease = now + float(row["timeout_secs"]) + grace
-        changed = await tx.fetchrow(
-            "UPDATE jobs SET state = 'running', attempt = attempt + 1, claim_id = $2, "
-            "claimed_by = $3, lease_until = $4, updated_at = $5, "
-            "last_error = COALESCE($6, last_error) WHERE job_id = $1 "
-            "RETURNING namespace, module, version, job_type, payload, attempt, max_attempts, "
-            "timeout_secs, traceparent, schedule",
-            job_id,
-            claim_id,
-            claimed_by,
-            lease,
-            now,
-            error,
+        else:
+            take.append(job_id)
+    if not take:
+        return [], died
+    # One statement for the whole batch, with one claim_id: the fence stays per attempt, as
+    # a finalize matches (job_id, claim_id) and claiming a job again gives it a new claim_id.
+    claim_id = str(uuid.uuid4())
+    marks = ", ".join(f"${i}" for i in range(6, 6 + len(take)))
+    changed = await tx.fetch(
+        "UPDATE jobs SET state = 'running', attempt = attempt + 1, claim_id = $1, "
+        "claimed_by = $2, lease_until = $3 + timeout_secs, updated_at = $4, last_error = "
+        "CASE WHEN state = 'running' THEN 'attempt ' || attempt || ': ' || $5 "
+        f"ELSE last_error END WHERE job_id IN ({marks}) RETURNING job_id, namespace, module, "
+        "version, job_type, payload, attempt, max_attempts, timeout_secs, traceparent, "
+        "schedule, run_at",
+        claim_id,
+        claimed_by,
+        now + grace,
+        now,
+        _LOST,
+        *take,
+    )
+    claims = [
+        Claimed(
+            job_id=str(row["job_id"]),
+            claim_id=claim_id,
+            namespace=str(row["namespace"]),
+            module=str(row["module"]),
+            version=str(row["version"]),
+            job_type=str(row["job_type"]),
+            payload=bytes(row["payload"]),
+            attempt=int(row["attempt"]),
+            max_attempts=int(row["max_attempts"]),
+            timeout_secs=int(row["timeout_secs"]),
+            traceparent=str(row["traceparent"]),
+            schedule=str(row["schedule"]),
+            due_at=float(row["run_at"]),
         )
-        assert changed is not None
-        claims.append(
-            Claimed(
-                job_id=job_id,
-                claim_id=claim_id,
-                namespace=str(changed["namespace"]),
-                module=str(changed["module"]),
-                version=str(changed["version"]),
-                job_type=str(changed["job_type"]),
-                payload=bytes(changed["payload"]),
-                attempt=int(changed["attempt"]),
-                max_attempts=int(changed["max_attempts"]),
-                timeout_secs=int(changed["timeout_secs"]),
-                traceparent=str(changed["traceparent"]),
-                schedule=str(changed["schedule"]),
-                due_at=float(row["run_at"]),
-            )
-        )
+        for row in changed
+    ]
     return claims, died
 
 
