@@ -26,6 +26,8 @@ CALLER_ENGINE_HEADER: Final = "x-wr-caller-engine"
 VIA_PROXY_HEADER: Final = "x-wr-via-proxy"  # the nodes a request passed through (loop guard)
 PROXY_ERROR_HEADER: Final = "x-wr-proxy-error"  # on answers the proxy made itself: its node
 EXTERNAL_SOURCE: Final = "external"  # the source of requests that came in by public ingress
+JOB_ID_HEADER: Final = "x-wr-job-id"  # on a job attempt: the job it runs
+JOB_ATTEMPT_HEADER: Final = "x-wr-job-attempt"  # on a job attempt: 1 for the first
 
 
 # ---- module identity -------------------------------------------------------------------------
@@ -60,6 +62,12 @@ CORE_MODULE_HEADER: Final = b"\x00asm\x01\x00\x00\x00"
 # ---- paths -----------------------------------------------------------------------------------
 RESERVED_PATH_PREFIX: Final = "/__"  # module paths the runtime owns; never public routes
 HEALTH_PATH: Final = "/__health"  # engines probe every module here (the SDK answers 200)
+# A job attempt arrives as POST JOB_PATH_PREFIX + job type, the payload as its body. Under the
+# reserved prefix, so no public route can reach it.
+JOB_PATH_PREFIX: Final = "/__job/"
+# Guests submit jobs and read their status through the proxy at http://JOBS_HOST/submit and
+# /status/<job id>: a single-label host, so it can never be a module (namespace.module).
+JOBS_HOST: Final = "wr-jobs"
 GUEST_IO_DIR: Final = "/wr-io"  # where a guest finds the files of its outbound bodies
 # How the engine's error text to a guest starts when it refused to send an outbound call as
 # built (bad URL, method, header or body file): wr_sdk raises InvalidCallError for it.
@@ -116,6 +124,19 @@ def route_path_problem(path: str) -> str | None:
     for segment in path.split("/")[1:]:
         if ("{" in segment or "}" in segment) and not _ROUTE_PARAM.fullmatch(segment):
             return f"{path!r}: a parameter must be a whole segment like {{id}}"
+    return None
+
+
+_JOB_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def job_type_problem(job_type: str) -> str | None:
+    """Why job_type cannot name a job type (it becomes a path segment), or None when it can."""
+    if not _JOB_TYPE.fullmatch(job_type):
+        return (
+            f"{job_type!r} is not a job type: 1-100 letters, digits, '.', '_' or '-',"
+            " starting with a letter or digit"
+        )
     return None
 
 

@@ -15,6 +15,7 @@ from wrctl.commands import (
     bundle,
     cert,
     invoke,
+    jobs,
     logs,
     plan,
     rollback,
@@ -52,6 +53,8 @@ app.command(cls=WrctlCommand)(invoke.invoke)
 app.add_typer(bundle.app, name="bundle")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(cert.app, name="cert")
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(jobs.schedules_app, name="schedules")
 app.command("force-unlock", cls=WrctlCommand)(unlock.force_unlock)
 
 

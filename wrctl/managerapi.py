@@ -109,6 +109,34 @@ class ManagerClient:
     def delete_secret(self, namespace: str, key: str) -> None:
         self._call("DeleteSecret", pb.DeleteSecretRequest(namespace=namespace, key=key))
 
+    def submit_job(self, request: pb.SubmitJobRequest) -> pb.SubmitJobResponse:
+        response = self._call("SubmitJob", request)
+        assert isinstance(response, pb.SubmitJobResponse)
+        return response
+
+    def job_status(self, job_id: str) -> pb.GetJobStatusResponse:
+        response = self._call("GetJobStatus", pb.GetJobStatusRequest(job_id=job_id))
+        assert isinstance(response, pb.GetJobStatusResponse)
+        return response
+
+    def jobs(self, request: pb.ListJobsRequest) -> list[pb.GetJobStatusResponse]:
+        response = self._call("ListJobs", request)
+        assert isinstance(response, pb.ListJobsResponse)
+        return list(response.jobs)
+
+    def schedules(self, namespace: str = "") -> list[pb.Schedule]:
+        response = self._call("ListSchedules", pb.ListSchedulesRequest(worker_namespace=namespace))
+        assert isinstance(response, pb.ListSchedulesResponse)
+        return list(response.schedules)
+
+    def upsert_schedule(self, request: pb.UpsertScheduleRequest) -> bool:
+        response = self._call("UpsertSchedule", request)
+        assert isinstance(response, pb.UpsertScheduleResponse)
+        return bool(response.changed)
+
+    def delete_schedule(self, name: str) -> None:
+        self._call("DeleteSchedule", pb.DeleteScheduleRequest(name=name))
+
     def force_unlock(self, lock_id: str) -> None:
         self._call("ForceUnlock", pb.ForceUnlockRequest(lock_id=lock_id))
 

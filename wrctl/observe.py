@@ -17,6 +17,7 @@ from wrctl.errors import ManagerUnreachable, OtherClusterError
 from wrctl.fsutil import write_atomic
 from wrctl.plan import ClusterState, nothing_yet
 from wrctl.plan.live import from_cluster_state
+from wrctl.plan.schedules import live as schedule_resource
 
 
 def observe(
@@ -29,6 +30,7 @@ def observe(
         try:
             response = stub.GetClusterState(pb.GetClusterStateRequest(), timeout=timeout)
             listed = stub.ListSecrets(pb.ListSecretsRequest(), timeout=timeout)
+            scheduled = _schedules(stub, timeout)
         except grpc.RpcError as exc:
             refused = refusal(exc, manager_address, credentials, "GetClusterState")
             if refused is not None:
@@ -40,7 +42,20 @@ def observe(
                 f"({code.name if code else 'error'}: {details})"
             ) from None
     secrets = frozenset(f"{e.namespace}/{e.key}" for e in listed.secrets)
-    return replace(from_cluster_state(response), reachable=True, secrets=secrets)
+    state = from_cluster_state(response)
+    resources = {**state.resources, **{r.address: r for r in map(schedule_resource, scheduled)}}
+    return replace(state, resources=resources, reachable=True, secrets=secrets)
+
+
+def _schedules(stub: pb_grpc.ManagerServiceStub, timeout: float) -> list[pb.Schedule]:
+    """The manager's schedules; none from a manager older than schedules (UNIMPLEMENTED)."""
+    try:
+        answer = stub.ListSchedules(pb.ListSchedulesRequest(), timeout=timeout)
+    except grpc.RpcError as exc:
+        if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+            return []
+        raise
+    return list(answer.schedules)
 
 
 def observe_live(targets: Targets, timeout: float = 5.0, database: bool = True) -> ClusterState:

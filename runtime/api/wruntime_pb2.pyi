@@ -24,18 +24,20 @@ JOB_STATE_COMPLETE: JobState
 JOB_STATE_DEAD: JobState
 
 class ModuleDescriptor(_message.Message):
-    __slots__ = ("name", "version", "proto_schema", "namespace", "digest")
+    __slots__ = ("name", "version", "proto_schema", "namespace", "digest", "worker_max_attempts")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     PROTO_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
+    WORKER_MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     proto_schema: bytes
     namespace: str
     digest: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., proto_schema: _Optional[bytes] = ..., namespace: _Optional[str] = ..., digest: _Optional[str] = ...) -> None: ...
+    worker_max_attempts: int
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., proto_schema: _Optional[bytes] = ..., namespace: _Optional[str] = ..., digest: _Optional[str] = ..., worker_max_attempts: _Optional[int] = ...) -> None: ...
 
 class EngineRegistration(_message.Message):
     __slots__ = ("engine_id", "address", "modules", "proxy_address", "secrets", "peer_address", "db_namespaces", "node", "runtime_version")
@@ -309,7 +311,7 @@ class GetSchemaResponse(_message.Message):
     def __init__(self, proto_schema: _Optional[bytes] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("worker_namespace", "worker_name", "worker_version", "job_type", "payload", "timeout_secs", "max_attempts")
+    __slots__ = ("worker_namespace", "worker_name", "worker_version", "job_type", "payload", "timeout_secs", "max_attempts", "idempotency_key", "traceparent", "submitted_by")
     WORKER_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     WORKER_NAME_FIELD_NUMBER: _ClassVar[int]
     WORKER_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -317,6 +319,9 @@ class SubmitJobRequest(_message.Message):
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECS_FIELD_NUMBER: _ClassVar[int]
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_BY_FIELD_NUMBER: _ClassVar[int]
     worker_namespace: str
     worker_name: str
     worker_version: str
@@ -324,13 +329,18 @@ class SubmitJobRequest(_message.Message):
     payload: bytes
     timeout_secs: int
     max_attempts: int
-    def __init__(self, worker_namespace: _Optional[str] = ..., worker_name: _Optional[str] = ..., worker_version: _Optional[str] = ..., job_type: _Optional[str] = ..., payload: _Optional[bytes] = ..., timeout_secs: _Optional[int] = ..., max_attempts: _Optional[int] = ...) -> None: ...
+    idempotency_key: str
+    traceparent: str
+    submitted_by: str
+    def __init__(self, worker_namespace: _Optional[str] = ..., worker_name: _Optional[str] = ..., worker_version: _Optional[str] = ..., job_type: _Optional[str] = ..., payload: _Optional[bytes] = ..., timeout_secs: _Optional[int] = ..., max_attempts: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., traceparent: _Optional[str] = ..., submitted_by: _Optional[str] = ...) -> None: ...
 
 class SubmitJobResponse(_message.Message):
-    __slots__ = ("job_id",)
+    __slots__ = ("job_id", "existing")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    EXISTING_FIELD_NUMBER: _ClassVar[int]
     job_id: str
-    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+    existing: bool
+    def __init__(self, job_id: _Optional[str] = ..., existing: _Optional[bool] = ...) -> None: ...
 
 class GetJobStatusRequest(_message.Message):
     __slots__ = ("job_id",)
@@ -339,23 +349,61 @@ class GetJobStatusRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class GetJobStatusResponse(_message.Message):
-    __slots__ = ("job_id", "status", "result", "error_message", "attempt", "max_attempts")
+    __slots__ = ("job_id", "status", "result", "error_message", "attempt", "max_attempts", "worker_namespace", "worker_name", "worker_version", "job_type", "created_at", "updated_at", "run_at", "submitted_by", "schedule", "idempotency_key")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    WORKER_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    WORKER_NAME_FIELD_NUMBER: _ClassVar[int]
+    WORKER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    JOB_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    RUN_AT_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_BY_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     status: JobState
     result: bytes
     error_message: str
     attempt: int
     max_attempts: int
-    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[_Union[JobState, str]] = ..., result: _Optional[bytes] = ..., error_message: _Optional[str] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ...) -> None: ...
+    worker_namespace: str
+    worker_name: str
+    worker_version: str
+    job_type: str
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    run_at: _timestamp_pb2.Timestamp
+    submitted_by: str
+    schedule: str
+    idempotency_key: str
+    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[_Union[JobState, str]] = ..., result: _Optional[bytes] = ..., error_message: _Optional[str] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., worker_namespace: _Optional[str] = ..., worker_name: _Optional[str] = ..., worker_version: _Optional[str] = ..., job_type: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., submitted_by: _Optional[str] = ..., schedule: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class ListJobsRequest(_message.Message):
+    __slots__ = ("worker_namespace", "worker_name", "state", "limit")
+    WORKER_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    WORKER_NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    worker_namespace: str
+    worker_name: str
+    state: JobState
+    limit: int
+    def __init__(self, worker_namespace: _Optional[str] = ..., worker_name: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListJobsResponse(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[GetJobStatusResponse]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[GetJobStatusResponse, _Mapping]]] = ...) -> None: ...
 
 class Schedule(_message.Message):
-    __slots__ = ("schedule_id", "worker_namespace", "worker_name", "worker_version", "job_type", "interval_secs", "immediate", "payload", "timeout_secs", "max_attempts", "enabled", "last_fired_at", "next_fire_at", "last_error", "consecutive_failures")
+    __slots__ = ("schedule_id", "worker_namespace", "worker_name", "worker_version", "job_type", "interval_secs", "immediate", "payload", "timeout_secs", "max_attempts", "enabled", "last_fired_at", "next_fire_at", "last_error", "consecutive_failures", "name", "cron")
     SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     WORKER_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -371,6 +419,8 @@ class Schedule(_message.Message):
     NEXT_FIRE_AT_FIELD_NUMBER: _ClassVar[int]
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
     schedule_id: str
     worker_namespace: str
     worker_name: str
@@ -386,10 +436,12 @@ class Schedule(_message.Message):
     next_fire_at: _timestamp_pb2.Timestamp
     last_error: str
     consecutive_failures: int
-    def __init__(self, schedule_id: _Optional[str] = ..., worker_namespace: _Optional[str] = ..., worker_name: _Optional[str] = ..., worker_version: _Optional[str] = ..., job_type: _Optional[str] = ..., interval_secs: _Optional[int] = ..., immediate: _Optional[bool] = ..., payload: _Optional[bytes] = ..., timeout_secs: _Optional[int] = ..., max_attempts: _Optional[int] = ..., enabled: _Optional[bool] = ..., last_fired_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_fire_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ...) -> None: ...
+    name: str
+    cron: str
+    def __init__(self, schedule_id: _Optional[str] = ..., worker_namespace: _Optional[str] = ..., worker_name: _Optional[str] = ..., worker_version: _Optional[str] = ..., job_type: _Optional[str] = ..., interval_secs: _Optional[int] = ..., immediate: _Optional[bool] = ..., payload: _Optional[bytes] = ..., timeout_secs: _Optional[int] = ..., max_attempts: _Optional[int] = ..., enabled: _Optional[bool] = ..., last_fired_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_fire_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., name: _Optional[str] = ..., cron: _Optional[str] = ...) -> None: ...
 
 class UpsertScheduleRequest(_message.Message):
-    __slots__ = ("worker_namespace", "worker_name", "worker_version", "job_type", "interval_secs", "immediate", "payload", "timeout_secs", "max_attempts")
+    __slots__ = ("worker_namespace", "worker_name", "worker_version", "job_type", "interval_secs", "immediate", "payload", "timeout_secs", "max_attempts", "name", "cron")
     WORKER_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     WORKER_NAME_FIELD_NUMBER: _ClassVar[int]
     WORKER_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -399,6 +451,8 @@ class UpsertScheduleRequest(_message.Message):
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECS_FIELD_NUMBER: _ClassVar[int]
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
     worker_namespace: str
     worker_name: str
     worker_version: str
@@ -408,25 +462,31 @@ class UpsertScheduleRequest(_message.Message):
     payload: bytes
     timeout_secs: int
     max_attempts: int
-    def __init__(self, worker_namespace: _Optional[str] = ..., worker_name: _Optional[str] = ..., worker_version: _Optional[str] = ..., job_type: _Optional[str] = ..., interval_secs: _Optional[int] = ..., immediate: _Optional[bool] = ..., payload: _Optional[bytes] = ..., timeout_secs: _Optional[int] = ..., max_attempts: _Optional[int] = ...) -> None: ...
+    name: str
+    cron: str
+    def __init__(self, worker_namespace: _Optional[str] = ..., worker_name: _Optional[str] = ..., worker_version: _Optional[str] = ..., job_type: _Optional[str] = ..., interval_secs: _Optional[int] = ..., immediate: _Optional[bool] = ..., payload: _Optional[bytes] = ..., timeout_secs: _Optional[int] = ..., max_attempts: _Optional[int] = ..., name: _Optional[str] = ..., cron: _Optional[str] = ...) -> None: ...
 
 class UpsertScheduleResponse(_message.Message):
-    __slots__ = ("schedule_id",)
+    __slots__ = ("schedule_id", "changed")
     SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
     schedule_id: str
-    def __init__(self, schedule_id: _Optional[str] = ...) -> None: ...
+    changed: bool
+    def __init__(self, schedule_id: _Optional[str] = ..., changed: _Optional[bool] = ...) -> None: ...
 
 class DeleteScheduleRequest(_message.Message):
-    __slots__ = ("worker_namespace", "worker_name", "worker_version", "job_type")
+    __slots__ = ("worker_namespace", "worker_name", "worker_version", "job_type", "name")
     WORKER_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     WORKER_NAME_FIELD_NUMBER: _ClassVar[int]
     WORKER_VERSION_FIELD_NUMBER: _ClassVar[int]
     JOB_TYPE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     worker_namespace: str
     worker_name: str
     worker_version: str
     job_type: str
-    def __init__(self, worker_namespace: _Optional[str] = ..., worker_name: _Optional[str] = ..., worker_version: _Optional[str] = ..., job_type: _Optional[str] = ...) -> None: ...
+    name: str
+    def __init__(self, worker_namespace: _Optional[str] = ..., worker_name: _Optional[str] = ..., worker_version: _Optional[str] = ..., job_type: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class DeleteScheduleResponse(_message.Message):
     __slots__ = ()

@@ -266,6 +266,21 @@ class ManagerServiceStub:
                 request_serializer=runtime_dot_api_dot_wruntime__pb2.ListSecretsRequest.SerializeToString,
                 response_deserializer=runtime_dot_api_dot_wruntime__pb2.ListSecretsResponse.FromString,
                 _registered_method=True)
+        self.SubmitJob = channel.unary_unary(
+                '/wruntime.ManagerService/SubmitJob',
+                request_serializer=runtime_dot_api_dot_wruntime__pb2.SubmitJobRequest.SerializeToString,
+                response_deserializer=runtime_dot_api_dot_wruntime__pb2.SubmitJobResponse.FromString,
+                _registered_method=True)
+        self.GetJobStatus = channel.unary_unary(
+                '/wruntime.ManagerService/GetJobStatus',
+                request_serializer=runtime_dot_api_dot_wruntime__pb2.GetJobStatusRequest.SerializeToString,
+                response_deserializer=runtime_dot_api_dot_wruntime__pb2.GetJobStatusResponse.FromString,
+                _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/wruntime.ManagerService/ListJobs',
+                request_serializer=runtime_dot_api_dot_wruntime__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=runtime_dot_api_dot_wruntime__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
         self.UpsertSchedule = channel.unary_unary(
                 '/wruntime.ManagerService/UpsertSchedule',
                 request_serializer=runtime_dot_api_dot_wruntime__pb2.UpsertScheduleRequest.SerializeToString,
@@ -405,6 +420,25 @@ class ManagerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitJob(self, request, context):
+        """Jobs
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJobStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJobs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def UpsertSchedule(self, request, context):
         """Schedules
         """
@@ -535,6 +569,21 @@ def add_ManagerServiceServicer_to_server(servicer, server):
                     servicer.ListSecrets,
                     request_deserializer=runtime_dot_api_dot_wruntime__pb2.ListSecretsRequest.FromString,
                     response_serializer=runtime_dot_api_dot_wruntime__pb2.ListSecretsResponse.SerializeToString,
+            ),
+            'SubmitJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitJob,
+                    request_deserializer=runtime_dot_api_dot_wruntime__pb2.SubmitJobRequest.FromString,
+                    response_serializer=runtime_dot_api_dot_wruntime__pb2.SubmitJobResponse.SerializeToString,
+            ),
+            'GetJobStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJobStatus,
+                    request_deserializer=runtime_dot_api_dot_wruntime__pb2.GetJobStatusRequest.FromString,
+                    response_serializer=runtime_dot_api_dot_wruntime__pb2.GetJobStatusResponse.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=runtime_dot_api_dot_wruntime__pb2.ListJobsRequest.FromString,
+                    response_serializer=runtime_dot_api_dot_wruntime__pb2.ListJobsResponse.SerializeToString,
             ),
             'UpsertSchedule': grpc.unary_unary_rpc_method_handler(
                     servicer.UpsertSchedule,
@@ -918,6 +967,87 @@ class ManagerService:
             '/wruntime.ManagerService/ListSecrets',
             runtime_dot_api_dot_wruntime__pb2.ListSecretsRequest.SerializeToString,
             runtime_dot_api_dot_wruntime__pb2.ListSecretsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wruntime.ManagerService/SubmitJob',
+            runtime_dot_api_dot_wruntime__pb2.SubmitJobRequest.SerializeToString,
+            runtime_dot_api_dot_wruntime__pb2.SubmitJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJobStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wruntime.ManagerService/GetJobStatus',
+            runtime_dot_api_dot_wruntime__pb2.GetJobStatusRequest.SerializeToString,
+            runtime_dot_api_dot_wruntime__pb2.GetJobStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wruntime.ManagerService/ListJobs',
+            runtime_dot_api_dot_wruntime__pb2.ListJobsRequest.SerializeToString,
+            runtime_dot_api_dot_wruntime__pb2.ListJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

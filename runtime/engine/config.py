@@ -92,6 +92,8 @@ class ModuleConfig(_Strict):
     capabilities: list[Capability] = Field(default_factory=list)
     allowed_buckets: list[str] = Field(default_factory=list)  # blobstore
     llm_tokens_per_minute: int | None = Field(default=None, ge=1)  # else [llm]'s
+    # Attempts of this version's jobs when a submit names none (else 3); told to the manager.
+    worker_max_attempts: int | None = Field(default=None, ge=1, le=100)
 
     @field_validator("name", "namespace")
     @classmethod

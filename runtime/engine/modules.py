@@ -50,6 +50,7 @@ class PreparedModule:
             version=c.version,
             digest=self.cached.digest,
             proto_schema=self.schema,
+            worker_max_attempts=c.worker_max_attempts or 0,
         )
 
 

@@ -11,7 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from runtime.identity import TlsFiles
 from runtime.names import check_name
 from runtime.tomlconfig import load_config
-from runtime.wire import HEARTBEAT_TIMEOUT_SECS, MANAGER_ADMIN_PORT, MANAGER_PORT
+from runtime.wire import (
+    HEARTBEAT_TIMEOUT_SECS,
+    MANAGER_ADMIN_PORT,
+    MANAGER_PORT,
+    PROXY_DATA_PORT,
+    REQUEST_TIMEOUT_SECS,
+)
 
 DEFAULT_DATA_DIR = "/var/lib/wruntime"
 SQLITE_FILE = "manager.db"
@@ -29,6 +35,30 @@ class ManagerTls(BaseModel):
 
     def files(self) -> TlsFiles:
         return TlsFiles(self.cert_path, self.key_path, self.ca_cert_path)
+
+
+class JobsConfig(BaseModel):
+    """[jobs]: the worker job queue (storage limits, leases, retries, dispatch)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The most bytes a job's payload, or its result, may hold (at most 3 MiB: a job travels
+    # in gRPC messages, which are capped at 4 MiB).
+    max_bytes: int = Field(default=1024 * 1024, ge=1, le=3 * 1024 * 1024)
+    # An attempt's deadline when the submit names none. The proxy's request_timeout_secs
+    # (30 s by default) also bounds it: a longer one needs the proxy's raised too.
+    timeout_secs: int = Field(default=REQUEST_TIMEOUT_SECS, ge=1, le=24 * 3600)
+    # A claim's lease is the attempt's timeout plus this; after it another claim may take the
+    # job (the first holder's result is then dropped by the fence).
+    lease_grace_secs: float = Field(default=5.0, gt=0)
+    # Retry n waits min(cap, base * 2**(n-1)), with jitter of -20%..+0%.
+    retry_base_secs: float = Field(default=5.0, gt=0)
+    retry_cap_secs: float = Field(default=300.0, gt=0)
+    # How often the dispatcher looks for due jobs and schedules (a submit to this manager
+    # wakes it at once).
+    poll_secs: float = Field(default=0.5, gt=0, le=60)
+    concurrency: int = Field(default=32, ge=1, le=1024)  # attempts in flight per manager
+    dispatch: bool = True  # false: store jobs and schedules, never run them
 
 
 class ManagerConfig(BaseModel):
@@ -56,6 +86,10 @@ class ManagerConfig(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     otlp_endpoint: str | None = None
     trace_sample_ratio: float = Field(default=1.0, ge=0, le=1)
+    # The node proxy jobs are dispatched through (plain HTTP on loopback, like an engine's
+    # proxy_address): it routes each attempt to a healthy engine of the worker.
+    local_proxy_address: str = f"http://127.0.0.1:{PROXY_DATA_PORT}"
+    jobs: JobsConfig = JobsConfig()
 
     @field_validator("cluster")
     @classmethod
@@ -67,6 +101,14 @@ class ManagerConfig(BaseModel):
     def _host_port(cls, value: str) -> str:
         split_host_port(value)
         return value
+
+    @field_validator("local_proxy_address")
+    @classmethod
+    def _proxy_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/"):
+            raise ValueError("expected the node proxy's URL like http://127.0.0.1:9001")
+        return value.rstrip("/")
 
     @field_validator("state")
     @classmethod

@@ -4,7 +4,10 @@ started and stopped together (used by the CLI and by in-process tests)."""
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Mapping
 
 import grpc
@@ -16,6 +19,7 @@ from runtime.identity import TlsMaterialError, server_credentials
 from runtime.manager.config import ManagerConfig, split_host_port
 from runtime.manager.errors import StartupError
 from runtime.manager.health_monitor import HealthMonitor
+from runtime.manager.job_runner import JobRunner
 from runtime.manager.metrics import ManagerMetrics
 from runtime.manager.secretbox import SecretBox, SecretDecryptError
 from runtime.manager.service import ManagerService
@@ -71,6 +75,7 @@ class ManagerServer:
         self._server: grpc.aio.Server | None = None
         self._admin: web.AppRunner | None = None
         self.monitor: HealthMonitor | None = None
+        self.runner: JobRunner | None = None
 
     @property
     def backend(self) -> Backend:
@@ -92,6 +97,17 @@ class ManagerServer:
         self.monitor = HealthMonitor(self.state, self.metrics)
         await self.monitor.tick()
         self.monitor.start()
+        if self.config.jobs.dispatch:
+            # Who holds a claim, in the store: enough to find the manager in logs.
+            claimed_by = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+            self.runner = JobRunner(
+                self.state,
+                self.config.jobs,
+                self.config.local_proxy_address,
+                self.metrics,
+                claimed_by,
+            )
+            self.runner.start()
         log.info(
             "manager started",
             extra={
@@ -106,7 +122,9 @@ class ManagerServer:
         self, state: ManagerState, credentials: grpc.ServerCredentials
     ) -> None:
         server = grpc.aio.server()
-        servicer = ManagerService(state, self.metrics, self.config.cluster)
+        servicer = ManagerService(
+            state, self.metrics, self.config.cluster, self.config.jobs, self._wake_runner
+        )
         pb_grpc.add_ManagerServiceServicer_to_server(servicer, server)
         host, port = split_host_port(self.config.listen_address)
         try:
@@ -128,6 +146,10 @@ class ManagerServer:
             ) from None
         self.admin_port = _bound_port(self._admin)
 
+    def _wake_runner(self) -> None:
+        if self.runner is not None:
+            self.runner.wake()
+
     async def _health(self) -> dict[str, object]:
         assert self.state is not None
         try:
@@ -140,6 +162,9 @@ class ManagerServer:
         """Stop everything that was started; safe to call more than once."""
         monitor, server, admin, state = self.monitor, self._server, self._admin, self.state
         self.monitor, self._server, self._admin, self.state = None, None, None, None
+        runner, self.runner = self.runner, None
+        if runner is not None:
+            await runner.stop()
         if monitor is not None:
             await monitor.stop()
         if server is not None:

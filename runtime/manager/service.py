@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -11,30 +12,42 @@ from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
 from runtime.identity import MANAGER, NODE, OPERATOR, caller_hosts
 from runtime.manager import validation as check
+from runtime.manager.config import JobsConfig
 from runtime.manager.errors import InvalidArgument, Unimplemented
 from runtime.manager.metrics import ManagerMetrics
 from runtime.manager.rpc_errors import current_caller, rpc
+from runtime.manager.state import jobs
 from runtime.manager.state.manager_state import ManagerState
 from runtime.wire import module_key
 
 log = logging.getLogger("runtime.manager")
 DEFAULT_HISTORY = 50
 MAX_HISTORY = 1000
+DEFAULT_JOB_LIST = 100
 Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
 class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
-    """The manager's gRPC API (worker, schedule and discovery RPCs come in later issues).
+    """The manager's gRPC API (discovery RPCs come in a later issue).
 
     Each RPC names the roles that may call it (`rpc`); engine RPCs are further limited to what
     the calling node's release places on it (state.authority)."""
 
-    def __init__(self, state: ManagerState, metrics: ManagerMetrics, cluster: str = "") -> None:
+    def __init__(
+        self,
+        state: ManagerState,
+        metrics: ManagerMetrics,
+        cluster: str = "",
+        jobs_config: JobsConfig | None = None,
+        on_submit: Callable[[], None] | None = None,
+    ) -> None:
         self.state = state
         self.metrics = metrics
         # The cluster it serves, told to wrctl with the cluster state; when named, callers must
         # carry an identity of this cluster.
         self.cluster = cluster
+        self.jobs_config = jobs_config or JobsConfig()
+        self._on_submit = on_submit  # wakes this manager's dispatcher: no poll delay
 
     # ── engines ──────────────────────────────────────────────────────────
 
@@ -266,21 +279,101 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
         log.warning("apply lock force-unlocked", extra={"lock_id": request.lock_id})
         return pb.ForceUnlockResponse()
 
+    # ── jobs and schedules ──────────────────────────────────────────────
+    # A node submits on behalf of the modules of its engines (the proxy's job gateway), for
+    # any worker module: as for module-to-module calls, the source is attribution only, not
+    # a permission (upstream's rule). Job ids are random UUIDs; a node may read any by id.
+
+    @rpc(NODE, OPERATOR)
+    async def SubmitJob(self, request: pb.SubmitJobRequest, context: Ctx) -> pb.SubmitJobResponse:
+        check.submit_job(request, self.jobs_config.max_bytes)
+        job = jobs.NewJob(
+            namespace=request.worker_namespace,
+            module=request.worker_name,
+            version=request.worker_version,
+            job_type=request.job_type,
+            payload=bytes(request.payload),
+            timeout_secs=request.timeout_secs or self.jobs_config.timeout_secs,
+            max_attempts=request.max_attempts,
+            idempotency_key=request.idempotency_key,
+            traceparent=request.traceparent,
+            submitted_by=request.submitted_by,
+        )
+        job_id, existing = await self.state.submit_job(job)
+        if not existing and self._on_submit is not None:
+            self._on_submit()
+        log.info(
+            "job submitted" if not existing else "job submit matched an earlier job",
+            extra={
+                "job_id": job_id,
+                "worker": module_key(job.namespace, job.module, job.version or "*"),
+                "job_type": job.job_type,
+                "submitted_by": job.submitted_by or current_caller().uri,
+            },
+        )
+        return pb.SubmitJobResponse(job_id=job_id, existing=existing)
+
+    @rpc(NODE, OPERATOR)
+    async def GetJobStatus(
+        self, request: pb.GetJobStatusRequest, context: Ctx
+    ) -> pb.GetJobStatusResponse:
+        check.non_empty(request.job_id, "job_id")
+        return await self.state.job_status(request.job_id)
+
+    @rpc(OPERATOR, MANAGER)
+    async def ListJobs(self, request: pb.ListJobsRequest, context: Ctx) -> pb.ListJobsResponse:
+        if request.worker_namespace:
+            check.name(request.worker_namespace, "worker_namespace")
+        if request.worker_name:
+            check.name(request.worker_name, "worker_name")
+        if request.limit > check.MAX_JOB_LIST:
+            raise InvalidArgument(
+                f"limit: {request.limit} is above the maximum {check.MAX_JOB_LIST}"
+            )
+        state = jobs.FROM_PB.get(request.state, "")
+        found = await self.state.list_jobs(
+            request.worker_namespace,
+            request.worker_name,
+            state,
+            request.limit or DEFAULT_JOB_LIST,
+        )
+        return pb.ListJobsResponse(jobs=found)
+
+    @rpc(OPERATOR)
+    async def UpsertSchedule(
+        self, request: pb.UpsertScheduleRequest, context: Ctx
+    ) -> pb.UpsertScheduleResponse:
+        check.schedule(request, self.jobs_config.max_bytes)
+        timeout = request.timeout_secs or self.jobs_config.timeout_secs
+        changed = await self.state.upsert_schedule(request, timeout)
+        if changed:
+            log.info("schedule set", extra={"schedule": request.name})
+            if self._on_submit is not None:
+                self._on_submit()
+        return pb.UpsertScheduleResponse(schedule_id=request.name, changed=changed)
+
+    @rpc(OPERATOR)
+    async def DeleteSchedule(
+        self, request: pb.DeleteScheduleRequest, context: Ctx
+    ) -> pb.DeleteScheduleResponse:
+        check.name(request.name, "name")
+        await self.state.delete_schedule(request.name)
+        log.info("schedule deleted", extra={"schedule": request.name})
+        return pb.DeleteScheduleResponse()
+
+    @rpc(OPERATOR, MANAGER)
+    async def ListSchedules(
+        self, request: pb.ListSchedulesRequest, context: Ctx
+    ) -> pb.ListSchedulesResponse:
+        if request.worker_namespace:
+            check.name(request.worker_namespace, "worker_namespace")
+        return pb.ListSchedulesResponse(
+            schedules=await self.state.list_schedules(request.worker_namespace)
+        )
+
     # ── later issues ─────────────────────────────────────────────────────
     # Unimplemented, but still behind an identity: nothing answers an anonymous caller.
 
     @rpc(OPERATOR)
     async def ListManagers(self, request: pb.ListManagersRequest, context: Ctx) -> Any:
         raise Unimplemented("ListManagers: manager discovery (HA) is not implemented yet")
-
-    @rpc(OPERATOR)
-    async def UpsertSchedule(self, request: pb.UpsertScheduleRequest, context: Ctx) -> Any:
-        raise Unimplemented("UpsertSchedule: the job scheduler is not implemented yet")
-
-    @rpc(OPERATOR)
-    async def DeleteSchedule(self, request: pb.DeleteScheduleRequest, context: Ctx) -> Any:
-        raise Unimplemented("DeleteSchedule: the job scheduler is not implemented yet")
-
-    @rpc(OPERATOR)
-    async def ListSchedules(self, request: pb.ListSchedulesRequest, context: Ctx) -> Any:
-        raise Unimplemented("ListSchedules: the job scheduler is not implemented yet")

@@ -6,8 +6,9 @@ import re
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.manager.errors import InvalidArgument
+from runtime.manager.schedule_times import cron_problem
 from runtime.names import NAME_RULE, InvalidName, check_name, check_version
-from runtime.wire import module_key, split_module_key
+from runtime.wire import job_type_problem, module_key, split_module_key
 
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 SECRET_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -158,3 +159,73 @@ def lock_ttl(ttl_secs: int, field: str = "ttl_secs") -> int:
     if ttl_secs > MAX_LOCK_TTL_SECS:
         raise InvalidArgument(f"{field}: {ttl_secs} is longer than {MAX_LOCK_TTL_SECS} seconds")
     return ttl_secs or 60
+
+
+MAX_JOB_TIMEOUT_SECS = 24 * 3600
+MAX_JOB_ATTEMPTS = 100
+MAX_IDEMPOTENCY_KEY = 200
+MAX_TRACEPARENT = 128
+MAX_JOB_LIST = 1000
+
+
+def job_type(value: str, field: str = "job_type") -> str:
+    problem = job_type_problem(value)
+    if problem:
+        raise InvalidArgument(f"{field}: {problem}")
+    return value
+
+
+def job_worker(namespace: str, module: str, ver: str, jtype: str) -> None:
+    name(namespace, "worker_namespace")
+    name(module, "worker_name")
+    if ver:
+        version(ver, "worker_version")
+    job_type(jtype)
+
+
+def job_limits(timeout_secs: int, max_attempts: int) -> None:
+    if timeout_secs > MAX_JOB_TIMEOUT_SECS:
+        raise InvalidArgument(
+            f"timeout_secs: {timeout_secs} is above the maximum {MAX_JOB_TIMEOUT_SECS}"
+        )
+    if max_attempts > MAX_JOB_ATTEMPTS:
+        raise InvalidArgument(
+            f"max_attempts: {max_attempts} is above the maximum {MAX_JOB_ATTEMPTS}"
+        )
+
+
+def job_payload(payload: bytes, limit: int, field: str = "payload") -> None:
+    if len(payload) > limit:
+        raise InvalidArgument(
+            f"{field}: {len(payload)} bytes is over the job size limit of {limit} bytes"
+            " (manager.toml [jobs] max_bytes)"
+        )
+
+
+def submit_job(req: pb.SubmitJobRequest, max_bytes: int) -> None:
+    job_worker(req.worker_namespace, req.worker_name, req.worker_version, req.job_type)
+    job_limits(req.timeout_secs, req.max_attempts)
+    job_payload(req.payload, max_bytes)
+    if len(req.idempotency_key) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidArgument(f"idempotency_key: longer than {MAX_IDEMPOTENCY_KEY} characters")
+    if len(req.traceparent) > MAX_TRACEPARENT:
+        raise InvalidArgument(f"traceparent: longer than {MAX_TRACEPARENT} characters")
+    if req.submitted_by:
+        host, dot, mod = req.submitted_by.partition(".")
+        if not dot:
+            raise InvalidArgument(f"submitted_by: {req.submitted_by!r} is not namespace.module")
+        name(host, "submitted_by namespace")
+        name(mod, "submitted_by module")
+
+
+def schedule(req: pb.UpsertScheduleRequest, max_bytes: int) -> None:
+    name(req.name, "name")
+    job_worker(req.worker_namespace, req.worker_name, req.worker_version, req.job_type)
+    job_limits(req.timeout_secs, req.max_attempts)
+    job_payload(req.payload, max_bytes)
+    if bool(req.interval_secs) == bool(req.cron):
+        raise InvalidArgument("interval_secs, cron: exactly one of them must be set")
+    if req.cron:
+        problem = cron_problem(req.cron)
+        if problem:
+            raise InvalidArgument(f"cron: {problem}")

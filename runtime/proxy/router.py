@@ -80,10 +80,18 @@ class Router:
         self.destinations = DestinationParser()
         self.connections: set[ClientConnection] = set()
         self._egress_groups: dict[tuple[str, int, bool], CandidateGroup] = {}
+        self._jobs: CandidateGroup | None = None  # the job gateway (set_job_gateway)
         # A coarse loop clock, advanced by each sweep, and the deadlines a connection starting
         # to wait now gets: stamping one costs an attribute read instead of a clock call.
         self.clock = self.head_deadline = self.idle_deadline = 0.0
         self.tick(loop.time())
+
+    def set_job_gateway(self, address: str) -> None:
+        """Send this node's engines' calls to http://wr-jobs/... to the gateway at address."""
+        upstream = Upstream(address)
+        breaker = self.breakers.get(wire.JOBS_HOST, "", address)
+        candidate = Candidate(wire.JOBS_HOST, "", "", "", upstream, breaker, local=True)
+        self._jobs = CandidateGroup([candidate])
 
     @property
     def index(self) -> RoutingIndex:
@@ -153,6 +161,10 @@ class Router:
                     raise
                 ex.group = self._egress_group(dest)
                 ex.label = egress_label(dest.host)
+        elif dest.host == wire.JOBS_HOST and self._jobs is not None:
+            if mode != INTERNAL:
+                raise RouteError(403, f"{wire.JOBS_HOST} is only for this node's engines")
+            ex.group = self._jobs
         else:
             if dest.is_single_label and not self.egress.allows(dest.host):
                 raise RouteError(400, shape_problem(raw, dest))
@@ -180,6 +192,11 @@ class Router:
                     parts += (_SOURCE, ex.source, b"\r\n")
                 if ex.source_ns is not None:
                     parts += (_SOURCE_NS, ex.source_ns, b"\r\n")
+        elif candidate.rule_id == wire.JOBS_HOST:  # the gateway records who submitted
+            if ex.source is not None:
+                parts += (_SOURCE, ex.source, b"\r\n")
+            if ex.source_ns is not None:
+                parts += (_SOURCE_NS, ex.source_ns, b"\r\n")
         parts.append(ex.trace_line)
         if ex.chunked:
             parts.append(b"transfer-encoding: chunked\r\n")

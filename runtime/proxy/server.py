@@ -21,6 +21,7 @@ from runtime.proxy.client import EXTERNAL, INTERNAL, PEER, ClientConnection
 from runtime.proxy.config import ProxyConfig, split_host_port
 from runtime.proxy.egress import EgressPolicy
 from runtime.proxy.ingress import IngressRouter
+from runtime.proxy.job_gateway import JobGateway
 from runtime.proxy.manager_link import ManagerLink
 from runtime.proxy.metrics import ProxyMetrics
 from runtime.proxy.node_cert import NodeCertificate
@@ -54,6 +55,7 @@ class ProxyServer:
         self._grpc: grpc.aio.Server | None = None
         self._admin: web.AppRunner | None = None
         self._manager: ManagerLink | None = None
+        self._jobs: JobGateway | None = None
         self._tracing = False
         self.certificate: NodeCertificate
         self.router: Router
@@ -73,6 +75,9 @@ class ProxyServer:
         self.router = self._build_router(loop)
         manager = self._manager = ManagerLink(cfg.manager_address, certificate.channel_credentials)
         certificate.on_reload.append(manager.renew)
+        self._jobs = JobGateway(manager)
+        await self._jobs.start()
+        self.router.set_job_gateway(self._jobs.address)
         self.control = NodeControl(manager, cfg.node.peer_address, node, cfg.node.name)
         self.table = RoutingTableCache(
             manager,
@@ -148,6 +153,8 @@ class ProxyServer:
             await self._grpc.stop(grace=1.0)
         if self._admin is not None:
             await self._admin.cleanup()
+        if self._jobs is not None:
+            await self._jobs.stop()
         if self._manager is not None:
             await self.control.deregister_all()
             await self._manager.close()

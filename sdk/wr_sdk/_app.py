@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from wr_sdk._http import Request, Response, to_response
-from wr_sdk._wire import HEALTH_PATH
+from wr_sdk._wire import HEALTH_PATH, JOB_PATH_PREFIX
+from wr_sdk.jobs import Job
 
 Handler = Callable[[Request], object]
+JobHandler = Callable[[Job], object]
+JOB_FAILED_STATUS = 422
 
 
 class HttpError(Exception):
@@ -37,6 +40,16 @@ class Module:
 
         return register
 
+    def job(self, job_type: str) -> Callable[[JobHandler], JobHandler]:
+        """Decorator: fn handles attempts of jobs of this type (see wr_sdk.jobs). Attempts
+        arrive as POST /__job/<job_type>, a path no public route can reach."""
+
+        def register(fn: JobHandler) -> JobHandler:
+            self.add_route(JOB_PATH_PREFIX + job_type, lambda request: _run_job(fn, request))
+            return fn
+
+        return register
+
     def add_route(self, path: str, fn: Handler) -> None:
         if not path.startswith("/"):
             raise ValueError(f"route {path!r}: a route starts with '/'")
@@ -58,6 +71,9 @@ class Module:
         if fn is None:
             if request.route == HEALTH_PATH:
                 return Response(200, b"ok", [("content-type", "text/plain")])
+            if request.route.startswith(JOB_PATH_PREFIX):
+                job_type = request.route[len(JOB_PATH_PREFIX) :]
+                return _error(404, f"no job handler for job type {job_type!r} in this module")
             return _error(404, f"no route for {request.route} in this module")
         try:
             return to_response(fn(request))
@@ -67,6 +83,18 @@ class Module:
             return _error(500, "out of memory: the module exceeded its memory limit")
         except Exception as exc:
             return _error(500, f"{type(exc).__name__}: {exc}")
+
+
+def _run_job(fn: JobHandler, request: Request) -> object:
+    """A raising job handler is a failed attempt, answered 422: the job failed, the module is
+    fine, so it must not count as a server error (5xx) in the proxy's circuit breaker, which
+    would cut the whole module off after a few failing jobs."""
+    try:
+        return fn(Job(request))
+    except (HttpError, MemoryError):
+        raise
+    except Exception as exc:
+        return _error(JOB_FAILED_STATUS, f"{type(exc).__name__}: {exc}")
 
 
 def _error(status: int, message: str) -> Response:

@@ -8,3 +8,7 @@ HEALTH_PATH = "/__health"  # engines probe every module here; dispatch answers 2
 RESERVED_PATH_PREFIX = "/__"  # module paths the runtime owns
 GUEST_IO_DIR = "/wr-io"  # where outbound bodies are handed over as files
 INVALID_CALL_PREFIX = "invalid request: "  # the host refused to send a call as built
+JOB_PATH_PREFIX = "/__job/"  # a job attempt: POST /__job/<job type>, the payload as its body
+JOBS_HOST = "wr-jobs"  # the proxy's job gateway: http://wr-jobs/submit, /status/<job id>
+JOB_ID_HEADER = "x-wr-job-id"  # on a job attempt: the job it runs
+JOB_ATTEMPT_HEADER = "x-wr-job-attempt"  # on a job attempt: 1 for the first

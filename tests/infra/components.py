@@ -25,6 +25,7 @@ SOURCES = {
     "shop_inventory": SHOP / "inventory",
     "shop_assistant": SHOP / "assistant",
     "shop_client": SHOP / "client",
+    "worker": ENGINE_GUESTS / "worker",
 }
 
 

@@ -141,6 +141,7 @@ class _Builder:
                 admin_address=f"127.0.0.1:{m.admin_port}",
                 state=state,
                 heartbeat_timeout_secs=m.heartbeat_timeout_secs,
+                local_proxy_address=self._local_proxy(),
             ).encode(),
         }
         files |= _migration_files()
@@ -156,6 +157,15 @@ class _Builder:
         )
         place = self.targets.manager.place
         return self._finish("manager", "manager", None, files, [program], [], secrets, place)
+
+    def _local_proxy(self) -> str | None:
+        """The data port of a node on the manager's host: jobs are dispatched through it.
+        None when no node shares the host (the manager then cannot run jobs)."""
+        place = self.targets.manager.place
+        for node in self.targets.nodes:
+            if node.place.host == place.host:
+                return f"http://127.0.0.1:{node.ports.data}"
+        return None
 
     def node(self, node: NodeTarget, schemas: dict[str, bytes]) -> Bundle:
         config = self.config

@@ -21,6 +21,7 @@ def cluster_problems(config: ClusterConfig, base: Path, compile_schemas: bool) -
     """Every cross-table problem; base is the directory relative paths start from."""
     return [
         *_table_problems(config),
+        *_schedule_problems(config),
         *_capability_problems(config),
         *_file_problems(config, base, compile_schemas),
         *_placement_problems(config),
@@ -54,6 +55,33 @@ def _table_problems(config: ClusterConfig) -> list[Problem]:
                 problems.append(
                     (("module", i, "env", key), "no environment can hold a NUL character")
                 )
+    return problems
+
+
+def _schedule_problems(config: ClusterConfig) -> list[Problem]:
+    """Unique schedule names; each names a declared module (and its version when pinned)."""
+    problems: list[Problem] = []
+    modules = {module_host(m.namespace, m.name): m for m in config.module}
+    names: set[str] = set()
+    for i, schedule in enumerate(config.schedule):
+        if schedule.name in names:
+            problems.append((("schedule", i, "name"), f"duplicate schedule {schedule.name!r}"))
+        names.add(schedule.name)
+        mod = modules.get(schedule.module)
+        if mod is None:
+            close = difflib.get_close_matches(schedule.module, list(modules), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(
+                (("schedule", i, "module"), f"no [[module]] {schedule.module!r} is declared{hint}")
+            )
+        elif schedule.version is not None and schedule.version != mod.version:
+            problems.append(
+                (
+                    ("schedule", i, "version"),
+                    f"{schedule.module} is deployed at version {mod.version}, not"
+                    f" {schedule.version}: the schedule's jobs would never run",
+                )
+            )
     return problems
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -228,6 +229,8 @@ class ModuleSection(_Strict):
     allowed_buckets: list[Annotated[str, _rule(bucket_problem)]] = []
     # llm: tokens (input + output) per minute for this module; default [llm] tokens_per_minute
     llm_tokens_per_minute: Annotated[int, Field(ge=1)] | None = None
+    # jobs: attempts of this version's jobs when a submit names none (else 3)
+    worker_max_attempts: Annotated[int, Field(ge=1, le=100)] | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -257,6 +260,84 @@ class ModuleSection(_Strict):
 
 
 Method = Annotated[str, _rule(wire.method_problem)]
+
+
+class ScheduleSection(_Strict):
+    """[[schedule]]: a job the managers submit every interval_secs, or at the times of a
+    five-field cron expression (UTC). Written by apply, fired by the managers (first fire of
+    an interval schedule at once), at least once."""
+
+    name: str
+    module: str  # "namespace.name" of a [[module]]
+    job_type: Annotated[str, _rule(wire.job_type_problem)]
+    interval_secs: Annotated[int, Field(ge=1, le=366 * 86400)] | None = None
+    cron: str | None = None
+    payload: dict[str, Any] | str | None = None  # a TOML table, or JSON text
+    timeout_secs: Annotated[int, Field(ge=1, le=24 * 3600)] = wire.REQUEST_TIMEOUT_SECS
+    max_attempts: Annotated[int, Field(ge=1, le=100)] | None = None
+    version: str | None = None  # only this version runs it; any version when absent
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _valid_name(v)
+
+    @field_validator("module")
+    @classmethod
+    def _module(cls, v: str) -> str:
+        namespace, dot, name = v.partition(".")
+        if not dot:
+            raise ValueError(f"{v!r} is not namespace.name of a [[module]]")
+        _valid_name(namespace)
+        _valid_name(name)
+        return v
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str | None) -> str | None:
+        return v if v is None else _valid_version(v)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        from runtime.manager.schedule_times import cron_problem
+
+        problem = None if v is None else cron_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("payload")
+    @classmethod
+    def _payload(cls, v: dict[str, Any] | str | None) -> dict[str, Any] | str | None:
+        if isinstance(v, str):
+            try:
+                json.loads(v)
+            except ValueError as exc:
+                raise ValueError(f"payload text is not JSON: {exc}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _when(self) -> ScheduleSection:
+        if (self.interval_secs is None) == (self.cron is None):
+            raise ValueError("set exactly one of interval_secs and cron")
+        return self
+
+    @property
+    def namespace_name(self) -> tuple[str, str]:
+        namespace, _, name = self.module.partition(".")
+        return namespace, name
+
+    def payload_bytes(self) -> bytes:
+        """The payload as the job receives it: canonical JSON (b"" when there is none)."""
+        if self.payload is None:
+            return b""
+        value = json.loads(self.payload) if isinstance(self.payload, str) else self.payload
+        return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+    @property
+    def address(self) -> str:
+        return f"schedule.{self.name}"
 
 
 class ExternalRoute(_Strict):
@@ -341,6 +422,7 @@ class ClusterConfig(_Strict):
     database: DatabaseSection | None = None
     blobstore: BlobstoreSection | None = None
     llm: LlmSection | None = None
+    schedule: list[ScheduleSection] = []
     source: Path = Field(default=Path("cluster.toml"), exclude=True)
 
     @model_validator(mode="after")

@@ -40,7 +40,7 @@ from wrctl.deploy.session import (
 from wrctl.errors import ConfigError, ManagerUnreachable, WrctlError
 from wrctl.observe import mark_applied
 from wrctl.pki import NodeCredentials, cluster_ca
-from wrctl.plan import Plan, Resource, check_secrets
+from wrctl.plan import Plan, Resource, check_secrets, schedules
 from wrctl.plan.database import DATABASE, MIGRATION
 from wrctl.plan.desired import TLS_ATTRIBUTE
 from wrctl.plan.diff import Action, ActionKind
@@ -56,6 +56,7 @@ class _Work:
     removed: list[str]  # nodes to remove
     certificate_only: frozenset[str] = frozenset()  # nodes whose only change is a new cert
     databases: frozenset[str] = frozenset()  # namespaces with a database or migration action
+    schedules: tuple[Action, ...] = ()  # written to the manager once the nodes are applied
 
 
 def _work(plan: Plan) -> _Work:
@@ -64,11 +65,14 @@ def _work(plan: Plan) -> _Work:
     removed: set[str] = set()
     redeploy: set[str] = set()  # nodes with a change beyond their certificate
     databases: set[str] = set()
+    scheduled: list[Action] = []
     for action in plan.actions:
         if action.resource_kind == "manager":
             manager = True
         elif action.resource_kind in (DATABASE, MIGRATION):
             databases.add(action.address.split(".")[1])
+        elif action.resource_kind == schedules.KIND:
+            scheduled.append(action)
         elif action.resource_kind == "node" and action.kind is ActionKind.DESTROY:
             removed.add(action.address.removeprefix("node."))
         else:
@@ -80,7 +84,9 @@ def _work(plan: Plan) -> _Work:
     redeploy.update(restarts)
     deployed = sorted(nodes - removed)
     certificate_only = frozenset(set(deployed) - redeploy)
-    return _Work(manager, deployed, sorted(removed), certificate_only, frozenset(databases))
+    return _Work(
+        manager, deployed, sorted(removed), certificate_only, frozenset(databases), tuple(scheduled)
+    )
 
 
 def _certificate_only(action: Action) -> bool:
@@ -165,6 +171,7 @@ def apply_plan(
                 failed = [r for r in converged if r.status == "failed"]
                 if failed:
                     raise ApplyFailed(f"{failed[0].target}: could not converge", results)
+                results.extend(run.apply_schedules(work.schedules))
             mark_applied(targets, session.client.state().serial)
     return results
 
@@ -252,6 +259,22 @@ class _Apply:
                 "the manager is up, but secrets are missing:\n" + "\n".join(exc.problems),
                 results,
             ) from None
+
+    def apply_schedules(self, actions: Iterable[Action]) -> list[TargetResult]:
+        """Upsert the created and changed schedules, delete the removed ones (after the nodes,
+        so a new schedule's first fire finds its module deployed)."""
+        wanted = {s.address: s for s in self.plan.config.schedule}
+        client, report = self.session.client, self.session.report
+        results = []
+        for action in actions:
+            if action.kind is ActionKind.DESTROY:
+                client.delete_schedule(action.address.removeprefix(f"{schedules.KIND}."))
+                results.append(TargetResult(action.address, "removed"))
+            else:
+                client.upsert_schedule(schedules.upsert_request(wanted[action.address]))
+                results.append(TargetResult(action.address, "applied"))
+            report(action.address, "removed" if action.kind is ActionKind.DESTROY else "set")
+        return results
 
     def install(
         self, rollout: Rollout, bundle: Bundle, credentials: NodeCredentials | None = None

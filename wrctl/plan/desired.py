@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from wrctl.config.model import ClusterConfig, ModuleSection, SecretRef
 from wrctl.config.targets import HostTarget, NodeTarget, Targets, module_nodes
-from wrctl.plan import database
+from wrctl.plan import database, schedules
 from wrctl.plan.state import ClusterState, Resource
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ def resolve(targets: Targets, runtime_version: str) -> ClusterState:
     resources += [_node(targets, node, runtime_version) for node in targets.nodes]
     resources += [_module(config, mod, base) for mod in config.module]
     resources += database.desired_resources(config)
+    resources += [schedules.desired(schedule) for schedule in config.schedule]
     return ClusterState(resources={r.address: r for r in resources})
 
 

@@ -7,8 +7,9 @@ from enum import StrEnum
 
 from wrctl.plan.state import ClusterState, Resource
 
-# the database before the nodes, as apply runs it: modules may need their tables
-_ORDER = {"manager": 0, "database": 1, "migration": 2, "node": 3, "module": 4}
+# the database before the nodes, as apply runs it: modules may need their tables; schedules
+# after the modules they fire
+_ORDER = {"manager": 0, "database": 1, "migration": 2, "node": 3, "module": 4, "schedule": 5}
 
 
 class ActionKind(StrEnum):
@@ -60,7 +61,8 @@ class Action:
 
 def diff(desired: ClusterState, live: ClusterState) -> list[Action]:
     """Actions that turn live into desired: creates/updates/replaces manager first, then nodes,
-    then modules; destroys last, modules before the nodes they run on. (Live state that
+    then modules, then schedules; destroys last, schedules first, modules before the nodes
+    they run on. (Live state that
     drifted from the recorded release is not an action: see wrctl.plan.drift.)"""
     actions: list[Action] = []
     for address in sorted(desired.resources, key=lambda a: _sort_key(desired.resources[a])):

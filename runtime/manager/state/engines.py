@@ -64,13 +64,14 @@ async def register(tx: Tx, reg: pb.EngineRegistration, registered_by: str, now: 
     )
     for module in _in_lock_order(reg.modules):
         await tx.execute(
-            "INSERT INTO engine_modules (engine_id, namespace, name, version, digest, last_seen) "
-            "VALUES ($1, $2, $3, $4, $5, NULL)",
+            "INSERT INTO engine_modules (engine_id, namespace, name, version, digest, last_seen, "
+            "worker_max_attempts) VALUES ($1, $2, $3, $4, $5, NULL, $6)",
             reg.engine_id,
             module.namespace,
             module.name,
             module.version,
             module.digest,
+            module.worker_max_attempts,
         )
         if module.proto_schema:
             await tx.execute(

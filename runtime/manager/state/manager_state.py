@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.identity import Identity
 from runtime.manager.secretbox import SecretBox
-from runtime.manager.state import apply_lock, authority, engines, releases, routing, secrets
+from runtime.manager.state import (
+    apply_lock,
+    authority,
+    engines,
+    jobs,
+    releases,
+    routing,
+    schedules,
+    secrets,
+)
 from runtime.manager.state.engines import Timeouts
 from runtime.manager.store import Backend, Tx
 
@@ -25,6 +35,9 @@ class ManagerState:
         self.timeouts = timeouts
         self._box = box
         self._clock = clock
+        # Submits waiting for the next group commit, and whether one is being written.
+        self._submits: list[tuple[jobs.NewJob, asyncio.Future[tuple[str, bool]]]] = []
+        self._submitting = False
 
     # ── engines ──────────────────────────────────────────────────────────
 
@@ -163,3 +176,122 @@ class ManagerState:
     async def force_unlock(self, lock_id: str) -> None:
         # Same effect as release; a separate name so logs and metrics tell them apart.
         await self.backend.run(lambda tx: apply_lock.release(tx, lock_id))
+
+    # ── jobs and schedules ──────────────────────────────────────────────
+
+    @property
+    def _skip_locked(self) -> bool:
+        # Row locks that other managers skip exist on PostgreSQL; SQLite has one writer.
+        return self.backend.kind == "postgres"
+
+    async def submit_job(self, job: jobs.NewJob) -> tuple[str, bool]:
+        """Store a job. Submits that arrive while one transaction is being written wait and
+        go together in the next one (group commit: one fsync for a burst, not one each)."""
+        future: asyncio.Future[tuple[str, bool]] = asyncio.get_running_loop().create_future()
+        self._submits.append((job, future))
+        if not self._submitting:
+            self._submitting = True
+            try:
+                while self._submits:
+                    batch, self._submits = self._submits, []
+                    await self._write_submits(batch)
+            finally:
+                self._submitting = False
+        return await future
+
+    async def _write_submits(
+        self, batch: list[tuple[jobs.NewJob, asyncio.Future[tuple[str, bool]]]]
+    ) -> None:
+        now = self._clock()
+
+        async def op(tx: Tx) -> list[tuple[str, bool]]:
+            return [await jobs.submit(tx, job, now) for job, _ in batch]
+
+        try:
+            results = await self.backend.run(op)
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    async def job_status(self, job_id: str) -> pb.GetJobStatusResponse:
+        return await self.backend.run(lambda tx: jobs.status(tx, job_id), write=False)
+
+    async def list_jobs(
+        self, namespace: str, module: str, state: str, limit: int
+    ) -> list[pb.GetJobStatusResponse]:
+        return await self.backend.run(
+            lambda tx: jobs.list_jobs(tx, namespace, module, state, limit), write=False
+        )
+
+    async def claim_jobs(
+        self, limit: int, claimed_by: str, grace: float
+    ) -> tuple[list[jobs.Claimed], list[tuple[str, str]]]:
+        cycle = await self.job_cycle([], _no_backoff, False, limit, claimed_by, grace)
+        return cycle.claimed, cycle.died
+
+    async def complete_job(self, job_id: str, claim_id: str, result: bytes) -> bool:
+        outcome = jobs.Outcome(job_id, claim_id, result)
+        [state] = (await self.job_cycle([outcome], _no_backoff, False, 0, "", 0.0)).finalized
+        return state == jobs.COMPLETE
+
+    async def fail_job(
+        self, job_id: str, claim_id: str, error: str, backoff: Callable[[int], float]
+    ) -> str | None:
+        outcome = jobs.Outcome(job_id, claim_id, None, error)
+        return (await self.job_cycle([outcome], backoff, False, 0, "", 0.0)).finalized[0]
+
+    async def job_cycle(
+        self,
+        outcomes: list[jobs.Outcome],
+        backoff: Callable[[int], float],
+        fire: bool,
+        room: int,
+        claimed_by: str,
+        grace: float,
+    ) -> jobs.Cycle:
+        """One dispatcher round in one transaction: record `outcomes` (per outcome the job's
+        new state, None when its claim was stale), fire due schedules when `fire`, claim up
+        to `room` due jobs."""
+        now = self._clock()
+
+        async def op(tx: Tx) -> jobs.Cycle:
+            finalized = [await jobs.finalize(tx, o, now, backoff) for o in outcomes]
+            fired = await schedules.fire_due(tx, now, self._skip_locked) if fire else []
+            claimed: list[jobs.Claimed] = []
+            died: list[tuple[str, str]] = []
+            if room > 0:
+                claimed, died = await jobs.claim(
+                    tx, now, room, claimed_by, grace, self._skip_locked
+                )
+                await jobs.schedule_deaths(tx, died)
+            return jobs.Cycle(finalized, fired, claimed, died)
+
+        return await self.backend.run(op)
+
+    async def job_depth(self) -> dict[str, int]:
+        return await self.backend.run(jobs.depth, write=False)
+
+    async def upsert_schedule(self, req: pb.UpsertScheduleRequest, timeout_secs: int) -> bool:
+        now = self._clock()
+        return await self.backend.run(lambda tx: schedules.upsert(tx, req, timeout_secs, now))
+
+    async def delete_schedule(self, name: str) -> None:
+        await self.backend.run(lambda tx: schedules.delete(tx, name))
+
+    async def list_schedules(self, namespace: str) -> list[pb.Schedule]:
+        return await self.backend.run(
+            lambda tx: schedules.list_schedules(tx, namespace), write=False
+        )
+
+    async def fire_schedules(self) -> list[schedules.Fired]:
+        now = self._clock()
+        return await self.backend.run(lambda tx: schedules.fire_due(tx, now, self._skip_locked))
+
+
+def _no_backoff(attempt: int) -> float:
+    return 0.0

@@ -292,9 +292,6 @@ async def test_bad_registration_is_invalid_argument_naming_field_and_writes_noth
 async def test_unimplemented_rpcs_of_later_issues(stub: pb_grpc.ManagerServiceStub) -> None:
     calls = [
         stub.ListManagers(pb.ListManagersRequest()),
-        stub.UpsertSchedule(pb.UpsertScheduleRequest()),
-        stub.DeleteSchedule(pb.DeleteScheduleRequest()),
-        stub.ListSchedules(pb.ListSchedulesRequest()),
     ]
     for call in calls:
         with pytest.raises(grpc.aio.AioRpcError) as err:
