@@ -2,10 +2,11 @@
 test PostgreSQL, S3 server and fake Messages API), a first apply that stops for the missing
 secrets once the manager is up, the secrets, the apply that migrates and deploys, and
 `wrctl invoke shop.client/demo` walking the database, the blobstore, the LLM with a tool call
-and module-to-module calls."""
+and module-to-module calls; then the schedule apply wrote fires a job in the inventory."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,7 +18,7 @@ import pytest
 from tests.e2e.conftest import COLD, REPO, LocalCluster, running_cluster
 from tests.infra.fake_anthropic import FakeAnthropic, Reply, ToolCall
 from tests.infra.postgres import PostgresServer
-from tests.infra.process import free_port
+from tests.infra.process import free_port, wait_until
 from tests.infra.s3 import S3Server
 
 SHOP = REPO / "examples" / "shop"
@@ -149,6 +150,20 @@ def test_the_shop_walks_db_blobstore_and_llm(
         json.dumps({"sku": "mug", "name": "x", "price": "1", "stock": 1}),
     )
     assert again.returncode == 1 and "items_pkey" in again.stdout + again.stderr, again
+
+    # apply wrote the schedule; the manager fired it at once (its engine was up): the job ran
+    # in inventory and wrote its report to the bucket
+    def report() -> dict[str, object] | None:
+        with contextlib.suppress(Exception):
+            got = s3_server.client().get_object(Bucket="shop-images", Key="reports/low-stock.json")
+            return dict(json.loads(got["Body"].read()))
+        return None
+
+    assert wait_until(report, 60.0, "the low-stock report in the bucket")["below"] == 5
+    listed = json.loads(_ok(shop.wrctl("schedules", "list", "--json")))
+    assert isinstance(listed, list), listed
+    (low,) = [s for s in listed if s["name"] == "low-stock-report"]
+    assert low["last_fired_at"] and low["consecutive_failures"] == 0, low
 
     # nothing left to do: migrations applied, secrets held, modules running
     settled = shop.wrctl("plan", "--detailed-exitcode")

@@ -8,15 +8,19 @@ Routes (JSON in, JSON out):
   POST /items/reserve  {"sku", "quantity"}                -> {"sku", "stock"} (409: not enough)
   POST /items/image?sku=SKU   body: the image bytes       -> {"sku", "key", "bytes"}
   POST /items/image/get {"sku"}                           -> the image bytes
+
+Job (fired by the `low-stock-report` schedule of cluster.toml, or `wrctl jobs submit`):
+  low-stock  {"below": N}  -> writes reports/low-stock.json to the bucket, returns its summary
 """
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from wr_sdk import HttpError, Module, Request, blobstore, db
+from wr_sdk import HttpError, Job, Module, Request, blobstore, db
 
 app = Module()
 BUCKET = "shop-images"
@@ -105,3 +109,16 @@ def get_image(request: Request) -> bytes:
         return blobstore.get(BUCKET, f"items/{sku}")
     except blobstore.NotFound:
         raise HttpError(404, f"no image for {sku!r}") from None
+
+
+@app.job("low-stock")
+def low_stock(job: Job) -> dict[str, Any]:
+    """The items whose stock is below the payload's `below`, as a JSON report in the bucket.
+    Jobs run at least once: writing the same report again is harmless."""
+    below = int(job.json().get("below", 5)) if job.payload else 5
+    rows = db.query(
+        f"SELECT {COLUMNS} FROM items WHERE stock < $1 ORDER BY stock, sku", [db.Int4(below)]
+    )
+    report = {"below": below, "items": [_item(r) for r in rows]}
+    blobstore.put(BUCKET, "reports/low-stock.json", json.dumps(report).encode())
+    return {"below": below, "count": len(rows)}
