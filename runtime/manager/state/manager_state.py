@@ -14,6 +14,7 @@ from runtime.manager.state import (
     authority,
     engines,
     jobs,
+    managers,
     releases,
     routing,
     schedules,
@@ -176,6 +177,23 @@ class ManagerState:
     async def force_unlock(self, lock_id: str) -> None:
         # Same effect as release; a separate name so logs and metrics tell them apart.
         await self.backend.run(lambda tx: apply_lock.release(tx, lock_id))
+
+    # ── manager liveness ────────────────────────────────────────────────
+
+    async def manager_beat(
+        self, manager_id: str, grpc_address: str, expiry: float
+    ) -> list[pb.ManagerInfo]:
+        now = self._clock()
+        return await self.backend.run(
+            lambda tx: managers.beat(tx, manager_id, grpc_address, now, expiry)
+        )
+
+    async def live_managers(self, expiry: float) -> list[pb.ManagerInfo]:
+        now = self._clock()
+        return await self.backend.run(lambda tx: managers.live(tx, now, expiry), write=False)
+
+    async def manager_leave(self, manager_id: str) -> None:
+        await self.backend.run(lambda tx: managers.leave(tx, manager_id))
 
     # ── jobs and schedules ──────────────────────────────────────────────
 
