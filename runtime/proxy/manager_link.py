@@ -19,6 +19,7 @@ import grpc
 
 from runtime.api import wruntime_pb2_grpc as pb_grpc
 from runtime.identity import MANAGER_TLS_NAME, channel_options
+from runtime.manager_failover import AWAY, may_resend
 
 log = logging.getLogger("wr-proxy.manager")
 
@@ -31,14 +32,6 @@ _RECONNECT: list[tuple[str, Any]] = [
 ]
 # Calls already on the old channels get this long to finish after a rotation.
 DRAIN_SECS = 10.0
-# The codes that mean "this manager is not answering", not "the manager said no".
-AWAY = frozenset((grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED))
-# Calls that may be sent again to the next manager after one failed: reads, and writes whose
-# repetition changes nothing (a registration replaces itself, a heartbeat refreshes). Others
-# (SubmitJob, DeregisterEngine) only move the link on: the caller decides about a retry.
-RETRY_SAFE = frozenset(
-    ("GetRoutingTable", "GetSchema", "GetJobStatus", "ListManagers", "RegisterEngine", "Heartbeat")
-)
 
 
 class ManagerLink:
@@ -73,7 +66,7 @@ class ManagerLink:
 
     async def call(self, method: str, request: Any, **kwargs: Any) -> Any:
         """Call `method` on the current manager; when it is away, move on to the next one
-        (and send the call again there when the method is RETRY_SAFE)."""
+        (and send the call again there when that is safe: manager_failover.may_resend)."""
         count = len(self.addresses)
         first = self.current
         for attempt in range(count):
@@ -85,7 +78,7 @@ class ManagerLink:
                 if exc.code() not in AWAY or count == 1:
                     raise
                 self._move_past(index, exc)
-                if method not in RETRY_SAFE or attempt == count - 1:
+                if not may_resend(method, exc) or attempt == count - 1:
                     raise
         raise AssertionError("unreachable")
 

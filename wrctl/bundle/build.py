@@ -177,7 +177,7 @@ class _Builder:
                 cluster=config.cluster.name,
                 node=node,
                 proxy=config.proxy,
-                manager_address=self.targets.manager.node_endpoint,
+                manager_addresses=list(self.targets.manager.node_endpoints),
                 advertise_host=node.place.wire_host,
                 peer_listen_host=LOOPBACK if node.place.is_local else "0.0.0.0",
             ).encode(),
