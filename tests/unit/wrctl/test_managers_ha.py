@@ -136,3 +136,94 @@ def test_wrctl_moves_on_to_a_manager_that_answers(cluster: Path, tmp_path: Path)
         assert str(info.value).count("manager at 127.0.0.1:") == 2
     finally:
         client.close()
+
+
+def test_each_manager_host_gets_its_bundle_and_one_resource_carries_them(
+    tmp_path: Path,
+) -> None:
+    from wrctl.bundle.build import build_bundles
+    from wrctl.bundle.tarball import read_tarball
+    from wrctl.config import load_targets
+    from wrctl.plan import resolve
+
+    text = BASE.replace("{state}", PG) + '[defaults]\nformat = "systemd"\n'
+    targets = load_targets(_write(tmp_path, text))
+    built = build_bundles(targets, tmp_path / "out", "0.1.0")
+    managers = [b for b in built if b.kind == "manager"]
+    assert [b.path.name for b in managers] == [
+        "c-manager-10.0.0.1.tar.gz",
+        "c-manager-10.0.0.2.tar.gz",
+    ]
+    for bundle, host in zip(managers, ("10.0.0.1", "10.0.0.2"), strict=True):
+        toml = read_tarball(bundle.path)["config/manager.toml"].decode()
+        assert f'advertise_address = "{host}:9000"' in toml
+    proxy = read_tarball(next(b for b in built if b.kind == "node").path)["config/proxy.toml"]
+    assert b'manager_addresses = ["10.0.0.1:9000", "10.0.0.2:9000"]' in proxy
+    desired = resolve(targets, "0.1.0").resources
+    assert desired["manager"].attributes["hosts"] == "10.0.0.1,10.0.0.2"
+    assert desired["node.a"].attributes["manager"] == "10.0.0.1:9000,10.0.0.2:9000"
+
+
+class _Rollout:
+    def __init__(self, host: str, events: list[str]) -> None:
+        self.name, self.events = host, events
+        self.host = self  # rollout.host.transport.close()
+        self.transport = self
+
+    def close(self) -> None:
+        pass
+
+    def restart(self) -> None:
+        self.events.append(f"restart {self.name}")
+
+    def switch(self, release: str) -> None:
+        self.events.append(f"switch {self.name} {release}")
+
+    def log_tail(self, lines: int = 50) -> str:
+        return "last lines"
+
+
+def test_managers_are_upgraded_one_at_a_time_and_a_failed_gate_rolls_back_and_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from wrctl.config import load_targets
+    from wrctl.deploy import apply
+    from wrctl.plan import make_plan, nothing_yet
+
+    text = BASE.replace('"10.0.0.2"]', '"10.0.0.2", "10.0.0.3"]').replace("{state}", PG)
+    targets = load_targets(_write(tmp_path, text))
+    events: list[str] = []
+    session = SimpleNamespace(
+        open=lambda place: _Rollout(place.host, events),
+        report=lambda target, message: events.append(f"report {target}: {message}"),
+        options=SimpleNamespace(health_timeout_s=1.0),
+    )
+
+    def install(self: object, rollout: _Rollout, bundle: object, credentials: object) -> str:
+        events.append(f"install {rollout.name}")
+        return f"old-{rollout.name}"
+
+    def gate(self: object, address: str) -> None:
+        events.append(f"gate {address}")
+        if address.startswith("10.0.0.2"):
+            raise ManagerUnreachable(f"manager at {address}: not answering")
+
+    monkeypatch.setattr(apply._Apply, "install", install)
+    monkeypatch.setattr(apply._Apply, "_manager_gate", gate)
+    run = apply._Apply(make_plan(targets, nothing_yet()), session)  # type: ignore[arg-type]
+    with pytest.raises(ManagerUnreachable) as info:
+        run.deploy_managers([object(), object(), object()])  # type: ignore[list-item]
+    assert [e for e in events if not e.startswith("report")] == [
+        "install 10.0.0.1",
+        "restart 10.0.0.1",
+        "gate 10.0.0.1:9000",
+        "install 10.0.0.2",
+        "restart 10.0.0.2",
+        "gate 10.0.0.2:9000",
+        "switch 10.0.0.2 old-10.0.0.2",
+        "restart 10.0.0.2",
+    ]  # 10.0.0.3 untouched: the first still serves the new release, the third the old one
+    assert "switched back to release old-10.0.0.2" in str(info.value)
+    assert "report manager 10.0.0.2:9000: rolled back to release old-10.0.0.2" in events
