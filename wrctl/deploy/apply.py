@@ -37,6 +37,7 @@ from wrctl.deploy.session import (
     TargetResult,
     open_session,
 )
+from wrctl.deploy.transport import quote
 from wrctl.errors import ConfigError, ManagerUnreachable, WrctlError
 from wrctl.managerapi import ManagerClient
 from wrctl.observe import mark_applied
@@ -184,6 +185,11 @@ def _version(plan: Plan) -> str:
     return plan.desired.resources["manager"].attributes["runtime_version"]
 
 
+# Where install.sh keeps the manager's secrets key (relative to the workdir; see install.sh.j2).
+SECRETS_KEY_FILE = "manager/data/secrets.key"
+SECRETS_ENV_FILE = "manager/data/secrets.env"
+
+
 @dataclass
 class _Apply:
     """One apply: the plan and the session it runs in."""
@@ -191,6 +197,7 @@ class _Apply:
     plan: Plan
     session: Session
     certificate_only: frozenset[str] = frozenset()
+    _shared_key: bytes = b""  # set while the 2nd.. of several managers are installed
 
     def deploy_managers(self, bundles: list[Bundle]) -> None:
         """One manager: deploy_manager. Several ([manager] hosts): upgrade them one at a
@@ -201,10 +208,27 @@ class _Apply:
         if len(bundles) == 1:
             self.deploy_manager(bundles[0])
             return
-        for place, address, bundle in zip(
-            places, self.plan.targets.manager.node_endpoints, bundles, strict=True
+        for i, (place, address, bundle) in enumerate(
+            zip(places, self.plan.targets.manager.node_endpoints, bundles, strict=True)
         ):
+            if i == 1:  # the first host has made (or kept) the key: every other one gets it
+                self._shared_key = self._read_secrets_key(places[0])
             self.deploy_manager(bundle, place, address)
+
+    def _read_secrets_key(self, place: HostTarget) -> bytes:
+        """The secrets key install.sh made on the first manager's host. Managers sharing a
+        database must share it: each decrypts what any other encrypted."""
+        rollout = self.session.open(place)
+        try:
+            path = rollout.host.path("manager", "data", "secrets.key")
+            root = rollout.host.format.install_as_root
+            result = rollout.host.transport.run(f"cat {quote(path)}", sudo=root)
+        finally:
+            rollout.host.transport.close()
+        key = result.stdout.strip()
+        if not key:
+            raise WrctlError(f"manager {place.host}: {path} is empty; cannot share the key")
+        return key.encode()
 
     def deploy_manager(
         self, bundle: Bundle, place: HostTarget | None = None, address: str = ""
@@ -347,9 +371,13 @@ class _Apply:
         """The files install.sh expects on the host, never in the bundle (path relative to
         the workdir -> content): the password of the manager's PostgreSQL state DSN."""
         _, password = split_state_password(self.plan.config.manager.state)
-        if target != "manager" or password is None:
+        if target != "manager":
             return {}
-        return {STATE_PASSWORD.file: state_password_file(password)}
+        files = {} if password is None else {STATE_PASSWORD.file: state_password_file(password)}
+        if self._shared_key:  # the other managers of [manager] hosts: the first one's key
+            files[SECRETS_KEY_FILE] = self._shared_key + b"\n"
+            files[SECRETS_ENV_FILE] = b"WR_SECRETS_KEY=" + self._shared_key + b"\n"
+        return files
 
     def deploy_nodes(self, nodes: list[str], bundles: dict[str, Bundle]) -> list[TargetResult]:
         """Roll nodes out `parallel` at a time, in order. After the first failure no new node

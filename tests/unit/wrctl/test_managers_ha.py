@@ -165,10 +165,24 @@ def test_each_manager_host_gets_its_bundle_and_one_resource_carries_them(
 
 
 class _Rollout:
+    """Rollout, its host and its transport in one fake."""
+
     def __init__(self, host: str, events: list[str]) -> None:
+        from types import SimpleNamespace
+
         self.name, self.events = host, events
-        self.host = self  # rollout.host.transport.close()
+        self.host = self
         self.transport = self
+        self.format = SimpleNamespace(install_as_root=False)
+
+    def path(self, target: str, *parts: str) -> str:
+        return "/".join(["/wr", target, *parts])
+
+    def run(self, command: str, **_: object) -> object:
+        from types import SimpleNamespace
+
+        self.events.append(f"run {self.name}: {command}")
+        return SimpleNamespace(stdout="S3CRETKEY\n")
 
     def close(self) -> None:
         pass
@@ -219,6 +233,7 @@ def test_managers_are_upgraded_one_at_a_time_and_a_failed_gate_rolls_back_and_st
         "install 10.0.0.1",
         "restart 10.0.0.1",
         "gate 10.0.0.1:9000",
+        "run 10.0.0.1: cat /wr/manager/data/secrets.key",  # the key every manager shares
         "install 10.0.0.2",
         "restart 10.0.0.2",
         "gate 10.0.0.2:9000",
@@ -227,3 +242,8 @@ def test_managers_are_upgraded_one_at_a_time_and_a_failed_gate_rolls_back_and_st
     ]  # 10.0.0.3 untouched: the first still serves the new release, the third the old one
     assert "switched back to release old-10.0.0.2" in str(info.value)
     assert "report manager 10.0.0.2:9000: rolled back to release old-10.0.0.2" in events
+    # What the 2nd.. managers' hosts get before install.sh runs: the first one's key.
+    shipped = run.host_secrets("manager")
+    assert shipped["manager/data/secrets.key"] == b"S3CRETKEY\n"
+    assert shipped["manager/data/secrets.env"] == b"WR_SECRETS_KEY=S3CRETKEY\n"
+    assert "manager/data/pgpass" not in shipped  # the DSN has no password
