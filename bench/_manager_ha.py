@@ -33,6 +33,7 @@ from runtime.identity import MANAGER_TLS_NAME, NODE_TLS_NAME, aio_channel
 
 CONCURRENCY = 50
 FAILOVER_ROUNDS = 5
+SETTLE_SECS = 3.0  # > the proxy's max reconnect backoff (manager_link._RECONNECT)
 
 
 async def _create_database(admin_dsn: str, name: str) -> str:
@@ -222,8 +223,11 @@ async def _one_failover(
         await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - killed
     started[used][0].wait(10)
-    # Start the killed one again on its port (the proxy's list names it) for the next round.
+    # Start the killed one again on its port (the proxy's list names it) for the next round,
+    # and let the proxy's channel to it leave its reconnect backoff (at most 2 s) first: a
+    # round measures a failover to a manager that has been up for a while, as in production.
     started[used] = m._start(root / f"m{used}", dsn, pki.manager, ports[used])
+    await asyncio.sleep(SETTLE_SECS)
     return elapsed
 
 
