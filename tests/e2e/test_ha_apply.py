@@ -199,5 +199,17 @@ def test_apply_while_a_manager_restarts(ha_cluster: tuple[LocalCluster, str]) ->
             assert shown[f"127.0.0.1:{c.manager_port}"]["answers"]
             assert shown[f"127.0.0.1:{b.port}"]["answers"] is b_up
             assert all(m["listed"] for m in shown.values())  # B's row outlives it (expiry)
+        # With B (first in the list) down, invoke still finds the schema, through A.
+        echo = _wrctl(
+            c,
+            "invoke",
+            "example.echo/echo.EchoService/Echo",
+            "--data",
+            '{"message": "via A"}',
+            "--manager",
+            both,
+        )
+        out, err = echo.communicate(timeout=120)
+        assert echo.returncode == 0 and json.loads(out) == {"message": "via A"}, out + err
     finally:
         b.stop()
