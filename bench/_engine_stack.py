@@ -207,7 +207,7 @@ def start_stack(
             cluster="bench",
             node=node,
             proxy=targets.config.proxy,
-            manager_address=f"127.0.0.1:{manager_port}",
+            manager_addresses=[f"127.0.0.1:{manager_port}"],
             advertise_host="127.0.0.1",
             peer_listen_host="127.0.0.1",
         )

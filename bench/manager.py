@@ -77,8 +77,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start(root: Path, state: str, tls: TlsFiles) -> tuple[subprocess.Popen[bytes], int]:
-    grpc_port, admin_port = _free_port(), _free_port()
+def _start(
+    root: Path, state: str, tls: TlsFiles, grpc_port: int = 0
+) -> tuple[subprocess.Popen[bytes], int]:
+    """A wr-manager on `grpc_port` (0: a free one) in root; returns it once it answers."""
+    grpc_port, admin_port = grpc_port or _free_port(), _free_port()
+    root.mkdir(parents=True, exist_ok=True)
     config = root / "manager.toml"
     config.write_text(
         f'listen_address = "127.0.0.1:{grpc_port}"\nadmin_address = "127.0.0.1:{admin_port}"\n'
@@ -141,9 +145,9 @@ async def _p50_ms(call: Callable[[int], Awaitable[object]], count: int) -> float
 
 
 async def _floor(stub: pb_grpc.ManagerServiceStub, i: int) -> None:
-    # UNIMPLEMENTED: a full round trip that touches no store.
+    # INVALID_ARGUMENT before any store access: a full round trip that touches no store.
     with contextlib.suppress(grpc.aio.AioRpcError):
-        await stub.ListManagers(pb.ListManagersRequest())
+        await stub.GetSchema(pb.GetSchemaRequest())
 
 
 async def _place(operator: pb_grpc.ManagerServiceStub, engines: int) -> None:
@@ -302,12 +306,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer engines and samples (<1 min)")
     parser.add_argument("--postgres", metavar="DSN", help="also measure on this (empty) database")
+    parser.add_argument(
+        "--ha",
+        metavar="ADMIN_DSN",
+        help="several managers on PostgreSQL (creates databases with this DSN's role);"
+        ' "auto" starts a private PostgreSQL (the tests\' helper); saves results/manager-ha.json',
+    )
     parser.add_argument("--ab", metavar="TREE", help="interleave with the bench of this checkout")
     parser.add_argument("--rounds", type=int, default=3, help="A/B rounds (with --ab)")
     parser.add_argument("--results-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ab:
         _ab(args)
+        return
+    if args.ha:
+        from bench._manager_ha import run_ha
+
+        metrics, extra = run_ha(args.ha, args.quick)
+        print_table("wr-manager, several managers on one PostgreSQL", metrics)
+        print(f"wrote {save('manager-ha', metrics, extra)}")
         return
     metrics, extra = _run(args)
     if args.results_file:  # an A/B round: keep results/manager.json for full runs

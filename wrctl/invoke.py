@@ -8,6 +8,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -17,6 +18,7 @@ from google.protobuf.message import Message
 from runtime import wire
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
+from runtime.manager_failover import AWAY
 from runtime.wire import DESTINATION_HEADER, SOURCE_HEADER, VERSION_HEADER, module_host
 from wrctl.credentials import OperatorCredentials, manager_channel, refusal
 from wrctl.errors import WrctlError
@@ -56,26 +58,31 @@ def rpc_path(target: str) -> bool:
 
 
 def _schema_messages(
-    manager: str,
+    manager: str | Sequence[str],
     credentials: OperatorCredentials,
     namespace: str,
     module: str,
     version: str,
     path: str,
 ) -> tuple[type[Message], type[Message]] | None:
-    """Request and response classes of the RPC at path, from the module's registered schema.
-    A manager that refuses our credentials is an error (not "no schema": the body would go
-    out unencoded without a word)."""
-    try:
-        with manager_channel(manager, credentials) as channel:
-            reply = pb_grpc.ManagerServiceStub(channel).GetSchema(
-                pb.GetSchemaRequest(module=module, namespace=namespace, version=version),
-                timeout=5,
-            )
-    except grpc.RpcError as exc:
-        refused = refusal(exc, manager, credentials, "GetSchema")
-        if refused is not None:
-            raise refused from None
+    """Request and response classes of the RPC at path, from the module's registered schema
+    (asked of each manager in turn until one answers). A manager that refuses our
+    credentials is an error (not "no schema": the body would go out unencoded without a
+    word)."""
+    request = pb.GetSchemaRequest(module=module, namespace=namespace, version=version)
+    reply = None
+    for address in [manager] if isinstance(manager, str) else manager:
+        try:
+            with manager_channel(address, credentials) as channel:
+                reply = pb_grpc.ManagerServiceStub(channel).GetSchema(request, timeout=5)
+            break
+        except grpc.RpcError as exc:
+            refused = refusal(exc, address, credentials, "GetSchema")
+            if refused is not None:
+                raise refused from None
+            if not (isinstance(exc, grpc.Call) and exc.code() in AWAY):
+                return None
+    if reply is None:
         return None
     if not reply.proto_schema:
         return None
@@ -103,7 +110,7 @@ def invoke(
     target: str,
     data: bytes | None,
     proxy: str,
-    manager: str,
+    manager: str | Sequence[str],
     credentials: OperatorCredentials | None,
     version: str | None = None,
     method: str = "POST",

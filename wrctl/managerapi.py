@@ -7,13 +7,14 @@ import getpass
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 
 import grpc
 
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
+from runtime.manager_failover import AWAY, may_resend
 from wrctl.credentials import OperatorCredentials, manager_channel, refusal
 from wrctl.errors import LockHeldError, ManagerUnreachable, WrctlError
 
@@ -23,32 +24,57 @@ def holder_name() -> str:
 
 
 class ManagerClient:
-    """The operator's channel to the manager at `address` (mutual TLS, see credentials)."""
+    """The operator's channels to the managers at `address` (one host:port, or several
+    managers sharing one PostgreSQL; mutual TLS, see credentials). Calls go to one manager and
+    move on to the next when it does not answer (see runtime.manager_failover)."""
 
     def __init__(
-        self, address: str, credentials: OperatorCredentials, timeout: float = 10.0
+        self,
+        address: str | Sequence[str],
+        credentials: OperatorCredentials,
+        timeout: float = 10.0,
     ) -> None:
-        self.address = address
+        self.addresses = [address] if isinstance(address, str) else list(address)
+        if not self.addresses:
+            raise WrctlError("no manager address to dial")
         self.credentials = credentials
         self._timeout = timeout
-        self._channel = manager_channel(address, credentials)
-        self._stub = pb_grpc.ManagerServiceStub(self._channel)
+        self._channels = [manager_channel(a, credentials) for a in self.addresses]
+        self._stubs = [pb_grpc.ManagerServiceStub(c) for c in self._channels]
+        self._current = 0
+
+    @property
+    def address(self) -> str:
+        """The manager calls go to now."""
+        return self.addresses[self._current]
 
     def close(self) -> None:
-        self._channel.close()
+        for channel in self._channels:
+            channel.close()
 
     def _call(self, method: str, request: object) -> object:
-        try:
-            return getattr(self._stub, method)(request, timeout=self._timeout)
-        except grpc.RpcError as exc:
-            refused = refusal(exc, self.address, self.credentials, method)
-            if refused is not None:
-                raise refused from None
-            code = exc.code() if isinstance(exc, grpc.Call) else None
-            details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                raise ManagerUnreachable(f"manager at {self.address}: {details}") from None
-            raise WrctlError(f"manager {method}: {details}") from None
+        count = len(self.addresses)
+        first = self._current
+        away: list[str] = []
+        for attempt in range(count):
+            index = (first + attempt) % count
+            try:
+                return getattr(self._stubs[index], method)(request, timeout=self._timeout)
+            except grpc.RpcError as exc:
+                address = self.addresses[index]
+                refused = refusal(exc, address, self.credentials, method)
+                if refused is not None:
+                    raise refused from None
+                code = exc.code() if isinstance(exc, grpc.Call) else None
+                details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+                if code not in AWAY:
+                    raise WrctlError(f"manager {method}: {details}") from None
+                away.append(f"manager at {address}: {details}")
+                if self._current == index:  # the renewal thread may have moved on already
+                    self._current = (index + 1) % count
+                if not may_resend(method, exc):
+                    break
+        raise ManagerUnreachable("; ".join(away)) from None
 
     def state(self) -> pb.GetClusterStateResponse:
         response = self._call("GetClusterState", pb.GetClusterStateRequest())
@@ -60,10 +86,16 @@ class ManagerClient:
         assert isinstance(response, pb.GetRoutingTableResponse)
         return int(response.table.version)
 
+    def managers(self) -> list[pb.ManagerInfo]:
+        """The live managers (their heartbeat rows)."""
+        response = self._call("ListManagers", pb.ListManagersRequest())
+        assert isinstance(response, pb.ListManagersResponse)
+        return list(response.managers)
+
     def wait_ready(self, deadline_s: float) -> None:
-        """Wait until the manager answers (right after it was started)."""
+        """Wait until the (current) manager answers (right after it was started)."""
         try:
-            grpc.channel_ready_future(self._channel).result(timeout=deadline_s)
+            grpc.channel_ready_future(self._channels[self._current]).result(timeout=deadline_s)
         except grpc.FutureTimeoutError:
             try:  # one call says why: a TLS refusal is not "still starting"
                 self._call("GetClusterState", pb.GetClusterStateRequest())

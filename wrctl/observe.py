@@ -4,6 +4,7 @@ after it, an unreachable manager is an error (the `.wrctl/CLUSTER.applied` marke
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,10 +22,24 @@ from wrctl.plan.schedules import live as schedule_resource
 
 
 def observe(
-    manager_address: str, credentials: OperatorCredentials, timeout: float = 5.0
+    manager_address: str | Sequence[str], credentials: OperatorCredentials, timeout: float = 5.0
 ) -> ClusterState:
-    """Ask the manager for the live state; ManagerUnreachable when it does not answer,
-    CredentialsError when it refuses who we are."""
+    """Ask the manager for the live state (the first of several that answers: they share
+    one store); ManagerUnreachable when none answers, CredentialsError when one refuses who
+    we are."""
+    addresses = [manager_address] if isinstance(manager_address, str) else list(manager_address)
+    away: list[str] = []
+    for address in addresses:
+        try:
+            return _observe_one(address, credentials, timeout)
+        except ManagerUnreachable as exc:
+            away.append(str(exc))
+    raise ManagerUnreachable("; ".join(away))
+
+
+def _observe_one(
+    manager_address: str, credentials: OperatorCredentials, timeout: float
+) -> ClusterState:
     with manager_channel(manager_address, credentials) as channel:
         stub = pb_grpc.ManagerServiceStub(channel)
         try:
@@ -64,7 +79,7 @@ def observe_live(targets: Targets, timeout: float = 5.0, database: bool = True) 
     the namespaces and migrations of the modules granted `db` are read from [database]."""
     credentials = resolve_credentials(targets.config)
     try:
-        state = observe(targets.manager.endpoint, credentials, timeout)
+        state = observe(targets.manager.endpoints, credentials, timeout)
     except ManagerUnreachable as exc:
         marker = _marker(targets)
         if marker.exists():

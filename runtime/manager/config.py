@@ -90,6 +90,13 @@ class ManagerConfig(BaseModel):
     # proxy_address): it routes each attempt to a healthy engine of the worker.
     local_proxy_address: str = f"http://127.0.0.1:{PROXY_DATA_PORT}"
     jobs: JobsConfig = JobsConfig()
+    # Manager liveness (several managers on one PostgreSQL): the host:port other parts dial
+    # for this manager (default: listen_address with its bound port; a wildcard host becomes
+    # this machine's hostname), how often its row is refreshed, and how old a row may be
+    # before ListManagers leaves it out.
+    advertise_address: str | None = None
+    manager_heartbeat_secs: float = Field(default=15.0, gt=0)
+    manager_expiry_secs: float = Field(default=60.0, gt=0)
 
     @field_validator("cluster")
     @classmethod
@@ -100,6 +107,13 @@ class ManagerConfig(BaseModel):
     @classmethod
     def _host_port(cls, value: str) -> str:
         split_host_port(value)
+        return value
+
+    @field_validator("advertise_address")
+    @classmethod
+    def _advertised(cls, value: str | None) -> str | None:
+        if value is not None and split_host_port(value)[1] == 0:
+            raise ValueError(f"{value!r} needs a real port (callers dial it)")
         return value
 
     @field_validator("local_proxy_address")
@@ -133,6 +147,8 @@ class ManagerConfig(BaseModel):
             raise ValueError(
                 "engine_retention_secs must be longer than engine_heartbeat_timeout_secs"
             )
+        if self.manager_expiry_secs <= self.manager_heartbeat_secs:
+            raise ValueError("manager_expiry_secs must be longer than manager_heartbeat_secs")
         return self
 
     @property

@@ -21,6 +21,7 @@ from runtime.manager.errors import StartupError
 from runtime.manager.health_monitor import HealthMonitor
 from runtime.manager.job_runner import JobRunner
 from runtime.manager.metrics import ManagerMetrics
+from runtime.manager.presence import ManagerPresence, advertised
 from runtime.manager.secretbox import SecretBox, SecretDecryptError
 from runtime.manager.service import ManagerService
 from runtime.manager.state.engines import Timeouts
@@ -76,6 +77,9 @@ class ManagerServer:
         self._admin: web.AppRunner | None = None
         self.monitor: HealthMonitor | None = None
         self.runner: JobRunner | None = None
+        self.presence: ManagerPresence | None = None
+        # This run's id in the managers table (and in job claims): new on every start.
+        self.manager_id = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
 
     @property
     def backend(self) -> Backend:
@@ -97,15 +101,26 @@ class ManagerServer:
         self.monitor = HealthMonitor(self.state, self.metrics)
         await self.monitor.tick()
         self.monitor.start()
+        presence = self.presence = ManagerPresence(
+            self.state,
+            self.manager_id,
+            advertised(
+                split_host_port(self.config.listen_address)[0],
+                self.grpc_port,
+                self.config.advertise_address,
+            ),
+            self.config.manager_heartbeat_secs,
+            self.config.manager_expiry_secs,
+        )
+        await presence.start()
         if self.config.jobs.dispatch:
             # Who holds a claim, in the store: enough to find the manager in logs.
-            claimed_by = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
             self.runner = JobRunner(
                 self.state,
                 self.config.jobs,
                 self.config.local_proxy_address,
                 self.metrics,
-                claimed_by,
+                self.manager_id,
             )
             self.runner.start()
         log.info(
@@ -115,6 +130,8 @@ class ManagerServer:
                 "grpc": f"{split_host_port(self.config.listen_address)[0]}:{self.grpc_port}",
                 "admin": f"{split_host_port(self.config.admin_address)[0]}:{self.admin_port}",
                 "state": redact_url(self.config.state_url()),
+                "manager_id": self.manager_id,
+                "advertised": presence.address,
             },
         )
 
@@ -123,7 +140,12 @@ class ManagerServer:
     ) -> None:
         server = grpc.aio.server()
         servicer = ManagerService(
-            state, self.metrics, self.config.cluster, self.config.jobs, self._wake_runner
+            state,
+            self.metrics,
+            self.config.cluster,
+            self.config.jobs,
+            self._wake_runner,
+            self.config.manager_expiry_secs,
         )
         pb_grpc.add_ManagerServiceServicer_to_server(servicer, server)
         host, port = split_host_port(self.config.listen_address)
@@ -163,6 +185,9 @@ class ManagerServer:
         monitor, server, admin, state = self.monitor, self._server, self._admin, self.state
         self.monitor, self._server, self._admin, self.state = None, None, None, None
         runner, self.runner = self.runner, None
+        presence, self.presence = self.presence, None
+        if presence is not None:
+            await presence.stop()
         if runner is not None:
             await runner.stop()
         if monitor is not None:

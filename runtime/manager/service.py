@@ -13,7 +13,7 @@ from runtime.api import wruntime_pb2_grpc as pb_grpc
 from runtime.identity import MANAGER, NODE, OPERATOR, caller_hosts
 from runtime.manager import validation as check
 from runtime.manager.config import JobsConfig
-from runtime.manager.errors import InvalidArgument, Unimplemented
+from runtime.manager.errors import InvalidArgument
 from runtime.manager.metrics import ManagerMetrics
 from runtime.manager.rpc_errors import current_caller, rpc
 from runtime.manager.state import jobs
@@ -40,6 +40,7 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
         cluster: str = "",
         jobs_config: JobsConfig | None = None,
         on_submit: Callable[[], None] | None = None,
+        manager_expiry_secs: float = 60.0,
     ) -> None:
         self.state = state
         self.metrics = metrics
@@ -48,6 +49,7 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
         self.cluster = cluster
         self.jobs_config = jobs_config or JobsConfig()
         self._on_submit = on_submit  # wakes this manager's dispatcher: no poll delay
+        self._manager_expiry = manager_expiry_secs
 
     # ── engines ──────────────────────────────────────────────────────────
 
@@ -371,9 +373,14 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
             schedules=await self.state.list_schedules(request.worker_namespace)
         )
 
-    # ── later issues ─────────────────────────────────────────────────────
-    # Unimplemented, but still behind an identity: nothing answers an anonymous caller.
+    # ── managers ─────────────────────────────────────────────────────────
 
-    @rpc(OPERATOR)
-    async def ListManagers(self, request: pb.ListManagersRequest, context: Ctx) -> Any:
-        raise Unimplemented("ListManagers: manager discovery (HA) is not implemented yet")
+    @rpc(NODE, OPERATOR, MANAGER)
+    async def ListManagers(
+        self, request: pb.ListManagersRequest, context: Ctx
+    ) -> pb.ListManagersResponse:
+        # Proxies and wrctl may discover the other managers; gossip_address stays empty
+        # (liveness is the heartbeat rows alone).
+        return pb.ListManagersResponse(
+            managers=await self.state.live_managers(self._manager_expiry)
+        )

@@ -209,6 +209,9 @@ class ProxyConfig(_Strict):
     control_address: str = f"127.0.0.1:{wire.PROXY_CONTROL_PORT}"
     admin_address: str = f"127.0.0.1:{wire.PROXY_ADMIN_PORT}"
     manager_address: str = f"127.0.0.1:{wire.MANAGER_PORT}"
+    # Several managers (active-active on one PostgreSQL): the proxy uses one at a time and
+    # moves to the next when it stops answering. Set this or manager_address, not both.
+    manager_addresses: list[str] = []
     request_timeout_secs: float = Field(default=float(wire.REQUEST_TIMEOUT_SECS), gt=0)
     header_timeout_secs: float = Field(default=float(wire.HEADER_TIMEOUT_SECS), gt=0)
     client_idle_timeout_secs: float = Field(default=float(wire.IDLE_TIMEOUT_SECS), gt=0)
@@ -232,9 +235,32 @@ class ProxyConfig(_Strict):
     @field_validator("manager_address")
     @classmethod
     def _manager(cls, value: str) -> str:
-        bare = value.split("://", 1)[1] if "://" in value else value
-        _host_port(bare.rstrip("/"))
-        return bare.rstrip("/")
+        return _manager_address(value)
+
+    @field_validator("manager_addresses")
+    @classmethod
+    def _managers(cls, value: list[str]) -> list[str]:
+        addresses = [_manager_address(v) for v in value]
+        if len(set(addresses)) != len(addresses):
+            raise ValueError("each manager address once")
+        return addresses
+
+    @model_validator(mode="after")
+    def _one_manager_key(self) -> ProxyConfig:
+        if self.manager_addresses and "manager_address" in self.model_fields_set:
+            raise ValueError("set manager_addresses or manager_address, not both")
+        return self
+
+    @property
+    def managers(self) -> list[str]:
+        """The manager addresses to use, in order."""
+        return self.manager_addresses or [self.manager_address]
+
+
+def _manager_address(value: str) -> str:
+    bare = value.split("://", 1)[1] if "://" in value else value
+    _host_port(bare.rstrip("/"))
+    return bare.rstrip("/")
 
 
 def load_proxy_config(path: str | Path) -> ProxyConfig:

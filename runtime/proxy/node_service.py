@@ -162,6 +162,10 @@ class NodeControl(pb_grpc.NodeServiceServicer):  # type: ignore[misc]
         await asyncio.gather(*(one(e) for e in engine_ids))
         self.registrations.clear()
 
+    def pending(self) -> bool:
+        """Whether anything waits to be replayed to the manager."""
+        return bool(self.unsynced or self.unsynced_deregistrations)
+
     async def replay(self) -> None:
         """Send the manager what it missed while away; what still fails stays for next time."""
         for engine_id in sorted(self.unsynced_deregistrations):

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import zlib
 from typing import Any
 
 import grpc
@@ -73,7 +74,10 @@ class ProxyServer:
                 f" {cfg.node.tls.cert_path} is for {node}; they must agree"
             )
         self.router = self._build_router(loop)
-        manager = self._manager = ManagerLink(cfg.manager_address, certificate.channel_credentials)
+        # Proxies start at different managers (by node id), so the load spreads over them.
+        manager = self._manager = ManagerLink(
+            cfg.managers, certificate.channel_credentials, zlib.crc32(cfg.node.node_id.encode())
+        )
         certificate.on_reload.append(manager.renew)
         self._jobs = JobGateway(manager)
         await self._jobs.start()
@@ -85,6 +89,7 @@ class ProxyServer:
             self._install_table,
             self.control.replay,
             on_poll=certificate.check,
+            pending=self.control.pending,
         )
         await self.table.poll_once()  # a manager that is not up yet is not fatal
         await self._listen("data", cfg.listen_address, INTERNAL, None)
@@ -221,6 +226,8 @@ class ProxyServer:
             "node": self.config.node.node_id,
             "manager_reachable": self.table.reachable,
             "manager_error": self.table.last_error,
+            "manager": self._manager.address if self._manager else "",
+            "manager_failovers": self._manager.failovers if self._manager else 0,
             "routing_table_version": index.version,
             "rules": index.rule_count,
             "modules": sorted(index.modules()),

@@ -15,7 +15,8 @@ log = logging.getLogger("wr-proxy.table")
 
 
 class RoutingTableCache:
-    """Polls GetRoutingTable; hands every new table to on_table and tells when the manager is back.
+    """Polls GetRoutingTable; hands every new table to on_table and tells when the manager is back
+    (or answers while `pending` says a replay waits).
 
     When the manager is away the last table stays in use, so routing goes on unchanged.
     on_poll runs before each poll (the node certificate's cheap change check).
@@ -28,12 +29,14 @@ class RoutingTableCache:
         on_table: Callable[[pb.RoutingTable], None],
         on_manager_back: Callable[[], Awaitable[None]],
         on_poll: Callable[[], object] = lambda: None,
+        pending: Callable[[], bool] = lambda: False,
     ) -> None:
         self._manager = manager
         self._on_poll = on_poll
         self._interval = poll_interval
         self._on_table = on_table
         self._on_back = on_manager_back
+        self._pending = pending
         self.version = 0
         self.loaded = False  # a table (even an empty version 0) has been applied
         self.reachable = False
@@ -58,6 +61,10 @@ class RoutingTableCache:
             self.reachable = True
             self.last_error = ""
             log.info("manager reachable", extra={"routing_table_version": self.version})
+            await self._on_back()
+        elif self._pending():
+            # Failed over between two polls: the link never looked away, but a call that went
+            # to the dying manager is still to be replayed.
             await self._on_back()
         if response.HasField("table") and (
             response.table.version != self.version or not self.loaded

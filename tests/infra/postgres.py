@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import re
@@ -78,29 +79,89 @@ def _start_cluster(bindir: Path, run_as: str | None, base: Path) -> tuple[Manage
     initdb = [str(bindir / "initdb"), "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"]
     _run_as(run_as, [*initdb, "-D", str(data)], "initdb")
     port = free_port(HOST)
-    argv = [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-h", HOST]
+    return _launch(bindir, run_as, base, port), port
+
+
+def _launch(bindir: Path, run_as: str | None, base: Path, port: int) -> ManagedProcess:
+    argv = [str(bindir / "postgres"), "-D", str(base / "data"), "-p", str(port), "-h", HOST]
     argv += ["-k", str(base), "-c", "fsync=off", "-c", "full_page_writes=off"]
     argv += ["-c", "synchronous_commit=off", "-c", "max_connections=200"]
     # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM would wait for every client to leave.
     server = ManagedProcess(
         argv, base / "postgres.log", user=run_as, name="postgres", stop_signal=signal.SIGINT
     )
-    return server.start(), port
+    return server.start()
+
+
+def _wait_accepting(server: ManagedProcess, bindir: Path, port: int, user: str) -> None:
+    isready = [str(bindir / "pg_isready"), "-q", "-h", HOST, "-p", str(port), "-U", user]
+    # An open port is not enough: during startup the server still refuses logins.
+    server.wait_ready(port, READY_DEADLINE_S, HOST)
+    try:
+        wait_until(
+            lambda: subprocess.run(isready, timeout=5).returncode == 0,
+            READY_DEADLINE_S,
+            f"postgres on {HOST}:{port} to accept logins",
+        )
+    except TimeoutError as exc:
+        raise RuntimeError(f"{exc}\n--- postgres log ---\n{server.log_tail()}") from None
+
+
+def _run_as_user() -> str | None:
+    """None, or the distro's `postgres` account when we are root (initdb refuses root)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        policy.unavailable("the `postgres` system user", INSTALL_HINT)
+    return "postgres"
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """A fresh cluster on a free loopback port, stopped and deleted at the end of the session."""
+    with _private_cluster() as (cluster, _):
+        yield cluster
+
+
+@dataclass
+class RestartablePostgres:
+    """A test's own cluster that it may stop and start again (same port, same data)."""
+
+    server: PostgresServer
+    run_as: str | None
+    process: ManagedProcess | None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(grace_s=10)
+            self.process = None
+
+    def start(self) -> None:
+        assert self.process is None, "postgres is already running"
+        base = self.server.data_dir.parent
+        self.process = _launch(self.server.bindir, self.run_as, base, self.server.port)
+        _wait_accepting(self.process, self.server.bindir, self.server.port, self.server.user)
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[RestartablePostgres]:
+    """A cluster of this test alone (the session's one must not be restarted under others)."""
+    with _private_cluster() as (cluster, process):
+        handle = RestartablePostgres(cluster, _run_as_user(), process)
+        try:
+            yield handle
+        finally:
+            handle.stop()
+
+
+@contextlib.contextmanager
+def _private_cluster() -> Iterator[tuple[PostgresServer, ManagedProcess]]:
     bindir = find_bindir()
     if bindir is None:
         policy.unavailable("PostgreSQL (initdb)", INSTALL_HINT)
-    run_as: str | None = None
-    if os.geteuid() == 0:  # initdb refuses root: run the cluster as the distro's account
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            policy.unavailable("the `postgres` system user", INSTALL_HINT)
-        run_as = "postgres"
+    run_as = _run_as_user()
     base = _stale.owned_temp_dir(DIR_PREFIX)
     if run_as is not None:
         shutil.chown(base, run_as, run_as)
@@ -108,19 +169,8 @@ def postgres() -> Iterator[PostgresServer]:
     try:
         server, port = _start_cluster(bindir, run_as, base)
         user = run_as or pwd.getpwuid(os.geteuid()).pw_name
-        cluster = PostgresServer(HOST, port, user, bindir, base / "data")
-        isready = [str(bindir / "pg_isready"), "-q", "-h", HOST, "-p", str(port), "-U", user]
-        # An open port is not enough: during startup the server still refuses logins.
-        server.wait_ready(port, READY_DEADLINE_S, HOST)
-        try:
-            wait_until(
-                lambda: subprocess.run(isready, timeout=5).returncode == 0,
-                READY_DEADLINE_S,
-                f"postgres on {HOST}:{port} to accept logins",
-            )
-        except TimeoutError as exc:
-            raise RuntimeError(f"{exc}\n--- postgres log ---\n{server.log_tail()}") from None
-        yield cluster
+        _wait_accepting(server, bindir, port, user)
+        yield PostgresServer(HOST, port, user, bindir, base / "data"), server
     finally:
         if server is not None:
             server.stop(grace_s=10)
@@ -136,5 +186,5 @@ def postgres_dsn(postgres: PostgresServer) -> str:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that uses `postgres` so `-m "not postgres"` deselects them."""
     for item in items:
-        if "postgres" in getattr(item, "fixturenames", ()):
+        if {"postgres", "private_postgres"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.postgres)

@@ -88,7 +88,9 @@ def build_bundles(
     wanted = [n for n in targets.nodes if nodes is None or n.name in nodes]
     total = 1 + len(wanted)
     builder.progress("bundles", 0, total)
-    bundles = [builder.manager()]
+    # One manager bundle per manager host (they differ in advertise_address and the local
+    # proxy): the first is target "manager"'s, the others go with it in apply's rolling upgrade.
+    bundles = [builder.manager(place) for place in targets.manager.places]
     builder.progress("bundles", 1, total)
     schemas = builder.schemas()
     for i, node in enumerate(wanted):
@@ -129,9 +131,11 @@ class _Builder:
         self.progress("schemas", len(wanted), len(wanted))
         return out
 
-    def manager(self) -> Bundle:
+    def manager(self, place: HostTarget | None = None) -> Bundle:
         m = self.config.manager
-        bind = LOOPBACK if m.host == "local" else "0.0.0.0"
+        place = place or self.targets.manager.place
+        several = len(self.targets.manager.places) > 1
+        bind = LOOPBACK if place.is_local else "0.0.0.0"
         state, password = split_state_password(m.state)
         files = {
             "config/manager.toml": render(
@@ -141,7 +145,9 @@ class _Builder:
                 admin_address=f"127.0.0.1:{m.admin_port}",
                 state=state,
                 heartbeat_timeout_secs=m.heartbeat_timeout_secs,
-                local_proxy_address=self._local_proxy(),
+                local_proxy_address=self._local_proxy(place),
+                # What the other managers, proxies and wrctl see in ListManagers.
+                advertise_address=f"{place.wire_host}:{m.port}" if several else None,
             ).encode(),
         }
         files |= _migration_files()
@@ -155,13 +161,12 @@ class _Builder:
             needs_secrets_key=True,
             env=env,
         )
-        place = self.targets.manager.place
-        return self._finish("manager", "manager", None, files, [program], [], secrets, place)
+        stem = f"manager-{place.host}" if several else "manager"
+        return self._finish("manager", "manager", None, files, [program], [], secrets, place, stem)
 
-    def _local_proxy(self) -> str | None:
+    def _local_proxy(self, place: HostTarget) -> str | None:
         """The data port of a node on the manager's host: jobs are dispatched through it.
         None when no node shares the host (the manager then cannot run jobs)."""
-        place = self.targets.manager.place
         for node in self.targets.nodes:
             if node.place.host == place.host:
                 return f"http://127.0.0.1:{node.ports.data}"
@@ -177,7 +182,7 @@ class _Builder:
                 cluster=config.cluster.name,
                 node=node,
                 proxy=config.proxy,
-                manager_address=self.targets.manager.node_endpoint,
+                manager_addresses=list(self.targets.manager.node_endpoints),
                 advertise_host=node.place.wire_host,
                 peer_listen_host=LOOPBACK if node.place.is_local else "0.0.0.0",
             ).encode(),
@@ -257,6 +262,7 @@ class _Builder:
         modules: list[ModuleEntry],
         host_secrets: list[HostSecret],
         place: HostTarget,
+        file_stem: str = "",
     ) -> Bundle:
         cluster = self.config.cluster.name
         wheels = self.options.wheels
@@ -295,7 +301,7 @@ class _Builder:
             files[SIGNATURE] = sign_manifest(self.options.signing_key, manifest)
             digests[SIGNATURE] = hashlib.sha256(files[SIGNATURE]).hexdigest()
         self.progress(f"packing {target}", 0, 1)
-        path = self.out_dir / f"{cluster}-{target}.tar.gz"
+        path = self.out_dir / f"{cluster}-{file_stem or target}.tar.gz"
         packed = wheels.packed_cache if wheels else None
         _, digest = build_tarball(files, path, packed, digests)
         self.progress(f"packing {target}", 1, 1)

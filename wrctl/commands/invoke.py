@@ -33,7 +33,7 @@ def invoke(
 ) -> None:
     """Send one request to a module through the proxy and print the reply."""
     from wrctl.config import load_cluster
-    from wrctl.config.targets import manager_endpoint
+    from wrctl.config.targets import manager_endpoints
     from wrctl.console import err
     from wrctl.credentials import CredentialsError, resolve_credentials
     from wrctl.errors import WrctlError
@@ -49,7 +49,7 @@ def invoke(
         except OSError as exc:
             raise WrctlError(f"--data-file {data_file}: {exc.strerror}") from None
     config = load_cluster(cluster) if cluster is not None else None
-    address = manager_endpoint(config, overrides(manager))
+    address = manager_endpoints(config, overrides(manager))
     credentials: OperatorCredentials | None = None
     if rpc_path(target):  # only a schema lookup asks the manager; the request needs no cert
         try:

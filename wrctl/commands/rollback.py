@@ -87,7 +87,7 @@ def history(
     from wrctl.managerapi import ManagerClient
 
     targets = load_targets(cluster, overrides(manager))
-    client = ManagerClient(targets.manager.endpoint, resolve_credentials(targets.config))
+    client = ManagerClient(targets.manager.endpoints, resolve_credentials(targets.config))
     try:
         records = client.history(node or "", limit)
     finally:

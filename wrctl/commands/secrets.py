@@ -41,7 +41,7 @@ def _client(cluster: Path, manager: str | None) -> Iterator[tuple[Targets, Manag
     from wrctl.managerapi import ManagerClient
 
     targets = load_targets(cluster, overrides(manager))
-    client = ManagerClient(targets.manager.endpoint, resolve_credentials(targets.config))
+    client = ManagerClient(targets.manager.endpoints, resolve_credentials(targets.config))
     try:
         yield targets, client
     finally:

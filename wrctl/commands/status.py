@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from runtime.wire import module_key
@@ -13,6 +15,7 @@ if TYPE_CHECKING:
     from runtime.api import wruntime_pb2 as pb
     from wrctl.certs import CertInfo
     from wrctl.config.model import ClusterConfig
+    from wrctl.managerapi import ManagerClient
 
 
 def status(
@@ -23,28 +26,36 @@ def status(
     from rich.table import Table
 
     from wrctl.config import load_cluster
-    from wrctl.config.targets import manager_endpoint
+    from wrctl.config.targets import manager_endpoints
     from wrctl.console import out, print_json
     from wrctl.credentials import resolve_credentials
     from wrctl.managerapi import ManagerClient
 
     config = load_cluster(cluster) if cluster is not None else None
-    client = ManagerClient(
-        manager_endpoint(config, overrides(manager)), resolve_credentials(config)
-    )
+    endpoints = manager_endpoints(config, overrides(manager))
+    client = ManagerClient(endpoints, resolve_credentials(config))
     try:
         state = client.state()
+        managers = manager_health(client, endpoints)
     finally:
         client.close()
     certificates = _certificates(config, client.credentials.files.cert_path)
     if json_out:
         data = json_format.MessageToDict(state, preserving_proto_field_name=True)
-        print_json(data | {"certificates": [c.to_json() for c in certificates]})
+        print_json(
+            data
+            | {
+                "certificates": [c.to_json() for c in certificates],
+                "managers": [m.to_json() for m in managers],
+            }
+        )
         return
     out.print(
         f"Manager {client.address} (runtime {state.manager_version or '?'}), "
         f"state serial {state.serial}"
     )
+    if len(managers) > 1 or not all(m.answers for m in managers):
+        _print_managers(managers)
     if state.HasField("lock"):
         out.print(f"[yellow]Apply lock held by {state.lock.holder} ({state.lock.reason})[/yellow]")
     table = Table("node", "release", "applied", "engine", "health", "modules")
@@ -66,6 +77,61 @@ def status(
             )
     out.print(table)
     _print_certificates(certificates)
+
+
+@dataclass(frozen=True)
+class ManagerHealth:
+    address: str
+    listed: bool | None  # has a live heartbeat row (None: the manager cannot say)
+    answers: bool
+    detail: str  # round trip, or why it did not answer
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "address": self.address,
+            "listed": self.listed,
+            "answers": self.answers,
+            "detail": self.detail,
+        }
+
+
+def manager_health(client: ManagerClient, configured: list[str]) -> list[ManagerHealth]:
+    """Each manager (cluster.toml's and those with a live heartbeat row), dialled on its own."""
+    from wrctl.errors import WrctlError
+    from wrctl.managerapi import ManagerClient
+
+    try:
+        live: set[str] | None = {m.grpc_address for m in client.managers()}
+    except WrctlError:  # a manager from before ListManagers
+        live = None
+    found = []
+    for address in [*configured, *sorted((live or set()) - set(configured))]:
+        one = ManagerClient(address, client.credentials, timeout=3.0)
+        started = time.monotonic()
+        try:
+            one.routing_version()
+            answers, detail = True, f"{(time.monotonic() - started) * 1000:.0f} ms"
+        except WrctlError as exc:
+            answers, detail = False, str(exc).splitlines()[0]
+        finally:
+            one.close()
+        found.append(
+            ManagerHealth(address, None if live is None else address in live, answers, detail)
+        )
+    return found
+
+
+def _print_managers(managers: list[ManagerHealth]) -> None:
+    from rich.table import Table
+
+    from wrctl.console import out
+
+    table = Table("manager", "heartbeat row", "answers")
+    for m in managers:
+        listed = "?" if m.listed is None else ("live" if m.listed else "[red]none[/red]")
+        answers = f"[green]yes[/green] ({m.detail})" if m.answers else f"[red]no[/red]: {m.detail}"
+        table.add_row(m.address, listed, answers)
+    out.print(table)
 
 
 def _certificates(config: ClusterConfig | None, operator: Path) -> list[CertInfo]:

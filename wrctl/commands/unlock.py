@@ -16,14 +16,14 @@ def force_unlock(
 ) -> None:
     """Release an apply lock whose holder died."""
     from wrctl.config import load_cluster
-    from wrctl.config.targets import manager_endpoint
+    from wrctl.config.targets import manager_endpoints
     from wrctl.console import out
     from wrctl.credentials import resolve_credentials
     from wrctl.managerapi import ManagerClient
 
     config = load_cluster(cluster) if cluster is not None else None
     client = ManagerClient(
-        manager_endpoint(config, overrides(manager)), resolve_credentials(config)
+        manager_endpoints(config, overrides(manager)), resolve_credentials(config)
     )
     try:
         client.force_unlock(lock_id)

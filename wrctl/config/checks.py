@@ -20,6 +20,7 @@ from wrctl.db.files import directory_problem
 def cluster_problems(config: ClusterConfig, base: Path, compile_schemas: bool) -> list[Problem]:
     """Every cross-table problem; base is the directory relative paths start from."""
     return [
+        *_manager_problems(config),
         *_table_problems(config),
         *_schedule_problems(config),
         *_capability_problems(config),
@@ -29,6 +30,34 @@ def cluster_problems(config: ClusterConfig, base: Path, compile_schemas: bool) -
         *port_problems(config),
         *runtime_problems(config),
     ]
+
+
+def _manager_problems(config: ClusterConfig) -> list[Problem]:
+    """[manager] hosts: several managers share one PostgreSQL database, on separate hosts."""
+    m = config.manager
+    if m.hosts is None:
+        return []
+    problems: list[Problem] = []
+    if "host" in m.model_fields_set:
+        problems.append((("manager", "host"), "set host (one manager) or hosts, not both"))
+    if not m.hosts:
+        problems.append((("manager", "hosts"), "must list at least one host (or be omitted)"))
+    if len(m.hosts) > 1 and not m.state.startswith(("postgres://", "postgresql://")):
+        problems.append(
+            (
+                ("manager", "hosts"),
+                f"{len(m.hosts)} managers need a shared PostgreSQL state"
+                ' (state = "postgresql://..."); a SQLite state serves one manager',
+            )
+        )
+    for j, host in enumerate(m.hosts):
+        if host in m.hosts[:j]:
+            problems.append((("manager", "hosts", j), f"duplicate manager host {host!r}"))
+        elif host == "local" and len(m.hosts) > 1:
+            problems.append(
+                (("manager", "hosts", j), 'several managers run on separate hosts, not "local"')
+            )
+    return problems
 
 
 def _table_problems(config: ClusterConfig) -> list[Problem]:

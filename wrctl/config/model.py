@@ -107,6 +107,9 @@ class Defaults(HostSettings):
 
 class ManagerSection(HostSettings):
     host: Host = "local"
+    # Several managers (active-active on the PostgreSQL `state`), instead of `host`: each
+    # host runs one, with the same ports and settings.
+    hosts: list[Host] | None = None
     port: Port = wire.MANAGER_PORT
     admin_port: Port = wire.MANAGER_ADMIN_PORT
     state: Text = "sqlite"
@@ -122,6 +125,11 @@ class ManagerSection(HostSettings):
         except ValueError as exc:
             raise ValueError(f"{v!r} is not a URL ({exc})") from None
         return v
+
+    @property
+    def all_hosts(self) -> list[str]:
+        """Where managers run: `hosts`, else the one `host`."""
+        return list(self.hosts) if self.hosts else [self.host]
 
 
 class NodeSection(HostSettings):

@@ -85,11 +85,15 @@ class NodeTarget:
 
 @dataclass(frozen=True)
 class ManagerTarget:
-    place: HostTarget
+    place: HostTarget  # the first manager's host
     port: int
     admin_port: int
-    endpoint: str  # host:port wrctl dials (an override wins)
+    endpoint: str  # host:port wrctl dials first (an override wins)
     node_endpoint: str  # host:port the nodes' proxies dial (cluster.toml's, never overridden)
+    # Every manager ([manager] hosts; one entry for `host`), in cluster.toml's order.
+    places: tuple[HostTarget, ...]
+    endpoints: tuple[str, ...]  # what wrctl dials, failing over in this order
+    node_endpoints: tuple[str, ...]  # what the proxies dial
 
 
 @dataclass(frozen=True)
@@ -162,13 +166,23 @@ def resolve_targets(config: ClusterConfig, overrides: Overrides | None = None) -
 
 
 def manager_endpoint(config: ClusterConfig | None, overrides: Overrides) -> str:
-    """host:port wrctl dials for the manager: the override, else cluster.toml's, else the
-    default. For commands that may run without a cluster.toml (status, invoke, force-unlock)."""
+    """host:port wrctl dials first for the manager: the override, else cluster.toml's, else
+    the default. For commands that may run without a cluster.toml (status, invoke, unlock)."""
+    return manager_endpoints(config, overrides)[0]
+
+
+def manager_endpoints(config: ClusterConfig | None, overrides: Overrides) -> list[str]:
+    """Every manager wrctl may dial, in order: the override ("a:9000,b:9000"), else
+    cluster.toml's managers, else the default."""
     if overrides.manager:
-        return overrides.manager.removeprefix("http://")
+        return _override_endpoints(overrides.manager)
     if config is None:
-        return DEFAULT_MANAGER
-    return resolve_targets(config, overrides).manager.endpoint
+        return [DEFAULT_MANAGER]
+    return list(resolve_targets(config, overrides).manager.endpoints)
+
+
+def _override_endpoints(value: str) -> list[str]:
+    return [part.strip().removeprefix("http://") for part in value.split(",") if part.strip()]
 
 
 def _pick(config: ClusterConfig, host: HostSettings, name: str) -> object:
@@ -222,10 +236,12 @@ def _place(
 
 def _manager(config: ClusterConfig, overrides: Overrides) -> ManagerTarget:
     m = config.manager
-    wire = f"{LOOPBACK if m.host == 'local' else m.host}:{m.port}"
-    endpoint = overrides.manager.removeprefix("http://") if overrides.manager else wire
-    place = _place(config, m, "manager", m.host, overrides)
-    return ManagerTarget(place, m.port, m.admin_port, endpoint, wire)
+    wires = tuple(f"{LOOPBACK if h == 'local' else h}:{m.port}" for h in m.all_hosts)
+    endpoints = tuple(_override_endpoints(overrides.manager)) if overrides.manager else wires
+    places = tuple(_place(config, m, "manager", h, overrides) for h in m.all_hosts)
+    return ManagerTarget(
+        places[0], m.port, m.admin_port, endpoints[0], wires[0], places, endpoints, wires
+    )
 
 
 def _node(config: ClusterConfig, node: NodeSection, overrides: Overrides) -> NodeTarget:

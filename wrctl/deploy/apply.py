@@ -22,7 +22,7 @@ from wrctl.bundle.build import (
 )
 from wrctl.bundle.deploy_options import options_for_apply
 from wrctl.config.model import ModuleSection, SecretRef
-from wrctl.config.targets import NodeTarget, target_name
+from wrctl.config.targets import HostTarget, NodeTarget, target_name
 from wrctl.deploy.converge import announce_restarts, converge, restart_nodes
 from wrctl.deploy.database import provision_and_migrate
 from wrctl.deploy.destroy import destroy_cluster, remove_recorded_node
@@ -37,7 +37,9 @@ from wrctl.deploy.session import (
     TargetResult,
     open_session,
 )
+from wrctl.deploy.transport import quote
 from wrctl.errors import ConfigError, ManagerUnreachable, WrctlError
+from wrctl.managerapi import ManagerClient
 from wrctl.observe import mark_applied
 from wrctl.pki import NodeCredentials, cluster_ca
 from wrctl.plan import Plan, Resource, check_secrets, schedules
@@ -131,20 +133,23 @@ def apply_plan(
     results: list[TargetResult] = []
     with tempfile.TemporaryDirectory(prefix="wrctl-bundles-") as tmp:
         bundles: dict[str, Bundle] = {}
+        managers: list[Bundle] = []
         if work.manager or work.nodes:  # drift alone needs no bundle
             report("bundles", f"building for {', '.join(['manager', *work.nodes])}")
             bundling = options_for_apply(targets, work.nodes)
             built = build_bundles(targets, Path(tmp), _version(plan), work.nodes, bundling)
-            bundles = {b.target: b for b in built}
+            managers = [b for b in built if b.kind == "manager"]  # one per manager host
+            bundles = {b.target: b for b in built if b.kind != "manager"}
+            bundles["manager"] = managers[0]
         announce_restarts(plan, work.nodes, report)
         with open_session(targets, report, options) as session:
             run = _Apply(plan, session, work.certificate_only)
             if work.manager and not plan.live.reachable:
-                run.deploy_manager(bundles["manager"])
+                run.deploy_managers(managers)
             with session.locked("apply"):
                 if work.manager:
                     if plan.live.reachable:
-                        run.deploy_manager(bundles["manager"])
+                        run.deploy_managers(managers)
                     run.record("manager", bundles["manager"], [plan.desired.resources["manager"]])
                     results.append(TargetResult("manager", "applied"))
                 if work.nodes and not plan.live.reachable:
@@ -180,6 +185,11 @@ def _version(plan: Plan) -> str:
     return plan.desired.resources["manager"].attributes["runtime_version"]
 
 
+# Where install.sh keeps the manager's secrets key (relative to the workdir; see install.sh.j2).
+SECRETS_KEY_FILE = "manager/data/secrets.key"
+SECRETS_ENV_FILE = "manager/data/secrets.env"
+
+
 @dataclass
 class _Apply:
     """One apply: the plan and the session it runs in."""
@@ -187,26 +197,83 @@ class _Apply:
     plan: Plan
     session: Session
     certificate_only: frozenset[str] = frozenset()
+    _shared_key: bytes = b""  # set while the 2nd.. of several managers are installed
 
-    def deploy_manager(self, bundle: Bundle) -> None:
-        """Install the manager's bundle and its TLS files (every format, local too), restart
-        it and wait until it answers wrctl's operator certificate."""
+    def deploy_managers(self, bundles: list[Bundle]) -> None:
+        """One manager: deploy_manager. Several ([manager] hosts): upgrade them one at a
+        time, each gated on answering by itself, so the others serve meanwhile; a manager
+        that fails its gate is switched back to its previous release and the apply stops
+        (the managers after it are not touched)."""
+        places = self.plan.targets.manager.places
+        if len(bundles) == 1:
+            self.deploy_manager(bundles[0])
+            return
+        for i, (place, address, bundle) in enumerate(
+            zip(places, self.plan.targets.manager.node_endpoints, bundles, strict=True)
+        ):
+            if i == 1:  # the first host has made (or kept) the key: every other one gets it
+                self._shared_key = self._read_secrets_key(places[0])
+            self.deploy_manager(bundle, place, address)
+
+    def _read_secrets_key(self, place: HostTarget) -> bytes:
+        """The secrets key install.sh made on the first manager's host. Managers sharing a
+        database must share it: each decrypts what any other encrypted."""
+        rollout = self.session.open(place)
+        try:
+            path = rollout.host.path("manager", "data", "secrets.key")
+            root = rollout.host.format.install_as_root
+            result = rollout.host.transport.run(f"cat {quote(path)}", sudo=root)
+        finally:
+            rollout.host.transport.close()
+        key = result.stdout.strip()
+        if not key:
+            raise WrctlError(f"manager {place.host}: {path} is empty; cannot share the key")
+        return key.encode()
+
+    def deploy_manager(
+        self, bundle: Bundle, place: HostTarget | None = None, address: str = ""
+    ) -> None:
+        """Install a manager's bundle and its TLS files (every format, local too), restart
+        it and wait until it answers wrctl's operator certificate. With `address` (one of
+        several managers) the gate dials that manager alone, and a failed gate switches the
+        host back to the release it ran before."""
         session, targets = self.session, self.plan.targets
-        place = targets.manager.place
+        place = place or targets.manager.place
         ca = cluster_ca(targets.config.source, targets.config.cluster.name)
         credentials = ca.manager_credentials([place.wire_host, "127.0.0.1"])
+        label = f"manager {address}" if address else "manager"
         rollout = session.open(place)
         try:
-            self.install(rollout, bundle, credentials)
+            previous = self.install(rollout, bundle, credentials)
             rollout.restart()
-            session.report("manager", "started; waiting for it to answer")
+            session.report(label, "started; waiting for it to answer")
             try:
-                session.client.wait_ready(session.options.health_timeout_s)
+                self._manager_gate(address)
             except ManagerUnreachable as exc:
                 logs = rollout.log_tail(50).rstrip()
+                if address and previous is not None:
+                    rollout.switch(previous)
+                    rollout.restart()
+                    session.report(label, f"rolled back to release {previous[:12]}")
+                    raise ManagerUnreachable(
+                        f"{label}: {exc}; switched back to release {previous[:12]}, the"
+                        f" managers after it were not upgraded; its last log lines:\n{logs}"
+                    ) from None
                 raise ManagerUnreachable(f"{exc}; its last log lines:\n{logs}") from None
         finally:
             rollout.host.transport.close()
+
+    def _manager_gate(self, address: str) -> None:
+        session = self.session
+        if not address:
+            session.client.wait_ready(session.options.health_timeout_s)
+            return
+        one = ManagerClient(address, session.client.credentials, timeout=5.0)
+        try:
+            one.wait_ready(session.options.health_timeout_s)
+            one.routing_version()  # answers from the store, not just a TLS handshake
+        finally:
+            one.close()
 
     def databases(
         self,
@@ -304,9 +371,13 @@ class _Apply:
         """The files install.sh expects on the host, never in the bundle (path relative to
         the workdir -> content): the password of the manager's PostgreSQL state DSN."""
         _, password = split_state_password(self.plan.config.manager.state)
-        if target != "manager" or password is None:
+        if target != "manager":
             return {}
-        return {STATE_PASSWORD.file: state_password_file(password)}
+        files = {} if password is None else {STATE_PASSWORD.file: state_password_file(password)}
+        if self._shared_key:  # the other managers of [manager] hosts: the first one's key
+            files[SECRETS_KEY_FILE] = self._shared_key + b"\n"
+            files[SECRETS_ENV_FILE] = b"WR_SECRETS_KEY=" + self._shared_key + b"\n"
+        return files
 
     def deploy_nodes(self, nodes: list[str], bundles: dict[str, Bundle]) -> list[TargetResult]:
         """Roll nodes out `parallel` at a time, in order. After the first failure no new node

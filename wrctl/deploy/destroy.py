@@ -89,6 +89,8 @@ def destroy_cluster(plan: Plan, report: Report) -> list[TargetResult]:
         if manager
         else plan.targets.manager.place
     )
+    for place in plan.targets.manager.places[1:]:  # the other managers of [manager] hosts
+        _remove_at(place)
     report("manager", "removed")
     results.append(TargetResult("manager", "removed"))
     return results

@@ -105,7 +105,7 @@ class Session:
 def open_session(
     targets: Targets, report: Report, options: ApplyOptions | None = None
 ) -> Iterator[Session]:
-    client = ManagerClient(targets.manager.endpoint, resolve_credentials(targets.config))
+    client = ManagerClient(targets.manager.endpoints, resolve_credentials(targets.config))
     try:
         yield Session(targets, client, report, options or ApplyOptions())
     finally:

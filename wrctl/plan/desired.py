@@ -72,6 +72,10 @@ def _manager(targets: Targets, runtime_version: str) -> Resource:
         "state_digest": text_digest(m.state),
         "heartbeat_timeout_secs": str(m.heartbeat_timeout_secs),
     }
+    if m.hosts and len(m.hosts) > 1:
+        # Several managers are one resource (one release record, upgraded one host at a
+        # time by apply); a single manager's attributes stay as they were.
+        attrs["hosts"] = ",".join(m.hosts)
     return Resource("manager", "manager", attrs, MANAGER_REPLACE_ON, ("manager",))
 
 
@@ -95,7 +99,7 @@ def _node(targets: Targets, node: NodeTarget, runtime_version: str) -> Resource:
             f"open {proxy.circuit_breaker.open_duration_secs}s"
         ),
         "proxy.external": text_digest([proxy.external_port, [r.model_dump() for r in proxy.route]]),
-        "manager": f"{config.manager.host}:{config.manager.port}",
+        "manager": ",".join(f"{host}:{config.manager.port}" for host in config.manager.all_hosts),
     }
     if node.place.format == "docker":
         attrs["docker_base_image"] = node.place.docker_base_image or ""

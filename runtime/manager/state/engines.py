@@ -15,6 +15,21 @@ from runtime.manager.state.timestamps import to_timestamp
 from runtime.manager.store import Row, Tx
 from runtime.wire import module_host, module_key
 
+# PostgreSQL advisory lock ("wrhlth") between health writers and health sweeps. Registrations,
+# heartbeats and deregistrations take it shared (they run concurrently); a sweep over every
+# engine (monitor tick, retention) takes it exclusively. Without it a sweep that read an
+# engine's last heartbeat just before another manager's heartbeat committed would flip the
+# engine's healthy rules to unhealthy after that heartbeat (a lost update: nothing touched the
+# rule rows, so row locks cannot see the conflict). The lock is taken first in each
+# transaction (before any row lock, so no deadlock), and a sweep's next statement then sees
+# every heartbeat committed before it. SQLite has one writer at a time and needs none.
+HEALTH_LOCK_KEY = 0x777268_6C7468
+
+
+async def health_lock(tx: Tx, exclusive: bool) -> None:
+    kind = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    await tx.execute(f"SELECT {kind}($1)", HEALTH_LOCK_KEY)
+
 
 @dataclass(frozen=True)
 class Timeouts:

@@ -14,6 +14,7 @@ from runtime.manager.state import (
     authority,
     engines,
     jobs,
+    managers,
     releases,
     routing,
     schedules,
@@ -49,6 +50,7 @@ class ManagerState:
         recorded meanwhile cannot slip between the check and the write."""
 
         async def op(tx: Tx) -> tuple[pb.EngineRegistration, int, list[pb.NamespaceSecrets]]:
+            await self._health_lock(tx, exclusive=False)
             stored = await authority.check_registration(tx, reg, node, hosts)
             resolved = await secrets.resolve(tx, self._box, stored.secrets)
             version = await engines.register(tx, stored, node.uri, self._clock())
@@ -62,6 +64,7 @@ class ManagerState:
         now = self._clock()
 
         async def op(tx: Tx) -> None:
+            await self._health_lock(tx, exclusive=False)
             if node is not None:
                 await authority.check_owner(tx, engine_id, node, "DeregisterEngine")
             await engines.deregister(tx, engine_id, now, self.timeouts)
@@ -73,9 +76,11 @@ class ManagerState:
     ) -> list[tuple[str, bool]]:
         now = self._clock()
 
-        return await self.backend.run(
-            lambda tx: engines.heartbeat(tx, engine_id, healthy, now, self.timeouts, node)
-        )
+        async def op(tx: Tx) -> list[tuple[str, bool]]:
+            await self._health_lock(tx, exclusive=False)
+            return await engines.heartbeat(tx, engine_id, healthy, now, self.timeouts, node)
+
+        return await self.backend.run(op)
 
     async def list_engines(self) -> list[pb.EngineStatus]:
         now = self._clock()
@@ -86,12 +91,22 @@ class ManagerState:
     async def refresh_health(self) -> list[tuple[str, bool]]:
         """Expire stale engines and modules (and revive fresh ones): the monitor's tick."""
         now = self._clock()
-        return await self.backend.run(lambda tx: engines.refresh_health(tx, now, self.timeouts))
+
+        async def op(tx: Tx) -> list[tuple[str, bool]]:
+            await self._health_lock(tx, exclusive=True)
+            return await engines.refresh_health(tx, now, self.timeouts)
+
+        return await self.backend.run(op)
 
     async def forget_departed(self) -> list[str]:
         """Delete engines gone for longer than the retention, with their routes."""
         now = self._clock()
-        return await self.backend.run(lambda tx: engines.forget_departed(tx, now, self.timeouts))
+
+        async def op(tx: Tx) -> list[str]:
+            await self._health_lock(tx, exclusive=True)
+            return await engines.forget_departed(tx, now, self.timeouts)
+
+        return await self.backend.run(op)
 
     async def engine_counts(self) -> tuple[int, int]:
         now = self._clock()
@@ -176,6 +191,27 @@ class ManagerState:
     async def force_unlock(self, lock_id: str) -> None:
         # Same effect as release; a separate name so logs and metrics tell them apart.
         await self.backend.run(lambda tx: apply_lock.release(tx, lock_id))
+
+    # ── manager liveness ────────────────────────────────────────────────
+
+    async def manager_beat(
+        self, manager_id: str, grpc_address: str, expiry: float
+    ) -> list[pb.ManagerInfo]:
+        now = self._clock()
+        return await self.backend.run(
+            lambda tx: managers.beat(tx, manager_id, grpc_address, now, expiry)
+        )
+
+    async def live_managers(self, expiry: float) -> list[pb.ManagerInfo]:
+        now = self._clock()
+        return await self.backend.run(lambda tx: managers.live(tx, now, expiry), write=False)
+
+    async def manager_leave(self, manager_id: str) -> None:
+        await self.backend.run(lambda tx: managers.leave(tx, manager_id))
+
+    async def _health_lock(self, tx: Tx, exclusive: bool) -> None:
+        if self.backend.kind == "postgres":
+            await engines.health_lock(tx, exclusive)
 
     # ── jobs and schedules ──────────────────────────────────────────────
 

@@ -287,13 +287,3 @@ async def test_bad_registration_is_invalid_argument_naming_field_and_writes_noth
     assert (err.value.details() or "").startswith(field + ":")
     assert not (await stub.ListEngines(pb.ListEnginesRequest())).engines
     assert (await _table(stub)).version == 0
-
-
-async def test_unimplemented_rpcs_of_later_issues(stub: pb_grpc.ManagerServiceStub) -> None:
-    calls = [
-        stub.ListManagers(pb.ListManagersRequest()),
-    ]
-    for call in calls:
-        with pytest.raises(grpc.aio.AioRpcError) as err:
-            await call
-        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED

@@ -322,6 +322,8 @@ class ProxyProcess:
             "manager_address": manager.address,
             **top,
         }
+        if "manager_addresses" in top:  # several managers: the list replaces the one address
+            del settings["manager_address"]
         lines = [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
         if "[cache]" not in extra_toml:
             lines.append("[cache]\nrouting_table_poll_ms = 100")
