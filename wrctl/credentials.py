@@ -184,7 +184,10 @@ def refusal(
             f" {details} (credentials: {used}); the certificate carries no wruntime identity"
             f" of this cluster. Issue one with `wrctl cert issue --operator NAME`"
         )
-    if code is grpc.StatusCode.UNAVAILABLE and _TLS_FAILURE.search(details):
+    # "Stream removed (Socket closed)": the connection was up and the manager went away
+    # mid-call (stopped, killed): not a refusal of who we are
+    handshake = _TLS_FAILURE.search(details) and "stream removed" not in details.lower()
+    if code is grpc.StatusCode.UNAVAILABLE and handshake:
         return CredentialsError(
             f"TLS handshake with the manager at {address} failed ({_last(details)}); "
             f"credentials used: {used}. Likely: the manager belongs to another cluster CA "

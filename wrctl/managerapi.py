@@ -56,6 +56,7 @@ class ManagerClient:
         count = len(self.addresses)
         first = self._current
         away: list[str] = []
+        handshake_refused: Exception | None = None
         for attempt in range(count):
             index = (first + attempt) % count
             try:
@@ -63,9 +64,14 @@ class ManagerClient:
             except grpc.RpcError as exc:
                 address = self.addresses[index]
                 refused = refusal(exc, address, self.credentials, method)
-                if refused is not None:
-                    raise refused from None
                 code = exc.code() if isinstance(exc, grpc.Call) else None
+                if refused is not None:
+                    # A refused handshake may be one manager's (a stale certificate, one going
+                    # down): try the others before saying so. A refusal after the handshake
+                    # (PERMISSION_DENIED, UNAUTHENTICATED) is every manager's answer.
+                    if code is not grpc.StatusCode.UNAVAILABLE:
+                        raise refused from None
+                    handshake_refused = handshake_refused or refused
                 details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
                 if code not in AWAY:
                     raise WrctlError(f"manager {method}: {details}") from None
@@ -74,6 +80,8 @@ class ManagerClient:
                     self._current = (index + 1) % count
                 if not may_resend(method, exc):
                     break
+        if handshake_refused is not None:
+            raise handshake_refused from None
         raise ManagerUnreachable("; ".join(away)) from None
 
     def state(self) -> pb.GetClusterStateResponse:

@@ -145,8 +145,13 @@ def test_apply_while_a_manager_restarts(ha_cluster: tuple[LocalCluster, str]) ->
         both = f"127.0.0.1:{b.port},127.0.0.1:{c.manager_port}"  # B first
         a_client = ManagerClient(f"127.0.0.1:{c.manager_port}", c.credentials())
         try:
-            live = sorted(m.grpc_address for m in a_client.managers())
-            assert live == sorted([f"127.0.0.1:{b.port}", f"127.0.0.1:{c.manager_port}"])
+            expected = sorted([f"127.0.0.1:{b.port}", f"127.0.0.1:{c.manager_port}"])
+            # B answers before its first presence row is written: poll for it
+            wait_until(
+                lambda: sorted(m.grpc_address for m in a_client.managers()) == expected,
+                30,
+                "ListManagers to list both managers",
+            )
 
             c.write(**{'GREETING = "one"': 'GREETING = "two"'})
             apply = _wrctl(c, "apply", "--auto-approve", "--manager", both)

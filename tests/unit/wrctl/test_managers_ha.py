@@ -247,3 +247,42 @@ def test_managers_are_upgraded_one_at_a_time_and_a_failed_gate_rolls_back_and_st
     assert shipped["manager/data/secrets.key"] == b"S3CRETKEY\n"
     assert shipped["manager/data/secrets.env"] == b"WR_SECRETS_KEY=S3CRETKEY\n"
     assert "manager/data/pgpass" not in shipped  # the DSN has no password
+
+
+def _rpc_error(code: object, details: str) -> Exception:
+    """What a failed grpc call raises: a grpc.RpcError that is also a grpc.Call."""
+    import grpc
+
+    class Failed(grpc.RpcError, grpc.Call):  # type: ignore[misc]
+        def code(self) -> object:
+            return code
+
+        def details(self) -> str:
+            return details
+
+        def initial_metadata(self) -> None: ...
+        def trailing_metadata(self) -> None: ...
+        def is_active(self) -> bool:
+            return False
+
+        def time_remaining(self) -> None: ...
+        def cancel(self) -> bool:
+            return False
+
+        def add_callback(self, callback: object) -> bool:
+            return False
+
+    return Failed()
+
+
+def test_a_manager_going_away_mid_call_is_not_a_refused_handshake(cluster: Path) -> None:
+    import grpc
+
+    from wrctl.credentials import CredentialsError, refusal
+
+    credentials = resolve_credentials(load_cluster(cluster))
+    gone = _rpc_error(grpc.StatusCode.UNAVAILABLE, "Stream removed (Socket closed)")
+    assert refusal(gone, "a:1", credentials, "GetClusterState") is None  # type: ignore[arg-type]
+    handshake = _rpc_error(grpc.StatusCode.UNAVAILABLE, "Socket closed")
+    refused = refusal(handshake, "a:1", credentials, "GetClusterState")  # type: ignore[arg-type]
+    assert isinstance(refused, CredentialsError)
