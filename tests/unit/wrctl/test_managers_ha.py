@@ -138,7 +138,7 @@ def test_wrctl_moves_on_to_a_manager_that_answers(cluster: Path, tmp_path: Path)
         client.close()
 
 
-def test_each_manager_host_gets_its_bundle_and_one_resource_carries_them(
+def test_each_manager_host_gets_its_bundle_and_is_a_resource_of_its_own(
     tmp_path: Path,
 ) -> None:
     from wrctl.bundle.build import build_bundles
@@ -160,7 +160,14 @@ def test_each_manager_host_gets_its_bundle_and_one_resource_carries_them(
     proxy = read_tarball(next(b for b in built if b.kind == "node").path)["config/proxy.toml"]
     assert b'manager_addresses = ["10.0.0.1:9000", "10.0.0.2:9000"]' in proxy
     desired = resolve(targets, "0.1.0").resources
-    assert desired["manager"].attributes["hosts"] == "10.0.0.1,10.0.0.2"
+    assert "manager" not in desired
+    for host in ("10.0.0.1", "10.0.0.2"):
+        attributes = desired[f"manager.{host}"].attributes
+        assert attributes["host"] == host
+        assert attributes["advertise_address"] == f"{host}:9000"
+        assert "hosts" not in attributes
+    one, two = (desired[f"manager.10.0.0.{i}"].attributes["config"] for i in (1, 2))
+    assert one != two  # each host's manager.toml advertises its own address
     assert desired["node.a"].attributes["manager"] == "10.0.0.1:9000,10.0.0.2:9000"
 
 
