@@ -235,7 +235,8 @@ def test_managers_are_upgraded_one_at_a_time_and_a_failed_gate_rolls_back_and_st
     monkeypatch.setattr(apply._Apply, "_manager_gate", gate)
     run = apply._Apply(make_plan(targets, nothing_yet()), session)  # type: ignore[arg-type]
     with pytest.raises(ManagerUnreachable) as info:
-        run.deploy_managers([object(), object(), object()])  # type: ignore[list-item]
+        bundles = [SimpleNamespace(digest=f"sha256:{i:064x}") for i in range(3)]
+        run.deploy_managers(bundles)  # type: ignore[arg-type]
     assert [e for e in events if not e.startswith("report")] == [
         "install 10.0.0.1",
         "restart 10.0.0.1",
