@@ -247,11 +247,10 @@ class _Apply:
             resource = address_of(place.host)
             if wanted and resource not in wanted:
                 continue
-            source = self._key_source(resource)
-            if source is not None and not self._shared_key:
+            if not self._shared_key:
                 # Managers sharing a database must share the secrets key: each decrypts
                 # what any other encrypted. The first one (a new cluster's) makes it.
-                self._shared_key = self._read_secrets_key(source)
+                self._shared_key = self._shared_secrets_key(resource)
             try:
                 self.deploy_manager(bundle, place, address)
             except ManagerUnreachable:
@@ -266,19 +265,28 @@ class _Apply:
         if record:
             self.record_managers(bundle.digest, address)
 
-    def _key_source(self, address: str) -> HostTarget | None:
-        """A manager host other than `address` that has the cluster's secrets key: one
-        recorded or deployed by now (declared ones first, then one being removed); None
-        when `address` is the first manager of the cluster."""
+    def _shared_secrets_key(self, address: str) -> bytes:
+        """The secrets key of a manager host other than `address` that has it: one recorded
+        or deployed by now (declared ones first, then one being removed; the next one when a
+        host cannot be read); b"" when `address` is the cluster's first manager."""
         places = {address_of(p.host): p for p in self.plan.targets.manager.places}
         have = [a for a in self._managers if a != address and host_of(a)]
         have.sort(key=lambda a: list(places).index(a) if a in places else len(places))
-        if not have:
-            return None
-        first = have[0]
-        if first in places:
-            return places[first]
-        return self.plan.targets.recorded(first, self._managers[first].attributes)
+        problems = []
+        for source in have:
+            place = places.get(source) or self.plan.targets.recorded(
+                source, self._managers[source].attributes
+            )
+            try:
+                return self._read_secrets_key(place)
+            except WrctlError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise WrctlError(
+                f"{address}: cannot read the managers' secrets key from any running one: "
+                + "; ".join(problems)
+            )
+        return b""
 
     def record_managers(self, digest: str, address: str = MANAGER) -> None:
         """The manager's one release record: every manager resource it now has."""

@@ -317,3 +317,23 @@ def test_apply_removes_an_undeclared_manager_and_drops_it_from_the_record(
     assert events == ["remove 10.0.0.2", "record"]
     assert sorted(_resources(records[0])) == ["manager.10.0.0.10", "manager.10.0.0.9"]
     assert "manager.10.0.0.2" not in json.loads(records[0].attributes[MANAGER_BUNDLES])
+
+
+def test_a_manager_address_names_its_host_for_logs_and_status(tmp_path: Path) -> None:
+    from wrctl.commands.status import manager_resources
+    from wrctl.config.targets import target_name
+    from wrctl.errors import WrctlError
+
+    targets = _targets(tmp_path, HOSTS)
+    place = targets.target("manager.10.0.0.10")
+    assert (place.host, place.name, target_name("manager.10.0.0.10")) == (
+        "10.0.0.10",
+        "manager",
+        "manager",
+    )
+    with pytest.raises(WrctlError, match=r"'10\.0\.0\.7' is not a manager host"):
+        targets.target("manager.10.0.0.7")
+    # status: the address each manager advertises in ListManagers -> its resource
+    assert manager_resources(targets.config) == {f"{h}:9000": f"manager.{h}" for h in HOSTS}
+    one = _targets(tmp_path, HOSTS[:1])
+    assert manager_resources(one.config) == {"10.0.0.9:9000": "manager"}
