@@ -337,3 +337,23 @@ def test_a_manager_address_names_its_host_for_logs_and_status(tmp_path: Path) ->
     assert manager_resources(targets.config) == {f"{h}:9000": f"manager.{h}" for h in HOSTS}
     one = _targets(tmp_path, HOSTS[:1])
     assert manager_resources(one.config) == {"10.0.0.9:9000": "manager"}
+
+
+def test_one_manager_is_recorded_as_before(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    targets = _targets(tmp_path, HOSTS[:1])
+    live = _live(targets, "0.0.9")
+    plan = make_plan(targets, live, "0.1.0")
+    assert _managers(plan.actions) == [("manager", ActionKind.REPLACE)]
+    events: list[str] = []
+    run, records = _run(monkeypatch, plan, events)
+    monkeypatch.setattr(
+        type(run), "deploy_manager", lambda self, bundle, *a: events.append("deploy manager")
+    )
+    run.deploy_managers(_bundles(HOSTS[:1]), ["manager"], record=True)  # type: ignore[attr-defined]
+    assert events == ["deploy manager", "record"]
+    (record,) = records
+    assert (record.target, record.status, record.message) == ("manager", "applied", "")
+    assert record.previous_bundle_digest == live.bundles["manager"]
+    assert dict(record.attributes) == {
+        RESOURCES_KEY: json.dumps([plan.desired.resources["manager"].to_json()], sort_keys=True)
+    }
