@@ -46,6 +46,7 @@ def _observe_one(
             response = stub.GetClusterState(pb.GetClusterStateRequest(), timeout=timeout)
             listed = stub.ListSecrets(pb.ListSecretsRequest(), timeout=timeout)
             scheduled = _schedules(stub, timeout)
+            up = _managers_up(stub, timeout)
         except grpc.RpcError as exc:
             refused = refusal(exc, manager_address, credentials, "GetClusterState")
             if refused is not None:
@@ -59,7 +60,7 @@ def _observe_one(
     secrets = frozenset(f"{e.namespace}/{e.key}" for e in listed.secrets)
     state = from_cluster_state(response)
     resources = {**state.resources, **{r.address: r for r in map(schedule_resource, scheduled)}}
-    return replace(state, resources=resources, reachable=True, secrets=secrets)
+    return replace(state, resources=resources, reachable=True, secrets=secrets, managers_up=up)
 
 
 def _schedules(stub: pb_grpc.ManagerServiceStub, timeout: float) -> list[pb.Schedule]:
@@ -71,6 +72,18 @@ def _schedules(stub: pb_grpc.ManagerServiceStub, timeout: float) -> list[pb.Sche
             return []
         raise
     return list(answer.schedules)
+
+
+def _managers_up(stub: pb_grpc.ManagerServiceStub, timeout: float) -> frozenset[str] | None:
+    """host:port of the managers with a live heartbeat row; None from a manager older than
+    ListManagers (UNIMPLEMENTED)."""
+    try:
+        answer = stub.ListManagers(pb.ListManagersRequest(), timeout=timeout)
+    except grpc.RpcError as exc:
+        if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+            return None
+        raise
+    return frozenset(m.grpc_address for m in answer.managers)
 
 
 def observe_live(targets: Targets, timeout: float = 5.0, database: bool = True) -> ClusterState:

@@ -99,6 +99,34 @@ def build_bundles(
     return bundles
 
 
+def manager_toml(targets: Targets, place: HostTarget) -> str:
+    """The manager.toml of the manager on `place` (the plan digests it per manager host)."""
+    m = targets.config.manager
+    several = len(targets.manager.places) > 1
+    bind = LOOPBACK if place.is_local else "0.0.0.0"
+    state, _ = split_state_password(m.state)
+    return render(
+        "manager.toml.j2",
+        cluster=targets.config.cluster.name,
+        listen_address=f"{bind}:{m.port}",
+        admin_address=f"127.0.0.1:{m.admin_port}",
+        state=state,
+        heartbeat_timeout_secs=m.heartbeat_timeout_secs,
+        local_proxy_address=_local_proxy(targets, place),
+        # What the other managers, proxies and wrctl see in ListManagers.
+        advertise_address=f"{place.wire_host}:{m.port}" if several else None,
+    )
+
+
+def _local_proxy(targets: Targets, place: HostTarget) -> str | None:
+    """The data port of a node on the manager's host: jobs are dispatched through it.
+    None when no node shares the host (the manager then cannot run jobs)."""
+    for node in targets.nodes:
+        if node.place.host == place.host:
+            return f"http://127.0.0.1:{node.ports.data}"
+    return None
+
+
 class _Builder:
     def __init__(
         self, targets: Targets, out_dir: Path, runtime_version: str, options: BundleOptions
@@ -135,21 +163,8 @@ class _Builder:
         m = self.config.manager
         place = place or self.targets.manager.place
         several = len(self.targets.manager.places) > 1
-        bind = LOOPBACK if place.is_local else "0.0.0.0"
-        state, password = split_state_password(m.state)
-        files = {
-            "config/manager.toml": render(
-                "manager.toml.j2",
-                cluster=self.config.cluster.name,
-                listen_address=f"{bind}:{m.port}",
-                admin_address=f"127.0.0.1:{m.admin_port}",
-                state=state,
-                heartbeat_timeout_secs=m.heartbeat_timeout_secs,
-                local_proxy_address=self._local_proxy(place),
-                # What the other managers, proxies and wrctl see in ListManagers.
-                advertise_address=f"{place.wire_host}:{m.port}" if several else None,
-            ).encode(),
-        }
+        _, password = split_state_password(m.state)
+        files = {"config/manager.toml": manager_toml(self.targets, place).encode()}
         files |= _migration_files()
         secrets = [STATE_PASSWORD] if password is not None else []
         env = {"PGPASSFILE": f"@WORKDIR@/{STATE_PASSWORD.file}"} if secrets else {}
@@ -163,14 +178,6 @@ class _Builder:
         )
         stem = f"manager-{place.host}" if several else "manager"
         return self._finish("manager", "manager", None, files, [program], [], secrets, place, stem)
-
-    def _local_proxy(self, place: HostTarget) -> str | None:
-        """The data port of a node on the manager's host: jobs are dispatched through it.
-        None when no node shares the host (the manager then cannot run jobs)."""
-        for node in self.targets.nodes:
-            if node.place.host == place.host:
-                return f"http://127.0.0.1:{node.ports.data}"
-        return None
 
     def node(self, node: NodeTarget, schemas: dict[str, bytes]) -> Bundle:
         config = self.config

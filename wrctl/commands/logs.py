@@ -11,7 +11,9 @@ from wrctl.commands.options import AcceptNewHostKey, ClusterOption, KnownHosts, 
 
 
 def logs(
-    node: Annotated[str, typer.Argument(help="A node name, or `manager`.")],
+    node: Annotated[
+        str, typer.Argument(help="A node name, `manager`, or `manager.HOST` (one of several).")
+    ],
     service: Annotated[
         str | None,
         typer.Argument(help="proxy, engine-0, ... (default: every service of the node)."),
@@ -31,10 +33,13 @@ def logs(
     from wrctl.errors import WrctlError
 
     targets = load_targets(cluster, overrides(None, known_hosts, accept_new_host_key))
-    if node != "manager" and node not in {n.name for n in targets.nodes}:
-        names = ", ".join(["manager", *(n.name for n in targets.nodes)])
+    managers = ["manager"] + [f"manager.{p.host}" for p in targets.manager.places[1:]]
+    if len(targets.manager.places) > 1:  # `manager` is the first one
+        managers.insert(1, f"manager.{targets.manager.place.host}")
+    if node not in managers and node not in {n.name for n in targets.nodes}:
+        names = ", ".join([*managers, *(n.name for n in targets.nodes)])
         raise WrctlError(f"{node!r} is not a node of {cluster} (expected one of: {names})")
-    place = targets.target("manager" if node == "manager" else f"node.{node}")
+    place = targets.target(node if node in managers else f"node.{node}")
     host = open_host(place)
 
     def sink(text: str) -> None:

@@ -36,7 +36,7 @@ def status(
     client = ManagerClient(endpoints, resolve_credentials(config))
     try:
         state = client.state()
-        managers = manager_health(client, endpoints)
+        managers = manager_health(client, endpoints, manager_resources(config))
     finally:
         client.close()
     certificates = _certificates(config, client.credentials.files.cert_path)
@@ -85,18 +85,38 @@ class ManagerHealth:
     listed: bool | None  # has a live heartbeat row (None: the manager cannot say)
     answers: bool
     detail: str  # round trip, or why it did not answer
+    resource: str = ""  # its plan address (`manager`, `manager.HOST`); "" if not declared
 
     def to_json(self) -> dict[str, object]:
         return {
             "address": self.address,
+            "resource": self.resource,
             "listed": self.listed,
             "answers": self.answers,
             "detail": self.detail,
         }
 
 
-def manager_health(client: ManagerClient, configured: list[str]) -> list[ManagerHealth]:
-    """Each manager (cluster.toml's and those with a live heartbeat row), dialled on its own."""
+def manager_resources(config: ClusterConfig | None) -> dict[str, str]:
+    """host:port (as the managers advertise it in ListManagers) -> the plan's resource
+    address of that manager, for cluster.toml's managers."""
+    if config is None:
+        return {}
+    from wrctl.config.targets import resolve_targets
+    from wrctl.plan.managers import MANAGER, address_of
+
+    manager = resolve_targets(config).manager
+    if len(manager.places) == 1:
+        return {manager.node_endpoint: MANAGER}
+    hosts = [p.host for p in manager.places]
+    return dict(zip(manager.node_endpoints, map(address_of, hosts), strict=True))
+
+
+def manager_health(
+    client: ManagerClient, configured: list[str], resources: dict[str, str] | None = None
+) -> list[ManagerHealth]:
+    """Each manager (cluster.toml's and those with a live heartbeat row), dialled on its own;
+    resources names the plan address of each known host:port."""
     from wrctl.errors import WrctlError
     from wrctl.managerapi import ManagerClient
 
@@ -115,9 +135,9 @@ def manager_health(client: ManagerClient, configured: list[str]) -> list[Manager
             answers, detail = False, str(exc).splitlines()[0]
         finally:
             one.close()
-        found.append(
-            ManagerHealth(address, None if live is None else address in live, answers, detail)
-        )
+        listed = None if live is None else address in live
+        resource = (resources or {}).get(address, "")
+        found.append(ManagerHealth(address, listed, answers, detail, resource))
     return found
 
 
@@ -126,11 +146,11 @@ def _print_managers(managers: list[ManagerHealth]) -> None:
 
     from wrctl.console import out
 
-    table = Table("manager", "heartbeat row", "answers")
+    table = Table("manager", "resource", "heartbeat row", "answers")
     for m in managers:
         listed = "?" if m.listed is None else ("live" if m.listed else "[red]none[/red]")
         answers = f"[green]yes[/green] ({m.detail})" if m.answers else f"[red]no[/red]: {m.detail}"
-        table.add_row(m.address, listed, answers)
+        table.add_row(m.address, m.resource or "-", listed, answers)
     out.print(table)
 
 

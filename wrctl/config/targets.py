@@ -113,9 +113,16 @@ class Targets:
         raise WrctlError(f"{name!r} is not a node of {self.config.source} (nodes: {names})")
 
     def target(self, address: str) -> HostTarget:
-        """The manager or a node by resource address (`manager`, `node.NAME`)."""
+        """The manager or a node by resource address (`manager`, `manager.HOST`, `node.NAME`)."""
         if address == "manager":
             return self.manager.place
+        if address.startswith("manager."):
+            host = address.removeprefix("manager.")
+            for place in self.manager.places:
+                if place.host == host:
+                    return place
+            hosts = ", ".join(p.host for p in self.manager.places)
+            raise WrctlError(f"{host!r} is not a manager host of {self.config.source} ({hosts})")
         return self.node(address.removeprefix("node.")).place
 
     def recorded(self, address: str, attributes: dict[str, str]) -> HostTarget:
@@ -124,7 +131,7 @@ class Targets:
         with its declared connection settings, or [defaults] when it is not declared."""
         config = self.config
         section: HostSettings = config.manager
-        if address != "manager":
+        if not _is_manager(address):
             named = [n for n in config.node if f"node.{n.name}" == address]
             section = named[0] if named else config.defaults
         reach = _reach(
@@ -148,8 +155,13 @@ class Targets:
 
 
 def target_name(address: str) -> str:
-    """`manager` -> `manager`, `node.NAME` -> `node-NAME` (names on hosts and bundles)."""
-    return "manager" if address == "manager" else "node-" + address.removeprefix("node.")
+    """`manager` and `manager.HOST` -> `manager`, `node.NAME` -> `node-NAME` (names on hosts
+    and bundles)."""
+    return "manager" if _is_manager(address) else "node-" + address.removeprefix("node.")
+
+
+def _is_manager(address: str) -> bool:
+    return address == "manager" or address.startswith("manager.")
 
 
 def module_nodes(config: ClusterConfig, mod: ModuleSection) -> list[str]:

@@ -3,10 +3,11 @@ health gate, record), then removals; under the manager's apply lock."""
 
 from __future__ import annotations
 
+import json
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from wrctl.config.model import ModuleSection, SecretRef
 from wrctl.config.targets import HostTarget, NodeTarget, target_name
 from wrctl.deploy.converge import announce_restarts, converge, restart_nodes
 from wrctl.deploy.database import provision_and_migrate
-from wrctl.deploy.destroy import destroy_cluster, remove_recorded_node
+from wrctl.deploy.destroy import destroy_cluster, remove_at, remove_recorded_node
 from wrctl.deploy.noderollout import Expectation
 from wrctl.deploy.preflight import check_and_prepare
 from wrctl.deploy.rollout import Rollout
@@ -47,30 +48,36 @@ from wrctl.plan.database import DATABASE, MIGRATION
 from wrctl.plan.desired import TLS_ATTRIBUTE
 from wrctl.plan.diff import Action, ActionKind
 from wrctl.plan.live import encode_resources
+from wrctl.plan.managers import MANAGER, MANAGER_BUNDLES, address_of, host_of
 
 __all__ = ["ApplyFailed", "ApplyOptions", "TargetResult", "apply_plan", "destroy_cluster"]
 
 
 @dataclass
 class _Work:
-    manager: bool
+    manager: bool  # a manager to (re)deploy
     nodes: list[str]  # to (re)deploy, in order
     removed: list[str]  # nodes to remove
     certificate_only: frozenset[str] = frozenset()  # nodes whose only change is a new cert
     databases: frozenset[str] = frozenset()  # namespaces with a database or migration action
     schedules: tuple[Action, ...] = ()  # written to the manager once the nodes are applied
+    managers: tuple[str, ...] = ()  # manager resources to (re)deploy (the plan's order)
+    removed_managers: tuple[str, ...] = ()  # manager.HOST no longer declared
 
 
 def _work(plan: Plan) -> _Work:
-    manager = False
+    deployed_managers: list[str] = []
+    removed_managers: list[str] = []
     nodes: set[str] = set()
     removed: set[str] = set()
     redeploy: set[str] = set()  # nodes with a change beyond their certificate
     databases: set[str] = set()
     scheduled: list[Action] = []
     for action in plan.actions:
-        if action.resource_kind == "manager":
-            manager = True
+        if action.resource_kind == MANAGER and action.kind is ActionKind.DESTROY:
+            removed_managers.append(action.address)
+        elif action.resource_kind == MANAGER:
+            deployed_managers.append(action.address)
         elif action.resource_kind in (DATABASE, MIGRATION):
             databases.add(action.address.split(".")[1])
         elif action.resource_kind == schedules.KIND:
@@ -87,7 +94,14 @@ def _work(plan: Plan) -> _Work:
     deployed = sorted(nodes - removed)
     certificate_only = frozenset(set(deployed) - redeploy)
     return _Work(
-        manager, deployed, sorted(removed), certificate_only, frozenset(databases), tuple(scheduled)
+        bool(deployed_managers),
+        deployed,
+        sorted(removed),
+        certificate_only,
+        frozenset(databases),
+        tuple(scheduled),
+        tuple(deployed_managers),
+        tuple(removed_managers),
     )
 
 
@@ -145,13 +159,14 @@ def apply_plan(
         with open_session(targets, report, options) as session:
             run = _Apply(plan, session, work.certificate_only)
             if work.manager and not plan.live.reachable:
-                run.deploy_managers(managers)
+                run.deploy_managers(managers, work.managers)
             with session.locked("apply"):
                 if work.manager:
-                    if plan.live.reachable:
-                        run.deploy_managers(managers)
-                    run.record("manager", bundles["manager"], [plan.desired.resources["manager"]])
-                    results.append(TargetResult("manager", "applied"))
+                    if plan.live.reachable:  # each recorded once it passed its gate
+                        run.deploy_managers(managers, work.managers, record=True)
+                    else:
+                        run.record_managers(bundles["manager"].digest)
+                    results += [TargetResult(a, "applied") for a in work.managers]
                 if work.nodes and not plan.live.reachable:
                     run.check_secrets(work.nodes, results)
                 if work.databases:
@@ -171,6 +186,9 @@ def apply_plan(
                 for node in work.removed:
                     run.remove_node(node)
                     results.append(TargetResult(target_name(f"node.{node}"), "removed"))
+                for address in work.removed_managers:  # once the nodes dial the others
+                    run.remove_manager(address)
+                    results.append(TargetResult(address, "removed"))
                 converged = converge(plan, session)
                 results.extend(converged)
                 failed = [r for r in converged if r.status == "failed"]
@@ -182,7 +200,8 @@ def apply_plan(
 
 
 def _version(plan: Plan) -> str:
-    return plan.desired.resources["manager"].attributes["runtime_version"]
+    manager = next(r for r in plan.desired.resources.values() if r.kind == MANAGER)
+    return manager.attributes["runtime_version"]
 
 
 # Where install.sh keeps the manager's secrets key (relative to the workdir; see install.sh.j2).
@@ -198,22 +217,108 @@ class _Apply:
     session: Session
     certificate_only: frozenset[str] = frozenset()
     _shared_key: bytes = b""  # set while the 2nd.. of several managers are installed
+    # What the manager's record holds: every manager resource and each host's bundle, as
+    # recorded before this apply, updated host by host as each passes its gate or is removed.
+    _managers: dict[str, Resource] = field(default_factory=dict)
+    _manager_bundles: dict[str, str] = field(default_factory=dict)
 
-    def deploy_managers(self, bundles: list[Bundle]) -> None:
-        """One manager: deploy_manager. Several ([manager] hosts): upgrade them one at a
-        time, each gated on answering by itself, so the others serve meanwhile; a manager
-        that fails its gate is switched back to its previous release and the apply stops
-        (the managers after it are not touched)."""
-        places = self.plan.targets.manager.places
+    def __post_init__(self) -> None:
+        live = self.plan.live
+        self._managers = {a: r for a, r in live.resources.items() if r.kind == MANAGER}
+        self._manager_bundles = {a: live.bundles[a] for a in self._managers if a in live.bundles}
+
+    def deploy_managers(
+        self, bundles: list[Bundle], wanted: Sequence[str] = (), record: bool = False
+    ) -> None:
+        """Deploy the manager resources in `wanted` (default: all), bundles being one per
+        manager host in cluster.toml's order. One manager: deploy_manager. Several
+        ([manager] hosts): upgrade them one at a time, each gated on answering by itself, so
+        the others serve meanwhile; a manager that fails its gate is switched back to its
+        previous release and the apply stops (the managers after it are not touched). With
+        `record` (under the apply lock) each is recorded as soon as it passed its gate."""
+        manager = self.plan.targets.manager
         if len(bundles) == 1:
             self.deploy_manager(bundles[0])
+            self._deployed(MANAGER, bundles[0], record)
             return
-        for i, (place, address, bundle) in enumerate(
-            zip(places, self.plan.targets.manager.node_endpoints, bundles, strict=True)
+        for place, address, bundle in zip(
+            manager.places, manager.node_endpoints, bundles, strict=True
         ):
-            if i == 1:  # the first host has made (or kept) the key: every other one gets it
-                self._shared_key = self._read_secrets_key(places[0])
-            self.deploy_manager(bundle, place, address)
+            resource = address_of(place.host)
+            if wanted and resource not in wanted:
+                continue
+            if not self._shared_key:
+                # Managers sharing a database must share the secrets key: each decrypts
+                # what any other encrypted. The first one (a new cluster's) makes it.
+                self._shared_key = self._shared_secrets_key(resource)
+            try:
+                self.deploy_manager(bundle, place, address)
+            except ManagerUnreachable:
+                if record:
+                    self.session.record_failure(self._manager_record(bundle.digest, resource))
+                raise
+            self._deployed(resource, bundle, record)
+
+    def _deployed(self, address: str, bundle: Bundle, record: bool) -> None:
+        self._managers[address] = self.plan.desired.resources[address]
+        self._manager_bundles[address] = bundle.digest
+        if record:
+            self.record_managers(bundle.digest, address)
+
+    def _shared_secrets_key(self, address: str) -> bytes:
+        """The secrets key of a manager host other than `address` that has it: one recorded
+        or deployed by now (declared ones first, then one being removed; the next one when a
+        host cannot be read); b"" when `address` is the cluster's first manager."""
+        places = {address_of(p.host): p for p in self.plan.targets.manager.places}
+        have = [a for a in self._managers if a != address and host_of(a)]
+        have.sort(key=lambda a: list(places).index(a) if a in places else len(places))
+        problems = []
+        for source in have:
+            place = places.get(source) or self.plan.targets.recorded(
+                source, self._managers[source].attributes
+            )
+            try:
+                return self._read_secrets_key(place)
+            except WrctlError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise WrctlError(
+                f"{address}: cannot read the managers' secrets key from any running one: "
+                + "; ".join(problems)
+            )
+        return b""
+
+    def record_managers(self, digest: str, address: str = MANAGER) -> None:
+        """The manager's one release record: every manager resource it now has."""
+        self.session.record(self._manager_record(digest, address, "applied"))
+
+    def _manager_record(self, digest: str, address: str, status: str = "") -> pb.ReleaseRecord:
+        resources = [self._managers[a] for a in sorted(self._managers)]
+        attributes = encode_resources(resources) if resources else {}
+        if any(host_of(a) for a in self._managers):
+            attributes[MANAGER_BUNDLES] = json.dumps(self._manager_bundles, sort_keys=True)
+        return pb.ReleaseRecord(
+            target=MANAGER,
+            bundle_digest=digest,
+            runtime_version=_version(self.plan),
+            status=status,
+            attributes=attributes,
+            message="" if status == "applied" else f"{address}: failed its health gate",
+            previous_bundle_digest=self.plan.live.bundles.get(address, ""),
+        )
+
+    def remove_manager(self, address: str) -> None:
+        """Stop and remove a manager host no longer declared, found where it was recorded,
+        and drop it from the manager's record (as a removed node's record is dropped)."""
+        place = self.plan.targets.recorded(address, self._managers[address].attributes)
+        remove_at(place)
+        del self._managers[address]
+        self._manager_bundles.pop(address, None)
+        digest = next(iter(self._manager_bundles.values()), "") or self.plan.live.bundles.get(
+            MANAGER, ""
+        )
+        self.record_managers(digest, address)
+        self.session.report(address, "removed")
 
     def _read_secrets_key(self, place: HostTarget) -> bytes:
         """The secrets key install.sh made on the first manager's host. Managers sharing a

@@ -32,12 +32,13 @@ def remove_recorded_node(session: Session, plan: Plan, node: str) -> None:
     """Remove a node found where its last release was recorded, and drop its record."""
     address = f"node.{node}"
     place = plan.targets.recorded(address, plan.live.resources[address].attributes)
-    _remove_at(place)
+    remove_at(place)
     session.client.delete_release(node, session.lock_id)
     session.report(place.name, "removed")
 
 
-def _remove_at(place: HostTarget) -> None:
+def remove_at(place: HostTarget) -> None:
+    """Remove the target of `place` from its host."""
     host = open_host(place)
     try:
         remove_target(host, place.name)
@@ -83,14 +84,20 @@ def destroy_cluster(plan: Plan, report: Report) -> list[TargetResult]:
         for node in unrecorded:
             removed = _remove_unrecorded_node(session, plan, node)
             results += [removed] if removed else []
-    manager = plan.live.resources.get("manager")
-    _remove_at(
-        plan.targets.recorded("manager", manager.attributes)
-        if manager
-        else plan.targets.manager.place
-    )
-    for place in plan.targets.manager.places[1:]:  # the other managers of [manager] hosts
-        _remove_at(place)
+    for place in _manager_places(plan):
+        remove_at(place)
     report("manager", "removed")
     results.append(TargetResult("manager", "removed"))
     return results
+
+
+def _manager_places(plan: Plan) -> list[HostTarget]:
+    """Where managers run: each where it was recorded, then the declared hosts no record
+    names (a manager that never passed its gate); one manager: where it was recorded, else
+    where cluster.toml puts it."""
+    recorded = [r for r in plan.live.resources.values() if r.kind == "manager"]
+    places = [plan.targets.recorded(r.address, r.attributes) for r in recorded]
+    if len(plan.targets.manager.places) == 1 and places:
+        return places
+    hosts = {p.host for p in places}
+    return places + [p for p in plan.targets.manager.places if p.host not in hosts]

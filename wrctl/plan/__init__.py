@@ -14,7 +14,7 @@ from runtime.engine.capabilities import DB_PASSWORD_SECRET, REGISTRY, secret_key
 from runtime.version import __version__ as RUNTIME_VERSION
 from wrctl.config import ClusterConfig, Targets
 from wrctl.errors import ConfigError
-from wrctl.plan import database
+from wrctl.plan import database, managers
 from wrctl.plan.desired import resolve
 from wrctl.plan.diff import Action, ActionKind, diff, summary
 from wrctl.plan.drift import Drift, DriftKind
@@ -82,12 +82,20 @@ def config_digest(config: ClusterConfig, desired: ClusterState) -> str:
 def make_plan(targets: Targets, live: ClusterState, runtime_version: str = RUNTIME_VERSION) -> Plan:
     """The plan that turns `live` (observed by the caller) into what cluster.toml asks for."""
     desired = resolve(targets, runtime_version)
+    live = managers.align(desired, live)
     if live.reachable:
         check_secrets(targets.config, desired, live.secrets)
     problems = database.migration_problems(desired, live)
     if problems:
         raise ConfigError(problems)
     actions = database.with_reasons(diff(desired, live))
+    if managers.several(desired):
+        hosts = [p.host for p in targets.manager.places]
+        advertised = dict(
+            zip(map(managers.address_of, hosts), targets.manager.node_endpoints, strict=True)
+        )
+        actions = managers.not_running(desired, live, actions, advertised)
+        actions = managers.in_host_order(actions, hosts)
     drift = _relevant_drift(desired, live)
     return Plan(targets, desired, live, actions, config_digest(targets.config, desired), drift)
 

@@ -12,7 +12,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from wrctl.config.model import ClusterConfig, ModuleSection, SecretRef
 from wrctl.config.targets import HostTarget, NodeTarget, Targets, module_nodes
-from wrctl.plan import database, schedules
+from wrctl.plan import database, managers, schedules
+from wrctl.plan.managers import MANAGER
 from wrctl.plan.state import ClusterState, Resource
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def resolve(targets: Targets, runtime_version: str) -> ClusterState:
     """Every resource cluster.toml asks for, keyed by address."""
     config = targets.config
     base = config.source.parent
-    resources = [_manager(targets, runtime_version)]
+    resources = _managers(targets, runtime_version)
     resources += [_node(targets, node, runtime_version) for node in targets.nodes]
     resources += [_module(config, mod, base) for mod in config.module]
     resources += database.desired_resources(config)
@@ -60,10 +61,32 @@ def _host_attrs(place: HostTarget) -> dict[str, str]:
     return attrs
 
 
-def _manager(targets: Targets, runtime_version: str) -> Resource:
+def _managers(targets: Targets, runtime_version: str) -> list[Resource]:
+    """`manager`, or with several hosts one `manager.<host>` each (see wrctl.plan.managers):
+    its own host, the address it advertises and the digest of its manager.toml."""
+    common = _manager_attrs(targets, runtime_version)
+    if len(targets.manager.places) == 1:
+        attrs = _host_attrs(targets.manager.place) | common
+        return [Resource(MANAGER, MANAGER, attrs, MANAGER_REPLACE_ON, (MANAGER,))]
+    from wrctl.bundle.build import manager_toml
+
+    resources = []
+    for place, advertised in zip(
+        targets.manager.places, targets.manager.node_endpoints, strict=True
+    ):
+        address = managers.address_of(place.host)
+        attrs = _host_attrs(place) | common
+        attrs |= {
+            "advertise_address": advertised,
+            "config": text_digest(manager_toml(targets, place)),
+        }
+        resources.append(Resource(address, MANAGER, attrs, MANAGER_REPLACE_ON, (address,)))
+    return resources
+
+
+def _manager_attrs(targets: Targets, runtime_version: str) -> dict[str, str]:
     m = targets.config.manager
-    attrs = _host_attrs(targets.manager.place)
-    attrs |= {
+    return {
         "cluster": targets.config.cluster.name,  # what its manager.toml says it serves
         "runtime_version": runtime_version,
         "port": str(targets.manager.port),
@@ -72,11 +95,6 @@ def _manager(targets: Targets, runtime_version: str) -> Resource:
         "state_digest": text_digest(m.state),
         "heartbeat_timeout_secs": str(m.heartbeat_timeout_secs),
     }
-    if m.hosts and len(m.hosts) > 1:
-        # Several managers are one resource (one release record, upgraded one host at a
-        # time by apply); a single manager's attributes stay as they were.
-        attrs["hosts"] = ",".join(m.hosts)
-    return Resource("manager", "manager", attrs, MANAGER_REPLACE_ON, ("manager",))
 
 
 def _node(targets: Targets, node: NodeTarget, runtime_version: str) -> Resource:

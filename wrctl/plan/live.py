@@ -7,6 +7,7 @@ import json
 
 from runtime.api import wruntime_pb2 as pb
 from wrctl.plan.drift import RESOURCES_KEY, find_drift
+from wrctl.plan.managers import bundles_of
 from wrctl.plan.state import ClusterState, Resource
 
 __all__ = ["RESOURCES_KEY", "encode_resources", "from_cluster_state", "nothing_yet"]
@@ -32,6 +33,8 @@ def from_cluster_state(response: pb.GetClusterStateResponse) -> ClusterState:
             resource = Resource.from_json(item)
             resources[resource.address] = resource
     bundles = {r.target: r.bundle_digest for r in releases}
+    if response.HasField("manager_release"):  # several managers: each host's bundle too
+        bundles |= bundles_of(dict(response.manager_release.attributes))
     return ClusterState(
         resources=resources,
         serial=response.serial,

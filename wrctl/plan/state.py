@@ -10,7 +10,8 @@ from wrctl.plan.drift import Drift
 
 @dataclass(frozen=True)
 class Resource:
-    """One thing wrctl manages: `manager`, `node.NAME` or `module.NS.NAME`.
+    """One thing wrctl manages: `manager` (`manager.HOST` each, with several), `node.NAME`,
+    `module.NS.NAME`, ...
 
     `attributes` are flat strings so that diffing and saving are trivial; `replace_on` names
     the attributes whose change needs a replacement rather than an in-place update; `target`
@@ -61,3 +62,6 @@ class ClusterState:
     bundles: dict[str, str] = field(default_factory=dict)  # target -> recorded bundle digest
     cluster: str = ""  # the cluster the manager says it serves ("" when it does not say)
     drift: tuple[Drift, ...] = ()  # where the live cluster differs from the recorded releases
+    # host:port of every manager with a live heartbeat row (ListManagers); None: not asked,
+    # or a manager from before ListManagers
+    managers_up: frozenset[str] | None = None

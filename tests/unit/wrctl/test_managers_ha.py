@@ -138,7 +138,7 @@ def test_wrctl_moves_on_to_a_manager_that_answers(cluster: Path, tmp_path: Path)
         client.close()
 
 
-def test_each_manager_host_gets_its_bundle_and_one_resource_carries_them(
+def test_each_manager_host_gets_its_bundle_and_is_a_resource_of_its_own(
     tmp_path: Path,
 ) -> None:
     from wrctl.bundle.build import build_bundles
@@ -160,7 +160,14 @@ def test_each_manager_host_gets_its_bundle_and_one_resource_carries_them(
     proxy = read_tarball(next(b for b in built if b.kind == "node").path)["config/proxy.toml"]
     assert b'manager_addresses = ["10.0.0.1:9000", "10.0.0.2:9000"]' in proxy
     desired = resolve(targets, "0.1.0").resources
-    assert desired["manager"].attributes["hosts"] == "10.0.0.1,10.0.0.2"
+    assert "manager" not in desired
+    for host in ("10.0.0.1", "10.0.0.2"):
+        attributes = desired[f"manager.{host}"].attributes
+        assert attributes["host"] == host
+        assert attributes["advertise_address"] == f"{host}:9000"
+        assert "hosts" not in attributes
+    one, two = (desired[f"manager.10.0.0.{i}"].attributes["config"] for i in (1, 2))
+    assert one != two  # each host's manager.toml advertises its own address
     assert desired["node.a"].attributes["manager"] == "10.0.0.1:9000,10.0.0.2:9000"
 
 
@@ -228,7 +235,8 @@ def test_managers_are_upgraded_one_at_a_time_and_a_failed_gate_rolls_back_and_st
     monkeypatch.setattr(apply._Apply, "_manager_gate", gate)
     run = apply._Apply(make_plan(targets, nothing_yet()), session)  # type: ignore[arg-type]
     with pytest.raises(ManagerUnreachable) as info:
-        run.deploy_managers([object(), object(), object()])  # type: ignore[list-item]
+        bundles = [SimpleNamespace(digest=f"sha256:{i:064x}") for i in range(3)]
+        run.deploy_managers(bundles)  # type: ignore[arg-type]
     assert [e for e in events if not e.startswith("report")] == [
         "install 10.0.0.1",
         "restart 10.0.0.1",
