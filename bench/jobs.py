@@ -2,17 +2,28 @@
 to 1 and 2 engines running the worker component's no-op job, against the same module's
 request throughput through the same proxy; and, at idle, the time from submit to start.
 
-    .venv/bin/python -m bench.jobs [--jobs 600] [--seconds 5] [--idle 100]
+    .venv/bin/python -m bench.jobs [--jobs 600] [--seconds 5] [--idle 100] [--rounds 3]
+        [--postgres auto|DSN] [--ab TREE]
 
 The cluster is the one tests/integration/jobs builds (its helpers are reused here).
-Results: bench/results/jobs.json.
+`--rounds N`: N rounds on fresh clusters, each metric the median (the per-round values are
+kept). `--postgres`: the manager on PostgreSQL ("auto": a private server started like the
+tests', tests/infra/postgres.py, which runs with fsync off) instead of SQLite. `--ab TREE`:
+rounds of an older checkout's runtime (TREE, e.g. `git archive` of the base commit; this
+bench's code runs against it) interleaved with this tree's, paired ratios of the two.
+Results: bench/results/jobs.json (jobs-postgres.json), with --ab jobs-ab.json (-postgres).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
+import itertools
+import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -25,6 +36,7 @@ from typing import Any
 
 from bench._results import Metric, print_table, save
 from runtime.api import wruntime_pb2 as pb
+from runtime.manager.validation import MAX_JOB_LIST
 from tests.infra.pki import CLUSTER, ClusterPki
 from tests.infra.process import ManagedProcess, cache_dir, free_port
 from tests.integration.engine.conftest import REPO, Engine
@@ -65,7 +77,7 @@ def _engine_starter(
 
 
 @contextmanager
-def cluster(engines: int, extra: str = "") -> Iterator[JobCluster]:
+def cluster(engines: int, extra: str = "", state: str = "sqlite") -> Iterator[JobCluster]:
     from runtime.engine.component_cache import ComponentCache
     from tests.infra.components import compiled_cache_dir
     from wrctl.build.cached import build_cached
@@ -76,7 +88,7 @@ def cluster(engines: int, extra: str = "") -> Iterator[JobCluster]:
         tmp = Path(tmp_name)
         pki = ClusterPki(ClusterCA(tmp / "ca", CLUSTER), tmp)
         started: list[ManagedProcess] = []
-        made = JobCluster(tmp, pki, wasm, _engine_starter(tmp, pki, started), "sqlite")
+        made = JobCluster(tmp, pki, wasm, _engine_starter(tmp, pki, started), state)
         try:
             # [jobs] for a bench: the defaults (retries irrelevant: no-op jobs do not fail)
             yield made.start(engines=engines, extra=extra)
@@ -88,8 +100,6 @@ def cluster(engines: int, extra: str = "") -> Iterator[JobCluster]:
 
 def _tree_cpu(pid: int) -> float:
     """CPU seconds (user + system) of a process and its live children."""
-    import os
-
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     try:
@@ -149,19 +159,27 @@ def _completed(made: JobCluster) -> float:
 
 def job_rate(made: JobCluster, count: int) -> float:
     """Jobs/s: `count` no-op jobs submitted by CLIENTS submitters, from the first submit to
-    the last completion."""
+    the last completion. The end is the newest `updated_at` of the batch as the manager stored
+    it, so the completion poll can be slow (each /metrics costs the manager ~2 ms of CPU, which
+    a 10 ms poll charged to the jobs); beyond a ListJobs page the poll's own time is used."""
     before = _completed(made)
     stubs = [made.operator() for _ in range(CLIENTS)]
     request = pb.SubmitJobRequest(worker_namespace="example", worker_name="worker", job_type="noop")
-    start = time.monotonic()
+    start_wall, start = time.time(), time.monotonic()
     with ThreadPoolExecutor(CLIENTS) as pool:
         list(pool.map(lambda i: stubs[i % CLIENTS].SubmitJob(request), range(count)))
     deadline = start + 300
     while _completed(made) < before + count:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{count} jobs not complete within 300 s")
-        time.sleep(0.01)
-    return count / (time.monotonic() - start)
+        time.sleep(0.1)
+    polled = time.monotonic() - start
+    if count > MAX_JOB_LIST:
+        return count / polled
+    listed = stubs[0].ListJobs(pb.ListJobsRequest(limit=count)).jobs
+    assert all(j.status == pb.JOB_STATE_COMPLETE for j in listed), "a job of the batch failed"
+    last = max(j.updated_at.ToNanoseconds() for j in listed) / 1e9
+    return count / (last - start_wall)
 
 
 def idle_latency(made: JobCluster, count: int) -> tuple[list[float], list[float]]:
@@ -207,16 +225,12 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--jobs", type=int, default=600)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--idle", type=int, default=100)
-    args = parser.parse_args(argv)
+def measure(args: argparse.Namespace, states: Iterator[str]) -> tuple[list[Metric], dict[str, Any]]:
+    """One round: a fresh cluster per engine count (its store from `states`)."""
     metrics: list[Metric] = []
-    extra: dict[str, Any] = {"jobs": args.jobs, "clients": CLIENTS}
+    extra: dict[str, Any] = {}
     for engines in (1, 2):
-        with cluster(engines) as made:
+        with cluster(engines, state=next(states)) as made:
             cpu0 = cpu_by_service(made)
             requests = request_rate(made, args.seconds)
             cpu1 = cpu_by_service(made)
@@ -241,9 +255,126 @@ def main(argv: list[str] | None = None) -> None:
                     Metric("submit_to_start_p99_ms", _percentile(delays, 0.99) * 1e3, "ms"),
                 ]
                 extra["submit_to_complete_mean_ms"] = statistics.mean(round_trips) * 1e3
-    print_table("jobs", metrics)
+    return metrics, extra
+
+
+@contextmanager
+def stores(postgres: str | None) -> Iterator[Iterator[str]]:
+    """The manager's `state` for each cluster: "sqlite", or a fresh PostgreSQL database."""
+    if not postgres:
+        yield itertools.repeat("sqlite")
+        return
+    import asyncpg
+
+    async def create(dsn: str, name: str) -> str:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        return dsn.rsplit("/", 1)[0] + "/" + name
+
+    def fresh(admin: str) -> Iterator[str]:
+        for n in itertools.count():
+            yield asyncio.run(create(admin, f"bench_jobs_{os.getpid()}_{n}"))
+
+    if postgres != "auto":
+        yield fresh(postgres)
+        return
+    from tests.infra.postgres import _private_cluster
+
+    with _private_cluster() as (server, _):
+        yield fresh(server.dsn())
+
+
+def _median_of(rounds: list[tuple[list[Metric], dict[str, Any]]]) -> list[Metric]:
+    return [
+        Metric(
+            first.name,
+            statistics.median(m[i].value for m, _ in rounds),
+            first.unit,
+            first.target,
+            first.better,
+        )
+        for i, first in enumerate(rounds[0][0])
+    ]
+
+
+def _spreads(rounds: list[tuple[list[Metric], dict[str, Any]]]) -> dict[str, list[float]]:
+    """metric -> its value in each round."""
+    return {m.name: [r[0][i].value for r in rounds] for i, m in enumerate(rounds[0][0])}
+
+
+def _name(args: argparse.Namespace, ab: bool = False) -> str:
+    return "jobs" + ("-ab" if ab else "") + ("-postgres" if args.postgres else "")
+
+
+def _ab(args: argparse.Namespace) -> None:
+    """Interleaved rounds: TREE's runtime (before) and this tree's (after), this bench."""
+    trees = {"before": Path(args.ab).resolve(), "after": REPO}
+    passed = ["--jobs", str(args.jobs), "--seconds", str(args.seconds), "--idle", str(args.idle)]
+    passed += ["--postgres", args.postgres] if args.postgres else []
+    runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+    with tempfile.TemporaryDirectory(prefix="bench-jobs-ab-") as tmp:
+        for r in range(args.rounds):
+            for side in ("before", "after") if r % 2 == 0 else ("after", "before"):
+                print(f"round {r + 1}/{args.rounds}: {side}", flush=True)
+                out = Path(tmp) / f"{side}-{r}.json"
+                tree = trees[side]
+                env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{tree / 'sdk'}"}
+                command = [sys.executable, __file__, *passed, "--results-file", str(out)]
+                subprocess.run(command, env=env, cwd=tree, check=True)
+                runs[side].append(json.loads(out.read_text()))
+    metrics: list[Metric] = []
+    for name in runs["after"][0]:
+        if name.startswith("cpu"):
+            continue
+        before = statistics.median(run[name] for run in runs["before"])
+        after = statistics.median(run[name] for run in runs["after"])
+        paired = statistics.median(
+            a[name] / b[name] for a, b in zip(runs["after"], runs["before"], strict=True)
+        )
+        metrics += [
+            Metric(f"before.{name}", before, ""),
+            Metric(f"after.{name}", after, ""),
+            Metric(f"paired_ratio.{name}", paired, "x"),
+        ]
+    print_table(f"jobs: before ({trees['before']}) vs after, {args.rounds} rounds", metrics)
+    extra = {"rounds": args.rounds, "jobs": args.jobs, "before_tree": str(trees["before"])}
+    print(save(_name(args, ab=True), metrics, {**extra, "runs": runs}))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=600)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--idle", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--postgres", metavar="auto|DSN", help="the manager on PostgreSQL")
+    parser.add_argument("--ab", metavar="TREE", help="interleave with this checkout's runtime")
+    parser.add_argument("--results-file", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.ab:
+        _ab(args)
+        return
+    with stores(args.postgres) as states:
+        rounds = [measure(args, states) for _ in range(args.rounds)]
+    metrics = _median_of(rounds)
+    extra: dict[str, Any] = {"jobs": args.jobs, "clients": CLIENTS, "rounds": args.rounds}
+    extra["store"] = "postgres" if args.postgres else "sqlite"
+    if args.results_file:  # one side of an A/B round: the values, and each service's CPU
+        values = {m.name: m.value for m in metrics}
+        cpu = {k: v for k, v in rounds[0][1].items() if k.startswith("cpu")}
+        args.results_file.write_text(json.dumps({**values, **cpu}))
+        return
+    if args.rounds > 1:
+        extra["per_round"] = _spreads(rounds)
+    for k in rounds[0][1]:  # CPU per unit and the mean: those of the median round of jobs/s
+        order = sorted(rounds, key=lambda r: r[0][1].value)
+        extra[k] = order[len(order) // 2][1][k]
+    print_table(_name(args), metrics)
     print({k: v for k, v in extra.items() if k.startswith("cpu")})
-    print(save("jobs", metrics, extra))
+    print(save(_name(args), metrics, extra))
 
 
 if __name__ == "__main__":

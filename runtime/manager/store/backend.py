@@ -33,6 +33,12 @@ class Tx(Protocol):
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None: ...
 
+    async def fetchrow_many(self, sql: str, each: Sequence[Sequence[Any]]) -> list[Row | None]:
+        """Run one statement once per argument tuple, in order; each run's first row (or
+        None). One hop to the store for a whole batch (a round's finalizes, a group of
+        submits) instead of one per row."""
+        ...
+
 
 class Backend(Protocol):
     """A SQL database holding the manager's tables."""

@@ -56,6 +56,10 @@ class _PostgresTx:
         row: Row | None = await self._conn.fetchrow(sql, *args)
         return row
 
+    async def fetchrow_many(self, sql: str, each: Sequence[Sequence[Any]]) -> list[Row | None]:
+        # asyncpg keeps the statement prepared, so each run is one round trip.
+        return [await self._conn.fetchrow(sql, *args) for args in each]
+
 
 class PostgresBackend:
     """The store for HA: any number of managers on one database."""

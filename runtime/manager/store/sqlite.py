@@ -57,6 +57,15 @@ class _SqliteTx:
 
         return await self._backend.call(work)
 
+    async def fetchrow_many(self, sql: str, each: Sequence[Sequence[Any]]) -> list[Row | None]:
+        statement = _to_sqlite(sql)
+
+        def work() -> list[Row | None]:
+            conn = self._backend.conn
+            return [conn.execute(statement, args).fetchone() for args in each]
+
+        return await self._backend.call(work)
+
 
 class SqliteBackend:
     """The embedded default store."""
