@@ -307,7 +307,11 @@ class ManagerState:
                 await jobs.schedule_deaths(tx, died)
             return jobs.Cycle(finalized, fired, claimed, died)
 
-        return await self.backend.run(op)
+        # Not durable (no fsync of its own): losing this round to a power loss only means its
+        # work is done again (a lost claim or finalize: the job runs again once its lease
+        # expires; a lost fire: the schedule fires again). At least once holds; a submit
+        # (submit_job) is durable before it answers.
+        return await self.backend.run(op, durable=False)
 
     async def job_depth(self) -> dict[str, int]:
         return await self.backend.run(jobs.depth, write=False)
