@@ -89,6 +89,7 @@ def cluster(engines: int, extra: str = "", state: str = "sqlite") -> Iterator[Jo
         pki = ClusterPki(ClusterCA(tmp / "ca", CLUSTER), tmp)
         started: list[ManagedProcess] = []
         made = JobCluster(tmp, pki, wasm, _engine_starter(tmp, pki, started), state)
+        made.heartbeat_timeout_secs = 30  # a loaded machine must not drop a live engine
         try:
             # [jobs] for a bench: the defaults (retries irrelevant: no-op jobs do not fail)
             yield made.start(engines=engines, extra=extra)
@@ -152,9 +153,13 @@ def request_rate(made: JobCluster, seconds: float) -> float:
     return sum(counts) / (time.monotonic() - start)
 
 
-def _completed(made: JobCluster) -> float:
+def _ended(made: JobCluster) -> float:
+    """How many jobs completed or died so far (a death ends the wait too, and fails the run)."""
     text = made.managers[0].get("/metrics")[1]
-    return metric_sample(text, "wr_manager_job_attempts_total", outcome="complete") or 0.0
+    return sum(
+        metric_sample(text, "wr_manager_job_attempts_total", outcome=outcome) or 0.0
+        for outcome in ("complete", "dead")
+    )
 
 
 def job_rate(made: JobCluster, count: int) -> float:
@@ -162,14 +167,14 @@ def job_rate(made: JobCluster, count: int) -> float:
     the last completion. The end is the newest `updated_at` of the batch as the manager stored
     it, so the completion poll can be slow (each /metrics costs the manager ~2 ms of CPU, which
     a 10 ms poll charged to the jobs); beyond a ListJobs page the poll's own time is used."""
-    before = _completed(made)
+    before = _ended(made)
     stubs = [made.operator() for _ in range(CLIENTS)]
     request = pb.SubmitJobRequest(worker_namespace="example", worker_name="worker", job_type="noop")
     start_wall, start = time.time(), time.monotonic()
     with ThreadPoolExecutor(CLIENTS) as pool:
         list(pool.map(lambda i: stubs[i % CLIENTS].SubmitJob(request), range(count)))
     deadline = start + 300
-    while _completed(made) < before + count:
+    while _ended(made) < before + count:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{count} jobs not complete within 300 s")
         time.sleep(0.1)
@@ -177,7 +182,9 @@ def job_rate(made: JobCluster, count: int) -> float:
     if count > MAX_JOB_LIST:
         return count / polled
     listed = stubs[0].ListJobs(pb.ListJobsRequest(limit=count)).jobs
-    assert all(j.status == pb.JOB_STATE_COMPLETE for j in listed), "a job of the batch failed"
+    dead = [j for j in listed if j.status != pb.JOB_STATE_COMPLETE]
+    if dead:
+        raise RuntimeError(f"{len(dead)} of {count} jobs died, e.g.: {dead[0].error_message}")
     last = max(j.updated_at.ToNanoseconds() for j in listed) / 1e9
     return count / (last - start_wall)
 
