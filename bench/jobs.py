@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import http.client
 import itertools
 import json
@@ -45,6 +46,7 @@ from tests.integration.proxy.support import metric_sample
 from wrctl.pki import ClusterCA
 
 CLIENTS = 8  # concurrent request clients, and concurrent job submitters
+Round = tuple[list[Metric], dict[str, Any]]  # one round's metrics, and its CPU figures
 
 
 def _engine_starter(
@@ -232,7 +234,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def measure(args: argparse.Namespace, states: Iterator[str]) -> tuple[list[Metric], dict[str, Any]]:
+def measure(args: argparse.Namespace, states: Iterator[str]) -> Round:
     """One round: a fresh cluster per engine count (its store from `states`)."""
     metrics: list[Metric] = []
     extra: dict[str, Any] = {}
@@ -294,7 +296,7 @@ def stores(postgres: str | None) -> Iterator[Iterator[str]]:
         yield fresh(server.dsn())
 
 
-def _median_of(rounds: list[tuple[list[Metric], dict[str, Any]]]) -> list[Metric]:
+def _median_of(rounds: list[Round]) -> list[Metric]:
     return [
         Metric(
             first.name,
@@ -307,7 +309,7 @@ def _median_of(rounds: list[tuple[list[Metric], dict[str, Any]]]) -> list[Metric
     ]
 
 
-def _spreads(rounds: list[tuple[list[Metric], dict[str, Any]]]) -> dict[str, list[float]]:
+def _spreads(rounds: list[Round]) -> dict[str, list[float]]:
     """metric -> its value in each round."""
     return {m.name: [r[0][i].value for r in rounds] for i, m in enumerate(rounds[0][0])}
 
@@ -317,11 +319,12 @@ def _name(args: argparse.Namespace, ab: bool = False) -> str:
 
 
 def _ab(args: argparse.Namespace) -> None:
-    """Interleaved rounds: TREE's runtime (before) and this tree's (after), this bench."""
+    """Interleaved rounds: TREE's runtime (before) and this tree's (after), this bench. Saves
+    the paired comparison, and the after rounds as this bench's usual results."""
     trees = {"before": Path(args.ab).resolve(), "after": REPO}
     passed = ["--jobs", str(args.jobs), "--seconds", str(args.seconds), "--idle", str(args.idle)]
     passed += ["--postgres", args.postgres] if args.postgres else []
-    runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+    runs: dict[str, list[Round]] = {"before": [], "after": []}
     with tempfile.TemporaryDirectory(prefix="bench-jobs-ab-") as tmp:
         for r in range(args.rounds):
             for side in ("before", "after") if r % 2 == 0 else ("after", "before"):
@@ -331,24 +334,44 @@ def _ab(args: argparse.Namespace) -> None:
                 env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{tree / 'sdk'}"}
                 command = [sys.executable, __file__, *passed, "--results-file", str(out)]
                 subprocess.run(command, env=env, cwd=tree, check=True)
-                runs[side].append(json.loads(out.read_text()))
+                found = json.loads(out.read_text())
+                runs[side].append(([Metric(**m) for m in found["metrics"]], found["extra"]))
     metrics: list[Metric] = []
-    for name in runs["after"][0]:
-        if name.startswith("cpu"):
-            continue
-        before = statistics.median(run[name] for run in runs["before"])
-        after = statistics.median(run[name] for run in runs["after"])
+    for i, first in enumerate(runs["after"][0][0]):
+        before = statistics.median(m[i].value for m, _ in runs["before"])
+        after = statistics.median(m[i].value for m, _ in runs["after"])
         paired = statistics.median(
-            a[name] / b[name] for a, b in zip(runs["after"], runs["before"], strict=True)
+            a[i].value / b[i].value
+            for (a, _), (b, _) in zip(runs["after"], runs["before"], strict=True)
         )
         metrics += [
-            Metric(f"before.{name}", before, ""),
-            Metric(f"after.{name}", after, ""),
-            Metric(f"paired_ratio.{name}", paired, "x"),
+            Metric(f"before.{first.name}", before, first.unit),
+            Metric(f"after.{first.name}", after, first.unit, first.target, first.better),
+            Metric(f"paired_ratio.{first.name}", paired, "x"),
         ]
     print_table(f"jobs: before ({trees['before']}) vs after, {args.rounds} rounds", metrics)
     extra = {"rounds": args.rounds, "jobs": args.jobs, "before_tree": str(trees["before"])}
-    print(save(_name(args, ab=True), metrics, {**extra, "runs": runs}))
+    per_round = {side: _spreads(rounds) for side, rounds in runs.items()}
+    cpu = {
+        side: [{k: v for k, v in e.items() if k.startswith("cpu")} for _, e in rounds]
+        for side, rounds in runs.items()
+    }
+    print(save(_name(args, ab=True), metrics, {**extra, "per_round": per_round, "cpu": cpu}))
+    _save_rounds(args, runs["after"])
+
+
+def _save_rounds(args: argparse.Namespace, rounds: list[Round]) -> None:
+    """The medians of the rounds as this bench's results, with each round's values."""
+    metrics = _median_of(rounds)
+    extra: dict[str, Any] = {"jobs": args.jobs, "clients": CLIENTS, "rounds": len(rounds)}
+    extra["store"] = "postgres" if args.postgres else "sqlite"
+    if len(rounds) > 1:
+        extra["per_round"] = _spreads(rounds)
+    order = sorted(rounds, key=lambda r: r[0][1].value)  # by jobs/s with 1 engine
+    extra.update(order[len(order) // 2][1])  # CPU per unit and the mean: the median round's
+    print_table(_name(args), metrics)
+    print({k: v for k, v in extra.items() if k.startswith("cpu")})
+    print(save(_name(args), metrics, extra))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -366,22 +389,12 @@ def main(argv: list[str] | None = None) -> None:
         return
     with stores(args.postgres) as states:
         rounds = [measure(args, states) for _ in range(args.rounds)]
-    metrics = _median_of(rounds)
-    extra: dict[str, Any] = {"jobs": args.jobs, "clients": CLIENTS, "rounds": args.rounds}
-    extra["store"] = "postgres" if args.postgres else "sqlite"
-    if args.results_file:  # one side of an A/B round: the values, and each service's CPU
-        values = {m.name: m.value for m in metrics}
-        cpu = {k: v for k, v in rounds[0][1].items() if k.startswith("cpu")}
-        args.results_file.write_text(json.dumps({**values, **cpu}))
+    if args.results_file:  # one round of one side of an A/B
+        [(metrics, extra)] = rounds
+        found = {"metrics": [dataclasses.asdict(m) for m in metrics], "extra": extra}
+        args.results_file.write_text(json.dumps(found))
         return
-    if args.rounds > 1:
-        extra["per_round"] = _spreads(rounds)
-    for k in rounds[0][1]:  # CPU per unit and the mean: those of the median round of jobs/s
-        order = sorted(rounds, key=lambda r: r[0][1].value)
-        extra[k] = order[len(order) // 2][1][k]
-    print_table(_name(args), metrics)
-    print({k: v for k, v in extra.items() if k.startswith("cpu")})
-    print(save(_name(args), metrics, extra))
+    _save_rounds(args, rounds)
 
 
 if __name__ == "__main__":
