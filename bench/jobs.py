@@ -93,7 +93,8 @@ def cluster(engines: int, extra: str = "", state: str = "sqlite") -> Iterator[Jo
         made = JobCluster(tmp, pki, wasm, _engine_starter(tmp, pki, started), state)
         made.heartbeat_timeout_secs = 30  # a loaded machine must not drop a live engine
         try:
-            # [jobs] for a bench: the defaults (retries irrelevant: no-op jobs do not fail)
+            # [jobs] as the job tests set it (short polls and retries; a no-op job fails only
+            # when its engine is dropped, and then the run fails: see job_rate)
             yield made.start(engines=engines, extra=extra)
         finally:
             made.close()
