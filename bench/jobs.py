@@ -2,17 +2,29 @@
 to 1 and 2 engines running the worker component's no-op job, against the same module's
 request throughput through the same proxy; and, at idle, the time from submit to start.
 
-    .venv/bin/python -m bench.jobs [--jobs 600] [--seconds 5] [--idle 100]
+    .venv/bin/python -m bench.jobs [--jobs 600] [--seconds 5] [--idle 100] [--rounds 3]
+        [--postgres auto|DSN] [--ab TREE]
 
 The cluster is the one tests/integration/jobs builds (its helpers are reused here).
-Results: bench/results/jobs.json.
+`--rounds N`: N rounds on fresh clusters, each metric the median (the per-round values are
+kept). `--postgres`: the manager on PostgreSQL ("auto": a private server started like the
+tests', tests/infra/postgres.py, which runs with fsync off) instead of SQLite. `--ab TREE`:
+rounds of an older checkout's runtime (TREE, e.g. `git archive` of the base commit; this
+bench's code runs against it) interleaved with this tree's, paired ratios of the two.
+Results: bench/results/jobs.json (jobs-postgres.json), with --ab jobs-ab.json (-postgres).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import http.client
+import itertools
+import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -25,6 +37,7 @@ from typing import Any
 
 from bench._results import Metric, print_table, save
 from runtime.api import wruntime_pb2 as pb
+from runtime.manager.validation import MAX_JOB_LIST
 from tests.infra.pki import CLUSTER, ClusterPki
 from tests.infra.process import ManagedProcess, cache_dir, free_port
 from tests.integration.engine.conftest import REPO, Engine
@@ -33,6 +46,7 @@ from tests.integration.proxy.support import metric_sample
 from wrctl.pki import ClusterCA
 
 CLIENTS = 8  # concurrent request clients, and concurrent job submitters
+Round = tuple[list[Metric], dict[str, Any]]  # one round's metrics, and its CPU figures
 
 
 def _engine_starter(
@@ -65,7 +79,7 @@ def _engine_starter(
 
 
 @contextmanager
-def cluster(engines: int, extra: str = "") -> Iterator[JobCluster]:
+def cluster(engines: int, extra: str = "", state: str = "sqlite") -> Iterator[JobCluster]:
     from runtime.engine.component_cache import ComponentCache
     from tests.infra.components import compiled_cache_dir
     from wrctl.build.cached import build_cached
@@ -76,9 +90,11 @@ def cluster(engines: int, extra: str = "") -> Iterator[JobCluster]:
         tmp = Path(tmp_name)
         pki = ClusterPki(ClusterCA(tmp / "ca", CLUSTER), tmp)
         started: list[ManagedProcess] = []
-        made = JobCluster(tmp, pki, wasm, _engine_starter(tmp, pki, started), "sqlite")
+        made = JobCluster(tmp, pki, wasm, _engine_starter(tmp, pki, started), state)
+        made.heartbeat_timeout_secs = 30  # a loaded machine must not drop a live engine
         try:
-            # [jobs] for a bench: the defaults (retries irrelevant: no-op jobs do not fail)
+            # [jobs] as the job tests set it (short polls and retries; a no-op job fails only
+            # when its engine is dropped, and then the run fails: see job_rate)
             yield made.start(engines=engines, extra=extra)
         finally:
             made.close()
@@ -88,8 +104,6 @@ def cluster(engines: int, extra: str = "") -> Iterator[JobCluster]:
 
 def _tree_cpu(pid: int) -> float:
     """CPU seconds (user + system) of a process and its live children."""
-    import os
-
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     try:
@@ -142,26 +156,40 @@ def request_rate(made: JobCluster, seconds: float) -> float:
     return sum(counts) / (time.monotonic() - start)
 
 
-def _completed(made: JobCluster) -> float:
+def _ended(made: JobCluster) -> float:
+    """How many jobs completed or died so far (a death ends the wait too, and fails the run)."""
     text = made.managers[0].get("/metrics")[1]
-    return metric_sample(text, "wr_manager_job_attempts_total", outcome="complete") or 0.0
+    return sum(
+        metric_sample(text, "wr_manager_job_attempts_total", outcome=outcome) or 0.0
+        for outcome in ("complete", "dead")
+    )
 
 
 def job_rate(made: JobCluster, count: int) -> float:
     """Jobs/s: `count` no-op jobs submitted by CLIENTS submitters, from the first submit to
-    the last completion."""
-    before = _completed(made)
+    the last completion. The end is the newest `updated_at` of the batch as the manager stored
+    it, so the completion poll can be slow (each /metrics costs the manager ~2 ms of CPU, which
+    a 10 ms poll charged to the jobs); beyond a ListJobs page the poll's own time is used."""
+    before = _ended(made)
     stubs = [made.operator() for _ in range(CLIENTS)]
     request = pb.SubmitJobRequest(worker_namespace="example", worker_name="worker", job_type="noop")
-    start = time.monotonic()
+    start_wall, start = time.time(), time.monotonic()
     with ThreadPoolExecutor(CLIENTS) as pool:
         list(pool.map(lambda i: stubs[i % CLIENTS].SubmitJob(request), range(count)))
     deadline = start + 300
-    while _completed(made) < before + count:
+    while _ended(made) < before + count:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{count} jobs not complete within 300 s")
-        time.sleep(0.01)
-    return count / (time.monotonic() - start)
+        time.sleep(0.1)
+    polled = time.monotonic() - start
+    if count > MAX_JOB_LIST:
+        return count / polled
+    listed = stubs[0].ListJobs(pb.ListJobsRequest(limit=count)).jobs
+    dead = [j for j in listed if j.status != pb.JOB_STATE_COMPLETE]
+    if dead:
+        raise RuntimeError(f"{len(dead)} of {count} jobs died, e.g.: {dead[0].error_message}")
+    last = max(j.updated_at.ToNanoseconds() for j in listed) / 1e9
+    return count / (last - start_wall)
 
 
 def idle_latency(made: JobCluster, count: int) -> tuple[list[float], list[float]]:
@@ -207,16 +235,12 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--jobs", type=int, default=600)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--idle", type=int, default=100)
-    args = parser.parse_args(argv)
+def measure(args: argparse.Namespace, states: Iterator[str]) -> Round:
+    """One round: a fresh cluster per engine count (its store from `states`)."""
     metrics: list[Metric] = []
-    extra: dict[str, Any] = {"jobs": args.jobs, "clients": CLIENTS}
+    extra: dict[str, Any] = {}
     for engines in (1, 2):
-        with cluster(engines) as made:
+        with cluster(engines, state=next(states)) as made:
             cpu0 = cpu_by_service(made)
             requests = request_rate(made, args.seconds)
             cpu1 = cpu_by_service(made)
@@ -241,9 +265,137 @@ def main(argv: list[str] | None = None) -> None:
                     Metric("submit_to_start_p99_ms", _percentile(delays, 0.99) * 1e3, "ms"),
                 ]
                 extra["submit_to_complete_mean_ms"] = statistics.mean(round_trips) * 1e3
-    print_table("jobs", metrics)
+    return metrics, extra
+
+
+@contextmanager
+def stores(postgres: str | None) -> Iterator[Iterator[str]]:
+    """The manager's `state` for each cluster: "sqlite", or a fresh PostgreSQL database."""
+    if not postgres:
+        yield itertools.repeat("sqlite")
+        return
+    import asyncpg
+
+    async def create(dsn: str, name: str) -> str:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        return dsn.rsplit("/", 1)[0] + "/" + name
+
+    def fresh(admin: str) -> Iterator[str]:
+        for n in itertools.count():
+            yield asyncio.run(create(admin, f"bench_jobs_{os.getpid()}_{n}"))
+
+    if postgres != "auto":
+        yield fresh(postgres)
+        return
+    from tests.infra.postgres import _private_cluster
+
+    with _private_cluster() as (server, _):
+        yield fresh(server.dsn())
+
+
+def _median_of(rounds: list[Round]) -> list[Metric]:
+    return [
+        Metric(
+            first.name,
+            statistics.median(m[i].value for m, _ in rounds),
+            first.unit,
+            first.target,
+            first.better,
+        )
+        for i, first in enumerate(rounds[0][0])
+    ]
+
+
+def _spreads(rounds: list[Round]) -> dict[str, list[float]]:
+    """metric -> its value in each round."""
+    return {m.name: [r[0][i].value for r in rounds] for i, m in enumerate(rounds[0][0])}
+
+
+def _name(args: argparse.Namespace, ab: bool = False) -> str:
+    return "jobs" + ("-ab" if ab else "") + ("-postgres" if args.postgres else "")
+
+
+def _ab(args: argparse.Namespace) -> None:
+    """Interleaved rounds: TREE's runtime (before) and this tree's (after), this bench. Saves
+    the paired comparison, and the after rounds as this bench's usual results."""
+    trees = {"before": Path(args.ab).resolve(), "after": REPO}
+    passed = ["--jobs", str(args.jobs), "--seconds", str(args.seconds), "--idle", str(args.idle)]
+    passed += ["--postgres", args.postgres] if args.postgres else []
+    runs: dict[str, list[Round]] = {"before": [], "after": []}
+    with tempfile.TemporaryDirectory(prefix="bench-jobs-ab-") as tmp:
+        for r in range(args.rounds):
+            for side in ("before", "after") if r % 2 == 0 else ("after", "before"):
+                print(f"round {r + 1}/{args.rounds}: {side}", flush=True)
+                out = Path(tmp) / f"{side}-{r}.json"
+                tree = trees[side]
+                env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{tree / 'sdk'}"}
+                command = [sys.executable, __file__, *passed, "--results-file", str(out)]
+                subprocess.run(command, env=env, cwd=tree, check=True)
+                found = json.loads(out.read_text())
+                runs[side].append(([Metric(**m) for m in found["metrics"]], found["extra"]))
+    metrics: list[Metric] = []
+    for i, first in enumerate(runs["after"][0][0]):
+        before = statistics.median(m[i].value for m, _ in runs["before"])
+        after = statistics.median(m[i].value for m, _ in runs["after"])
+        paired = statistics.median(
+            a[i].value / b[i].value
+            for (a, _), (b, _) in zip(runs["after"], runs["before"], strict=True)
+        )
+        metrics += [
+            Metric(f"before.{first.name}", before, first.unit),
+            Metric(f"after.{first.name}", after, first.unit, first.target, first.better),
+            Metric(f"paired_ratio.{first.name}", paired, "x"),
+        ]
+    print_table(f"jobs: before ({trees['before']}) vs after, {args.rounds} rounds", metrics)
+    extra = {"rounds": args.rounds, "jobs": args.jobs, "before_tree": str(trees["before"])}
+    per_round = {side: _spreads(rounds) for side, rounds in runs.items()}
+    cpu = {
+        side: [{k: v for k, v in e.items() if k.startswith("cpu")} for _, e in rounds]
+        for side, rounds in runs.items()
+    }
+    print(save(_name(args, ab=True), metrics, {**extra, "per_round": per_round, "cpu": cpu}))
+    _save_rounds(args, runs["after"])
+
+
+def _save_rounds(args: argparse.Namespace, rounds: list[Round]) -> None:
+    """The medians of the rounds as this bench's results, with each round's values."""
+    metrics = _median_of(rounds)
+    extra: dict[str, Any] = {"jobs": args.jobs, "clients": CLIENTS, "rounds": len(rounds)}
+    extra["store"] = "postgres" if args.postgres else "sqlite"
+    if len(rounds) > 1:
+        extra["per_round"] = _spreads(rounds)
+    order = sorted(rounds, key=lambda r: r[0][1].value)  # by jobs/s with 1 engine
+    extra.update(order[len(order) // 2][1])  # CPU per unit and the mean: the median round's
+    print_table(_name(args), metrics)
     print({k: v for k, v in extra.items() if k.startswith("cpu")})
-    print(save("jobs", metrics, extra))
+    print(save(_name(args), metrics, extra))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=600)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--idle", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--postgres", metavar="auto|DSN", help="the manager on PostgreSQL")
+    parser.add_argument("--ab", metavar="TREE", help="interleave with this checkout's runtime")
+    parser.add_argument("--results-file", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.ab:
+        _ab(args)
+        return
+    with stores(args.postgres) as states:
+        rounds = [measure(args, states) for _ in range(args.rounds)]
+    if args.results_file:  # one round of one side of an A/B
+        [(metrics, extra)] = rounds
+        found = {"metrics": [dataclasses.asdict(m) for m in metrics], "extra": extra}
+        args.results_file.write_text(json.dumps(found))
+        return
+    _save_rounds(args, rounds)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ import contextlib
 import signal
 import sys
 
+import uvloop
+
 from runtime.logs import setup_logging
 from runtime.manager.config import ManagerConfig, load_manager_config
 from runtime.manager.errors import StartupError
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging("wr-manager", config.log_level)
     setup_tracing("wr-manager", config.otlp_endpoint, config.trace_sample_ratio)
     try:
-        asyncio.run(_serve(config))
+        uvloop.run(_serve(config))
     except StartupError as exc:
         print(f"wr-manager: {exc}", file=sys.stderr)
         return 1

@@ -76,7 +76,13 @@ class JobRunner:
 
     def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self.config.concurrency, force_close=False)
-        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        # No User-Agent / Accept / Accept-Encoding: every header of an attempt is carried into
+        # the worker guest, and a no-op job should cost the engine what a no-op request does.
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
+        )
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     def wake(self) -> None:

@@ -304,8 +304,11 @@ class ManagerService(pb_grpc.ManagerServiceServicer):  # type: ignore[misc]
         job_id, existing = await self.state.submit_job(job)
         if not existing and self._on_submit is not None:
             self._on_submit()
-        log.info(
-            "job submitted" if not existing else "job submit matched an earlier job",
+        # A new job at debug (one line per job would be the busiest line of a busy queue); a
+        # repeated submit at info.
+        log.log(
+            logging.INFO if existing else logging.DEBUG,
+            "job submit matched an earlier job" if existing else "job submitted",
             extra={
                 "job_id": job_id,
                 "worker": module_key(job.namespace, job.module, job.version or "*"),

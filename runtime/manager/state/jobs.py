@@ -94,14 +94,31 @@ class Cycle:
     died: list[tuple[str, str]]
 
 
-async def finalize(
-    tx: Tx, outcome: Outcome, now: float, backoff: Callable[[int], float]
-) -> str | None:
-    """complete() or fail() as the outcome says; the new state, None when the claim is stale."""
-    if outcome.result is not None:
-        done = await complete(tx, outcome.job_id, outcome.claim_id, outcome.result, now)
-        return COMPLETE if done else None
-    return await fail(tx, outcome.job_id, outcome.claim_id, outcome.error, now, backoff)
+async def finalize_many(
+    tx: Tx, outcomes: list[Outcome], now: float, backoff: Callable[[int], float]
+) -> list[str | None]:
+    """Record each attempt's outcome, in order: a success stores its result, a failure goes
+    to fail(). Per outcome the new state, None when its claim is stale. The successes (nearly
+    all of them under load) go to the store as one batch; each keeps its fence (job_id,
+    claim_id)."""
+    done = iter(
+        await tx.fetchrow_many(
+            _COMPLETE_SQL,
+            [(o.job_id, o.claim_id, o.result, now) for o in outcomes if o.result is not None],
+        )
+    )
+    states: list[str | None] = []
+    for outcome in outcomes:
+        if outcome.result is None:
+            states.append(
+                await fail(tx, outcome.job_id, outcome.claim_id, outcome.error, now, backoff)
+            )
+            continue
+        row = next(done)
+        if row is not None and row["schedule"]:
+            await _schedule_outcome(tx, str(row["schedule"]), None)
+        states.append(COMPLETE if row is not None else None)
+    return states
 
 
 async def configured_max_attempts(tx: Tx, namespace: str, module: str, version: str) -> int:
@@ -125,47 +142,67 @@ async def configured_max_attempts(tx: Tx, namespace: str, module: str, version: 
     return int(row["n"] or 0) if row is not None else 0
 
 
+_INSERT_SQL = (
+    "INSERT INTO jobs (job_id, namespace, module, version, job_type, payload, state, "
+    "attempt, max_attempts, timeout_secs, last_error, idempotency_key, traceparent, "
+    "submitted_by, schedule, run_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, "
+    "$6, 'pending', 0, $7, $8, '', $9, $10, $11, $12, $13, $13, $13) "
+    "ON CONFLICT (namespace, module, idempotency_key) DO NOTHING RETURNING job_id"
+)
+
+
 async def submit(tx: Tx, job: NewJob, now: float) -> tuple[str, bool]:
     """Store a pending job due now; return (job_id, existing). With an idempotency key that
     an earlier job of the same module holds, that job is returned and nothing is stored."""
-    max_attempts = job.max_attempts or (
-        await configured_max_attempts(tx, job.namespace, job.module, job.version)
-        or DEFAULT_MAX_ATTEMPTS
-    )
-    job_id = str(uuid.uuid4())
-    key = job.idempotency_key or None
+    return (await submit_many(tx, [job], now))[0]
+
+
+async def submit_many(tx: Tx, batch: list[NewJob], now: float) -> list[tuple[str, bool]]:
+    """submit() each job, in order (a later job of the batch with an earlier one's key gets
+    that one's id), the inserts sent to the store as one batch."""
+    configured: dict[tuple[str, str, str], int] = {}
+    for job in batch:
+        where = (job.namespace, job.module, job.version)
+        if not job.max_attempts and where not in configured:
+            configured[where] = await configured_max_attempts(tx, *where) or DEFAULT_MAX_ATTEMPTS
+    ids = [str(uuid.uuid4()) for _ in batch]
     # ON CONFLICT DO NOTHING: two concurrent submits with one key (two managers) both end up
     # returning the row the first one stored, instead of one of them failing.
-    inserted = await tx.execute(
-        "INSERT INTO jobs (job_id, namespace, module, version, job_type, payload, state, "
-        "attempt, max_attempts, timeout_secs, last_error, idempotency_key, traceparent, "
-        "submitted_by, schedule, run_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, "
-        "$6, 'pending', 0, $7, $8, '', $9, $10, $11, $12, $13, $13, $13) "
-        "ON CONFLICT (namespace, module, idempotency_key) DO NOTHING",
-        job_id,
-        job.namespace,
-        job.module,
-        job.version,
-        job.job_type,
-        job.payload,
-        max_attempts,
-        job.timeout_secs,
-        key,
-        job.traceparent,
-        job.submitted_by,
-        job.schedule,
-        now,
+    inserted = await tx.fetchrow_many(
+        _INSERT_SQL,
+        [
+            (
+                job_id,
+                job.namespace,
+                job.module,
+                job.version,
+                job.job_type,
+                job.payload,
+                job.max_attempts or configured[(job.namespace, job.module, job.version)],
+                job.timeout_secs,
+                job.idempotency_key or None,
+                job.traceparent,
+                job.submitted_by,
+                job.schedule,
+                now,
+            )
+            for job_id, job in zip(ids, batch, strict=True)
+        ],
     )
-    if inserted:
-        return job_id, False
-    row = await tx.fetchrow(
-        "SELECT job_id FROM jobs WHERE namespace = $1 AND module = $2 AND idempotency_key = $3",
-        job.namespace,
-        job.module,
-        key,
-    )
-    assert row is not None, "the conflicting job must exist"
-    return str(row["job_id"]), True
+    out: list[tuple[str, bool]] = []
+    for job_id, job, row in zip(ids, batch, inserted, strict=True):
+        if row is not None:
+            out.append((job_id, False))
+            continue
+        found = await tx.fetchrow(
+            "SELECT job_id FROM jobs WHERE namespace = $1 AND module = $2 AND idempotency_key = $3",
+            job.namespace,
+            job.module,
+            job.idempotency_key,
+        )
+        assert found is not None, "the conflicting job must exist"
+        out.append((str(found["job_id"]), True))
+    return out
 
 
 async def claim(
@@ -233,22 +270,11 @@ async def claim(
     return claims, died
 
 
-async def complete(tx: Tx, job_id: str, claim_id: str, result: bytes, now: float) -> bool:
-    """Record the result of the attempt holding `claim_id`; False when the claim is stale."""
-    row = await tx.fetchrow(
-        "UPDATE jobs SET state = 'complete', result = $3, claim_id = NULL, lease_until = NULL, "
-        "updated_at = $4 WHERE job_id = $1 AND claim_id = $2 AND state = 'running' "
-        "RETURNING schedule",
-        job_id,
-        claim_id,
-        result,
-        now,
-    )
-    if row is None:
-        return False
-    if row["schedule"]:
-        await _schedule_outcome(tx, str(row["schedule"]), None)
-    return True
+_COMPLETE_SQL = (
+    "UPDATE jobs SET state = 'complete', result = $3, claim_id = NULL, lease_until = NULL, "
+    "updated_at = $4 WHERE job_id = $1 AND claim_id = $2 AND state = 'running' "
+    "RETURNING schedule"
+)
 
 
 async def fail(

@@ -241,7 +241,7 @@ class ManagerState:
         now = self._clock()
 
         async def op(tx: Tx) -> list[tuple[str, bool]]:
-            return [await jobs.submit(tx, job, now) for job, _ in batch]
+            return await jobs.submit_many(tx, [job for job, _ in batch], now)
 
         try:
             results = await self.backend.run(op)
@@ -296,7 +296,7 @@ class ManagerState:
         now = self._clock()
 
         async def op(tx: Tx) -> jobs.Cycle:
-            finalized = [await jobs.finalize(tx, o, now, backoff) for o in outcomes]
+            finalized = await jobs.finalize_many(tx, outcomes, now, backoff)
             fired = await schedules.fire_due(tx, now, self._skip_locked) if fire else []
             claimed: list[jobs.Claimed] = []
             died: list[tuple[str, str]] = []
@@ -307,7 +307,11 @@ class ManagerState:
                 await jobs.schedule_deaths(tx, died)
             return jobs.Cycle(finalized, fired, claimed, died)
 
-        return await self.backend.run(op)
+        # Not durable (no fsync of its own): losing this round to a power loss only means its
+        # work is done again (a lost claim or finalize: the job runs again once its lease
+        # expires; a lost fire: the schedule fires again). At least once holds; a submit
+        # (submit_job) is durable before it answers.
+        return await self.backend.run(op, durable=False)
 
     async def job_depth(self) -> dict[str, int]:
         return await self.backend.run(jobs.depth, write=False)

@@ -33,15 +33,27 @@ class Tx(Protocol):
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None: ...
 
+    async def fetchrow_many(self, sql: str, each: Sequence[Sequence[Any]]) -> list[Row | None]:
+        """Run one statement once per argument tuple, in order; each run's first row (or
+        None). One hop to the store for a whole batch (a round's finalizes, a group of
+        submits) instead of one per row."""
+        ...
+
 
 class Backend(Protocol):
     """A SQL database holding the manager's tables."""
 
     kind: str  # "sqlite" | "postgres"
 
-    async def run(self, fn: Callable[[Tx], Awaitable[T]], *, write: bool = True) -> T:
+    async def run(
+        self, fn: Callable[[Tx], Awaitable[T]], *, write: bool = True, durable: bool = True
+    ) -> T:
         """Run fn inside one transaction: committed when it returns, rolled back when it
-        raises. Backends may retry fn on transient conflicts, so fn must only touch the db."""
+        raises. Backends may retry fn on transient conflicts, so fn must only touch the db.
+        `durable=False`: the commit returns before it is on disk (no fsync of its own; the next
+        durable commit flushes it too), so a power loss or OS crash (SQLite) or a crash of the
+        database server (PostgreSQL) may undo it, whole, never in part; a crash of the manager
+        process cannot. Only for work whose loss means it is done again (claims, finalizes)."""
         ...
 
     async def ping(self) -> None:

@@ -56,6 +56,10 @@ class _PostgresTx:
         row: Row | None = await self._conn.fetchrow(sql, *args)
         return row
 
+    async def fetchrow_many(self, sql: str, each: Sequence[Sequence[Any]]) -> list[Row | None]:
+        # asyncpg keeps the statement prepared, so each run is one round trip.
+        return [await self._conn.fetchrow(sql, *args) for args in each]
+
 
 class PostgresBackend:
     """The store for HA: any number of managers on one database."""
@@ -122,10 +126,16 @@ class PostgresBackend:
         finally:
             await self._pool.release(conn)
 
-    async def run(self, fn: Callable[[Tx], Awaitable[T]], *, write: bool = True) -> T:
+    async def run(
+        self, fn: Callable[[Tx], Awaitable[T]], *, write: bool = True, durable: bool = True
+    ) -> T:
         for attempt in range(1, RETRIES + 1):
             try:
                 async with self._connection() as conn, conn.transaction(**_mode(write)):
+                    if not durable:
+                        # The commit answers before its WAL is flushed (the WAL writer does
+                        # it within wal_writer_delay); visible to others at once, as usual.
+                        await conn.execute("SET LOCAL synchronous_commit = off")
                     return await fn(_PostgresTx(conn))
             except _TRANSIENT:
                 if attempt == RETRIES:

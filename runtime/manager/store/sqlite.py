@@ -57,6 +57,15 @@ class _SqliteTx:
 
         return await self._backend.call(work)
 
+    async def fetchrow_many(self, sql: str, each: Sequence[Sequence[Any]]) -> list[Row | None]:
+        statement = _to_sqlite(sql)
+
+        def work() -> list[Row | None]:
+            conn = self._backend.conn
+            return [conn.execute(statement, args).fetchone() for args in each]
+
+        return await self._backend.call(work)
+
 
 class SqliteBackend:
     """The embedded default store."""
@@ -111,19 +120,41 @@ class SqliteBackend:
         """Run fn(*args) on the store's thread (the only thread that touches the connection)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    async def run(self, fn: Callable[[Tx], Awaitable[T]], *, write: bool = True) -> T:
+    async def run(
+        self, fn: Callable[[Tx], Awaitable[T]], *, write: bool = True, durable: bool = True
+    ) -> T:
         async with self._lock:
             try:
-                await self.call(self.conn.execute, "BEGIN IMMEDIATE" if write else "BEGIN")
+                await self.call(self._begin, "BEGIN IMMEDIATE" if write else "BEGIN", durable)
             except sqlite3.OperationalError as exc:  # locked by another process, disk gone
                 raise StoreUnavailable(f"state: SQLite database {self.path}: {exc}") from exc
             try:
                 result = await fn(_SqliteTx(self))
             except BaseException:
-                await asyncio.shield(self.call(self.conn.execute, "ROLLBACK"))
+                await asyncio.shield(self.call(self._end, "ROLLBACK", durable))
                 raise
-            await asyncio.shield(self.call(self.conn.execute, "COMMIT"))
+            await asyncio.shield(self.call(self._end, "COMMIT", durable))
             return result
+
+    def _begin(self, statement: str, durable: bool) -> None:
+        # synchronous=NORMAL in WAL mode: the commit appends to the WAL without an fsync; the
+        # next FULL commit's fsync covers it. It is read at commit time, set outside the
+        # transaction (one store thread, so no other transaction sees it).
+        if not durable:
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            self.conn.execute(statement)
+        except BaseException:
+            if not durable:
+                self.conn.execute("PRAGMA synchronous=FULL")
+            raise
+
+    def _end(self, statement: str, durable: bool) -> None:
+        try:
+            self.conn.execute(statement)
+        finally:
+            if not durable:
+                self.conn.execute("PRAGMA synchronous=FULL")
 
     async def ping(self) -> None:
         try:

@@ -4,6 +4,8 @@ Dispatch is off here: tests/integration/jobs runs attempts through real engines.
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 
@@ -11,7 +13,9 @@ from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
 from runtime.manager.config import JobsConfig, ManagerConfig
 from runtime.manager.server import ManagerServer
+from runtime.manager.state.jobs import Outcome
 from runtime.manager.state.manager_state import ManagerState
+from runtime.manager.store import Tx
 from tests.integration.manager.builders import module, registration
 from tests.integration.manager.conftest import FakeClock, NodeStubs
 
@@ -155,6 +159,73 @@ async def test_fence_drops_a_stale_holder_and_last_lease_expiry_is_dead(
     status = await stub.GetJobStatus(pb.GetJobStatusRequest(job_id=lost.job_id))
     assert status.status == pb.JOB_STATE_DEAD and "lease expired" in status.error_message
     assert not await state.complete_job(lost.job_id, claim.claim_id, b"too late")
+
+
+async def test_submits_grouped_in_one_commit_keep_their_order_and_keys(
+    manager: ManagerServer, stub: pb_grpc.ManagerServiceStub
+) -> None:
+    # Concurrent submits share one transaction (group commit); within it a later submit with
+    # an earlier one's key gets that job, as if they had come one by one.
+    keyed = [stub.SubmitJob(submit(idempotency_key="same", payload=b"%d" % i)) for i in range(4)]
+    plain = [stub.SubmitJob(submit()) for _ in range(3)]
+    answers = await asyncio.gather(*keyed, *plain)
+    kept = {a.job_id for a in answers[:4]}
+    assert len(kept) == 1 and sorted(a.existing for a in answers[:4]) == [False, True, True, True]
+    assert len({a.job_id for a in answers[4:]} | kept) == 4
+    assert not any(a.existing for a in answers[4:])
+
+
+async def test_one_round_finalizes_each_outcome_behind_its_own_fence(
+    manager: ManagerServer, stub: pb_grpc.ManagerServiceStub, clock: FakeClock
+) -> None:
+    state = state_of(manager)
+    ids = [(await stub.SubmitJob(submit(max_attempts=3, timeout_secs=3))).job_id for _ in range(4)]
+    claims = {c.job_id: c for c in (await state.claim_jobs(10, "a", GRACE))[0]}
+    clock.advance(3 + GRACE)  # every lease ends; the last job is taken over by "b"
+    [taken], _ = await state.claim_jobs(1, "b", GRACE)
+    late = claims[taken.job_id]
+    rest = [claims[i] for i in ids if i != taken.job_id]
+    outcomes = [
+        Outcome(rest[0].job_id, rest[0].claim_id, b"one"),
+        Outcome(late.job_id, late.claim_id, b"stale"),
+        Outcome(rest[1].job_id, rest[1].claim_id, None, "boom"),
+        Outcome(rest[2].job_id, rest[2].claim_id, b""),
+        Outcome(taken.job_id, taken.claim_id, b"two"),
+    ]
+    cycle = await state.job_cycle(outcomes, no_backoff, False, 0, "a", GRACE)
+    assert cycle.finalized == ["complete", None, "pending", "complete", "complete"]
+    results = {i: await stub.GetJobStatus(pb.GetJobStatusRequest(job_id=i)) for i in ids}
+    assert results[rest[0].job_id].result == b"one"
+    assert results[taken.job_id].result == b"two"  # the stale holder's b"stale" was dropped
+    assert results[rest[1].job_id].error_message == "boom"
+
+
+async def test_a_round_commits_without_its_own_fsync_and_submits_keep_theirs(
+    manager: ManagerServer,
+) -> None:
+    # The dispatcher's rounds are not durable (their loss means a retry); everything else,
+    # submits included, still is: the setting must not leak out of a round, even a failed one.
+    backend = state_of(manager).backend
+    if backend.kind == "sqlite":
+        ask, durable_value, round_value = "PRAGMA synchronous", "2", "1"  # FULL, NORMAL
+    else:  # the test server runs with synchronous_commit off: the source tells a SET LOCAL
+        ask = "SELECT setting || ' ' || source FROM pg_settings WHERE name = 'synchronous_commit'"
+        durable_value, round_value = "off command line", "off session"
+
+    async def setting(tx: Tx) -> str:
+        row = await tx.fetchrow(ask)
+        assert row is not None
+        return str(row[0])
+
+    async def fails(tx: Tx) -> None:
+        raise RuntimeError("boom")
+
+    assert await backend.run(setting) == durable_value
+    assert await backend.run(setting, durable=False) == round_value
+    assert await backend.run(setting) == durable_value
+    with pytest.raises(RuntimeError):
+        await backend.run(fails, durable=False)
+    assert await backend.run(setting) == durable_value
 
 
 def schedule(name: str, **fields: object) -> pb.UpsertScheduleRequest:
