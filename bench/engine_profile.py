@@ -43,11 +43,18 @@ def start(tmp: Path, name: str, modules: list[BenchModule], inline_max: int | No
 
 
 def run_requests(
-    stack: Stack, tmp: Path, name: str, path: str, body: bytes, count: int, extra: dict[str, str]
+    stack: Stack,
+    tmp: Path,
+    name: str,
+    path: str,
+    body: bytes,
+    count: int,
+    extra: dict[str, str],
+    module: str = "profile",
 ) -> tuple[list[float], Samples, Samples]:
     """(client ms, guest steps, worker steps) of count requests after 20 to warm up."""
     conn = http.client.HTTPConnection("127.0.0.1", stack.proxy_port, timeout=30)
-    headers = destination("profile", path) | extra
+    headers = destination(module, path) | extra
     client: list[float] = []
     guest: Samples = collections.defaultdict(list)
     for i in range(count + 20):
@@ -62,8 +69,9 @@ def run_requests(
             raise RuntimeError(f"{resp.status} {data[:300]!r}")
         if i >= 20:
             client.append((time.perf_counter() - t) * 1000)
-            for k, v in json.loads(data).items():
-                guest[k].append(v)
+            if module == "profile":
+                for k, v in json.loads(data).items():
+                    guest[k].append(v)
     conn.close()
     host: Samples = collections.defaultdict(list)
     for f in tmp.glob(f"{name}-steps.*"):
@@ -83,6 +91,10 @@ def profile(tmp: Path, modules: list[BenchModule], count: int) -> None:
     try:
         client, guest, host = run_requests(stack, tmp, "p", "/run", b"x" * 100, count, {})
         _, twice, _ = run_requests(stack, tmp, "p", "/twice", b"", 100, {})
+        body = b"\x0a\x62" + b"x" * 98  # an EchoRequest of 100 B
+        direct, _, echo = run_requests(
+            stack, tmp, "p", "/echo.EchoService/Echo", body, count, {}, "echo"
+        )
     finally:
         stack.close()
     print(f"client p50 through the proxy: {med(client):.3f} ms")
@@ -94,6 +106,9 @@ def profile(tmp: Path, modules: list[BenchModule], count: int) -> None:
     print(f"  {'echo.echo above the HTTP exchange':44s} {med(outside):7.3f}")
     print("\nworker, median ms [count]:")
     for k, v in sorted(host.items()):
+        print(f"  {k:44s} {med(v):7.3f} [{len(v)}]")
+    print(f"\necho alone through the proxy: client p50 {med(direct):.3f} ms; worker, median ms:")
+    for k, v in sorted(echo.items()):
         print(f"  {k:44s} {med(v):7.3f} [{len(v)}]")
     print("\neach step twice in one fresh instance, median ms:")
     for k, v in twice.items():

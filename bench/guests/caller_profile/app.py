@@ -4,6 +4,7 @@ helpers are wrapped where they exist, so the same guest profiles older SDKs too.
 
 import json
 import time
+import weakref
 
 from echo_pb2 import EchoRequest
 from echo_wr import EchoServiceClient
@@ -89,8 +90,21 @@ def twice(request: Request) -> Response:
             fn()
             out[f"{name} #{i}"] = (clock() - t) * 1000
 
+    class Target:
+        pass
+
+    keep = [Target(), Target()]
+    step("weakref.finalize", lambda: weakref.finalize(keep.pop(), int).detach())
+    step("config.get (first host call)", lambda: config.get("GREETING"))
     step("span open+close", lambda: tracing.span("s", n=1).close())
     step("span open+close, no attrs", lambda: tracing.span("s").close())
+    step("span attrs built (SDK)", lambda: tracing._attrs({"n": 1}))
+    attrs = tracing._attrs({"n": 1})
+    step(
+        "span start+drop, attrs prebuilt",
+        lambda: tracing._span.start("s", attrs).__exit__(None, None, None),
+    )
+    step("span start+drop, text attr", lambda: tracing.span("s", t="x").close())
     step("log.info", lambda: log.info("x"))
     step("config.get", lambda: config.get("GREETING"))
     step("request message", lambda: EchoRequest(message="x" * 100).SerializeToString())
