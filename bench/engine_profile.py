@@ -36,7 +36,9 @@ def start(tmp: Path, name: str, modules: list[BenchModule], inline_max: int | No
     if inline_max is not None:
         os.environ["WR_INLINE_MAX"] = str(inline_max)
     try:
-        return start_stack(tmp / name, modules, 1, cache=tmp / "cache")
+        # ready once echo answers: with a threshold of 0 the plain caller's calls are refused
+        ready = ("echo", "/echo.EchoService/Echo")
+        return start_stack(tmp / name, modules, 1, cache=tmp / "cache", ready_path=ready)
     finally:
         os.environ.clear()
         os.environ.update(env)
