@@ -320,7 +320,7 @@ def ab_run(args: argparse.Namespace, modules: list[BenchModule], tmp: Path) -> N
     old_modules = base_modules(base)
     for module in old_modules:
         ComponentCache(tmp / "cache").ensure(module.wasm)
-    rows = list(ROWS)
+    rows = args.rows or list(ROWS)
     samples: dict[str, list[float]] = {}
     for r in range(args.rounds):
         for variant, code, mods in (("base", base, old_modules), ("new", REPO, modules)):
@@ -350,6 +350,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="A/B rounds")
     parser.add_argument("--count", type=int, default=300, help="A/B requests per row")
     parser.add_argument("--workers", type=int, nargs="+", default=[1], help="A/B worker counts")
+    parser.add_argument("--rows", nargs="+", choices=list(ROWS), help="A/B only these rows")
     args = parser.parse_args()
 
     from runtime.engine.component_cache import ComponentCache
