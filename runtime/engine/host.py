@@ -219,25 +219,14 @@ class WasmHost:
             prepared = self._proxy.prepare(
                 run.call, req.method, req.url, req.headers, req.body_file, req.version, req.body
             )
-            parked = False
-
-            def park() -> None:
-                """Once the request is on the wire (a retry on a fresh connection sends it
-                again): telling the front and building the callee's instance then overlap
-                the proxy hop instead of delaying the call."""
-                nonlocal parked
-                if not parked:
-                    parked = True
-                    run.park(True)
-                    self._parked_call(prepared.host)
-
+            run.park(True)  # only network waits park: a refused request returns at once
             try:
-                reply = self._proxy.deliver(run.call, prepared, park)
+                self._parked_call(prepared.host)  # counts it parked: undone below
+                reply = self._proxy.deliver(run.call, prepared)
             finally:
-                if parked:  # only network waits park: a refused request returns at once
-                    with self._ready_lock:
-                        self._parked -= 1
-                    run.park(False)
+                with self._ready_lock:
+                    self._parked -= 1
+                run.park(False)
             return SendReply(
                 reply.status, reply.headers, reply.body, reply.body_file, reply.body_size
             )

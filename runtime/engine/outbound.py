@@ -154,16 +154,13 @@ class ProxyClient:
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         return Exchange(method, path, out, body, url, parts.hostname or "")
 
-    def deliver(
-        self, ctx: CallContext, call: Exchange, on_sent: Callable[[], None] = lambda: None
-    ) -> Reply:
+    def deliver(self, ctx: CallContext, call: Exchange) -> Reply:
         """Send a prepared request through the proxy; the reply body comes back inline when
-        small, else in a /wr-io file. on_sent runs once the request is on the wire, before
-        the wait for the reply (work that then overlaps the proxy hop)."""
+        small, else in a /wr-io file."""
         remaining = ctx.deadline - time.monotonic()
         if remaining <= 0:
             raise OutboundError("the request deadline passed before the call started")
-        data, status, reply_headers = self._exchange(call, remaining, ctx.max_body, on_sent)
+        data, status, reply_headers = self._exchange(call, remaining, ctx.max_body)
         if len(data) <= wire.INLINE_BODY_MAX:
             return Reply(status, reply_headers, data, None, len(data))
         if len(data) > ctx.io_room():
@@ -180,14 +177,14 @@ class ProxyClient:
         return Reply(status, reply_headers, b"", name, len(data))
 
     def _exchange(
-        self, call: Exchange, timeout: float, limit: int, on_sent: Callable[[], None]
+        self, call: Exchange, timeout: float, limit: int
     ) -> tuple[bytes, int, list[tuple[str, str]]]:
         """Send call and read the reply (at most limit bytes of body) on this thread's
         connection; any failure drops the connection, so it is never left half-used."""
         for attempt in (1, 2):
             conn = self._connection(timeout)
             try:
-                return self._round_trip(conn, call, limit, on_sent)
+                return self._round_trip(conn, call, limit)
             except _Retry:
                 self._drop()
                 if attempt == 2:
@@ -200,11 +197,7 @@ class ProxyClient:
         raise AssertionError("unreachable")
 
     def _round_trip(
-        self,
-        conn: http.client.HTTPConnection,
-        call: Exchange,
-        limit: int,
-        on_sent: Callable[[], None],
+        self, conn: http.client.HTTPConnection, call: Exchange, limit: int
     ) -> tuple[bytes, int, list[tuple[str, str]]]:
         sent = False
         where = f"{call.method} {call.url}"
@@ -214,7 +207,6 @@ class ProxyClient:
                 conn.putheader(k, v)
             conn.endheaders(call.body)
             sent = True
-            on_sent()
             resp = conn.getresponse()
             if resp.length is not None and resp.length > limit:
                 raise _too_large(where, limit)
