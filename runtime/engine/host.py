@@ -11,7 +11,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,8 +123,6 @@ class WasmHost:
         self._active = 0  # requests between run() and release(), on any thread
         self._wanted: dict[str, None] = {}  # modules served since the worker was last idle
         self._building: dict[str, threading.Event] = {}  # builds ahead in progress
-        self._parked = 0  # requests waiting in an outbound call (of _active)
-        self._ahead = ThreadPoolExecutor(1, thread_name_prefix="ahead")  # see _parked_call
         self.linker = self._make_linker()
         self.modules: dict[str, LoadedModule] = {}
         for spec in modules:
@@ -221,11 +218,8 @@ class WasmHost:
             )
             run.park(True)  # only network waits park: a refused request returns at once
             try:
-                self._parked_call(prepared.host)  # counts it parked: undone below
                 reply = self._proxy.deliver(run.call, prepared)
             finally:
-                with self._ready_lock:
-                    self._parked -= 1
                 run.park(False)
             return SendReply(
                 reply.status, reply.headers, reply.body, reply.body_file, reply.body_size
@@ -329,41 +323,17 @@ class WasmHost:
 
     # -- instances built ahead of their request -------------------------------------------------
 
-    def _parked_call(self, host: str) -> None:
-        """A request starts waiting in a call to `host`. When that is a module this worker
-        serves, its request will most likely come back here (a caller and its callee on one
-        engine) while the caller waits: its instance is built now, on the `ahead` thread,
-        during the proxy hop, instead of on the callee request's critical path. Only when
-        every request here is parked: no wasm runs meanwhile (see prepare)."""
-        with self._ready_lock:
-            self._parked += 1
-            if host not in self.modules or self._active > self._parked:
-                return
-            done = self._claim(host)
-        if done is not None:
-            self._ahead.submit(self._build_claimed, host, done)
-
     def prepare(self, key: str) -> None:
         """Build module key's next instance now, unless one is waiting already: the request
         then skips instantiation (~0.6-1.1 ms for a Python guest). Call it on the thread that
         serves requests, between them: building on another thread while wasm runs costs
         TLB-shootdown interrupts (mapping changes) that outweigh the gain (measured ~3x CPU)."""
         with self._ready_lock:
-            done = self._claim(key)
-        if done is not None:
-            self._build_claimed(key, done)
-
-    def _claim(self, key: str) -> threading.Event | None:
-        """Under _ready_lock: mark key as being built (its event), or None when it needs no
-        build (one is ready or under way, or building ahead failed for it before)."""
-        if key in self._ready or key in self._no_ahead or key in self._building:
-            if key in self._ready:
-                self._ready.move_to_end(key)
-            return None
-        done = self._building[key] = threading.Event()
-        return done
-
-    def _build_claimed(self, key: str, done: threading.Event) -> None:
+            if key in self._ready or key in self._no_ahead or key in self._building:
+                if key in self._ready:
+                    self._ready.move_to_end(key)
+                return
+            done = self._building[key] = threading.Event()
         built: _Instance | None = None
         try:
             built = self._build(self.modules[key], AHEAD_BUDGET_SECS)

@@ -85,7 +85,6 @@ class Exchange:
     headers: list[tuple[str, str]]
     body: bytes
     url: str
-    host: str  # the URL's host: `namespace.module` for a module call
 
 
 class ProxyClient:
@@ -152,7 +151,7 @@ class ProxyClient:
         if version:
             out.append((wire.VERSION_HEADER, _header_value(wire.VERSION_HEADER, version)))
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        return Exchange(method, path, out, body, url, parts.hostname or "")
+        return Exchange(method, path, out, body, url)
 
     def deliver(self, ctx: CallContext, call: Exchange) -> Reply:
         """Send a prepared request through the proxy; the reply body comes back inline when
