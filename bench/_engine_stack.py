@@ -19,6 +19,7 @@ import grpc
 from runtime.api import wruntime_pb2 as pb
 from runtime.api import wruntime_pb2_grpc as pb_grpc
 from runtime.identity import TlsFiles, server_credentials
+from wrctl.bundle.build import _capability_config
 from wrctl.config import load_targets
 from wrctl.config.component_imports import component_imports
 from wrctl.pki import ClusterCA
@@ -213,7 +214,14 @@ def start_stack(
         )
         (work / "proxy.toml").write_text(_place(proxy_toml, work, release))
         engine_toml = _place(
-            render("engine.toml.j2", cluster="bench", node=node, index=0, modules=node.modules),
+            render(
+                "engine.toml.j2",
+                cluster="bench",
+                node=node,
+                index=0,
+                modules=node.modules,
+                capability_config=_capability_config(targets.config, node.modules),
+            ),
             work,
             release,
         )

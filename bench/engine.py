@@ -294,16 +294,39 @@ def stack_for(
     return start_stack(work, modules, workers, code, cache=cache)
 
 
+def base_modules(base: Path) -> list[BenchModule]:
+    """The bench modules as the checkout base builds them (its wr_sdk and WIT): an A/B run
+    compares guests too, and a guest only runs on an engine of the same WIT."""
+    code = (
+        "import json; from bench.engine import build_modules; "
+        "print(json.dumps([[m.name, str(m.wasm), m.schema, m.env] for m in build_modules()]))"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{base}{os.pathsep}{base / 'sdk'}"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=base, env=env, capture_output=True, text=True
+    )
+    if out.returncode:
+        raise RuntimeError(f"building the guests of {base} failed:\n{out.stderr[-3000:]}")
+    rows = json.loads(out.stdout.strip().splitlines()[-1])
+    return [BenchModule(n, Path(w), s, tuple(tuple(kv) for kv in e)) for n, w, s, e in rows]
+
+
 def ab_run(args: argparse.Namespace, modules: list[BenchModule], tmp: Path) -> None:
-    """Base and this checkout's engine taking turns, `rounds` times; median and spread."""
+    """Base and this checkout's engine and guests taking turns, `rounds` times; median and
+    spread."""
     base = Path(args.ab).resolve()
-    rows = list(ROWS)
+    from runtime.engine.component_cache import ComponentCache
+
+    old_modules = base_modules(base)
+    for module in old_modules:
+        ComponentCache(tmp / "cache").ensure(module.wasm)
+    rows = args.rows or list(ROWS)
     samples: dict[str, list[float]] = {}
     for r in range(args.rounds):
-        for variant, code in (("base", base), ("new", REPO)):
+        for variant, code, mods in (("base", base, old_modules), ("new", REPO, modules)):
             for workers in args.workers:
                 tag = f"{variant}_w{workers}"
-                stack = stack_for(tmp / f"{tag}-{r}", tmp / "cache", modules, workers, code)
+                stack = stack_for(tmp / f"{tag}-{r}", tmp / "cache", mods, workers, code)
                 try:
                     got = measure_rows(stack, tag, args.count, rows, ["100B"])
                 finally:
@@ -327,6 +350,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="A/B rounds")
     parser.add_argument("--count", type=int, default=300, help="A/B requests per row")
     parser.add_argument("--workers", type=int, nargs="+", default=[1], help="A/B worker counts")
+    parser.add_argument("--rows", nargs="+", choices=list(ROWS), help="A/B only these rows")
     args = parser.parse_args()
 
     from runtime.engine.component_cache import ComponentCache

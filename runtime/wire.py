@@ -69,6 +69,11 @@ JOB_PATH_PREFIX: Final = "/__job/"
 # /status/<job id>: a single-label host, so it can never be a module (namespace.module).
 JOBS_HOST: Final = "wr-jobs"
 GUEST_IO_DIR: Final = "/wr-io"  # where a guest finds the files of its outbound bodies
+# Outbound bodies up to this size cross the guest boundary inline as list<u8> (both ways);
+# larger ones are files in GUEST_IO_DIR. Below it a file hand-off (four WASI file operations
+# in the guest, two on the host) costs more than the list's conversion (measured crossover:
+# bench/results/engine-breakdown.md).
+INLINE_BODY_MAX: Final = 16 * 1024
 # How the engine's error text to a guest starts when it refused to send an outbound call as
 # built (bad URL, method, header or body file): wr_sdk raises InvalidCallError for it.
 INVALID_CALL_PREFIX: Final = "invalid request: "

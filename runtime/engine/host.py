@@ -17,12 +17,14 @@ from typing import Any
 
 import wasmtime
 from wasmtime import Store, WasiConfig
+from wasmtime import _ffi as ffi
 from wasmtime.component import Component, Linker
 
 from runtime.engine.capabilities import check_imports, load_binding
 from runtime.engine.guest_log import LEVELS
 from runtime.engine.guest_run import GuestRun
 from runtime.engine.handler_call import call_handle, handle_shape_problem
+from runtime.engine.host_abi import add_direct_func, read_str
 from runtime.engine.host_loop import host_loop
 from runtime.engine.ipc import INLINE_MAX
 from runtime.engine.outbound import OutboundError, ProxyClient
@@ -152,7 +154,7 @@ class WasmHost:
         linker.add_wasip2()
         with linker.root() as root:
             with root.add_instance("wruntime:runtime/log@0.1.0") as li:
-                li.add_func("write", self._log_write)
+                add_direct_func(li, "write", self._log_write)
             with root.add_instance("wruntime:runtime/config@0.1.0") as li:
                 li.add_func("get", self._config_get)
                 li.add_func("get-all", self._config_all)
@@ -189,9 +191,12 @@ class WasmHost:
         run: GuestRun = self._local.run
         return run
 
-    def _log_write(self, _store: Any, level: str, message: str) -> None:
+    def _log_write(self, _context: Any, args: Any, _nargs: int, _results: Any) -> None:
+        """write(level, message), a direct callback: every request may log, and wasmtime-py's
+        generic conversion cost more than the record itself."""
         with contextlib.suppress(Exception):
-            self._current().log.write(LEVELS.get(level, LEVELS["info"]), message)
+            level = ffi.to_str(args[0].of.enumeration)
+            self._current().log.write(LEVELS.get(level, LEVELS["info"]), read_str(args[1]))
 
     def _config_get(self, _store: Any, key: str) -> str | None:
         try:
@@ -209,14 +214,16 @@ class WasmHost:
         try:
             run = self._current()
             prepared = self._proxy.prepare(
-                run.call, req.method, req.url, req.headers, req.body_file, req.version
+                run.call, req.method, req.url, req.headers, req.body_file, req.version, req.body
             )
             run.park(True)  # only network waits park: a refused request returns at once
             try:
                 reply = self._proxy.deliver(run.call, prepared)
             finally:
                 run.park(False)
-            return SendReply(reply.status, reply.headers, reply.body_file, reply.body_size)
+            return SendReply(
+                reply.status, reply.headers, reply.body, reply.body_file, reply.body_size
+            )
         except OutboundError as exc:
             return str(exc)
         except Exception as exc:

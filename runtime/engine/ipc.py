@@ -34,16 +34,17 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
 
 
 def read_frame(sock: socket.socket) -> Frame:
-    """Blocking read of one frame (worker side)."""
+    """Blocking read of one frame (worker side): the header and the body in one read."""
     header_len, body_len = _PREFIX.unpack(_recv_exact(sock, _PREFIX.size))
-    meta = json.loads(_recv_exact(sock, header_len))
-    body = _recv_exact(sock, body_len) if body_len else b""
-    return meta, body
+    rest = _recv_exact(sock, header_len + body_len)
+    return json.loads(rest[:header_len]), rest[header_len:]
 
 
 async def read_frame_async(reader: Any) -> Frame:
-    """One frame from an asyncio StreamReader (front side)."""
+    """One frame from an asyncio StreamReader (front side): two reads, not three (each may
+    suspend the reading task once more)."""
     header_len, body_len = _PREFIX.unpack(await reader.readexactly(_PREFIX.size))
-    meta = json.loads(await reader.readexactly(header_len))
-    body = await reader.readexactly(body_len) if body_len else b""
-    return meta, body
+    rest = await reader.readexactly(header_len + body_len)
+    if not body_len:
+        return json.loads(rest), b""
+    return json.loads(rest[:header_len]), rest[header_len:]

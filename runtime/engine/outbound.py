@@ -1,4 +1,5 @@
-"""Outbound calls from guests: sent to the node proxy with x-wr-* headers; bodies are files.
+"""Outbound calls from guests: sent to the node proxy with x-wr-* headers; bodies up to
+wire.INLINE_BODY_MAX are inline, larger ones are files in the guest's /wr-io.
 
 Everything the guest hands over is checked before the connection is touched (http.client
 marks a connection busy before it validates the request line, so a bad URL used to leave the
@@ -70,7 +71,8 @@ class CallContext:
 class Reply:
     status: int
     headers: list[tuple[str, str]]
-    body_file: str
+    body: bytes  # inline (at most wire.INLINE_BODY_MAX), else empty and in body_file
+    body_file: str | None
     body_size: int
 
 
@@ -125,11 +127,12 @@ class ProxyClient:
         headers: list[tuple[str, str]],
         body_file: str | None,
         version: str | None,
+        body: bytes = b"",
     ) -> Exchange:
-        """Check what the guest asks for and build the request (reading its body file);
-        InvalidRequest says what is wrong. Touches no connection."""
+        """Check what the guest asks for and build the request (its body inline, or read from
+        its body file); InvalidRequest says what is wrong. Touches no connection."""
         parts = check_request(method, url, headers)
-        body = _take_body(ctx, body_file)
+        body = _take_body(ctx, body_file, body)
         out = [
             (k, v)
             for k, v in headers
@@ -151,11 +154,14 @@ class ProxyClient:
         return Exchange(method, path, out, body, url)
 
     def deliver(self, ctx: CallContext, call: Exchange) -> Reply:
-        """Send a prepared request through the proxy; the reply body goes to a /wr-io file."""
+        """Send a prepared request through the proxy; the reply body comes back inline when
+        small, else in a /wr-io file."""
         remaining = ctx.deadline - time.monotonic()
         if remaining <= 0:
             raise OutboundError("the request deadline passed before the call started")
         data, status, reply_headers = self._exchange(call, remaining, ctx.max_body)
+        if len(data) <= wire.INLINE_BODY_MAX:
+            return Reply(status, reply_headers, data, None, len(data))
         if len(data) > ctx.io_room():
             raise OutboundError(
                 f"{call.method} {call.url}: no room for the reply's {len(data)} bytes in "
@@ -167,7 +173,7 @@ class ProxyClient:
             write_host_file(io_file(ctx.io_dir, name), data)
         except GuestFileError as exc:
             raise OutboundError(str(exc)) from None
-        return Reply(status, reply_headers, name, len(data))
+        return Reply(status, reply_headers, b"", name, len(data))
 
     def _exchange(
         self, call: Exchange, timeout: float, limit: int
@@ -272,9 +278,16 @@ def _header_value(name: str, value: str) -> str:
     return value
 
 
-def _take_body(ctx: CallContext, body_file: str | None) -> bytes:
+def _take_body(ctx: CallContext, body_file: str | None, inline: bytes) -> bytes:
+    if len(inline) > wire.INLINE_BODY_MAX:
+        raise InvalidRequest(
+            f"an inline body of {len(inline)} bytes, over {wire.INLINE_BODY_MAX}: "
+            f"larger bodies go in a file in {wire.GUEST_IO_DIR}"
+        )
     if not body_file:
-        return b""
+        return inline
+    if inline:
+        raise InvalidRequest("a body both inline and in a file: send one of them")
     try:
         return take_guest_file(io_file(ctx.io_dir, body_file), ctx.max_body)
     except GuestFileError as exc:

@@ -191,18 +191,26 @@ class WorkerPool:
         future = self._send(worker, placed.rid, meta, body, body_file)
         if future is None:
             return _plain(503, f"module {module}: engine worker unavailable, retry")
+        # A timer instead of wait_for(shield(...)), which costs two more futures, a task
+        # and their callbacks on every request. Awaiting the future itself is safe: if this
+        # task is cancelled (the client went away) the future is cancelled, and the reply,
+        # when it comes, finds it done and is dropped.
+        deadline = started + deadline_secs + KILL_GRACE_SECS
+        timer = asyncio.get_running_loop().call_later(
+            max(0.0, deadline - time.monotonic()), _expire, future
+        )
         try:
-            deadline = started + deadline_secs + KILL_GRACE_SECS
-            return await asyncio.wait_for(
-                asyncio.shield(future), max(0.0, deadline - time.monotonic())
-            )
-        except TimeoutError:
-            log.error(
-                "worker did not stop the call at its deadline; restarting it",
-                extra={"wr_module": module, "worker": worker.index},
-            )
-            await self._recycle(worker)
-            return _plain(504, f"module {module}: deadline of {deadline_secs:g} s exceeded")
+            reply = await future
+        finally:
+            timer.cancel()
+        if reply is not _EXPIRED:
+            return reply
+        log.error(
+            "worker did not stop the call at its deadline; restarting it",
+            extra={"wr_module": module, "worker": worker.index},
+        )
+        await self._recycle(worker)
+        return _plain(504, f"module {module}: deadline of {deadline_secs:g} s exceeded")
 
     def _send(
         self,
@@ -282,6 +290,14 @@ class WorkerPool:
             await self._spawn(worker.index)
         except Exception:
             log.exception("could not restart worker", extra={"worker": worker.index})
+
+
+_EXPIRED = Reply(504, [], b"", "expired")  # set by _expire: no answer by the deadline
+
+
+def _expire(future: asyncio.Future[Reply]) -> None:
+    if not future.done():
+        future.set_result(_EXPIRED)
 
 
 def _plain(status: int, message: str) -> Reply:

@@ -4,7 +4,8 @@ wasmtime-py's `LinkerInstance.add_func` wraps a Python function in a trampoline 
 the function's type from the C API and walks it to convert the argument and the result, on
 every call; measured from inside a guest, that was ~0.7 ms of a 100 B call's ~1.4 ms in
 `send`. The types here are fixed by our WIT world (wit/runtime.wit), so the callback reads the
-`outbound-request` record and writes the `result<outbound-response, string>` directly.
+`outbound-request` record and writes the `result<outbound-response, string>` directly; small
+bodies (`list<u8>`, both ways) as strided copies (wit_values.read_bytes / set_bytes).
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ from wasmtime.component._enter import catch_exceptions
 from runtime.engine.wit_values import (
     Headers,
     boxed,
+    read_bytes,
     read_headers,
     read_optional_string,
     read_record,
     read_string,
+    set_bytes,
     set_headers,
+    set_optional_string,
     set_record,
     set_string,
 )
@@ -37,6 +41,7 @@ class SendRequest:
     method: str
     url: str
     headers: Headers
+    body: bytes  # inline (small) body; empty when body_file names one
     body_file: str | None
     version: str | None
 
@@ -45,7 +50,8 @@ class SendRequest:
 class SendReply:
     status: int
     headers: Headers
-    body_file: str
+    body: bytes  # the body inline, or empty when it is in body_file
+    body_file: str | None
     body_size: int
 
 
@@ -53,7 +59,8 @@ class SendReply:
 SendHandler = Callable[[SendRequest], SendReply | str]
 
 OUTBOUND = "wruntime:runtime/outbound@0.1.0"
-_RESPONSE_FIELDS = ("status", "headers", "body-file", "body-size")
+_REQUEST_FIELDS = ("method", "url", "headers", "body", "body-file", "version")
+_RESPONSE_FIELDS = ("status", "headers", "body", "body-file", "body-size")
 _handlers: dict[int, SendHandler] = {}
 _ids = itertools.count(1)
 
@@ -79,12 +86,18 @@ def send_shape_problem(component: Any, engine: Any) -> str | None:
     item = imports.get(OUTBOUND)
     if item is None:
         return None
-    send = item.ty.exports(engine).get("send")
-    ok = getattr(getattr(getattr(send, "ty", None), "result", None), "ok", None)
+    send = getattr(item.ty.exports(engine).get("send"), "ty", None)
+    ok = getattr(getattr(send, "result", None), "ok", None)
     fields = [name for name, _ in ok.fields] if ok is not None else []
     if tuple(fields) != _RESPONSE_FIELDS:
         expected = list(_RESPONSE_FIELDS)
         return f"its {OUTBOUND} send returns fields {fields}, this engine writes {expected}"
+    params = getattr(send, "params", None) or []
+    record = getattr(params[0][1], "fields", None) if len(params) == 1 else None
+    taken = [name for name, _ in record] if record is not None else []
+    if tuple(taken) != _REQUEST_FIELDS:
+        expected = list(_REQUEST_FIELDS)
+        return f"its {OUTBOUND} send takes fields {taken}, this engine reads {expected}"
     return None
 
 
@@ -94,6 +107,7 @@ def _read_request(val: Any) -> SendRequest:
         method=read_string(fields["method"]),
         url=read_string(fields["url"]),
         headers=read_headers(fields["headers"]),
+        body=read_bytes(fields["body"]),
         body_file=read_optional_string(fields["body-file"]),
         version=read_optional_string(fields["version"]),
     )
@@ -104,9 +118,10 @@ def _write_reply(val: Any, reply: SendReply) -> None:
     fields[0].val.kind = ffi.WASMTIME_COMPONENT_U16
     fields[0].val.of.u16 = reply.status
     set_headers(fields[1].val, reply.headers)
-    set_string(fields[2].val, reply.body_file)
-    fields[3].val.kind = ffi.WASMTIME_COMPONENT_U64
-    fields[3].val.of.u64 = reply.body_size
+    set_bytes(fields[2].val, reply.body)
+    set_optional_string(fields[3].val, reply.body_file)
+    fields[4].val.kind = ffi.WASMTIME_COMPONENT_U64
+    fields[4].val.of.u64 = reply.body_size
 
 
 @ffi.wasmtime_component_func_callback_t

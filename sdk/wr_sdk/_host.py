@@ -12,7 +12,7 @@ import itertools
 import os
 
 from wr_sdk._http import HOST_READ_MAX, Headers, Response
-from wr_sdk._wire import GUEST_IO_DIR, INVALID_CALL_PREFIX
+from wr_sdk._wire import GUEST_IO_DIR, INLINE_BODY_MAX, INVALID_CALL_PREFIX
 
 try:
     from componentize_py_types import Err
@@ -56,25 +56,33 @@ def call(
     `version` is a semver requirement on the destination module, such as "^1.2".
     """
     _need_host()
-    call_id = next(_call_ids)
     body_file = None
-    if body:
-        body_file = f"call-{call_id}.req"
+    if len(body) > INLINE_BODY_MAX:  # small bodies go inline: no file operations at all
+        body_file = f"call-{next(_call_ids)}.req"
         _write_file(f"{GUEST_IO_DIR}/{body_file}", body)
+        body = b""
     request = _outbound.OutboundRequest(
-        method=method, url=url, headers=list(headers or []), body_file=body_file, version=version
+        method=method,
+        url=url,
+        headers=list(headers) if headers else [],
+        body=bytes(body),
+        body_file=body_file,
+        version=version,
     )
     try:
         answer = _outbound.send(request)
     except Err as exc:
         error = InvalidCallError if str(exc.value).startswith(INVALID_CALL_PREFIX) else CallError
         raise error(f"{method} {url}: {exc.value}") from None
-    reply_path = f"{GUEST_IO_DIR}/{answer.body_file}"
-    try:
-        data = _read_file(reply_path, answer.body_size)
-    finally:
-        _remove(reply_path)  # its room in /wr-io counts against the module's quota
-    return Response(answer.status, data, list(answer.headers))
+    if answer.body_file is None:
+        data = answer.body
+    else:
+        reply_path = f"{GUEST_IO_DIR}/{answer.body_file}"
+        try:
+            data = _read_file(reply_path, answer.body_size)
+        finally:
+            _remove(reply_path)  # its room in /wr-io counts against the module's quota
+    return Response(answer.status, data, answer.headers)
 
 
 def _remove(path: str) -> None:

@@ -71,6 +71,7 @@ def test_one_trace_from_wrctl_to_echos_guest_span(  # type: ignore[no-untyped-de
         proxy.stop()
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
+    # wrctl invoke --json nests a JSON answer as it is
     assert summary["status"] == 200 and summary["body"] == {"reply": "traced"}
     trace_id = summary["trace_id"]
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from runtime.engine.outbound import CallContext, InvalidRequest, OutboundError, ProxyClient
+from runtime.wire import INLINE_BODY_MAX
 
 LIMIT = 1000
 
@@ -43,15 +44,25 @@ def proxy() -> Iterator[ProxyClient]:
     server.server_close()
 
 
-def _context(io_dir: Path) -> CallContext:
-    return CallContext("m", "ns", None, time.monotonic() + 10, io_dir, LIMIT, lambda: 2 * LIMIT)
+def _context(io_dir: Path, limit: int = LIMIT) -> CallContext:
+    return CallContext("m", "ns", None, time.monotonic() + 10, io_dir, limit, lambda: 2 * limit)
 
 
 def _send(proxy: ProxyClient, ctx: CallContext, url: str, **kw: Any) -> bytes:
     prepared = proxy.prepare(
-        ctx, kw.get("method", "POST"), url, kw.get("headers", []), kw.get("body_file"), None
+        ctx,
+        kw.get("method", "POST"),
+        url,
+        kw.get("headers", []),
+        kw.get("body_file"),
+        None,
+        kw.get("body", b""),
     )
     reply = proxy.deliver(ctx, prepared)
+    assert reply.body_size == len(reply.body) or reply.body_file is not None
+    if reply.body_file is None:
+        return reply.body
+    assert not reply.body
     return (ctx.io_dir / reply.body_file).read_bytes()
 
 
@@ -110,7 +121,34 @@ def test_a_reply_over_the_limit_is_refused(proxy: ProxyClient, tmp_path: Path) -
 
 
 def test_a_reply_that_does_not_fit_in_wr_io_is_refused(proxy: ProxyClient, tmp_path: Path) -> None:
-    ctx = _context(tmp_path)
-    ctx.io_room = lambda: 10
-    with pytest.raises(OutboundError, match="no room for the reply's 11 bytes"):
-        _send(proxy, ctx, "http://h/x?size=11")
+    ctx = _context(tmp_path, 4 * INLINE_BODY_MAX)
+    size = INLINE_BODY_MAX + 1  # a file: inline replies take no room in /wr-io
+    ctx.io_room = lambda: INLINE_BODY_MAX
+    with pytest.raises(OutboundError, match=f"no room for the reply's {size} bytes"):
+        _send(proxy, ctx, f"http://h/x?size={size}")
+    assert _send(proxy, ctx, f"http://h/x?size={INLINE_BODY_MAX}") == b"r" * INLINE_BODY_MAX
+
+
+def test_small_bodies_go_inline_both_ways_and_large_ones_through_files(
+    proxy: ProxyClient, tmp_path: Path
+) -> None:
+    ctx = _context(tmp_path, 4 * INLINE_BODY_MAX)
+    small = b"s" * INLINE_BODY_MAX
+    assert _send(proxy, ctx, "http://h/echo", body=small) == small
+    assert list(tmp_path.iterdir()) == []  # no file either way
+    big = b"b" * (INLINE_BODY_MAX + 1)
+    prepared = proxy.prepare(ctx, "POST", "http://h/echo", [], _body(tmp_path, big), None)
+    reply = proxy.deliver(ctx, prepared)
+    assert reply.body == b"" and reply.body_size == len(big) and reply.body_file is not None
+    assert (tmp_path / reply.body_file).read_bytes() == big
+
+
+def test_an_inline_body_over_the_inline_limit_or_beside_a_file_is_refused(
+    proxy: ProxyClient, tmp_path: Path
+) -> None:
+    ctx = _context(tmp_path, 4 * INLINE_BODY_MAX)
+    with pytest.raises(InvalidRequest, match=f"over {INLINE_BODY_MAX}: larger bodies go in a file"):
+        _send(proxy, ctx, "http://h/x", body=b"x" * (INLINE_BODY_MAX + 1))
+    with pytest.raises(InvalidRequest, match="both inline and in a file"):
+        _send(proxy, ctx, "http://h/x", body=b"x", body_file=_body(tmp_path, b"y"))
+    assert _send(proxy, ctx, "http://h/echo", body=b"ok") == b"ok"

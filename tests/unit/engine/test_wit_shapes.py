@@ -67,15 +67,22 @@ class _Component:
         return self.exports_
 
 
-def _component(send_fields: list[str] | None, request: list[str], response: list[str]) -> Any:
+def _component(
+    send_fields: list[str] | None,
+    request: list[str],
+    response: list[str],
+    send_takes: list[str] | None = None,
+) -> Any:
     handle = _Func([("req", _Record(request))], _Record(response))
     imports = {}
     if send_fields is not None:
-        imports[OUTBOUND] = _Item({"send": _Func([], _Result(_Record(send_fields)))})
+        params = [("req", _Record(CURRENT_SEND_REQUEST if send_takes is None else send_takes))]
+        imports[OUTBOUND] = _Item({"send": _Func(params, _Result(_Record(send_fields)))})
     return _Component(imports, {HANDLER: _Item({"handle": handle})})
 
 
-CURRENT_SEND = ["status", "headers", "body-file", "body-size"]
+CURRENT_SEND = ["status", "headers", "body", "body-file", "body-size"]
+CURRENT_SEND_REQUEST = ["method", "url", "headers", "body", "body-file", "version"]
 REQUEST = ["method", "path", "headers"]
 RESPONSE = ["status", "headers"]
 
@@ -91,9 +98,17 @@ def test_a_module_without_outbound_calls_passes() -> None:
 
 
 def test_an_older_send_shape_is_named() -> None:
-    problem = send_shape_problem(_component(CURRENT_SEND[:3], REQUEST, RESPONSE), None)
+    older = ["status", "headers", "body-file", "body-size"]  # before inline bodies
+    problem = send_shape_problem(_component(older, REQUEST, RESPONSE), None)
     assert problem is not None
-    assert "['status', 'headers', 'body-file']" in problem and "body-size" in problem
+    assert f"returns fields {older}" in problem and "'body'" in problem
+
+
+def test_an_older_send_request_shape_is_named() -> None:
+    older = ["method", "url", "headers", "body-file", "version"]  # before inline bodies
+    problem = send_shape_problem(_component(CURRENT_SEND, REQUEST, RESPONSE, older), None)
+    assert problem is not None
+    assert f"takes fields {older}" in problem and "'body'" in problem
 
 
 def test_another_handle_shape_is_named() -> None:

@@ -97,7 +97,12 @@ def planted(request: Request) -> Response:
         except OSError as exc:
             results[f"link-{name}"] = f"refused: {exc.strerror}"
         req = outbound.OutboundRequest(
-            method="POST", url="https://api.example.com/x", headers=[], body_file=name, version=None
+            method="POST",
+            url="https://api.example.com/x",
+            headers=[],
+            body=b"",
+            body_file=name,
+            version=None,
         )
         try:
             answer = outbound.send(req)
