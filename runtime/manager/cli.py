@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wr-manager: {exc}", file=sys.stderr)
         return 1
     finally:
+        # Stopping already: a second SIGTERM (a supervisor repeating itself) must not kill
+        # the process while it flushes its spans; the loop's handlers are gone by now.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
         with contextlib.suppress(Exception):
             shutdown_tracing()
     return 0
