@@ -189,7 +189,9 @@ def test_then_get_killed():
             "cgroups": [str(c) for c in host.cgroups],
             "pids": [host.boot.pid, host.systemd_pid()],
         }
-        Path(__file__).with_name("state.json").write_text(json.dumps(state))
+        staged = Path(__file__).with_name("state.json.tmp")  # renamed: never read half-written
+        staged.write_text(json.dumps(state))
+        staged.rename(staged.with_name("state.json"))
         time.sleep(300)
 """
 
