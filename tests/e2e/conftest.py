@@ -98,10 +98,15 @@ def running_cluster(
         _kill_supervisord(root / "wr")
 
 
-@pytest.fixture
-def local_cluster(tmp_path: Path, components: dict[str, Path]) -> Iterator[LocalCluster]:
-    ports = {name: free_port() for name in ("m", "ma", "d", "c", "a", "p", "e")}
-    template = f"""\
+def free_ports() -> dict[str, int]:
+    """A free loopback port for each of the cluster's listeners (see cluster_toml)."""
+    return {name: free_port() for name in ("m", "ma", "d", "c", "a", "p", "e")}
+
+
+def cluster_toml(ports: dict[str, int], manager_extra: str = "") -> str:
+    """cluster.toml of a local cluster "e2e" on `ports`, up to (not including) its modules;
+    manager_extra: more [manager] lines."""
+    return f"""\
 [cluster]
 name = "e2e"
 
@@ -109,7 +114,7 @@ name = "e2e"
 host = "local"
 port = {ports["m"]}
 admin_port = {ports["ma"]}
-heartbeat_timeout_secs = 10
+{manager_extra}heartbeat_timeout_secs = 10
 
 [defaults]
 format = "supervisor"
@@ -123,7 +128,12 @@ control_port = {ports["c"]}
 admin_port = {ports["a"]}
 peer_port = {ports["p"]}
 engine_port = {ports["e"]}
+"""
 
+
+def echo_module_toml(components: dict[str, Path], env: str = "") -> str:
+    """The [[module]] of example.echo (built component, its schema, tracing granted)."""
+    return f"""
 [[module]]
 namespace = "example"
 name = "echo"
@@ -131,7 +141,16 @@ version = "1.0.0"
 component = "{components["echo"]}"
 schema = "{REPO / "examples/echo/schemas/echo.proto"}"
 capabilities = ["tracing"]
+{env}"""
 
+
+@pytest.fixture
+def local_cluster(tmp_path: Path, components: dict[str, Path]) -> Iterator[LocalCluster]:
+    ports = free_ports()
+    template = (
+        cluster_toml(ports)
+        + echo_module_toml(components)
+        + f"""
 [[module]]
 namespace = "example"
 name = "caller"
@@ -141,5 +160,6 @@ schema = "{REPO / "examples/echo/schemas/echo.proto"}"
 capabilities = ["tracing"]
 env = {{ GREETING = "hello" }}
 """
+    )
     with running_cluster(tmp_path, template, ports["m"], ports["d"]) as cluster:
         yield cluster

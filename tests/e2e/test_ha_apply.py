@@ -16,7 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import COLD, REPO, WRCTL, LocalCluster, running_cluster
+from tests.e2e.conftest import (
+    COLD,
+    WRCTL,
+    LocalCluster,
+    cluster_toml,
+    echo_module_toml,
+    free_ports,
+    running_cluster,
+)
 from tests.infra.postgres import PostgresServer
 from tests.infra.process import ManagedProcess, free_port, wait_until
 from tests.integration.manager.conftest import fresh_database
@@ -29,39 +37,9 @@ pytestmark = pytest.mark.slow
 
 
 def _template(ports: dict[str, int], dsn: str, components: dict[str, Path]) -> str:
-    return f"""\
-[cluster]
-name = "e2e"
-
-[manager]
-host = "local"
-port = {ports["m"]}
-admin_port = {ports["ma"]}
-state = "{dsn}"
-heartbeat_timeout_secs = 10
-
-[defaults]
-format = "supervisor"
-workdir = "wr"
-
-[[node]]
-name = "local"
-host = "local"
-data_port = {ports["d"]}
-control_port = {ports["c"]}
-admin_port = {ports["a"]}
-peer_port = {ports["p"]}
-engine_port = {ports["e"]}
-
-[[module]]
-namespace = "example"
-name = "echo"
-version = "1.0.0"
-component = "{components["echo"]}"
-schema = "{REPO / "examples/echo/schemas/echo.proto"}"
-capabilities = ["tracing"]
-env = {{ GREETING = "one" }}
-"""
+    return cluster_toml(ports, f'state = "{dsn}"\n') + echo_module_toml(
+        components, 'env = { GREETING = "one" }\n'
+    )
 
 
 class SecondManager:
@@ -109,7 +87,7 @@ class SecondManager:
 def ha_cluster(
     tmp_path: Path, components: dict[str, Path], postgres: PostgresServer
 ) -> Iterator[tuple[LocalCluster, str]]:
-    ports = {name: free_port() for name in ("m", "ma", "d", "c", "a", "p", "e")}
+    ports = free_ports()
     with fresh_database(postgres) as dsn:
         template = _template(ports, dsn, components)
         with running_cluster(tmp_path, template, ports["m"], ports["d"]) as cluster:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import COLD, REPO, LocalCluster, running_cluster
+from tests.e2e.conftest import COLD, REPO, LocalCluster, free_ports, running_cluster
 from tests.infra.fake_anthropic import FakeAnthropic, Reply, ToolCall
 from tests.infra.postgres import PostgresServer
-from tests.infra.process import free_port, wait_until
+from tests.infra.process import wait_until
 from tests.infra.s3 import S3Server
 
 SHOP = REPO / "examples" / "shop"
@@ -73,7 +73,7 @@ def shop(
     s3_server: S3Server,
     fake_anthropic: FakeAnthropic,
 ) -> Iterator[LocalCluster]:
-    ports = {name: free_port() for name in ("m", "ma", "d", "c", "a", "p", "e")}
+    ports = free_ports()
     db_url = postgres.create_database(f"shop_{os.getpid()}_{ports['m']}")
     s3_server.client().create_bucket(Bucket="shop-images")
     template = _cluster_toml(components, ports, db_url, s3_server, fake_anthropic)
