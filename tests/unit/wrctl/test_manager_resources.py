@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from runtime.api import wruntime_pb2 as pb
+from tests.unit.wrctl.test_managers_ha import FakeRollout
 from wrctl.config import load_targets
 from wrctl.config.targets import Targets
 from wrctl.errors import ManagerUnreachable
@@ -163,34 +164,6 @@ def test_live_state_reads_every_host_from_the_managers_record(tmp_path: Path) ->
     assert live.bundles == {"manager": per_host["manager.10.0.0.10"], **per_host}
 
 
-class _Host:
-    """Rollout, its host and its transport in one fake (see test_managers_ha.py)."""
-
-    def __init__(self, host: str, events: list[str]) -> None:
-        self.name, self.events = host, events
-        self.host = self.transport = self
-        self.format = SimpleNamespace(install_as_root=False)
-
-    def path(self, target: str, *parts: str) -> str:
-        return "/".join(["/wr", target, *parts])
-
-    def run(self, command: str, **_: object) -> object:
-        self.events.append(f"run {self.name}: {command}")
-        return SimpleNamespace(stdout="KEY\n")
-
-    def close(self) -> None:
-        pass
-
-    def restart(self) -> None:
-        self.events.append(f"restart {self.name}")
-
-    def switch(self, release: str) -> None:
-        self.events.append(f"switch {self.name} {release}")
-
-    def log_tail(self, lines: int = 50) -> str:
-        return "last lines"
-
-
 def _run(
     monkeypatch: pytest.MonkeyPatch, plan: object, events: list[str], failing: str = ""
 ) -> tuple[object, list[pb.ReleaseRecord]]:
@@ -203,14 +176,14 @@ def _run(
         records.append(record)
 
     session = SimpleNamespace(
-        open=lambda place: _Host(place.host, events),
+        open=lambda place: FakeRollout(place.host, events),
         report=lambda target, message: None,
         options=SimpleNamespace(health_timeout_s=1.0),
         record=lambda record: (events.append("record"), records.append(record)),
         record_failure=failure,
     )
 
-    def install(self: object, rollout: _Host, bundle: object, credentials: object) -> str:
+    def install(self: object, rollout: FakeRollout, bundle: object, credentials: object) -> str:
         events.append(f"install {rollout.name}")
         return f"old-{rollout.name}"
 

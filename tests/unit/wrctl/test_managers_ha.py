@@ -171,8 +171,8 @@ def test_each_manager_host_gets_its_bundle_and_is_a_resource_of_its_own(
     assert desired["node.a"].attributes["manager"] == "10.0.0.1:9000,10.0.0.2:9000"
 
 
-class _Rollout:
-    """Rollout, its host and its transport in one fake."""
+class FakeRollout:
+    """Rollout, its host and its transport in one fake (test_manager_resources.py uses it too)."""
 
     def __init__(self, host: str, events: list[str]) -> None:
         from types import SimpleNamespace
@@ -217,12 +217,12 @@ def test_managers_are_upgraded_one_at_a_time_and_a_failed_gate_rolls_back_and_st
     targets = load_targets(_write(tmp_path, text))
     events: list[str] = []
     session = SimpleNamespace(
-        open=lambda place: _Rollout(place.host, events),
+        open=lambda place: FakeRollout(place.host, events),
         report=lambda target, message: events.append(f"report {target}: {message}"),
         options=SimpleNamespace(health_timeout_s=1.0),
     )
 
-    def install(self: object, rollout: _Rollout, bundle: object, credentials: object) -> str:
+    def install(self: object, rollout: FakeRollout, bundle: object, credentials: object) -> str:
         events.append(f"install {rollout.name}")
         return f"old-{rollout.name}"
 
